@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages hhlctl's tests and demo use (as root; idempotent).
+# Runs `apt-get update` once, and only when something is missing.
+set -euo pipefail
+pkgs=(nginx libnginx-mod-http-lua lua-resty-core redis-server systemd-container dbus polkitd git curl)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: missing Debian packages: ${missing[*]}; run this as root to install them" >&2
+    exit 1
+  fi
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  # Installed packages must not start their own daemons on this host.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,96 @@
+//! Command-line arguments (clap derive) and dispatch.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+use crate::error::Diagnostics;
+use crate::load::DEFAULT_CONFIG;
+
+/// Per-developer OpenResty and Redis instances on one shared development server.
+///
+/// hhlctl reads one declarative file, hhl.yaml (developers, servers, Redis, and each
+/// developer's overrides of master's values), renders every instance's configuration
+/// from handlebars templates, and runs each instance as a systemd unit:
+/// openresty@<server>-<developer>.service and redis@<port>.service.
+///
+/// Start with `hhlctl plan` to see the instances and what would change, then
+/// `hhlctl render --out DIR` to inspect every generated file.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hhlctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Arguments {
+    /// The hhl.yaml to read.
+    #[arg(long, short, global = true, env = "HHL_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write every generated file under DIR, at the path it would have on the host.
+    ///
+    /// A dry run anyone can inspect and diff: nothing outside DIR is touched. If
+    /// hhl.yaml or a template has errors, all of them are reported and nothing is
+    /// written.
+    #[command(
+        after_help = "Example:\n  hhlctl -c examples/hhl.yaml render --out /tmp/hhl && find /tmp/hhl -type f"
+    )]
+    Render(cmd::render::Args),
+
+    /// Show the instances and which files would be added, changed or removed.
+    ///
+    /// Compares what hhl.yaml renders to with what is on disk (under --root) and with
+    /// what hhlctl generated last time. Changes nothing.
+    #[command(
+        after_help = "Example:\n  hhlctl -c examples/hhl.yaml plan --root /tmp/empty\n  hhlctl plan --json | jq '.instances[].unit'"
+    )]
+    Plan(cmd::plan::Args),
+
+    /// Convert an original serverctrl directory into hhl.yaml and handlebars templates.
+    ///
+    /// Reads nginx.<server>.templ.conf with nginx.<server>.sub.py, and redis.templ.conf
+    /// with redis.sub.py ($NAME placeholders, Python dict literals: parsed, never run),
+    /// and writes hhl.yaml plus templates/*.hbs into --out.
+    #[command(
+        name = "import-legacy",
+        after_help = "Example:\n  hhlctl import-legacy /srv/serverctrl --out /tmp/imported\n  hhlctl -c /tmp/imported/hhl.yaml plan"
+    )]
+    ImportLegacy(cmd::import::Args),
+}
+
+/// Run hhlctl with the process's arguments; returns the exit code.
+pub fn run() -> i32 {
+    let args = Arguments::parse();
+    match cmd::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}
+
+fn report(e: &anyhow::Error) {
+    match e.downcast_ref::<Diagnostics>() {
+        Some(d) => eprint!("{d}"),
+        None => eprintln!("error: {e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        super::Arguments::command().debug_assert();
+    }
+}

@@ -1,0 +1,184 @@
+//! hhl.yaml as written: raw serde structs that refuse unknown keys. `model` turns this
+//! into the resolved, validated instance set.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Diagnostic, Pos};
+
+/// Template values: scalars (or anything JSON can hold) by name.
+pub type Values = BTreeMap<String, serde_json::Value>;
+/// Values by owner (`master`, then developers), in file order.
+pub type OwnerValues = IndexMap<String, Values>;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Developer names; `master` is implicit.
+    pub developers: Vec<String>,
+    #[serde(default)]
+    pub paths: RawPaths,
+    #[serde(default)]
+    pub nginx: RawNginx,
+    /// OpenResty logic servers by name.
+    pub servers: IndexMap<String, RawServer>,
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// `builtin:<name>` or a path relative to hhl.yaml's directory.
+    pub template: String,
+    /// One instance (master's) serves every developer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+    /// `master:` base values, then per-developer overrides.
+    pub values: OwnerValues,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub template: String,
+    pub values: OwnerValues,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPaths {
+    /// `<hhl_root>/<server>/<developer>/{conf,logs,src}`
+    pub hhl_root: PathBuf,
+    /// `<redis_conf_dir>/<port>.conf`
+    pub redis_conf_dir: PathBuf,
+    /// `<redis_data_dir>/<port>/`
+    pub redis_data_dir: PathBuf,
+    /// Lua code shared by every instance; on every `lua_package_path`.
+    pub lua_lib_dir: PathBuf,
+    /// Where generated drop-ins, slices and `.wants` links go.
+    pub unit_dir: PathBuf,
+    /// hhlctl's own records (the manifest of generated files).
+    pub state_dir: PathBuf,
+}
+
+impl Default for RawPaths {
+    fn default() -> Self {
+        RawPaths {
+            hhl_root: "/opt/hhl".into(),
+            redis_conf_dir: "/opt/redis/etc".into(),
+            redis_data_dir: "/opt/redis/var".into(),
+            lua_lib_dir: "/opt/hhl/lib".into(),
+            unit_dir: "/etc/systemd/system".into(),
+            state_dir: "/var/lib/hhl".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawNginx {
+    #[serde(default)]
+    pub flavor: FlavorChoice,
+}
+
+/// Which nginx runs the Lua servers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FlavorChoice {
+    /// Detect what is installed (OpenResty first, then Debian's nginx + Lua module).
+    #[default]
+    Auto,
+    Debian,
+    Openresty,
+}
+
+/// The text of hhl.yaml and where it came from, for messages that point into it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    /// A diagnostic pointing at `key_path` (or its deepest existing prefix).
+    pub fn diag(&self, key_path: &[&str], message: impl Into<String>) -> Diagnostic {
+        let pos = crate::locate::locate(&self.text, key_path);
+        Diagnostic::new(&self.path, message).at(&self.text, pos)
+    }
+
+    /// The directory relative template paths are resolved against.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Parse hhl.yaml text; `file` is only for messages.
+pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
+    serde_norway::from_str(text).map_err(|e| {
+        let pos = e.location().map(|l| Pos { line: l.line(), column: l.column() });
+        let msg = strip_position(&e.to_string());
+        let hint = if msg.contains("unknown field") {
+            "remove the key or fix its spelling; `hhlctl --help` lists where the schema is documented"
+        } else if msg.contains("missing field") {
+            "add the key; see examples/hhl.yaml for a complete file"
+        } else if msg.contains("duplicate") {
+            "each key may appear once in a mapping"
+        } else if msg.contains("invalid type") || msg.contains("unknown variant") {
+            "see examples/hhl.yaml for the expected shape"
+        } else {
+            "fix the YAML syntax at this position"
+        };
+        Diagnostic::new(file, format!("invalid hhl.yaml: {msg}")).at(text, pos).hint(hint)
+    })
+}
+
+/// serde_norway writes " at line L column C" into messages; we show positions ourselves.
+fn strip_position(msg: &str) -> String {
+    let mut out = msg.to_string();
+    while let Some(i) = out.find(" at line ") {
+        let rest = &out[i + " at line ".len()..];
+        let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let l = digits(rest);
+        let Some(after) = rest[l..].strip_prefix(" column ") else {
+            break;
+        };
+        let end = i + " at line ".len() + l + " column ".len() + digits(after);
+        out.replace_range(i..end, "");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_and_position() {
+        let text = "developers: []\nservers: {}\nservrs: {}\n";
+        let d = parse(Path::new("h.yaml"), text).unwrap_err();
+        assert!(
+            d.message.contains("unknown field `servrs`"),
+            "{}",
+            d.message
+        );
+        assert_eq!(d.pos, Some(Pos { line: 3, column: 1 }));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let d = parse(Path::new("h.yaml"), "developers: [dev1\nservers: {}\n").unwrap_err();
+        assert!(d.pos.is_some());
+        assert!(d.to_string().contains("h.yaml:"), "{d}");
+    }
+
+    #[test]
+    fn paths_default_to_original_layout() {
+        let c = parse(Path::new("h.yaml"), "developers: []\nservers: {}\n").unwrap();
+        assert_eq!(c.paths.hhl_root, PathBuf::from("/opt/hhl"));
+        assert_eq!(c.paths.redis_conf_dir, PathBuf::from("/opt/redis/etc"));
+        assert_eq!(c.nginx.flavor, FlavorChoice::Auto);
+    }
+}

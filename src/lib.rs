@@ -1,0 +1,22 @@
+//! hhlctl: per-developer OpenResty and Redis instances on a shared development
+//! server, declared in hhl.yaml and run by systemd.
+//!
+//! Pure core: `config` (hhl.yaml as written) → `model` (validated instances) →
+//! `render` (artifacts as data, with `templates` and `units`). Shell: `load` (reads
+//! files), `fsapply` (atomic writes under an injected root), `cmd` (subcommands).
+
+pub mod artifact;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod error;
+pub mod fsapply;
+pub mod legacy;
+pub mod load;
+pub mod locate;
+pub mod model;
+pub mod names;
+pub mod render;
+pub mod table;
+pub mod templates;
+pub mod units;

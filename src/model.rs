@@ -1,0 +1,479 @@
+//! The resolved, validated instance set: every developer's (and master's) OpenResty
+//! and Redis instances with their ports, paths and merged values.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{OwnerValues, RawConfig, RawPaths, Source, Values};
+use crate::error::{Diagnostic, Diagnostics};
+use crate::names::{self, MASTER};
+
+pub const PORT_MIN: u16 = 1024;
+
+/// Which nginx build serves Lua; decides the binary and the `load_module` lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    /// Debian's `nginx` + `libnginx-mod-http-lua`: modules are loaded explicitly.
+    Debian,
+    /// OpenResty: Lua is built in.
+    Openresty,
+}
+
+impl Flavor {
+    pub fn binary(self) -> &'static str {
+        match self {
+            Flavor::Debian => "/usr/sbin/nginx",
+            Flavor::Openresty => "/usr/bin/openresty",
+        }
+    }
+    pub fn load_modules(self) -> &'static str {
+        match self {
+            Flavor::Debian => {
+                "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
+            }
+            Flavor::Openresty => "",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Openresty,
+    Redis,
+}
+
+/// Where a template comes from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum TemplateRef {
+    /// Embedded in hhlctl (`builtin:socketserver`).
+    Builtin(String),
+    /// A file, resolved against hhl.yaml's directory.
+    File(PathBuf),
+}
+
+impl TemplateRef {
+    fn parse(s: &str, base: &Path) -> TemplateRef {
+        match s.strip_prefix("builtin:") {
+            Some(name) => TemplateRef::Builtin(name.to_string()),
+            None => TemplateRef::File(base.join(s)),
+        }
+    }
+    /// The name the template registry knows it by.
+    pub fn key(&self) -> String {
+        match self {
+            TemplateRef::Builtin(n) => format!("builtin:{n}"),
+            TemplateRef::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub kind: Kind,
+    /// Logic server name, or `redis`.
+    pub server: String,
+    pub developer: String,
+    /// systemd instance string: `socketserver-dev1`, or the port for Redis.
+    pub name: String,
+    pub port: u16,
+    /// The rendered configuration file.
+    pub config_path: PathBuf,
+    /// nginx prefix (`-p`), or Redis's data directory.
+    pub dir: PathBuf,
+    #[serde(skip)]
+    pub template: TemplateRef,
+    /// Key path of the instance's group in hhl.yaml (`servers.socketserver`), for messages.
+    #[serde(skip)]
+    pub origin: Vec<String>,
+    #[serde(skip)]
+    pub values: Values,
+}
+
+impl Instance {
+    pub fn unit(&self) -> String {
+        match self.kind {
+            Kind::Openresty => format!("openresty@{}.service", self.name),
+            Kind::Redis => format!("redis@{}.service", self.name),
+        }
+    }
+    pub fn src_dir(&self) -> PathBuf {
+        self.dir.join("src")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Developers as listed (without master).
+    pub developers: Vec<String>,
+    pub paths: RawPaths,
+    pub flavor: Flavor,
+    /// In file order: servers as declared, then Redis; master first, then developers as listed.
+    pub instances: Vec<Instance>,
+}
+
+impl Model {
+    /// master, then the developers, in order.
+    pub fn owners(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(MASTER).chain(self.developers.iter().map(String::as_str))
+    }
+}
+
+/// Validate `raw` and resolve every instance. Reports every problem found, not only the first.
+pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Diagnostics> {
+    let mut errs = Diagnostics::default();
+
+    let mut developers: Vec<String> = Vec::new();
+    for (i, dev) in raw.developers.iter().enumerate() {
+        let idx = i.to_string();
+        if let Some(problem) = names::developer_problem(dev) {
+            errs.push(src.diag(&["developers", &idx], problem).hint(
+                "developer names are unix user names and git branches: lowercase letters, digits and `_`, at most 32",
+            ));
+        } else if developers.contains(dev) {
+            errs.push(
+                src.diag(
+                    &["developers", &idx],
+                    format!("developer `{dev}` is listed twice"),
+                )
+                .hint("remove the second entry"),
+            );
+        } else {
+            developers.push(dev.clone());
+        }
+    }
+
+    check_paths(&raw.paths, src, &mut errs);
+
+    let mut instances = Vec::new();
+    for (server, s) in &raw.servers {
+        if let Some(problem) = names::server_problem(server) {
+            errs.push(
+                src.diag(&["servers", server], problem)
+                    .hint("rename the server, e.g. `socketserver`"),
+            );
+            continue;
+        }
+        let group = Group {
+            src,
+            scope: vec!["servers", server],
+            template: &s.template,
+            values: &s.values,
+            shared: s.shared,
+        };
+        instances.extend(
+            group.resolve(&developers, &mut errs, |dev, port, values, template| {
+                let dir = raw.paths.hhl_root.join(server).join(dev);
+                Instance {
+                    kind: Kind::Openresty,
+                    server: server.clone(),
+                    developer: dev.to_string(),
+                    name: format!("{server}-{dev}"),
+                    port,
+                    config_path: dir.join("conf/nginx.conf"),
+                    dir,
+                    template,
+                    origin: vec!["servers".into(), server.clone()],
+                    values,
+                }
+            }),
+        );
+    }
+    if let Some(r) = &raw.redis {
+        let group = Group {
+            src,
+            scope: vec!["redis"],
+            template: &r.template,
+            values: &r.values,
+            shared: false,
+        };
+        instances.extend(
+            group.resolve(&developers, &mut errs, |dev, port, values, template| {
+                Instance {
+                    kind: Kind::Redis,
+                    server: "redis".into(),
+                    developer: dev.to_string(),
+                    name: port.to_string(),
+                    port,
+                    config_path: raw.paths.redis_conf_dir.join(format!("{port}.conf")),
+                    dir: raw.paths.redis_data_dir.join(port.to_string()),
+                    template,
+                    origin: vec!["redis".into()],
+                    values,
+                }
+            }),
+        );
+    }
+
+    check_ports(&instances, src, &mut errs);
+    errs.into_result(Model {
+        developers,
+        paths: raw.paths.clone(),
+        flavor,
+        instances,
+    })
+}
+
+/// One server (or Redis) as written: master's values plus per-developer overrides.
+struct Group<'a> {
+    src: &'a Source,
+    /// Key path of the group in hhl.yaml, e.g. `servers.socketserver`.
+    scope: Vec<&'a str>,
+    template: &'a str,
+    values: &'a OwnerValues,
+    shared: bool,
+}
+
+impl Group<'_> {
+    fn diag(&self, rest: &[&str], message: String) -> Diagnostic {
+        let path: Vec<&str> = self.scope.iter().chain(rest).copied().collect();
+        self.src
+            .diag(&path, format!("{}: {message}", self.scope.join(".")))
+    }
+
+    /// Merge master's values with each owner's overrides and build their instances.
+    fn resolve(
+        &self,
+        developers: &[String],
+        errs: &mut Diagnostics,
+        make: impl Fn(&str, u16, Values, TemplateRef) -> Instance,
+    ) -> Vec<Instance> {
+        if self.template.trim().is_empty() {
+            errs.push(
+                self.diag(&["template"], "template is empty".into())
+                    .hint("name a template file relative to hhl.yaml, or `builtin:<name>`"),
+            );
+        }
+        let Some(base) = self.values.get(MASTER) else {
+            errs.push(self.diag(&["values"], "no `master` values".into())
+                .hint("add `values: {master: {port: ...}}`: master's values are the base every developer overrides"));
+            return Vec::new();
+        };
+        for owner in self.values.keys().filter(|k| k.as_str() != MASTER) {
+            if !developers.iter().any(|d| d == owner) {
+                errs.push(
+                    self.diag(
+                        &["values", owner],
+                        format!("values for `{owner}`, who is not in `developers`"),
+                    )
+                    .hint(format!(
+                        "add `{owner}` to `developers`, or remove these values"
+                    )),
+                );
+            } else if self.shared {
+                errs.push(self.diag(&["values", owner], format!("server is shared, so it has no instance of `{owner}` to override"))
+                    .hint("remove these values, or set `shared: false` to give every developer an instance"));
+            }
+        }
+        let owners: Vec<&str> = if self.shared {
+            vec![MASTER]
+        } else {
+            std::iter::once(MASTER)
+                .chain(developers.iter().map(String::as_str))
+                .collect()
+        };
+        let template = TemplateRef::parse(self.template, self.src.dir());
+        let mut out = Vec::new();
+        for owner in owners {
+            let own = self.values.get(owner).filter(|_| owner != MASTER);
+            let mut merged = base.clone();
+            merged.extend(own.cloned().unwrap_or_default());
+            // Point at the value that set the port: the override, else master's.
+            let port_from = if own.is_some_and(|v| v.contains_key("port")) {
+                owner
+            } else {
+                MASTER
+            };
+            let port = match merged.get("port") {
+                None => {
+                    errs.push(
+                        self.diag(&["values", MASTER], format!("`{owner}` has no `port`"))
+                            .hint("set `port` in master's values or in this developer's"),
+                    );
+                    continue;
+                }
+                Some(v) => match v.as_u64() {
+                    Some(p) if (PORT_MIN as u64..=65535).contains(&p) => p as u16,
+                    _ => {
+                        errs.push(
+                            self.diag(
+                                &["values", port_from, "port"],
+                                format!("port {v} of `{owner}` is outside {PORT_MIN}-65535"),
+                            )
+                            .hint("use an unprivileged port number; ports below 1024 need root"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            out.push(make(owner, port, merged, template.clone()));
+        }
+        out
+    }
+}
+
+fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
+    let mut seen: BTreeMap<u16, &Instance> = BTreeMap::new();
+    for inst in instances {
+        if let Some(first) = seen.get(&inst.port) {
+            let mut path: Vec<&str> = inst.origin.iter().map(String::as_str).collect();
+            path.extend(["values", inst.developer.as_str(), "port"]);
+            errs.push(
+                src.diag(
+                    &path,
+                    format!(
+                        "port {} is used by both {} and {}",
+                        inst.port,
+                        first.unit(),
+                        inst.unit()
+                    ),
+                )
+                .hint("give every instance its own port"),
+            );
+        } else {
+            seen.insert(inst.port, inst);
+        }
+    }
+}
+
+fn check_paths(paths: &RawPaths, src: &Source, errs: &mut Diagnostics) {
+    let all = [
+        ("hhl_root", &paths.hhl_root),
+        ("redis_conf_dir", &paths.redis_conf_dir),
+        ("redis_data_dir", &paths.redis_data_dir),
+        ("lua_lib_dir", &paths.lua_lib_dir),
+        ("unit_dir", &paths.unit_dir),
+        ("state_dir", &paths.state_dir),
+    ];
+    for (key, p) in all {
+        if !p.is_absolute() {
+            errs.push(
+                src.diag(
+                    &["paths", key],
+                    format!("paths.{key} `{}` is not an absolute path", p.display()),
+                )
+                .hint("start it with `/`"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn build_yaml(yaml: &str) -> Result<Model, Diagnostics> {
+        let src = Source {
+            path: "/etc/hhl/hhl.yaml".into(),
+            text: yaml.into(),
+        };
+        let raw = config::parse(&src.path, &src.text).map_err(Diagnostics::from)?;
+        build(&raw, &src, Flavor::Debian)
+    }
+
+    const BASE: &str = "\
+developers: [dev1, dev2]
+servers:
+  socketserver:
+    template: builtin:socketserver
+    values:
+      master: {port: 1080, workers: 1, name: base}
+      dev1: {port: 1081, name: mine}
+  httpserver:
+    template: t/http.hbs
+    shared: true
+    values:
+      master: {port: 1100}
+redis:
+  template: builtin:redis
+  values:
+    master: {port: 6379}
+    dev1: {port: 6381}
+    dev2: {port: 6382}
+";
+
+    #[test]
+    fn overrides_merge_over_master() {
+        let m = build_yaml(
+            BASE.replace("dev2]", "dev2]\n")
+                .as_str()
+                .replace(
+                    "      dev1: {port: 1081, name: mine}",
+                    "      dev1: {port: 1081, name: mine}\n      dev2: {port: 1082}",
+                )
+                .as_str(),
+        )
+        .unwrap();
+        let get = |name: &str| m.instances.iter().find(|i| i.name == name).unwrap();
+        let dev1 = get("socketserver-dev1");
+        assert_eq!(
+            (
+                dev1.port,
+                dev1.values["name"].as_str(),
+                dev1.values["workers"].as_u64()
+            ),
+            (1081, Some("mine"), Some(1))
+        );
+        assert_eq!(get("socketserver-dev2").values["name"], "base");
+        assert_eq!(
+            get("socketserver-master").dir,
+            PathBuf::from("/opt/hhl/socketserver/master")
+        );
+        assert_eq!(
+            get("6381").config_path,
+            PathBuf::from("/opt/redis/etc/6381.conf")
+        );
+        assert_eq!(get("6381").unit(), "redis@6381.service");
+        assert_eq!(
+            get("httpserver-master").template,
+            TemplateRef::File("/etc/hhl/t/http.hbs".into())
+        );
+    }
+
+    #[test]
+    fn shared_server_has_one_instance() {
+        let m = build_yaml(&BASE.replace(
+            "      dev1: {port: 1081, name: mine}",
+            "      dev1: {port: 1081}\n      dev2: {port: 1082}",
+        ))
+        .unwrap();
+        let http: Vec<_> = m
+            .instances
+            .iter()
+            .filter(|i| i.server == "httpserver")
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(http, ["httpserver-master"]);
+        assert_eq!(m.instances.len(), 3 + 1 + 3);
+    }
+
+    #[test]
+    fn a_developer_without_override_inherits_master_port_and_collides() {
+        let e = build_yaml(BASE).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(e.0[0].message.contains("port 1080 is used by both openresty@socketserver-master.service and openresty@socketserver-dev2.service"), "{e}");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let yaml = BASE
+            .replace("[dev1, dev2]", "[dev1, dev1, Bad]")
+            .replace("6382", "80");
+        let e = build_yaml(&yaml).unwrap_err();
+        let msgs: Vec<_> = e.0.iter().map(|d| d.message.as_str()).collect();
+        assert!(msgs.iter().any(|m| m.contains("listed twice")), "{msgs:?}");
+        assert!(
+            msgs.iter().any(|m| m.contains("`Bad` contains `B`")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("values for `dev2`, who is not in `developers`")),
+            "{msgs:?}"
+        );
+    }
+}

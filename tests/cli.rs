@@ -1,0 +1,371 @@
+//! The real binary on good and bad configs: messages, positions and exit codes.
+
+mod support;
+
+use support::{example_yaml, Sandbox};
+
+const MINI: &str = "\
+developers: [dev1]
+servers:
+  socketserver:
+    template: builtin:socketserver
+    values:
+      master: {port: 1080, worker_processes: 1, worker_connections: 64, error_log_level: info, lua_code_cache: 'off', server_name: localhost}
+      dev1: {port: 1081}
+redis:
+  template: builtin:redis
+  values:
+    master: {port: 6379, bind: 127.0.0.1, loglevel: notice, databases: 16, appendonly: 'no'}
+    dev1: {port: 6381}
+";
+
+/// Run `plan` on `yaml` and return the failure's stderr, checking the exit code and
+/// that nothing was written.
+fn refused(yaml: &str) -> String {
+    let sb = Sandbox::new();
+    sb.write("hhl.yaml", yaml);
+    let r = sb.run(&["render", "--out", "out"]);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(
+        !sb.path().join("out").exists(),
+        "render wrote something despite errors"
+    );
+    assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+    r.stderr
+}
+
+fn has(stderr: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(stderr.contains(p), "missing {p:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn mini_config_renders() {
+    let sb = Sandbox::new();
+    sb.write("hhl.yaml", MINI);
+    let r = sb.run(&["render", "--out", "out"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    assert_eq!(
+        r.stdout.trim(),
+        format!("rendered 4 instances, 14 files, into out")
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    let e = refused(&MINI.replace("developers: [dev1]", "developers: [dev1"));
+    has(&e, &["error: invalid hhl.yaml: did not find expected ',' or ']', while parsing a flow sequence\n", "hhl.yaml:2:8", "= hint: fix the YAML syntax"]);
+}
+
+#[test]
+fn unknown_key() {
+    let e = refused(&MINI.replace(
+        "    template: builtin:socketserver",
+        "    templte: builtin:socketserver",
+    ));
+    has(
+        &e,
+        &[
+            "unknown field `templte`, expected one of `template`, `shared`, `values`",
+            "hhl.yaml:4:5",
+            "4 |     templte:",
+            "remove the key or fix its spelling",
+        ],
+    );
+}
+
+#[test]
+fn missing_template_file() {
+    let e = refused(&MINI.replace("builtin:socketserver", "templates/nope.hbs"));
+    has(
+        &e,
+        &[
+            "cannot read template ",
+            "templates/nope.hbs: No such file",
+            "hhl.yaml:4:5",
+            "relative to hhl.yaml's directory",
+        ],
+    );
+}
+
+#[test]
+fn unknown_builtin_template() {
+    let e = refused(&MINI.replace("builtin:socketserver", "builtin:websocket"));
+    has(&e, &["no built-in template `websocket`", "hhl.yaml:4:5", "the built-ins are builtin:socketserver, builtin:dtserver, builtin:httpserver, builtin:redis"]);
+}
+
+#[test]
+fn template_with_undefined_variable() {
+    let sb = Sandbox::new();
+    sb.write(
+        "hhl.yaml",
+        &MINI.replace("builtin:socketserver", "mine.hbs"),
+    );
+    sb.write(
+        "mine.hbs",
+        "worker_processes 1;\nevents { worker_connections {{connections}}; }\n",
+    );
+    let r = sb.run(&["render", "--out", "out"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &[
+            "error: template uses `connections`, which has no value for socketserver-master",
+            "mine.hbs:2:29",
+            "2 | events { worker_connections {{connections}}; }",
+            "define `connections` in master's values",
+        ],
+    );
+    // Reported once, not once per instance.
+    assert_eq!(r.stderr.matches("template uses").count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn template_syntax_error() {
+    let sb = Sandbox::new();
+    sb.write(
+        "hhl.yaml",
+        &MINI.replace("builtin:socketserver", "mine.hbs"),
+    );
+    sb.write("mine.hbs", "listen {{port};\n");
+    let r = sb.run(&["render", "--out", "out"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &[
+            "error: template syntax: invalid handlebars syntax",
+            "mine.hbs:1:",
+        ],
+    );
+}
+
+#[test]
+fn port_used_twice_across_server_and_redis() {
+    let e = refused(&MINI.replace("dev1: {port: 6381}", "dev1: {port: 1081}"));
+    has(&e, &[
+        "error: port 1081 is used by both openresty@socketserver-dev1.service and redis@1081.service",
+        "hhl.yaml:12:12",
+        "give every instance its own port",
+    ]);
+}
+
+#[test]
+fn port_out_of_range() {
+    let e = refused(
+        &MINI
+            .replace("dev1: {port: 1081}", "dev1: {port: 80}")
+            .replace("dev1: {port: 6381}", "dev1: {port: 70000}"),
+    );
+    has(
+        &e,
+        &[
+            "servers.socketserver: port 80 of `dev1` is outside 1024-65535",
+            "hhl.yaml:7:14",
+            "redis: port 70000 of `dev1` is outside 1024-65535",
+            "hhl.yaml:12:12",
+            "2 errors",
+        ],
+    );
+}
+
+#[test]
+fn bad_developer_names() {
+    let cases = [
+        ("'../x'", "developer name `../x` contains `.`"),
+        ("'dev 1'", "developer name `dev 1` contains white space"),
+        (
+            "'-x'",
+            "developer name `-x` contains `-`, which systemd reads as a separator",
+        ),
+        ("''", "developer name is empty"),
+        (
+            "abcdefghijabcdefghijabcdefghijabc",
+            "is 33 characters long; the limit is 32",
+        ),
+        ("Dev1", "developer name `Dev1` contains `D`"),
+        ("master", "`master` is always an instance"),
+    ];
+    for (name, want) in cases {
+        let e =
+            refused(&MINI.replace("developers: [dev1]", &format!("developers: [dev1, {name}]")));
+        has(
+            &e,
+            &[
+                want,
+                "hhl.yaml:1:20",
+                "lowercase letters, digits and `_`, at most 32",
+            ],
+        );
+    }
+}
+
+#[test]
+fn duplicate_developer() {
+    let e = refused(&MINI.replace("developers: [dev1]", "developers: [dev1, dev1]"));
+    has(
+        &e,
+        &[
+            "developer `dev1` is listed twice",
+            "hhl.yaml:1:20",
+            "remove the second entry",
+        ],
+    );
+}
+
+#[test]
+fn override_for_unknown_developer() {
+    let e = refused(&MINI.replace(
+        "dev1: {port: 6381}",
+        "dev1: {port: 6381}\n    dev9: {port: 6389}",
+    ));
+    has(
+        &e,
+        &[
+            "redis: values for `dev9`, who is not in `developers`",
+            "hhl.yaml:13:5",
+            "add `dev9` to `developers`, or remove these values",
+        ],
+    );
+}
+
+#[test]
+fn server_name_clashing_with_instance_names() {
+    let e = refused(&MINI.replace("  socketserver:", "  socket-server:"));
+    has(
+        &e,
+        &[
+            "server name `socket-server` contains `-`, which systemd reads as a separator",
+            "hhl.yaml:3:3",
+            "rename the server",
+        ],
+    );
+}
+
+#[test]
+fn override_on_a_shared_server() {
+    let e = refused(&MINI.replace(
+        "    template: builtin:socketserver",
+        "    template: builtin:socketserver\n    shared: true",
+    ));
+    has(
+        &e,
+        &[
+            "servers.socketserver: server is shared, so it has no instance of `dev1` to override",
+            "hhl.yaml:8:7",
+        ],
+    );
+}
+
+#[test]
+fn missing_master_values() {
+    let e = refused(&MINI.replace("    master: {port: 6379", "    main: {port: 6379"));
+    has(&e, &["redis: no `master` values", "hhl.yaml:10:3"]);
+}
+
+#[test]
+fn relative_path_refused() {
+    let e = refused(&format!("paths:\n  hhl_root: opt/hhl\n{MINI}"));
+    has(
+        &e,
+        &[
+            "paths.hhl_root `opt/hhl` is not an absolute path",
+            "hhl.yaml:2:3",
+            "start it with `/`",
+        ],
+    );
+}
+
+#[test]
+fn missing_config_file() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["plan"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &[
+            "error: cannot read ",
+            "hhl.yaml; pass --config FILE or set HHL_CONFIG",
+            "No such file or directory",
+        ],
+    );
+}
+
+#[test]
+fn render_refuses_a_non_empty_directory() {
+    let sb = Sandbox::new();
+    sb.write("hhl.yaml", MINI);
+    sb.write("out/keep.txt", "mine");
+    let r = sb.run(&["render", "--out", "out"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &["error: out is not empty; choose a new directory, or pass --force to replace it"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path().join("out/keep.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(sb.run(&["render", "--out", "out", "--force"]).code, 0);
+    assert!(!sb.path().join("out/keep.txt").exists());
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["render"]);
+    assert_eq!(r.code, 2);
+    has(&r.stderr, &["--out <DIR>"]);
+    assert_eq!(sb.run(&["frobnicate"]).code, 2);
+}
+
+#[test]
+fn plan_lists_instances_and_changes() {
+    let sb = Sandbox::new();
+    sb.write("hhl.yaml", &example_yaml());
+    let root = sb.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let r = sb.run(&["plan", "--root", root.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    has(&r.stdout, &[
+        "UNIT                                   SERVER        DEVELOPER  PORT  CONFIG",
+        "openresty@socketserver-dev1.service    socketserver  dev1       1081  /opt/hhl/socketserver/dev1/conf/nginx.conf",
+        "openresty@httpserver-master.service    httpserver    master     1100",
+        "redis@6384.service                     redis         dev4       6384  /opt/redis/etc/6384.conf",
+        "+ /etc/systemd/system/openresty@dtserver-dev3.service.d/50-hhl.conf",
+        "16 instances; files: ",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(
+        &sb.run(&["plan", "--json", "--root", root.to_str().unwrap()])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["instances"].as_array().unwrap().len(), 16);
+    assert_eq!(
+        json["instances"][0]["unit"],
+        "openresty@socketserver-master.service"
+    );
+    assert_eq!(json["files"][1]["change"], "added");
+}
+
+#[test]
+fn help_teaches() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["--help"]);
+    assert_eq!(r.code, 0);
+    has(
+        &r.stdout,
+        &[
+            "hhl.yaml",
+            "openresty@<server>-<developer>.service",
+            "render",
+            "plan",
+            "import-legacy",
+            "HHL_CONFIG",
+        ],
+    );
+    has(
+        &sb.run(&["render", "--help"]).stdout,
+        &["Example:", "hhlctl -c examples/hhl.yaml render --out"],
+    );
+}

@@ -1,0 +1,92 @@
+//! Shared test helpers: run the real hhlctl binary in a temp dir.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hhlctl");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example_yaml() -> String {
+    fs::read_to_string(repo().join("examples/hhl.yaml")).unwrap()
+}
+
+/// The example with every path moved under `base`, so configs can be tested for real.
+pub fn example_under(base: &Path) -> String {
+    let b = base.display();
+    example_yaml()
+        .replace("hhl_root: /opt/hhl ", &format!("hhl_root: {b}/opt/hhl "))
+        .replace(
+            "redis_conf_dir: /opt/redis/etc",
+            &format!("redis_conf_dir: {b}/opt/redis/etc"),
+        )
+        .replace(
+            "redis_data_dir: /opt/redis/var",
+            &format!("redis_data_dir: {b}/opt/redis/var"),
+        )
+        .replace(
+            "lua_lib_dir: /opt/hhl/lib",
+            &format!("lua_lib_dir: {b}/opt/hhl/lib"),
+        )
+        .replace(
+            "unit_dir: /etc/systemd/system",
+            &format!("unit_dir: {b}/etc/systemd/system"),
+        )
+        .replace(
+            "state_dir: /var/lib/hhl",
+            &format!("state_dir: {b}/var/lib/hhl"),
+        )
+        .replace("flavor: auto", "flavor: debian")
+}
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+        p
+    }
+    /// hhlctl with `hhl.yaml` of this sandbox as its config.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Command::new(BIN)
+            .current_dir(self.path())
+            .env("HHL_CONFIG", self.path().join("hhl.yaml"))
+            .env_remove("HHL_ROOT")
+            .args(args)
+            .output()
+            .unwrap()
+            .into()
+    }
+}
