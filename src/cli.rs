@@ -18,12 +18,7 @@ use crate::load::DEFAULT_CONFIG;
 /// Start with `hhlctl plan` to see the instances and what would change, then
 /// `hhlctl render --out DIR` to inspect every generated file.
 #[derive(Debug, Parser)]
-#[command(
-    name = "hhlctl",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "hhlctl", version, propagate_version = true, max_term_width = 100)]
 pub struct Arguments {
     /// The hhl.yaml to read.
     #[arg(long, short, global = true, env = "HHL_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]
@@ -40,9 +35,7 @@ pub enum Command {
     /// A dry run anyone can inspect and diff: nothing outside DIR is touched. If
     /// hhl.yaml or a template has errors, all of them are reported and nothing is
     /// written.
-    #[command(
-        after_help = "Example:\n  hhlctl -c examples/hhl.yaml render --out /tmp/hhl && find /tmp/hhl -type f"
-    )]
+    #[command(after_help = "Example:\n  hhlctl -c examples/hhl.yaml render --out /tmp/hhl && find /tmp/hhl -type f")]
     Render(cmd::render::Args),
 
     /// Show the instances and which files would be added, changed or removed.

@@ -118,7 +118,10 @@ impl Source {
 /// Parse hhl.yaml text; `file` is only for messages.
 pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
     serde_norway::from_str(text).map_err(|e| {
-        let pos = e.location().map(|l| Pos { line: l.line(), column: l.column() });
+        let pos = e.location().map(|l| Pos {
+            line: l.line(),
+            column: l.column(),
+        });
         let msg = strip_position(&e.to_string());
         let hint = if msg.contains("unknown field") {
             "remove the key or fix its spelling; `hhlctl --help` lists where the schema is documented"
@@ -131,7 +134,9 @@ pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
         } else {
             "fix the YAML syntax at this position"
         };
-        Diagnostic::new(file, format!("invalid hhl.yaml: {msg}")).at(text, pos).hint(hint)
+        Diagnostic::new(file, format!("invalid hhl.yaml: {msg}"))
+            .at(text, pos)
+            .hint(hint)
     })
 }
 
@@ -159,11 +164,7 @@ mod tests {
     fn unknown_key_names_key_and_position() {
         let text = "developers: []\nservers: {}\nservrs: {}\n";
         let d = parse(Path::new("h.yaml"), text).unwrap_err();
-        assert!(
-            d.message.contains("unknown field `servrs`"),
-            "{}",
-            d.message
-        );
+        assert!(d.message.contains("unknown field `servrs`"), "{}", d.message);
         assert_eq!(d.pos, Some(Pos { line: 3, column: 1 }));
     }
 

@@ -83,9 +83,7 @@ fn differs(root: &Path, a: &Artifact) -> io::Result<Option<bool>> {
     };
     Ok(Some(match &a.content {
         Content::File(bytes) => {
-            !meta.is_file()
-                || meta.permissions().mode() & 0o7777 != a.mode
-                || fs::read(&p)? != *bytes
+            !meta.is_file() || meta.permissions().mode() & 0o7777 != a.mode || fs::read(&p)? != *bytes
         }
         Content::Symlink(target) => !meta.file_type().is_symlink() || fs::read_link(&p)? != *target,
         Content::Dir => !meta.is_dir(),
@@ -97,9 +95,7 @@ fn differs(root: &Path, a: &Artifact) -> io::Result<Option<bool>> {
 pub fn diff(root: &Path, artifacts: &[Artifact], previous: &Manifest) -> Result<Vec<FileChange>> {
     let mut out = Vec::new();
     for a in artifacts {
-        let change = match differs(root, a)
-            .with_context(|| format!("reading {}", under(root, &a.path).display()))?
-        {
+        let change = match differs(root, a).with_context(|| format!("reading {}", under(root, &a.path).display()))? {
             None => Change::Added,
             Some(true) => Change::Changed,
             Some(false) => Change::Unchanged,
@@ -133,10 +129,7 @@ pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange]) -> Res
         .filter(|c| matches!(c.change, Change::Added | Change::Changed))
         .map(|c| c.path.as_path())
         .collect();
-    for a in artifacts
-        .iter()
-        .filter(|a| changed.contains(a.path.as_path()))
-    {
+    for a in artifacts.iter().filter(|a| changed.contains(a.path.as_path())) {
         write_artifact(root, a)?;
     }
     for c in changes.iter().filter(|c| c.change == Change::Removed) {
@@ -220,34 +213,19 @@ mod tests {
         let d = diff(root.path(), &arts, &Manifest::default()).unwrap();
         assert!(d.iter().all(|c| c.change == Change::Added), "{d:?}");
         apply(root.path(), &arts, &d).unwrap();
-        assert_eq!(
-            fs::read_to_string(root.path().join("etc/a.conf")).unwrap(),
-            "one\n"
-        );
+        assert_eq!(fs::read_to_string(root.path().join("etc/a.conf")).unwrap(), "one\n");
         let again = diff(root.path(), &arts, &Manifest::of(&arts)).unwrap();
-        assert!(
-            again.iter().all(|c| c.change == Change::Unchanged),
-            "{again:?}"
-        );
+        assert!(again.iter().all(|c| c.change == Change::Unchanged), "{again:?}");
 
         let fewer = vec![Artifact::file("/etc/a.conf", "two\n", 0o644)];
         let d = diff(root.path(), &fewer, &Manifest::of(&arts)).unwrap();
-        let kinds: Vec<_> = d
-            .iter()
-            .map(|c| (c.path.to_str().unwrap(), c.change))
-            .collect();
+        let kinds: Vec<_> = d.iter().map(|c| (c.path.to_str().unwrap(), c.change)).collect();
         assert_eq!(
             kinds,
-            [
-                ("/etc/a.conf", Change::Changed),
-                ("/etc/w/x.service", Change::Removed)
-            ]
+            [("/etc/a.conf", Change::Changed), ("/etc/w/x.service", Change::Removed)]
         );
         apply(root.path(), &fewer, &d).unwrap();
-        assert!(
-            !root.path().join("etc/w").exists(),
-            "empty directory left behind"
-        );
+        assert!(!root.path().join("etc/w").exists(), "empty directory left behind");
     }
 
     #[test]

@@ -40,12 +40,8 @@ pub fn detect_flavor(choice: FlavorChoice) -> Flavor {
 
 /// Read and validate `path` and every template it names.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text = fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read {}; pass --config FILE or set HHL_CONFIG",
-            path.display()
-        )
-    })?;
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}; pass --config FILE or set HHL_CONFIG", path.display()))?;
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -76,27 +72,30 @@ fn read_templates(model: &Model, source: &Source) -> Result<Vec<TemplateSource>,
         }
         let mut at: Vec<&str> = inst.origin.iter().map(String::as_str).collect();
         at.push("template");
-        let text = match &inst.template {
-            TemplateRef::Builtin(name) => match templates::builtin(name) {
-                Some(t) => t.to_string(),
-                None => {
-                    errs.push(
-                        source
-                            .diag(&at, format!("no built-in template `{name}`"))
-                            .hint(format!("the built-ins are {}", templates::builtin_names())),
-                    );
-                    continue;
-                }
-            },
-            TemplateRef::File(p) => match fs::read_to_string(p) {
-                Ok(t) => t,
-                Err(e) => {
-                    errs.push(source.diag(&at, format!("cannot read template {}: {e}", p.display()))
+        let text =
+            match &inst.template {
+                TemplateRef::Builtin(name) => match templates::builtin(name) {
+                    Some(t) => t.to_string(),
+                    None => {
+                        errs.push(
+                            source
+                                .diag(&at, format!("no built-in template `{name}`"))
+                                .hint(format!("the built-ins are {}", templates::builtin_names())),
+                        );
+                        continue;
+                    }
+                },
+                TemplateRef::File(p) => {
+                    match fs::read_to_string(p) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            errs.push(source.diag(&at, format!("cannot read template {}: {e}", p.display()))
                         .hint("template paths are relative to hhl.yaml's directory; `builtin:<name>` uses a built-in"));
-                    continue;
+                            continue;
+                        }
+                    }
                 }
-            },
-        };
+            };
         let path = match &inst.template {
             TemplateRef::Builtin(_) => PathBuf::from(&key),
             TemplateRef::File(p) => p.clone(),

@@ -26,10 +26,7 @@ pub fn locate(src: &str, path: &[&str]) -> Option<Pos> {
         seq_next.retain(|(i, _)| *i <= indent);
 
         // A sequence item: push its index, then read what follows the dash.
-        while let Some(after) =
-            rest.strip_prefix("- ")
-                .or(if rest == "-" { Some("") } else { None })
-        {
+        while let Some(after) = rest.strip_prefix("- ").or(if rest == "-" { Some("") } else { None }) {
             let idx = match seq_next.iter_mut().find(|(i, _)| *i == indent) {
                 Some((_, next)) => {
                     *next += 1;
@@ -85,10 +82,7 @@ pub fn locate(src: &str, path: &[&str]) -> Option<Pos> {
 }
 
 fn consider(stack: &[(usize, String)], path: &[&str], pos: Pos, best: &mut Option<(usize, Pos)>) {
-    if stack.len() <= path.len()
-        && keys_match(stack, path)
-        && best.is_none_or(|(d, _)| stack.len() > d)
-    {
+    if stack.len() <= path.len() && keys_match(stack, path) && best.is_none_or(|(d, _)| stack.len() > d) {
         *best = Some((stack.len(), pos));
     }
 }
@@ -121,9 +115,7 @@ fn split_key(s: &str) -> Option<(String, &str, usize)> {
         let close = s[1..].find(q)? + 1;
         (s[1..close].to_string(), close + 1)
     } else {
-        let colon = s
-            .find(": ")
-            .or_else(|| s.strip_suffix(':').map(|k| k.len()))?;
+        let colon = s.find(": ").or_else(|| s.strip_suffix(':').map(|k| k.len()))?;
         if s[..colon].starts_with(['{', '[']) {
             return None;
         }
@@ -186,27 +178,15 @@ servers:
 
     #[test]
     fn finds_block_keys() {
-        assert_eq!(
-            at(&["servers", "socketserver", "values", "master", "port"]),
-            (10, 9)
-        );
+        assert_eq!(at(&["servers", "socketserver", "values", "master", "port"]), (10, 9));
         assert_eq!(at(&["servers", "socketserver", "template"]), (7, 5));
     }
 
     #[test]
     fn finds_flow_entries() {
+        assert_eq!(at(&["servers", "socketserver", "values", "dev1", "port"]), (11, 14));
         assert_eq!(
-            at(&["servers", "socketserver", "values", "dev1", "port"]),
-            (11, 14)
-        );
-        assert_eq!(
-            at(&[
-                "servers",
-                "socketserver",
-                "values",
-                "dev1",
-                "lua_code_cache"
-            ]),
+            at(&["servers", "socketserver", "values", "dev1", "lua_code_cache"]),
             (11, 26)
         );
         assert_eq!(at(&["developers", "1"]), (1, 20));
@@ -219,10 +199,7 @@ servers:
 
     #[test]
     fn falls_back_to_deepest_prefix() {
-        assert_eq!(
-            at(&["servers", "socketserver", "values", "dev9", "port"]),
-            (8, 5)
-        );
+        assert_eq!(at(&["servers", "socketserver", "values", "dev9", "port"]), (8, 5));
         assert_eq!(locate(SRC, &["nothing"]), None);
     }
 }

@@ -135,11 +135,8 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
             ));
         } else if developers.contains(dev) {
             errs.push(
-                src.diag(
-                    &["developers", &idx],
-                    format!("developer `{dev}` is listed twice"),
-                )
-                .hint("remove the second entry"),
+                src.diag(&["developers", &idx], format!("developer `{dev}` is listed twice"))
+                    .hint("remove the second entry"),
             );
         } else {
             developers.push(dev.clone());
@@ -164,23 +161,21 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
             values: &s.values,
             shared: s.shared,
         };
-        instances.extend(
-            group.resolve(&developers, &mut errs, |dev, port, values, template| {
-                let dir = raw.paths.hhl_root.join(server).join(dev);
-                Instance {
-                    kind: Kind::Openresty,
-                    server: server.clone(),
-                    developer: dev.to_string(),
-                    name: format!("{server}-{dev}"),
-                    port,
-                    config_path: dir.join("conf/nginx.conf"),
-                    dir,
-                    template,
-                    origin: vec!["servers".into(), server.clone()],
-                    values,
-                }
-            }),
-        );
+        instances.extend(group.resolve(&developers, &mut errs, |dev, port, values, template| {
+            let dir = raw.paths.hhl_root.join(server).join(dev);
+            Instance {
+                kind: Kind::Openresty,
+                server: server.clone(),
+                developer: dev.to_string(),
+                name: format!("{server}-{dev}"),
+                port,
+                config_path: dir.join("conf/nginx.conf"),
+                dir,
+                template,
+                origin: vec!["servers".into(), server.clone()],
+                values,
+            }
+        }));
     }
     if let Some(r) = &raw.redis {
         let group = Group {
@@ -191,19 +186,17 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
             shared: false,
         };
         instances.extend(
-            group.resolve(&developers, &mut errs, |dev, port, values, template| {
-                Instance {
-                    kind: Kind::Redis,
-                    server: "redis".into(),
-                    developer: dev.to_string(),
-                    name: port.to_string(),
-                    port,
-                    config_path: raw.paths.redis_conf_dir.join(format!("{port}.conf")),
-                    dir: raw.paths.redis_data_dir.join(port.to_string()),
-                    template,
-                    origin: vec!["redis".into()],
-                    values,
-                }
+            group.resolve(&developers, &mut errs, |dev, port, values, template| Instance {
+                kind: Kind::Redis,
+                server: "redis".into(),
+                developer: dev.to_string(),
+                name: port.to_string(),
+                port,
+                config_path: raw.paths.redis_conf_dir.join(format!("{port}.conf")),
+                dir: raw.paths.redis_data_dir.join(port.to_string()),
+                template,
+                origin: vec!["redis".into()],
+                values,
             }),
         );
     }
@@ -230,8 +223,7 @@ struct Group<'a> {
 impl Group<'_> {
     fn diag(&self, rest: &[&str], message: String) -> Diagnostic {
         let path: Vec<&str> = self.scope.iter().chain(rest).copied().collect();
-        self.src
-            .diag(&path, format!("{}: {message}", self.scope.join(".")))
+        self.src.diag(&path, format!("{}: {message}", self.scope.join(".")))
     }
 
     /// Merge master's values with each owner's overrides and build their instances.
@@ -248,8 +240,11 @@ impl Group<'_> {
             );
         }
         let Some(base) = self.values.get(MASTER) else {
-            errs.push(self.diag(&["values"], "no `master` values".into())
-                .hint("add `values: {master: {port: ...}}`: master's values are the base every developer overrides"));
+            errs.push(
+                self.diag(&["values"], "no `master` values".into()).hint(
+                    "add `values: {master: {port: ...}}`: master's values are the base every developer overrides",
+                ),
+            );
             return Vec::new();
         };
         for owner in self.values.keys().filter(|k| k.as_str() != MASTER) {
@@ -259,13 +254,16 @@ impl Group<'_> {
                         &["values", owner],
                         format!("values for `{owner}`, who is not in `developers`"),
                     )
-                    .hint(format!(
-                        "add `{owner}` to `developers`, or remove these values"
-                    )),
+                    .hint(format!("add `{owner}` to `developers`, or remove these values")),
                 );
             } else if self.shared {
-                errs.push(self.diag(&["values", owner], format!("server is shared, so it has no instance of `{owner}` to override"))
-                    .hint("remove these values, or set `shared: false` to give every developer an instance"));
+                errs.push(
+                    self.diag(
+                        &["values", owner],
+                        format!("server is shared, so it has no instance of `{owner}` to override"),
+                    )
+                    .hint("remove these values, or set `shared: false` to give every developer an instance"),
+                );
             }
         }
         let owners: Vec<&str> = if self.shared {
@@ -411,11 +409,7 @@ redis:
         let get = |name: &str| m.instances.iter().find(|i| i.name == name).unwrap();
         let dev1 = get("socketserver-dev1");
         assert_eq!(
-            (
-                dev1.port,
-                dev1.values["name"].as_str(),
-                dev1.values["workers"].as_u64()
-            ),
+            (dev1.port, dev1.values["name"].as_str(), dev1.values["workers"].as_u64()),
             (1081, Some("mine"), Some(1))
         );
         assert_eq!(get("socketserver-dev2").values["name"], "base");
@@ -423,10 +417,7 @@ redis:
             get("socketserver-master").dir,
             PathBuf::from("/opt/hhl/socketserver/master")
         );
-        assert_eq!(
-            get("6381").config_path,
-            PathBuf::from("/opt/redis/etc/6381.conf")
-        );
+        assert_eq!(get("6381").config_path, PathBuf::from("/opt/redis/etc/6381.conf"));
         assert_eq!(get("6381").unit(), "redis@6381.service");
         assert_eq!(
             get("httpserver-master").template,
@@ -460,16 +451,11 @@ redis:
 
     #[test]
     fn reports_every_problem_at_once() {
-        let yaml = BASE
-            .replace("[dev1, dev2]", "[dev1, dev1, Bad]")
-            .replace("6382", "80");
+        let yaml = BASE.replace("[dev1, dev2]", "[dev1, dev1, Bad]").replace("6382", "80");
         let e = build_yaml(&yaml).unwrap_err();
         let msgs: Vec<_> = e.0.iter().map(|d| d.message.as_str()).collect();
         assert!(msgs.iter().any(|m| m.contains("listed twice")), "{msgs:?}");
-        assert!(
-            msgs.iter().any(|m| m.contains("`Bad` contains `B`")),
-            "{msgs:?}"
-        );
+        assert!(msgs.iter().any(|m| m.contains("`Bad` contains `B`")), "{msgs:?}");
         assert!(
             msgs.iter()
                 .any(|m| m.contains("values for `dev2`, who is not in `developers`")),

@@ -49,7 +49,9 @@ fn common_problem(name: &str, what: &str) -> Option<String> {
         ));
     }
     if name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Some(format!("{what} name `{name}` starts with a digit; unix user names must start with a letter or `_`"));
+        return Some(format!(
+            "{what} name `{name}` starts with a digit; unix user names must start with a letter or `_`"
+        ));
     }
     None
 }
@@ -80,9 +82,7 @@ mod tests {
             let got = developer_problem(name).unwrap();
             assert!(got.contains(want), "{name}: {got}");
         }
-        assert!(developer_problem(&"x".repeat(33))
-            .unwrap()
-            .contains("33 characters"));
+        assert!(developer_problem(&"x".repeat(33)).unwrap().contains("33 characters"));
         assert!(server_problem("web-socket").unwrap().contains("separator"));
     }
 }

@@ -59,22 +59,14 @@ fn header(inst: &Instance, source: &Path) -> String {
 
 /// Render every artifact of `model`. All template errors are collected (each distinct
 /// one once), so one run shows everything to fix.
-pub fn render(
-    model: &Model,
-    templates: &Templates,
-    source: &Path,
-) -> Result<Vec<Artifact>, Diagnostics> {
+pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec<Artifact>, Diagnostics> {
     let mut errs = Diagnostics::default();
     let mut out = vec![Artifact::dir(&model.paths.lua_lib_dir, 0o755)];
     for inst in &model.instances {
         let what = format!("{} ({})", inst.name, inst.unit());
         match templates.render(&inst.template.key(), &template_data(model, inst), &what) {
             Ok(text) => {
-                out.push(Artifact::file(
-                    &inst.config_path,
-                    header(inst, source) + &text,
-                    0o644,
-                ));
+                out.push(Artifact::file(&inst.config_path, header(inst, source) + &text, 0o644));
             }
             Err(d) => {
                 // The same template hole shows up once per instance: report it once.

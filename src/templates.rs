@@ -11,15 +11,9 @@ use crate::error::{Diagnostic, Diagnostics, Pos};
 
 /// Built-in templates, usable as `builtin:<name>` in hhl.yaml.
 pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "socketserver",
-        include_str!("../templates/socketserver.conf.hbs"),
-    ),
+    ("socketserver", include_str!("../templates/socketserver.conf.hbs")),
     ("dtserver", include_str!("../templates/dtserver.conf.hbs")),
-    (
-        "httpserver",
-        include_str!("../templates/httpserver.conf.hbs"),
-    ),
+    ("httpserver", include_str!("../templates/httpserver.conf.hbs")),
     ("redis", include_str!("../templates/redis.conf.hbs")),
 ];
 
@@ -83,12 +77,7 @@ impl Templates {
     }
 
     /// Render `key` with `data`; `what` names the instance for messages.
-    pub fn render(
-        &self,
-        key: &str,
-        data: &serde_json::Value,
-        what: &str,
-    ) -> Result<String, Diagnostic> {
+    pub fn render(&self, key: &str, data: &serde_json::Value, what: &str) -> Result<String, Diagnostic> {
         self.registry
             .render(key, data)
             .map_err(|e| self.diagnose(key, &e, what))
@@ -105,10 +94,7 @@ impl Templates {
             Some(s) => (s.path.as_path(), s.text.as_str()),
             None => (Path::new(key), ""),
         };
-        let pos = e
-            .line_no
-            .zip(e.column_no)
-            .map(|(line, column)| Pos { line, column });
+        let pos = e.line_no.zip(e.column_no).map(|(line, column)| Pos { line, column });
         let (message, hint) = match e.reason() {
             RenderErrorReason::MissingVariable(Some(var)) => (
                 format!("template uses `{var}`, which has no value for {what}"),

@@ -36,9 +36,7 @@ pub fn syslog_identifier(inst: &Instance) -> String {
 }
 
 pub fn dropin_path(unit_dir: &Path, inst: &Instance) -> PathBuf {
-    unit_dir
-        .join(format!("{}.d", inst.unit()))
-        .join(DROPIN_NAME)
+    unit_dir.join(format!("{}.d", inst.unit())).join(DROPIN_NAME)
 }
 
 fn dropin(model: &Model, inst: &Instance, source: &Path) -> String {
@@ -51,17 +49,12 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> String {
     s += &format!("SyslogIdentifier={}\n", syslog_identifier(inst));
     match inst.kind {
         Kind::Openresty => {
-            s += &format!(
-                "Environment=HHL_PREFIX={}/\n",
-                escape(&inst.dir.display().to_string())
-            );
+            s += &format!("Environment=HHL_PREFIX={}/\n", escape(&inst.dir.display().to_string()));
             if model.flavor == Flavor::Openresty {
                 // The template unit names Debian's nginx; swap the binary.
                 let bin = Flavor::Openresty.binary();
                 s += "ExecStartPre=\n";
-                s += &format!(
-                    "ExecStartPre={bin} -t -q -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf\n"
-                );
+                s += &format!("ExecStartPre={bin} -t -q -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf\n");
                 s += "ExecStart=\n";
                 s += &format!("ExecStart={bin} -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf\n");
             }
@@ -100,11 +93,7 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
     let mut out = Vec::new();
     for owner in model.owners() {
         if model.instances.iter().any(|i| i.developer == owner) {
-            out.push(Artifact::file(
-                dir.join(slice_name(owner)),
-                slice(owner, source),
-                0o644,
-            ));
+            out.push(Artifact::file(dir.join(slice_name(owner)), slice(owner, source), 0o644));
         }
     }
     for inst in &model.instances {

@@ -26,10 +26,7 @@ fn refused(yaml: &str) -> String {
     sb.write("hhl.yaml", yaml);
     let r = sb.run(&["render", "--out", "out"]);
     assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    assert!(
-        !sb.path().join("out").exists(),
-        "render wrote something despite errors"
-    );
+    assert!(!sb.path().join("out").exists(), "render wrote something despite errors");
     assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
     r.stderr
 }
@@ -46,16 +43,20 @@ fn mini_config_renders() {
     sb.write("hhl.yaml", MINI);
     let r = sb.run(&["render", "--out", "out"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
-    assert_eq!(
-        r.stdout.trim(),
-        format!("rendered 4 instances, 14 files, into out")
-    );
+    assert_eq!(r.stdout.trim(), format!("rendered 4 instances, 14 files, into out"));
 }
 
 #[test]
 fn yaml_syntax_error() {
     let e = refused(&MINI.replace("developers: [dev1]", "developers: [dev1"));
-    has(&e, &["error: invalid hhl.yaml: did not find expected ',' or ']', while parsing a flow sequence\n", "hhl.yaml:2:8", "= hint: fix the YAML syntax"]);
+    has(
+        &e,
+        &[
+            "error: invalid hhl.yaml: did not find expected ',' or ']', while parsing a flow sequence\n",
+            "hhl.yaml:2:8",
+            "= hint: fix the YAML syntax",
+        ],
+    );
 }
 
 #[test]
@@ -92,16 +93,20 @@ fn missing_template_file() {
 #[test]
 fn unknown_builtin_template() {
     let e = refused(&MINI.replace("builtin:socketserver", "builtin:websocket"));
-    has(&e, &["no built-in template `websocket`", "hhl.yaml:4:5", "the built-ins are builtin:socketserver, builtin:dtserver, builtin:httpserver, builtin:redis"]);
+    has(
+        &e,
+        &[
+            "no built-in template `websocket`",
+            "hhl.yaml:4:5",
+            "the built-ins are builtin:socketserver, builtin:dtserver, builtin:httpserver, builtin:redis",
+        ],
+    );
 }
 
 #[test]
 fn template_with_undefined_variable() {
     let sb = Sandbox::new();
-    sb.write(
-        "hhl.yaml",
-        &MINI.replace("builtin:socketserver", "mine.hbs"),
-    );
+    sb.write("hhl.yaml", &MINI.replace("builtin:socketserver", "mine.hbs"));
     sb.write(
         "mine.hbs",
         "worker_processes 1;\nevents { worker_connections {{connections}}; }\n",
@@ -124,30 +129,27 @@ fn template_with_undefined_variable() {
 #[test]
 fn template_syntax_error() {
     let sb = Sandbox::new();
-    sb.write(
-        "hhl.yaml",
-        &MINI.replace("builtin:socketserver", "mine.hbs"),
-    );
+    sb.write("hhl.yaml", &MINI.replace("builtin:socketserver", "mine.hbs"));
     sb.write("mine.hbs", "listen {{port};\n");
     let r = sb.run(&["render", "--out", "out"]);
     assert_eq!(r.code, 1);
     has(
         &r.stderr,
-        &[
-            "error: template syntax: invalid handlebars syntax",
-            "mine.hbs:1:",
-        ],
+        &["error: template syntax: invalid handlebars syntax", "mine.hbs:1:"],
     );
 }
 
 #[test]
 fn port_used_twice_across_server_and_redis() {
     let e = refused(&MINI.replace("dev1: {port: 6381}", "dev1: {port: 1081}"));
-    has(&e, &[
-        "error: port 1081 is used by both openresty@socketserver-dev1.service and redis@1081.service",
-        "hhl.yaml:12:12",
-        "give every instance its own port",
-    ]);
+    has(
+        &e,
+        &[
+            "error: port 1081 is used by both openresty@socketserver-dev1.service and redis@1081.service",
+            "hhl.yaml:12:12",
+            "give every instance its own port",
+        ],
+    );
 }
 
 #[test]
@@ -187,15 +189,10 @@ fn bad_developer_names() {
         ("master", "`master` is always an instance"),
     ];
     for (name, want) in cases {
-        let e =
-            refused(&MINI.replace("developers: [dev1]", &format!("developers: [dev1, {name}]")));
+        let e = refused(&MINI.replace("developers: [dev1]", &format!("developers: [dev1, {name}]")));
         has(
             &e,
-            &[
-                want,
-                "hhl.yaml:1:20",
-                "lowercase letters, digits and `_`, at most 32",
-            ],
+            &[want, "hhl.yaml:1:20", "lowercase letters, digits and `_`, at most 32"],
         );
     }
 }
@@ -215,10 +212,7 @@ fn duplicate_developer() {
 
 #[test]
 fn override_for_unknown_developer() {
-    let e = refused(&MINI.replace(
-        "dev1: {port: 6381}",
-        "dev1: {port: 6381}\n    dev9: {port: 6389}",
-    ));
+    let e = refused(&MINI.replace("dev1: {port: 6381}", "dev1: {port: 6381}\n    dev9: {port: 6389}"));
     has(
         &e,
         &[
@@ -302,10 +296,7 @@ fn render_refuses_a_non_empty_directory() {
         &r.stderr,
         &["error: out is not empty; choose a new directory, or pass --force to replace it"],
     );
-    assert_eq!(
-        std::fs::read_to_string(sb.path().join("out/keep.txt")).unwrap(),
-        "mine"
-    );
+    assert_eq!(std::fs::read_to_string(sb.path().join("out/keep.txt")).unwrap(), "mine");
     assert_eq!(sb.run(&["render", "--out", "out", "--force"]).code, 0);
     assert!(!sb.path().join("out/keep.txt").exists());
 }
@@ -335,16 +326,10 @@ fn plan_lists_instances_and_changes() {
         "+ /etc/systemd/system/openresty@dtserver-dev3.service.d/50-hhl.conf",
         "16 instances; files: ",
     ]);
-    let json: serde_json::Value = serde_json::from_str(
-        &sb.run(&["plan", "--json", "--root", root.to_str().unwrap()])
-            .stdout,
-    )
-    .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&sb.run(&["plan", "--json", "--root", root.to_str().unwrap()]).stdout).unwrap();
     assert_eq!(json["instances"].as_array().unwrap().len(), 16);
-    assert_eq!(
-        json["instances"][0]["unit"],
-        "openresty@socketserver-master.service"
-    );
+    assert_eq!(json["instances"][0]["unit"], "openresty@socketserver-master.service");
     assert_eq!(json["files"][1]["change"], "added");
 }
 

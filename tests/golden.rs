@@ -23,9 +23,7 @@ fn snapshot(dir: &Path, replace: &[(&str, &str)]) -> Vec<(PathBuf, String)> {
         } else {
             continue;
         };
-        let text = replace
-            .iter()
-            .fold(text, |t, (from, to)| t.replace(from, to));
+        let text = replace.iter().fold(text, |t, (from, to)| t.replace(from, to));
         out.push((rel, text));
     }
     out
@@ -76,15 +74,17 @@ fn openresty_flavor_swaps_binary_and_modules() {
         &support::example_yaml().replace("flavor: auto", "flavor: openresty"),
     );
     assert_eq!(sb.run(&["render", "--out", "out"]).code, 0);
-    let conf =
-        fs::read_to_string(sb.path().join("out/opt/hhl/dtserver/dev2/conf/nginx.conf")).unwrap();
+    let conf = fs::read_to_string(sb.path().join("out/opt/hhl/dtserver/dev2/conf/nginx.conf")).unwrap();
     assert!(!conf.contains("load_module"), "{conf}");
     let dropin = fs::read_to_string(
         sb.path()
             .join("out/etc/systemd/system/openresty@dtserver-dev2.service.d/50-hhl.conf"),
     )
     .unwrap();
-    assert!(dropin.contains("ExecStart=\nExecStart=/usr/bin/openresty -e stderr -p ${HHL_PREFIX} -c conf/nginx.conf\n"), "{dropin}");
+    assert!(
+        dropin.contains("ExecStart=\nExecStart=/usr/bin/openresty -e stderr -p ${HHL_PREFIX} -c conf/nginx.conf\n"),
+        "{dropin}"
+    );
 }
 
 #[test]
@@ -93,10 +93,14 @@ fn legacy_import_to_golden_tree() {
     let src = repo().join("tests/legacy/serverctrl");
     let r = sb.run(&["import-legacy", src.to_str().unwrap(), "--out", "imported"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("note: nginx.socketserver.templ.conf: `error_log logs/error.log debug;` now logs to stderr"), "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("note: redis.templ.conf: removed `daemonize yes`"),
+            .contains("note: nginx.socketserver.templ.conf: `error_log logs/error.log debug;` now logs to stderr"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("note: redis.templ.conf: removed `daemonize yes`"),
         "{}",
         r.stdout
     );
@@ -143,17 +147,9 @@ fn legacy_import_refuses_code_in_a_value_file() {
         "{}",
         r.stderr
     );
-    assert!(
-        r.stderr.contains("ctl/redis.templ.conf:2:6"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("ctl/redis.templ.conf:2:6"), "{}", r.stderr);
 
     fs::remove_file(sb.path().join("ctl/redis.sub.py")).unwrap();
     let r = sb.run(&["import-legacy", "ctl", "--out", "imported"]);
-    assert!(
-        r.stderr.contains("error: redis.sub.py is missing"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("error: redis.sub.py is missing"), "{}", r.stderr);
 }

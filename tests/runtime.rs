@@ -41,12 +41,7 @@ fn every_rendered_nginx_config_passes_nginx_t() {
     let sb = Sandbox::new();
     let loaded = materialize(&sb, &example_under(sb.path()));
     let mut tested = 0;
-    for inst in loaded
-        .model
-        .instances
-        .iter()
-        .filter(|i| i.kind == Kind::Openresty)
-    {
+    for inst in loaded.model.instances.iter().filter(|i| i.kind == Kind::Openresty) {
         let out = nginx_t(&inst.dir);
         assert!(
             out.status.success(),
@@ -77,12 +72,7 @@ fn imported_legacy_config_passes_nginx_t() {
     let artifacts = loaded.render().unwrap();
     let changes = fsapply::diff(Path::new("/"), &artifacts, &Manifest::default()).unwrap();
     fsapply::apply(Path::new("/"), &artifacts, &changes).unwrap();
-    for inst in loaded
-        .model
-        .instances
-        .iter()
-        .filter(|i| i.kind == Kind::Openresty)
-    {
+    for inst in loaded.model.instances.iter().filter(|i| i.kind == Kind::Openresty) {
         let out = nginx_t(&inst.dir);
         assert!(
             out.status.success(),
@@ -94,11 +84,7 @@ fn imported_legacy_config_passes_nginx_t() {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Stops the server on drop with SIGTERM, so nginx's master takes its workers with it
@@ -106,9 +92,7 @@ fn free_port() -> u16 {
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let _ = self.0.wait();
     }
 }
@@ -135,8 +119,7 @@ fn ask(port: u16, request: &[u8]) -> String {
 fn a_rendered_openresty_instance_serves_get_hhl() {
     let sb = Sandbox::new();
     let port = free_port();
-    let yaml =
-        example_under(sb.path()).replace("dev1: {port: 1081}", &format!("dev1: {{port: {port}}}"));
+    let yaml = example_under(sb.path()).replace("dev1: {port: 1081}", &format!("dev1: {{port: {port}}}"));
     let loaded = materialize(&sb, &yaml);
     let inst = loaded
         .model
@@ -144,11 +127,7 @@ fn a_rendered_openresty_instance_serves_get_hhl() {
         .iter()
         .find(|i| i.name == "socketserver-dev1")
         .unwrap();
-    fs::copy(
-        repo().join("examples/src/main.lua"),
-        inst.src_dir().join("main.lua"),
-    )
-    .unwrap();
+    fs::copy(repo().join("examples/src/main.lua"), inst.src_dir().join("main.lua")).unwrap();
     let child = Command::new("/usr/sbin/nginx")
         .args(["-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
@@ -160,18 +139,14 @@ fn a_rendered_openresty_instance_serves_get_hhl() {
     let _guard = Killed(child);
     let answer = ask(port, b"GET /hhl HTTP/1.0\r\nHost: localhost\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(
-        answer.ends_with("\r\n\r\nhhl socketserver-dev1 ok\n"),
-        "{answer}"
-    );
+    assert!(answer.ends_with("\r\n\r\nhhl socketserver-dev1 ok\n"), "{answer}");
 }
 
 #[test]
 fn a_rendered_redis_config_serves_ping() {
     let sb = Sandbox::new();
     let port = free_port();
-    let yaml =
-        example_under(sb.path()).replace("dev2: {port: 6382}", &format!("dev2: {{port: {port}}}"));
+    let yaml = example_under(sb.path()).replace("dev2: {port: 6382}", &format!("dev2: {{port: {port}}}"));
     let loaded = materialize(&sb, &yaml);
     let inst = loaded
         .model

@@ -21,23 +21,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<i32> {
     let mut files = Vec::new();
-    for entry in
-        fs::read_dir(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?
-    {
+    for entry in fs::read_dir(&args.dir).with_context(|| format!("reading {}", args.dir.display()))? {
         let entry = entry?;
         let name = PathBuf::from(entry.file_name());
         let n = name.to_string_lossy();
         if n.ends_with(".templ.conf") || n.ends_with(".sub.py") {
-            let text = fs::read_to_string(entry.path())
-                .with_context(|| format!("reading {}", entry.path().display()))?;
+            let text =
+                fs::read_to_string(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
             files.push(File { name, text });
         }
     }
     let imported = import::import(&args.dir, &files)?;
-    if fs::read_dir(&args.out)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false)
-    {
+    if fs::read_dir(&args.out).map(|mut d| d.next().is_some()).unwrap_or(false) {
         bail!(
             "{} is not empty; choose a new directory for the imported files",
             args.out.display()

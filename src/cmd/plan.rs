@@ -68,10 +68,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 instance: i,
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&Plan { instances, files })?
-        );
+        println!("{}", serde_json::to_string_pretty(&Plan { instances, files })?);
         return Ok(0);
     }
     print!("{}", instance_table(model));

@@ -22,9 +22,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let loaded = load::load(config)?;
     let artifacts = loaded.render()?;
     let out = &args.out;
-    let occupied = fs::read_dir(out)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
+    let occupied = fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
     if occupied && !args.force {
         bail!(
             "{} is not empty; choose a new directory, or pass --force to replace it",
@@ -44,8 +42,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     if out.exists() {
         fs::remove_dir_all(out).with_context(|| format!("removing the old {}", out.display()))?;
     }
-    fs::rename(&staging, out)
-        .with_context(|| format!("moving the rendered tree to {}", out.display()))?;
+    fs::rename(&staging, out).with_context(|| format!("moving the rendered tree to {}", out.display()))?;
     let files = artifacts.iter().filter(|a| !a.is_dir()).count();
     println!(
         "rendered {} instances, {files} files, into {}",

@@ -43,23 +43,20 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         .filter_map(|f| {
             let n = f.name.to_str()?;
             let server = n.strip_prefix("nginx.")?.strip_suffix(".templ.conf")?;
-            Some((
-                server.to_string(),
-                n.to_string(),
-                format!("nginx.{server}.sub.py"),
-            ))
+            Some((server.to_string(), n.to_string(), format!("nginx.{server}.sub.py")))
         })
         .collect();
     if get("redis.templ.conf").is_some() || get("redis.sub.py").is_some() {
-        pairs.push((
-            "redis".into(),
-            "redis.templ.conf".into(),
-            "redis.sub.py".into(),
-        ));
+        pairs.push(("redis".into(), "redis.templ.conf".into(), "redis.sub.py".into()));
     }
     if pairs.is_empty() {
-        errs.push(Diagnostic::new(dir, "no serverctrl files here: expected nginx.<server>.templ.conf and redis.templ.conf")
-            .hint("point import-legacy at the directory holding the original templates and *.sub.py files"));
+        errs.push(
+            Diagnostic::new(
+                dir,
+                "no serverctrl files here: expected nginx.<server>.templ.conf and redis.templ.conf",
+            )
+            .hint("point import-legacy at the directory holding the original templates and *.sub.py files"),
+        );
         return Err(errs);
     }
     pairs.sort();
@@ -91,11 +88,9 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
             }
         }
         let is_redis = server == "redis";
-        let port_key = ["LISTEN", "PORT"].into_iter().find(|k| {
-            values
-                .get(MASTER)
-                .is_some_and(|m| m.contains_key(&k.to_lowercase()))
-        });
+        let port_key = ["LISTEN", "PORT"]
+            .into_iter()
+            .find(|k| values.get(MASTER).is_some_and(|m| m.contains_key(&k.to_lowercase())));
         let known: Vec<String> = values.values().flat_map(|v| v.keys().cloned()).collect();
         let templ_path = dir.join(&templ_name);
         let body = match convert_placeholders(&templ_path, &templ.text, &known, port_key) {
@@ -105,11 +100,7 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
                 continue;
             }
         };
-        let (body, mut changed) = if is_redis {
-            fit_redis(&body)
-        } else {
-            fit_nginx(&body)
-        };
+        let (body, mut changed) = if is_redis { fit_redis(&body) } else { fit_nginx(&body) };
         notes.extend(changed.drain(..).map(|c| format!("{templ_name}: {c}")));
         let values = rename_port(values, port_key);
         let template_file = PathBuf::from(format!("templates/{server}.conf.hbs"));
@@ -159,8 +150,10 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
 /// `{'master': {...}, 'dev1': {...}}` → values by owner, keys lowercased.
 fn values_of(path: &Path, text: &str) -> Result<OwnerValues, Diagnostic> {
     let fail = |pos: Pos, msg: String| Diagnostic::new(path, msg).at(text, Some(pos));
-    let top = pydict::parse(text).map_err(|e| fail(e.pos, format!("cannot read the value file: {}", e.message))
-        .hint("a value file is one Python dict literal: {'master': {'KEY': value, ...}, 'dev1': {...}}"))?;
+    let top = pydict::parse(text).map_err(|e| {
+        fail(e.pos, format!("cannot read the value file: {}", e.message))
+            .hint("a value file is one Python dict literal: {'master': {'KEY': value, ...}, 'dev1': {...}}")
+    })?;
     let Py::Dict(owners) = top.value else {
         return Err(fail(
             top.pos,
@@ -170,29 +163,17 @@ fn values_of(path: &Path, text: &str) -> Result<OwnerValues, Diagnostic> {
     let mut out = OwnerValues::new();
     for (owner, vals) in owners {
         let Py::Str(name) = owner.value else {
-            return Err(fail(
-                owner.pos,
-                "owner names must be strings, like 'dev1'".into(),
-            ));
+            return Err(fail(owner.pos, "owner names must be strings, like 'dev1'".into()));
         };
         let Py::Dict(items) = vals.value else {
-            return Err(fail(
-                vals.pos,
-                format!("the values of '{name}' must be a dict"),
-            ));
+            return Err(fail(vals.pos, format!("the values of '{name}' must be a dict")));
         };
         let mut v = Values::new();
         for (k, val) in items {
             let Py::Str(key) = k.value else {
-                return Err(fail(
-                    k.pos,
-                    "value names must be strings, like 'LISTEN'".into(),
-                ));
+                return Err(fail(k.pos, "value names must be strings, like 'LISTEN'".into()));
             };
-            v.insert(
-                key.to_lowercase(),
-                json_of(&val).map_err(|m| fail(val.pos, m))?,
-            );
+            v.insert(key.to_lowercase(), json_of(&val).map_err(|m| fail(val.pos, m))?);
         }
         out.insert(name, v);
     }
@@ -218,11 +199,7 @@ fn json_of(v: &Spanned) -> Result<serde_json::Value, String> {
             .ok_or("not a finite number")?,
         Py::Bool(b) => (*b).into(),
         Py::None => serde_json::Value::Null,
-        Py::List(items) => items
-            .iter()
-            .map(json_of)
-            .collect::<Result<Vec<_>, _>>()?
-            .into(),
+        Py::List(items) => items.iter().map(json_of).collect::<Result<Vec<_>, _>>()?.into(),
         Py::Dict(_) => return Err("nested dicts cannot fill a template placeholder".into()),
     })
 }
@@ -313,23 +290,15 @@ fn convert_placeholders(
 /// Fit an nginx template to systemd: foreground, errors to stderr (the journal),
 /// pid and temp files under the prefix, the Lua module loaded where needed.
 fn fit_nginx(body: &str) -> (String, Vec<String>) {
-    let mut notes = vec![
-        "added {{> hhl_main}} (load_module lines, `daemon off`, pid under the prefix)".to_string(),
-    ];
+    let mut notes = vec!["added {{> hhl_main}} (load_module lines, `daemon off`, pid under the prefix)".to_string()];
     let mut out = String::from("{{> hhl_main}}\n");
     for line in body.lines() {
         let t = line.trim_start();
         let indent = &line[..line.len() - t.len()];
         if t.starts_with("daemon ") || t.starts_with("pid ") {
-            notes.push(format!(
-                "removed `{t}`: systemd runs nginx in the foreground"
-            ));
+            notes.push(format!("removed `{t}`: systemd runs nginx in the foreground"));
         } else if let Some(rest) = t.strip_prefix("error_log ") {
-            let level = rest
-                .trim_end_matches(';')
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("error");
+            let level = rest.trim_end_matches(';').split_whitespace().nth(1).unwrap_or("error");
             out += &format!("{indent}error_log stderr {level};\n");
             notes.push(format!("`{t}` now logs to stderr, which the journal keeps"));
         } else if t.starts_with("http ") || t == "http{" {

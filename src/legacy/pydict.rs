@@ -97,9 +97,7 @@ impl Parser {
                 Ok(())
             }
             Some(c) => Err(self.error(format!("expected `{want}` {context}, found `{c}`"))),
-            None => Err(self.error(format!(
-                "expected `{want}` {context}, found the end of the file"
-            ))),
+            None => Err(self.error(format!("expected `{want}` {context}, found the end of the file"))),
         }
     }
 
@@ -161,9 +159,7 @@ impl Parser {
                     self.bump();
                 }
                 Some('}') => {}
-                Some(c) => {
-                    return Err(self.error(format!("expected `,` or `}}` in a dict, found `{c}`")))
-                }
+                Some(c) => return Err(self.error(format!("expected `,` or `}}` in a dict, found `{c}`"))),
                 None => return Err(self.error("the dict is not closed: expected `}`")),
             }
         }
@@ -185,12 +181,8 @@ impl Parser {
                     self.bump();
                 }
                 Some(c) if c == close => {}
-                Some(c) => {
-                    return Err(self.error(format!("expected `,` or `{close}`, found `{c}`")))
-                }
-                None => {
-                    return Err(self.error(format!("`{open}` is not closed: expected `{close}`")))
-                }
+                Some(c) => return Err(self.error(format!("expected `,` or `{close}`, found `{c}`"))),
+                None => return Err(self.error(format!("`{open}` is not closed: expected `{close}`"))),
             }
         }
     }
@@ -285,10 +277,7 @@ impl Parser {
             pos,
             message: format!("`{t}` is not a number"),
         };
-        if let Some(hex) = clean
-            .strip_prefix("0x")
-            .or_else(|| clean.strip_prefix("0X"))
-        {
+        if let Some(hex) = clean.strip_prefix("0x").or_else(|| clean.strip_prefix("0X")) {
             return i64::from_str_radix(hex, 16).map(Py::Int).map_err(|_| bad());
         }
         if let Ok(i) = clean.parse::<i64>() {
@@ -307,9 +296,7 @@ mod tests {
         let v = parse("{\n  'master': {'PORT': 6379, 'BIND': '127.0.0.1 ' \"::1\",},  # c\n  'dev1': {'X': [1, 2.5, True, None, (3,)]},\n}").unwrap();
         let Py::Dict(items) = v.value else { panic!() };
         assert_eq!(items[0].0.value, Py::Str("master".into()));
-        let Py::Dict(m) = &items[0].1.value else {
-            panic!()
-        };
+        let Py::Dict(m) = &items[0].1.value else { panic!() };
         assert_eq!(m[1].1.value, Py::Str("127.0.0.1 ::1".into()));
         assert_eq!(items[1].0.pos, Pos { line: 3, column: 3 });
     }
@@ -317,11 +304,7 @@ mod tests {
     #[test]
     fn refuses_code() {
         let e = parse("{'a': __import__('os').system('rm -rf /')}").unwrap_err();
-        assert!(
-            e.message.contains("`__import__` is not a literal"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("`__import__` is not a literal"), "{}", e.message);
         assert_eq!(e.pos, Pos { line: 1, column: 7 });
     }
 
@@ -334,15 +317,9 @@ mod tests {
         let e = parse("{'a': 1\n 'b': 2}").unwrap_err();
         assert_eq!(
             (e.pos, e.message.as_str()),
-            (
-                Pos { line: 2, column: 2 },
-                "expected `,` or `}` in a dict, found `'`"
-            )
+            (Pos { line: 2, column: 2 }, "expected `,` or `}` in a dict, found `'`")
         );
-        assert_eq!(
-            parse("{'a': 'x}").unwrap_err().message,
-            "the string is not closed"
-        );
+        assert_eq!(parse("{'a': 'x}").unwrap_err().message, "the string is not closed");
     }
 
     #[test]

@@ -28,18 +28,12 @@ pub fn example_under(base: &Path) -> String {
             "redis_data_dir: /opt/redis/var",
             &format!("redis_data_dir: {b}/opt/redis/var"),
         )
-        .replace(
-            "lua_lib_dir: /opt/hhl/lib",
-            &format!("lua_lib_dir: {b}/opt/hhl/lib"),
-        )
+        .replace("lua_lib_dir: /opt/hhl/lib", &format!("lua_lib_dir: {b}/opt/hhl/lib"))
         .replace(
             "unit_dir: /etc/systemd/system",
             &format!("unit_dir: {b}/etc/systemd/system"),
         )
-        .replace(
-            "state_dir: /var/lib/hhl",
-            &format!("state_dir: {b}/var/lib/hhl"),
-        )
+        .replace("state_dir: /var/lib/hhl", &format!("state_dir: {b}/var/lib/hhl"))
         .replace("flavor: auto", "flavor: debian")
 }
 
