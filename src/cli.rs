@@ -47,6 +47,39 @@ pub enum Command {
     )]
     Plan(cmd::plan::Args),
 
+    /// Make the host match hhl.yaml: write configs and units, start, reload, stop.
+    ///
+    /// Renders everything, checks every new or changed nginx config with `nginx -t`,
+    /// and only then writes files (atomically), runs daemon-reload, starts new
+    /// instances, reloads changed nginx instances gracefully, restarts changed Redis
+    /// instances or changed units, and stops and disables removed ones. A second apply
+    /// with no change touches nothing. If any check fails, nothing on disk and nothing
+    /// running changes.
+    #[command(after_help = "Example:\n  hhlctl plan && hhlctl apply")]
+    Apply(cmd::apply::Args),
+
+    /// One row per instance: state, PID, memory, uptime, restarts, and whether its port answers.
+    ///
+    /// Read from systemd over D-Bus, so it agrees with systemctl. Exits 1 when any
+    /// shown instance is unhealthy (not active, or its port does not answer).
+    #[command(
+        after_help = "Example:\n  hhlctl status --dev dev1\n  hhlctl status --json | jq '.[] | select(.healthy | not)'"
+    )]
+    Status(cmd::status::Args),
+
+    /// Start instances and wait until they are up.
+    Start(cmd::select::Selection),
+    /// Stop instances (gracefully) and wait until they are down.
+    Stop(cmd::select::Selection),
+    /// Restart instances and wait until they are up again.
+    Restart(cmd::select::Selection),
+    /// Reload instances gracefully (nginx: config test, then HUP).
+    Reload(cmd::select::Selection),
+
+    /// Show an instance's journal (nginx errors, Lua ngx.log, Redis).
+    #[command(after_help = "Example:\n  hhlctl logs socketserver-dev1 -f")]
+    Logs(cmd::logs::Args),
+
     /// Convert an original serverctrl directory into hhl.yaml and handlebars templates.
     ///
     /// Reads nginx.<server>.templ.conf with nginx.<server>.sub.py, and redis.templ.conf

@@ -1,12 +1,18 @@
 //! One module per subcommand; each has its clap `Args` and a `run`.
 
+pub mod apply;
+pub mod control;
 pub mod import;
+pub mod logs;
 pub mod plan;
 pub mod render;
+pub mod select;
+pub mod status;
 
 use anyhow::Result;
 
 use crate::cli::{Arguments, Command};
+use crate::systemd::JobKind;
 
 /// Run the chosen subcommand; returns the exit code.
 pub fn dispatch(args: Arguments) -> Result<i32> {
@@ -14,5 +20,12 @@ pub fn dispatch(args: Arguments) -> Result<i32> {
         Command::Render(a) => render::run(&args.config, a),
         Command::Plan(a) => plan::run(&args.config, a),
         Command::ImportLegacy(a) => import::run(a),
+        Command::Apply(a) => apply::run(&args.config, a),
+        Command::Status(a) => status::run(&args.config, a),
+        Command::Start(s) => control::run(&args.config, JobKind::Start, s),
+        Command::Stop(s) => control::run(&args.config, JobKind::Stop, s),
+        Command::Restart(s) => control::run(&args.config, JobKind::Restart, s),
+        Command::Reload(s) => control::run(&args.config, JobKind::Reload, s),
+        Command::Logs(a) => logs::run(&args.config, a),
     }
 }

@@ -1,6 +1,8 @@
 //! Shared test helpers: run the real hhlctl binary in a temp dir.
 #![allow(dead_code)]
 
+pub mod container;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

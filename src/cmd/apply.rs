@@ -1,0 +1,87 @@
+//! `hhlctl apply`: render, validate, write, and bring systemd to match.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::fsapply::{self, Change, Manifest};
+use crate::load;
+use crate::reconcile;
+use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::validate;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(config: &Path, _args: Args) -> Result<i32> {
+    let root = Path::new("/");
+    let loaded = load::load(config)?;
+    let artifacts = loaded.render()?;
+    let model = &loaded.model;
+    let previous = Manifest::load(root, &model.paths.state_dir)?;
+    let changes = fsapply::diff(root, &artifacts, &previous)?;
+
+    // Nothing is written and nothing running is touched until every check passed.
+    let tested = validate::nginx_configs(model, &artifacts, &changes)?;
+    if tested > 0 {
+        println!("checked {tested} nginx config(s) with nginx -t");
+    }
+
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = model.instances.iter().map(|i| i.unit()).collect();
+    let active = systemd.active_states(&units)?;
+    let actions = reconcile::plan(model, &changes, &active);
+
+    let mut failed = report(
+        &systemd.run_jobs(
+            &actions
+                .stop
+                .iter()
+                .map(|u| (u.clone(), JobKind::Stop))
+                .collect::<Vec<_>>(),
+        )?,
+    );
+
+    fsapply::apply(root, &artifacts, &changes)?;
+    Manifest::of(&artifacts).store(root, &model.paths.state_dir)?;
+    let count = |c: Change| changes.iter().filter(|f| f.change == c && !f.dir).count();
+    let (added, changed, removed) = (count(Change::Added), count(Change::Changed), count(Change::Removed));
+    if added + changed + removed > 0 {
+        println!("files: {added} added, {changed} changed, {removed} removed");
+    }
+    if actions.daemon_reload {
+        systemd.daemon_reload()?;
+        println!("systemd: daemon-reload");
+    }
+    failed += report(&systemd.run_jobs(&actions.jobs).context("running systemd jobs")?);
+
+    if actions.stop.is_empty() && actions.jobs.is_empty() && added + changed + removed == 0 {
+        println!("nothing to do: {} instances up to date", model.instances.len());
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Print each job's outcome (with the journal's last lines on failure); returns the
+/// number that failed.
+pub fn report(outcomes: &[JobOutcome]) -> usize {
+    let mut failed = 0;
+    for o in outcomes {
+        if o.ok() {
+            println!("{} {}", o.kind.past(), o.unit);
+        } else {
+            failed += 1;
+            eprintln!(
+                "error: {} {} failed (systemd job: {}; unit now: {})",
+                o.kind.verb(),
+                o.unit,
+                o.result,
+                o.active_state
+            );
+            eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
+            for line in journal::last_lines(&o.unit, 15).lines() {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+    failed
+}

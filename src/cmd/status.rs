@@ -1,0 +1,140 @@
+//! `hhlctl status`: one row per instance, read from systemd over D-Bus, plus whether
+//! its port answers. Exits 1 when any chosen instance is unhealthy.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::select::Selection;
+use crate::load;
+use crate::systemd::{Systemd, UnitState};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    instance: String,
+    unit: String,
+    developer: String,
+    server: String,
+    port: u16,
+    #[serde(flatten)]
+    state: UnitState,
+    uptime_secs: Option<u64>,
+    port_answers: bool,
+    healthy: bool,
+}
+
+fn port_answers(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+fn human_bytes(b: Option<u64>) -> String {
+    match b {
+        None => "-".into(),
+        Some(b) if b >= 1 << 30 => format!("{:.1}G", b as f64 / (1u64 << 30) as f64),
+        Some(b) if b >= 1 << 20 => format!("{:.1}M", b as f64 / (1u64 << 20) as f64),
+        Some(b) => format!("{:.0}K", b as f64 / 1024.0),
+    }
+}
+
+fn human_secs(s: Option<u64>) -> String {
+    match s {
+        None => "-".into(),
+        Some(s) if s >= 86400 => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+        Some(s) if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        Some(s) if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        Some(s) => format!("{s}s"),
+    }
+}
+
+pub fn run(config: &Path, args: Args) -> Result<i32> {
+    let loaded = load::load(config)?;
+    let chosen = args.selection.resolve(&loaded.model, true)?;
+    let units: Vec<String> = chosen.iter().map(|i| i.unit()).collect();
+    let mut states = Systemd::connect()?.states(&units)?;
+    let now_usec = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    let rows: Vec<Row> = chosen
+        .iter()
+        .map(|i| {
+            let state = states.remove(&i.unit()).unwrap_or_default();
+            let active = state.active_state == "active";
+            let uptime_secs = (active && state.active_enter_usec > 0)
+                .then(|| now_usec.saturating_sub(state.active_enter_usec) / 1_000_000);
+            let answers = active && port_answers(i.port);
+            Row {
+                instance: i.name.clone(),
+                unit: i.unit(),
+                developer: i.developer.clone(),
+                server: i.server.clone(),
+                port: i.port,
+                healthy: active && answers,
+                state,
+                uptime_secs,
+                port_answers: answers,
+            }
+        })
+        .collect();
+    let unhealthy = rows.iter().filter(|r| !r.healthy).count();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let table: Vec<[String; 10]> = rows
+            .iter()
+            .map(|r| {
+                [
+                    r.instance.clone(),
+                    r.developer.clone(),
+                    r.server.clone(),
+                    r.port.to_string(),
+                    format!("{}/{}", r.state.active_state, r.state.sub_state),
+                    if r.state.main_pid > 0 {
+                        r.state.main_pid.to_string()
+                    } else {
+                        "-".into()
+                    },
+                    human_bytes(r.state.memory),
+                    human_secs(r.uptime_secs),
+                    r.state.restarts.to_string(),
+                    if r.port_answers { "yes".into() } else { "NO".into() },
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            crate::table::render(
+                &[
+                    "INSTANCE",
+                    "DEVELOPER",
+                    "SERVER",
+                    "PORT",
+                    "STATE",
+                    "PID",
+                    "MEMORY",
+                    "UPTIME",
+                    "RESTARTS",
+                    "PORT-OK"
+                ],
+                &table
+            )
+        );
+        if unhealthy > 0 {
+            println!("{unhealthy} of {} instances unhealthy", rows.len());
+        }
+    }
+    Ok(if unhealthy > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,167 @@
+//! Decide what `apply` does to running units, from what changed on disk and what
+//! systemd says is running. Pure: the shell gathers the facts and carries out the plan.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use crate::fsapply::{Change, FileChange};
+use crate::model::{Kind, Model};
+use crate::systemd::JobKind;
+use crate::units::DROPIN_NAME;
+
+/// Units to stop before files are removed, and jobs to run after the new files are
+/// in place and systemd has re-read them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Actions {
+    pub stop: Vec<String>,
+    pub jobs: Vec<(String, JobKind)>,
+    /// Whether any unit file, drop-in, slice or link changed (needs daemon-reload).
+    pub daemon_reload: bool,
+}
+
+/// The unit a generated drop-in belongs to: `<unit_dir>/<unit>.d/50-hhl.conf` → `<unit>`.
+fn unit_of_dropin(unit_dir: &Path, path: &Path) -> Option<String> {
+    if path.file_name()?.to_str()? != DROPIN_NAME {
+        return None;
+    }
+    let dir = path.parent()?;
+    if dir.parent()? != unit_dir {
+        return None;
+    }
+    dir.file_name()?.to_str()?.strip_suffix(".d").map(str::to_string)
+}
+
+/// `active` maps unit names to systemd's ActiveState.
+pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, String>) -> Actions {
+    let unit_dir = &model.paths.unit_dir;
+    let touched: BTreeSet<&Path> = changes
+        .iter()
+        .filter(|c| c.change != Change::Unchanged)
+        .map(|c| c.path.as_path())
+        .collect();
+    let daemon_reload = touched.iter().any(|p| p.starts_with(unit_dir));
+
+    let stop: Vec<String> = changes
+        .iter()
+        .filter(|c| c.change == Change::Removed)
+        .filter_map(|c| unit_of_dropin(unit_dir, &c.path))
+        .collect();
+
+    let mut jobs = Vec::new();
+    for inst in &model.instances {
+        let unit = inst.unit();
+        let running = matches!(
+            active.get(&unit).map(String::as_str),
+            Some("active" | "reloading" | "activating")
+        );
+        let dropin_changed = touched.contains(crate::units::dropin_path(unit_dir, inst).as_path());
+        let config_changed = touched.contains(inst.config_path.as_path());
+        let job = if !running {
+            Some(JobKind::Start)
+        } else if dropin_changed {
+            Some(JobKind::Restart)
+        } else if config_changed {
+            // nginx re-reads its config on HUP (ports included); Redis cannot.
+            Some(match inst.kind {
+                Kind::Openresty => JobKind::Reload,
+                Kind::Redis => JobKind::Restart,
+            })
+        } else {
+            None
+        };
+        if let Some(kind) = job {
+            jobs.push((unit, kind));
+        }
+    }
+    Actions {
+        stop,
+        jobs,
+        daemon_reload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Source};
+    use crate::model::{self, Flavor};
+
+    fn model() -> Model {
+        let text = "developers: [dev1]\nservers:\n  s:\n    template: builtin:socketserver\n    values:\n      master: {port: 1080}\n      dev1: {port: 1081}\nredis:\n  template: builtin:redis\n  values:\n    master: {port: 6379}\n    dev1: {port: 6381}\n";
+        let src = Source {
+            path: "/etc/hhl/hhl.yaml".into(),
+            text: text.into(),
+        };
+        model::build(&config::parse(&src.path, text).unwrap(), &src, Flavor::Debian).unwrap()
+    }
+
+    fn ch(path: &str, change: Change) -> FileChange {
+        FileChange {
+            path: path.into(),
+            change,
+            dir: false,
+        }
+    }
+
+    fn all_active(m: &Model) -> HashMap<String, String> {
+        m.instances.iter().map(|i| (i.unit(), "active".to_string())).collect()
+    }
+
+    #[test]
+    fn nothing_changed_and_all_running_means_nothing_to_do() {
+        let m = model();
+        let a = plan(
+            &m,
+            &[ch("/opt/hhl/s/dev1/conf/nginx.conf", Change::Unchanged)],
+            &all_active(&m),
+        );
+        assert_eq!(a, Actions::default());
+    }
+
+    #[test]
+    fn stopped_units_are_started() {
+        let m = model();
+        let mut active = all_active(&m);
+        active.insert("redis@6381.service".into(), "failed".into());
+        let a = plan(&m, &[], &active);
+        assert_eq!(a.jobs, [("redis@6381.service".to_string(), JobKind::Start)]);
+    }
+
+    #[test]
+    fn config_change_reloads_nginx_and_restarts_redis() {
+        let m = model();
+        let changes = [
+            ch("/opt/hhl/s/dev1/conf/nginx.conf", Change::Changed),
+            ch("/opt/redis/etc/6379.conf", Change::Changed),
+        ];
+        let a = plan(&m, &changes, &all_active(&m));
+        assert_eq!(
+            a.jobs,
+            [
+                ("openresty@s-dev1.service".to_string(), JobKind::Reload),
+                ("redis@6379.service".to_string(), JobKind::Restart)
+            ]
+        );
+        assert!(!a.daemon_reload);
+    }
+
+    #[test]
+    fn dropin_change_restarts_and_removed_dropin_stops() {
+        let m = model();
+        let changes = [
+            ch(
+                "/etc/systemd/system/openresty@s-master.service.d/50-hhl.conf",
+                Change::Changed,
+            ),
+            ch("/etc/systemd/system/redis@6382.service.d/50-hhl.conf", Change::Removed),
+            ch(
+                "/etc/systemd/system/hhl.target.wants/redis@6382.service",
+                Change::Removed,
+            ),
+        ];
+        let a = plan(&m, &changes, &all_active(&m));
+        assert_eq!(a.stop, ["redis@6382.service"]);
+        assert_eq!(a.jobs, [("openresty@s-master.service".to_string(), JobKind::Restart)]);
+        assert!(a.daemon_reload);
+    }
+}

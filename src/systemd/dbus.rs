@@ -1,0 +1,41 @@
+//! The slice of systemd's D-Bus API hhlctl uses (org.freedesktop.systemd1).
+
+use zbus::proxy;
+use zbus::zvariant::OwnedObjectPath;
+
+/// One row of `ListUnitsByPatterns`: name, description, load, active, sub, following,
+/// unit path, job id, job type, job path.
+pub type UnitRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1",
+    gen_blocking = false
+)]
+pub trait Manager {
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// `systemctl daemon-reload`.
+    fn reload(&self) -> zbus::Result<()>;
+    /// Ask systemd to emit job and unit signals.
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn list_units_by_patterns(&self, states: &[&str], patterns: &[&str]) -> zbus::Result<Vec<UnitRow>>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+
+    #[zbus(signal)]
+    fn job_removed(&self, id: u32, job: OwnedObjectPath, unit: String, result: String) -> zbus::Result<()>;
+}

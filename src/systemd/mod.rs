@@ -1,0 +1,7 @@
+//! Talking to systemd over D-Bus (zbus), and reading the journal.
+
+pub mod client;
+pub mod dbus;
+pub mod journal;
+
+pub use client::{JobKind, JobOutcome, Systemd, UnitState};

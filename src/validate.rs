@@ -1,0 +1,79 @@
+//! Check rendered nginx configs with the real nginx (`nginx -t`) before anything is
+//! written or reloaded. Each config is tested in place under its own prefix, as a
+//! staged file beside the live one, so relative includes and paths resolve as they
+//! will; the staged files, and any directory made for the test, are removed after.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::artifact::{Artifact, Content};
+use crate::fsapply::{self, Change, FileChange};
+use crate::model::{Kind, Model};
+
+const STAGED: &str = ".nginx.conf.hhl-check";
+
+/// `nginx -t` every OpenResty config that is new or changed. Returns how many were
+/// tested; on failure, every refusal is in the error and the disk is as it was.
+pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChange]) -> Result<usize> {
+    let changed = |p: &Path| {
+        changes
+            .iter()
+            .any(|c| c.path == p && matches!(c.change, Change::Added | Change::Changed))
+    };
+    let mut created: Vec<PathBuf> = Vec::new();
+    let mut failures = Vec::new();
+    let mut tested = 0;
+    for inst in model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty && changed(&i.config_path))
+    {
+        let Some(Content::File(bytes)) = artifacts
+            .iter()
+            .find(|a| a.path == inst.config_path)
+            .map(|a| &a.content)
+        else {
+            continue;
+        };
+        for a in artifacts.iter().filter(|a| a.is_dir() && a.path.starts_with(&inst.dir)) {
+            if !a.path.exists() {
+                fsapply::write_artifact(Path::new("/"), a)?;
+                created.push(a.path.clone());
+            }
+        }
+        let staged = inst.dir.join("conf").join(STAGED);
+        fsapply::write_file(&staged, bytes, 0o644)?;
+        let out = Command::new(model.flavor.binary())
+            .args(["-t", "-q", "-e", "stderr", "-p"])
+            .arg(format!("{}/", inst.dir.display()))
+            .args(["-c", &format!("conf/{STAGED}")])
+            .output()
+            .with_context(|| format!("running {} -t", model.flavor.binary()));
+        let _ = fs::remove_file(&staged);
+        let out = out?;
+        tested += 1;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr).replace(STAGED, "nginx.conf");
+            failures.push(format!(
+                "{}: nginx -t refused the rendered {}:\n{}",
+                inst.unit(),
+                inst.config_path.display(),
+                text.trim_end()
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        for d in created.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+        bail!(
+            "{}\n{} config(s) failed nginx -t; nothing was written and no instance was touched.\nFix the template or values in hhl.yaml and run `hhlctl apply` again.",
+            failures.join("\n"),
+            failures.len()
+        );
+    }
+    Ok(tested)
+}

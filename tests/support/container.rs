@@ -1,0 +1,171 @@
+//! A real systemd with a real system bus, booted in an ephemeral container of this
+//! machine's own root (see shared/design/REAL-SYSTEMD.md): `--volatile=overlay`
+//! keeps every write inside in a tmpfs, `--private-network` gives it its own
+//! loopback. Needs root and systemd-nspawn (Debian's systemd-container); a missing
+//! prerequisite fails the test: these tests must run, not skip.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{repo, Run, BIN};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Container {
+    nspawn: Child,
+    /// PID (on the host) of the container's systemd.
+    pub leader: u32,
+    mountpoint: PathBuf,
+}
+
+impl Container {
+    /// Boot, wait for `systemctl is-system-running --wait`, install hhlctl's units.
+    pub fn boot() -> Container {
+        assert!(
+            Command::new("id")
+                .arg("-u")
+                .output()
+                .map(|o| o.stdout == b"0\n")
+                .unwrap_or(false),
+            "real-systemd tests need root: run `bash scripts/test.sh` as root"
+        );
+        assert!(
+            PathBuf::from("/usr/bin/systemd-nspawn").exists(),
+            "systemd-nspawn is missing: `bash scripts/deps.sh` installs systemd-container"
+        );
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let mountpoint = PathBuf::from(format!("/var/tmp/hhlroot-{}-{n}", std::process::id()));
+        fs::create_dir_all(&mountpoint).unwrap();
+        let script = format!(
+            "mount --bind / {m} && exec systemd-nspawn -q -D {m} --volatile=overlay --register=no --keep-unit \
+             --private-network -b --machine=hhltest{p}x{n} --console=pipe \
+             -- systemd.mask=nginx.service systemd.mask=redis-server.service systemd.mask=postgresql.service \
+             systemd.mask=rsyslog.service",
+            m = mountpoint.display(),
+            p = std::process::id(),
+        );
+        let nspawn = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("running unshare");
+        let pid = nspawn.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // `sh` runs `mount`, then becomes systemd-nspawn, whose child is systemd:
+        // only that child's namespaces are the container's.
+        let comm = |p: &str| {
+            fs::read_to_string(format!("/proc/{p}/comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        let leader = loop {
+            if comm(&pid.to_string()) == "systemd-nspawn" {
+                let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+                if let Some(c) = children.split_whitespace().find(|c| comm(c) == "systemd") {
+                    break c.parse().unwrap();
+                }
+            }
+            assert!(Instant::now() < deadline, "the container did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let c = Container {
+            nspawn,
+            leader,
+            mountpoint,
+        };
+        let state = c.sh(
+            "for i in $(seq 300); do [ -S /run/systemd/private ] && break; sleep 0.02; done; \
+             timeout 60 systemctl is-system-running --wait",
+        );
+        assert!(
+            matches!(state.stdout.trim(), "running" | "degraded"),
+            "container boot: {} {}\n{}",
+            state.stdout,
+            state.stderr,
+            c.sh("systemctl --failed --no-legend").stdout
+        );
+        c.ok(&format!(
+            "cp {units}/* /usr/lib/systemd/system/ && systemctl daemon-reload && systemctl enable -q hhl.target",
+            units = repo().join("units").display()
+        ));
+        c
+    }
+
+    /// Run a shell script inside.
+    pub fn sh(&self, script: &str) -> Run {
+        Command::new("nsenter")
+            .args(["-t", &self.leader.to_string(), "-a", "--", "/bin/sh", "-c", script])
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running nsenter")
+            .into()
+    }
+
+    /// Run a shell script inside; it must succeed. Returns stdout.
+    #[track_caller]
+    pub fn ok(&self, script: &str) -> String {
+        let r = self.sh(script);
+        assert_eq!(
+            r.code, 0,
+            "`{script}` failed:\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// hhlctl inside, with the given config.
+    pub fn hhlctl(&self, config: &str, args: &str) -> Run {
+        self.sh(&format!("{BIN} -c {config} {args}"))
+    }
+
+    /// Write a file inside.
+    pub fn write(&self, path: &str, text: &str) {
+        let mut child = Command::new("nsenter")
+            .args(["-t", &self.leader.to_string(), "-a", "--", "/bin/sh", "-c"])
+            .arg(format!("mkdir -p \"$(dirname {path})\" && cat > {path}"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success(), "writing {path} inside the container");
+    }
+
+    /// `GET /hhl` body from an OpenResty instance inside.
+    pub fn get_hhl(&self, port: u16) -> String {
+        self.sh(&format!("curl -s -m 5 http://127.0.0.1:{port}/hhl")).stdout
+    }
+
+    /// Redis PING on `port` inside.
+    pub fn ping(&self, port: u16) -> String {
+        self.sh(&format!("redis-cli -p {port} ping")).stdout.trim().to_string()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // A clean shutdown: SIGTERM to systemd-nspawn, bounded wait, then SIGKILL.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.nspawn.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                let _ = fs::remove_dir(&self.mountpoint);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+        let _ = fs::remove_dir(&self.mountpoint);
+    }
+}
