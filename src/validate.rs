@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::artifact::{Artifact, Content};
 use crate::fsapply::{self, Change, FileChange};
-use crate::model::{Kind, Model};
+use crate::model::{Instance, Kind, Model};
 
 const STAGED: &str = ".nginx.conf.hhl-check";
 
@@ -24,8 +24,7 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
             .any(|c| c.path == p && matches!(c.change, Change::Added | Change::Changed))
     };
     let mut created: Vec<PathBuf> = Vec::new();
-    let mut failures = Vec::new();
-    let mut tested = 0;
+    let mut staged = Vec::new();
     for inst in model
         .instances
         .iter()
@@ -44,25 +43,29 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
                 created.push(a.path.clone());
             }
         }
-        let staged = inst.dir.join("conf").join(STAGED);
-        fsapply::write_file(&staged, bytes, 0o644)?;
-        let out = Command::new(model.flavor.binary())
-            .args(["-t", "-q", "-e", "stderr", "-p"])
-            .arg(format!("{}/", inst.dir.display()))
-            .args(["-c", &format!("conf/{STAGED}")])
-            .output()
-            .with_context(|| format!("running {} -t", model.flavor.binary()));
-        let _ = fs::remove_file(&staged);
-        let out = out?;
-        tested += 1;
-        if !out.status.success() {
-            let text = String::from_utf8_lossy(&out.stderr).replace(STAGED, "nginx.conf");
-            failures.push(format!(
-                "{}: nginx -t refused the rendered {}:\n{}",
-                inst.unit(),
-                inst.config_path.display(),
-                text.trim_end()
-            ));
+        fsapply::write_file(&inst.dir.join("conf").join(STAGED), bytes, 0o644)?;
+        staged.push(inst);
+    }
+    // nginx -t loads the Lua module each time (tens of ms): test on every core.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let chunk = staged.len().div_ceil(workers).max(1);
+    let results: Vec<Result<Option<String>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = staged
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|inst| test_one(model, inst)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("nginx -t worker panicked"))
+            .collect()
+    });
+    for inst in &staged {
+        let _ = fs::remove_file(inst.dir.join("conf").join(STAGED));
+    }
+    let mut failures = Vec::new();
+    for r in results {
+        if let Some(f) = r? {
+            failures.push(f);
         }
     }
     if !failures.is_empty() {
@@ -75,5 +78,25 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
             failures.len()
         );
     }
-    Ok(tested)
+    Ok(staged.len())
+}
+
+/// `nginx -t` one staged config; `Some(report)` when nginx refuses it.
+fn test_one(model: &Model, inst: &Instance) -> Result<Option<String>> {
+    let out = Command::new(model.flavor.binary())
+        .args(["-t", "-q", "-e", "stderr", "-p"])
+        .arg(format!("{}/", inst.dir.display()))
+        .args(["-c", &format!("conf/{STAGED}")])
+        .output()
+        .with_context(|| format!("running {} -t", model.flavor.binary()))?;
+    if out.status.success() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&out.stderr).replace(STAGED, "nginx.conf");
+    Ok(Some(format!(
+        "{}: nginx -t refused the rendered {}:\n{}",
+        inst.unit(),
+        inst.config_path.display(),
+        text.trim_end()
+    )))
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each has its clap `Args` and a `run`.
 
 pub mod apply;
+pub mod assets;
 pub mod control;
 pub mod import;
 pub mod logs;
@@ -27,5 +28,6 @@ pub fn dispatch(args: Arguments) -> Result<i32> {
         Command::Restart(s) => control::run(&args.config, JobKind::Restart, s),
         Command::Reload(s) => control::run(&args.config, JobKind::Reload, s),
         Command::Logs(a) => logs::run(&args.config, a),
+        Command::GenerateAssets(a) => assets::run(a),
     }
 }

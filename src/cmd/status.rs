@@ -40,6 +40,18 @@ fn port_answers(port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
+/// Check every port, a few threads at once (a refused or silent port costs a timeout).
+fn ports_answering(ports: &[u16]) -> Vec<bool> {
+    let chunk = ports.len().div_ceil(8).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ports
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|p| port_answers(*p)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
 fn human_bytes(b: Option<u64>) -> String {
     match b {
         None => "-".into(),
@@ -68,14 +80,16 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
+    let answering = ports_answering(&chosen.iter().map(|i| i.port).collect::<Vec<_>>());
     let rows: Vec<Row> = chosen
         .iter()
-        .map(|i| {
+        .zip(answering)
+        .map(|(i, answers)| {
             let state = states.remove(&i.unit()).unwrap_or_default();
             let active = state.active_state == "active";
             let uptime_secs = (active && state.active_enter_usec > 0)
                 .then(|| now_usec.saturating_sub(state.active_enter_usec) / 1_000_000);
-            let answers = active && port_answers(i.port);
+            let answers = active && answers;
             Row {
                 instance: i.name.clone(),
                 unit: i.unit(),

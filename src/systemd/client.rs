@@ -3,11 +3,12 @@
 //! calls are pipelined on one connection (async zbus driven by `block_on`), so
 //! reading 400 units costs one round trip's latency, not 400.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
-use futures_util::future::join_all;
-use futures_util::StreamExt;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures_util::{stream, StreamExt};
 use serde::Serialize;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 use zbus::Connection;
@@ -42,8 +43,8 @@ impl JobKind {
     }
 }
 
-/// How a job ended: systemd's job result (`done`, `failed`, `timeout`, …) and the
-/// unit's state afterwards.
+/// How a job ended: `done` when the unit reached the state the job aimed at, else
+/// `failed`, and the unit's state afterwards.
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
     pub unit: String,
@@ -78,6 +79,11 @@ pub struct Systemd {
 }
 
 const SERVICE: &str = "org.freedesktop.systemd1";
+/// How long jobs may take in all (units' own start and stop timeouts are shorter).
+const JOB_DEADLINE: Duration = Duration::from_secs(600);
+/// Calls in flight at once: the system bus refuses more than 128 pending replies per
+/// connection.
+const IN_FLIGHT: usize = 100;
 
 impl Systemd {
     pub fn connect() -> Result<Systemd> {
@@ -98,55 +104,69 @@ impl Systemd {
             .context("daemon-reload")
     }
 
-    /// Enqueue every job at once and wait until systemd reports each one finished.
+    /// Enqueue every job at once, wait until systemd has finished them all, and judge
+    /// each by the unit's state afterwards.
+    ///
+    /// We poll `ListJobs` rather than wait for `JobRemoved` signals: a signal stream that
+    /// is not drained while hundreds of jobs are enqueued stalls the connection's reader
+    /// (zbus applies back-pressure), which hung `restart --all` on 404 units.
     pub fn run_jobs(&self, jobs: &[(String, JobKind)]) -> Result<Vec<JobOutcome>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let manager = self.manager()?;
         zbus::block_on(async {
-            // Subscribing twice on one connection is an error we can ignore.
-            if let Err(e) = manager.subscribe().await {
-                if !e.to_string().contains("AlreadySubscribed") {
-                    return Err(explain(e));
+            let calls = jobs.iter().map(|(unit, kind)| {
+                let manager = &manager;
+                async move {
+                    let call = match kind {
+                        JobKind::Start => manager.start_unit(unit, "replace").await,
+                        JobKind::Stop => manager.stop_unit(unit, "replace").await,
+                        JobKind::Restart => manager.restart_unit(unit, "replace").await,
+                        JobKind::Reload => manager.reload_unit(unit, "replace").await,
+                    };
+                    call.map_err(explain)
+                        .with_context(|| format!("asking systemd: {} {unit}", kind.verb()))
                 }
+            });
+            let enqueued: Vec<Result<OwnedObjectPath>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
+            let mut pending = HashSet::new();
+            for path in enqueued {
+                pending.insert(path?);
             }
-            // Listen before enqueuing, so a fast job's signal is not missed.
-            let mut removed = manager.receive_job_removed().await?;
-            let mut pending: HashMap<OwnedObjectPath, (String, JobKind)> = HashMap::new();
-            for (unit, kind) in jobs {
-                let call = match kind {
-                    JobKind::Start => manager.start_unit(unit, "replace").await,
-                    JobKind::Stop => manager.stop_unit(unit, "replace").await,
-                    JobKind::Restart => manager.restart_unit(unit, "replace").await,
-                    JobKind::Reload => manager.reload_unit(unit, "replace").await,
-                };
-                let job = call
-                    .map_err(explain)
-                    .with_context(|| format!("asking systemd to {kind:?} {unit}"))?;
-                pending.insert(job, (unit.clone(), *kind));
-            }
-            let mut results: BTreeMap<String, (JobKind, String)> = BTreeMap::new();
+            let deadline = Instant::now() + JOB_DEADLINE;
             while !pending.is_empty() {
-                let Some(signal) = removed.next().await else { break };
-                let args = signal.args()?;
-                if let Some((unit, kind)) = pending.remove(args.job()) {
-                    results.insert(unit, (kind, args.result().to_string()));
+                async_io::Timer::after(Duration::from_millis(25)).await;
+                let running: HashSet<OwnedObjectPath> = manager
+                    .list_jobs()
+                    .await
+                    .map_err(explain)?
+                    .into_iter()
+                    .map(|j| j.4)
+                    .collect();
+                pending.retain(|p| running.contains(p));
+                if Instant::now() > deadline {
+                    bail!(
+                        "{} systemd job(s) still running after {} s; see `systemctl list-jobs`",
+                        pending.len(),
+                        JOB_DEADLINE.as_secs()
+                    );
                 }
             }
-            let units: Vec<String> = results.keys().cloned().collect();
+            let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
             let states = self.states_async(&units).await?;
             Ok(jobs
                 .iter()
-                .filter_map(|(unit, _)| {
-                    let (kind, result) = results.get(unit)?.clone();
+                .map(|(unit, kind)| {
                     let active_state = states.get(unit).map(|s| s.active_state.clone()).unwrap_or_default();
-                    Some(JobOutcome {
+                    let reached = (active_state == "active") == (*kind != JobKind::Stop);
+                    let result = if reached { "done" } else { "failed" }.to_string();
+                    JobOutcome {
                         unit: unit.clone(),
-                        kind,
+                        kind: *kind,
                         result,
                         active_state,
-                    })
+                    }
                 })
                 .collect())
         })
@@ -190,7 +210,7 @@ impl Systemd {
         let calls = loaded
             .iter()
             .flat_map(|row| PROPS.iter().map(move |(iface, prop)| self.get(&row.6, iface, prop)));
-        let values = join_all(calls).await;
+        let values: Vec<Option<OwnedValue>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
         let mut out = HashMap::new();
         for (row, vals) in loaded.iter().zip(values.chunks(PROPS.len())) {
             let u32_of = |v: &Option<OwnedValue>| v.as_ref().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);

@@ -31,11 +31,7 @@ pub trait Manager {
     fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// `systemctl daemon-reload`.
     fn reload(&self) -> zbus::Result<()>;
-    /// Ask systemd to emit job and unit signals.
-    fn subscribe(&self) -> zbus::Result<()>;
+    /// Queued and running jobs: id, unit, type, state, job path, unit path.
+    fn list_jobs(&self) -> zbus::Result<Vec<(u32, String, String, String, OwnedObjectPath, OwnedObjectPath)>>;
     fn list_units_by_patterns(&self, states: &[&str], patterns: &[&str]) -> zbus::Result<Vec<UnitRow>>;
-    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
-
-    #[zbus(signal)]
-    fn job_removed(&self, id: u32, job: OwnedObjectPath, unit: String, result: String) -> zbus::Result<()>;
 }

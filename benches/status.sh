@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Benchmark: `hhlctl status` on 100 developers x 4 instances (404 units, all running)
+# inside a real-systemd container, side by side with
+# `systemctl list-units 'openresty@*' 'redis@*'` in the same run. Medians of RUNS.
+# hhlctl reads more per unit: MainPID, MemoryCurrent, NRestarts, ActiveEnterTimestamp,
+# and connects to every instance's port.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-21}
+cargo build --release -q
+bin=$PWD/target/release/hhlctl
+. scripts/container.sh
+container_boot
+ct sh -c "cp $PWD/units/* /usr/lib/systemd/system/ && systemctl daemon-reload"
+bash benches/gen-config.sh 100 | ct sh -c 'mkdir -p /etc/hhl && cat > /etc/hhl/hhl.yaml'
+t0=$(date +%s%N)
+ct "$bin" apply > /dev/null
+echo "apply of 404 new instances: $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+ct sh -c 'systemctl list-units --no-legend --plain --state=active "openresty@*" "redis@*" | wc -l' | sed 's/^/active units: /'
+
+median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR+1)/2)] / 1000 }'; }
+time_runs() { # command...
+  for _ in $(seq "$runs"); do
+    t0=$(date +%s%N); ct "$@" > /dev/null || true; t1=$(date +%s%N)
+    echo $(( (t1 - t0) / 1000 ))
+  done | median
+}
+# Interleave the two in one run so machine noise hits both alike.
+ours=(); theirs=()
+for _ in 1 2 3; do
+  ours+=("$(time_runs "$bin" status)")
+  theirs+=("$(time_runs systemctl list-units --no-pager 'openresty@*' 'redis@*')")
+done
+med3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+o=$(med3 "${ours[@]}"); t=$(med3 "${theirs[@]}")
+show=$(time_runs systemctl show -p ActiveState,MainPID,MemoryCurrent,NRestarts,ActiveEnterTimestamp 'openresty@*' 'redis@*')
+echo "hhlctl status (404 units)                      median ${o} ms"
+echo "systemctl list-units 'openresty@*' 'redis@*'   median ${t} ms"
+echo "systemctl show -p <5 properties> (same units)  median ${show} ms"
+awk -v o="$o" -v t="$t" 'BEGIN { printf "ratio hhlctl status / systemctl list-units: %.2f\n", o / t }'
+echo "(each median is the middle of 3 medians of $runs runs; times include nsenter)"
