@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Every test layer: Debian packages, formatting, clippy, unit, golden-tree, CLI,
-# real nginx/Redis, and real-systemd container tests. Run as root on a fresh machine.
+# Every test layer: Debian packages, formatting, clippy, the .deb (cargo-deb + lintian),
+# unit, golden-tree, CLI, real nginx/Redis, real-systemd container and package tests.
+# Run as root on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+bash scripts/build-deb.sh
+HHL_DEB=$(ls target/debian/hhlctl_*.deb | tail -n 1)
+export HHL_DEB
 cargo test --locked --all-targets -- --test-threads=2

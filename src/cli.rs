@@ -80,15 +80,15 @@ pub enum Command {
     #[command(after_help = "Example:\n  hhlctl logs socketserver-dev1 -f")]
     Logs(cmd::logs::Args),
 
+    /// Write the man pages and shell completions into DIR (for packaging).
+    #[command(name = "generate-assets", hide = true)]
+    GenerateAssets(cmd::assets::Args),
+
     /// Convert an original serverctrl directory into hhl.yaml and handlebars templates.
     ///
     /// Reads nginx.<server>.templ.conf with nginx.<server>.sub.py, and redis.templ.conf
     /// with redis.sub.py ($NAME placeholders, Python dict literals: parsed, never run),
     /// and writes hhl.yaml plus templates/*.hbs into --out.
-    /// Write the man pages and shell completions into DIR (for packaging).
-    #[command(name = "generate-assets", hide = true)]
-    GenerateAssets(cmd::assets::Args),
-
     #[command(
         name = "import-legacy",
         after_help = "Example:\n  hhlctl import-legacy /srv/serverctrl --out /tmp/imported\n  hhlctl -c /tmp/imported/hhl.yaml plan"

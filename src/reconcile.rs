@@ -73,12 +73,20 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
             jobs.push((unit, kind));
         }
     }
+    // hhl.target active makes `systemctl stop hhl.target` (and package removal) stop
+    // every instance, as they are PartOf it.
+    if !model.instances.is_empty() && active.get(TARGET).map(String::as_str) != Some("active") {
+        jobs.push((TARGET.to_string(), JobKind::Start));
+    }
     Actions {
         stop,
         jobs,
         daemon_reload,
     }
 }
+
+/// The target every instance is part of.
+pub const TARGET: &str = "hhl.target";
 
 #[cfg(test)]
 mod tests {
@@ -104,7 +112,28 @@ mod tests {
     }
 
     fn all_active(m: &Model) -> HashMap<String, String> {
-        m.instances.iter().map(|i| (i.unit(), "active".to_string())).collect()
+        m.instances
+            .iter()
+            .map(|i| i.unit())
+            .chain([TARGET.to_string()])
+            .map(|u| (u, "active".to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_target_is_started_when_inactive() {
+        let m = model();
+        let mut active = all_active(&m);
+        active.remove(TARGET);
+        assert_eq!(plan(&m, &[], &active).jobs, [(TARGET.to_string(), JobKind::Start)]);
+    }
+
+    #[test]
+    fn the_target_is_started_when_inactive() {
+        let m = model();
+        let mut active = all_active(&m);
+        active.remove(TARGET);
+        assert_eq!(plan(&m, &[], &active).jobs, [(TARGET.to_string(), JobKind::Start)]);
     }
 
     #[test]

@@ -28,7 +28,12 @@ pub fn run(config: &Path, _args: Args) -> Result<i32> {
     }
 
     let systemd = Systemd::connect()?;
-    let units: Vec<String> = model.instances.iter().map(|i| i.unit()).collect();
+    let units: Vec<String> = model
+        .instances
+        .iter()
+        .map(|i| i.unit())
+        .chain([reconcile::TARGET.to_string()])
+        .collect();
     let active = systemd.active_states(&units)?;
     let actions = reconcile::plan(model, &changes, &active);
 
