@@ -129,14 +129,6 @@ mod tests {
     }
 
     #[test]
-    fn the_target_is_started_when_inactive() {
-        let m = model();
-        let mut active = all_active(&m);
-        active.remove(TARGET);
-        assert_eq!(plan(&m, &[], &active).jobs, [(TARGET.to_string(), JobKind::Start)]);
-    }
-
-    #[test]
     fn nothing_changed_and_all_running_means_nothing_to_do() {
         let m = model();
         let a = plan(
