@@ -1,15 +1,15 @@
 # Source me: boot a real systemd in an ephemeral container of this machine's root
-# (shared/design/REAL-SYSTEMD.md). Needs root and systemd-nspawn.
+# (shared/design/REAL-SYSTEMD.md). Needs root and systemd-nspawn. The current
+# directory is bound read-only at its own path (nspawn puts a tmpfs on /tmp).
 #   container_boot        sets CT_PID (the container's systemd) and installs units/
 #   ct CMD...             runs CMD inside
 #   container_stop        clean shutdown (also run on EXIT by container_boot)
 
 container_boot() {
   CT_MNT=$(mktemp -d /var/tmp/hhlroot.XXXXXX)
-  unshare -m --propagation private sh -c "mount --bind / $CT_MNT && exec systemd-nspawn -q -D $CT_MNT \
-      --volatile=overlay --register=no --keep-unit --private-network -b --machine=hhl$$ --console=pipe \
-      -- systemd.mask=nginx.service systemd.mask=redis-server.service systemd.mask=postgresql.service \
-         systemd.mask=rsyslog.service" </dev/null >/dev/null 2>&1 &
+  CT_NAME=$$
+  unshare -m --propagation private "$PWD/scripts/nspawn-boot.sh" "$CT_NAME" "$CT_MNT" --bind-ro="$PWD:$PWD" \
+      </dev/null >/dev/null 2>&1 &
   CT_NSPAWN=$!
   trap container_stop EXIT
   trap "container_stop; exit 130" INT TERM
@@ -35,5 +35,6 @@ container_stop() {
   for _ in $(seq 200); do kill -0 "$CT_NSPAWN" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$CT_NSPAWN" 2>/dev/null || true
   rmdir "$CT_MNT" 2>/dev/null || true
+  "$PWD/scripts/nspawn-boot.sh" --cleanup "$CT_NAME" || true
   CT_NSPAWN=
 }

@@ -94,7 +94,7 @@ impl Systemd {
     }
 
     fn manager(&self) -> Result<ManagerProxy<'_>> {
-        Ok(zbus::block_on(ManagerProxy::new(&self.conn))?)
+        Ok(zbus::block_on(manager_proxy(&self.conn))?)
     }
 
     /// `systemctl daemon-reload`: re-read unit files and drop-ins.
@@ -192,7 +192,7 @@ impl Systemd {
     }
 
     async fn list(&self, units: &[String]) -> Result<HashMap<String, super::dbus::UnitRow>> {
-        let manager = ManagerProxy::new(&self.conn).await?;
+        let manager = manager_proxy(&self.conn).await?;
         let patterns: Vec<&str> = units.iter().map(String::as_str).collect();
         let rows = manager.list_units_by_patterns(&[], &patterns).await.map_err(explain)?;
         Ok(rows.into_iter().map(|r| (r.0.clone(), r)).collect())
@@ -258,6 +258,15 @@ impl Systemd {
             other => OwnedValue::try_from(other).ok(),
         }
     }
+}
+
+/// A Manager proxy that asks the bus nothing when it is made (no property cache, so
+/// no GetAll round trip per proxy).
+async fn manager_proxy(conn: &Connection) -> zbus::Result<ManagerProxy<'_>> {
+    ManagerProxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
 }
 
 /// Turn systemd's access-denied into words a developer can act on.

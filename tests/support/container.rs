@@ -18,6 +18,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Container {
     nspawn: Child,
+    name: String,
     /// PID (on the host) of the container's systemd.
     pub leader: u32,
     mountpoint: PathBuf,
@@ -52,16 +53,17 @@ impl Container {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let mountpoint = PathBuf::from(format!("/var/tmp/hhlroot-{}-{n}", std::process::id()));
         fs::create_dir_all(&mountpoint).unwrap();
-        let script = format!(
-            "mount --bind / {m} && exec systemd-nspawn -q -D {m} --volatile=overlay --register=no --keep-unit \
-             --private-network -b --machine=hhltest{p}x{n} --console=pipe \
-             -- systemd.mask=nginx.service systemd.mask=redis-server.service systemd.mask=postgresql.service \
-             systemd.mask=rsyslog.service",
-            m = mountpoint.display(),
-            p = std::process::id(),
-        );
+        // nspawn puts a tmpfs on /tmp: bind the source tree (and the built binary, if
+        // it lives elsewhere) at their own paths so a checkout anywhere is seen inside.
+        let bin_dir = PathBuf::from(BIN).parent().unwrap().to_path_buf();
+        let name = format!("{}x{n}", std::process::id());
         let nspawn = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .args(["-m", "--propagation", "private"])
+            .arg(repo().join("scripts/nspawn-boot.sh"))
+            .arg(&name)
+            .arg(&mountpoint)
+            .arg(format!("--bind-ro={r}:{r}", r = repo().display()))
+            .arg(format!("--bind-ro={b}:{b}", b = bin_dir.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -89,6 +91,7 @@ impl Container {
         };
         let c = Container {
             nspawn,
+            name,
             leader,
             mountpoint,
         };
@@ -164,15 +167,14 @@ impl Drop for Container {
             .args(["-TERM", &self.nspawn.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.nspawn.try_wait() {
-                let _ = fs::remove_dir(&self.mountpoint);
-                return;
-            }
+        while Instant::now() < deadline && !matches!(self.nspawn.try_wait(), Ok(Some(_))) {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.nspawn.kill();
         let _ = self.nspawn.wait();
         let _ = fs::remove_dir(&self.mountpoint);
+        let _ = Command::new(repo().join("scripts/nspawn-boot.sh"))
+            .args(["--cleanup", &self.name])
+            .status();
     }
 }
