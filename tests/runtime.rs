@@ -19,8 +19,12 @@ use support::{example_under, repo, Sandbox};
 
 /// Render `yaml` and write it for real (its paths point into the sandbox).
 fn materialize(sb: &Sandbox, yaml: &str) -> load::Loaded {
-    let cfg = sb.write("hhl.yaml", yaml);
-    let loaded = load::load(&cfg).unwrap_or_else(|e| panic!("{e:#}"));
+    materialize_file(&sb.write("hhl.yaml", yaml))
+}
+
+/// Load, render and write the config at `cfg` for real.
+fn materialize_file(cfg: &Path) -> load::Loaded {
+    let loaded = load::load(cfg).unwrap_or_else(|e| panic!("{e:#}"));
     let artifacts = loaded.render().unwrap();
     let changes = fsapply::diff(Path::new("/"), &artifacts, &Manifest::default()).unwrap();
     fsapply::apply(Path::new("/"), &artifacts, &changes).unwrap();
@@ -67,11 +71,7 @@ fn imported_legacy_config_passes_nginx_t() {
         .replace(": /etc/", &format!(": {b}/etc/"))
         .replace(": /var/", &format!(": {b}/var/"))
         .replace("flavor: auto", "flavor: debian");
-    let cfg = sb.write("imported/hhl.yaml", &yaml);
-    let loaded = load::load(&cfg).unwrap_or_else(|e| panic!("{e:#}"));
-    let artifacts = loaded.render().unwrap();
-    let changes = fsapply::diff(Path::new("/"), &artifacts, &Manifest::default()).unwrap();
-    fsapply::apply(Path::new("/"), &artifacts, &changes).unwrap();
+    let loaded = materialize_file(&sb.write("imported/hhl.yaml", &yaml));
     for inst in loaded.model.instances.iter().filter(|i| i.kind == Kind::Openresty) {
         let out = nginx_t(&inst.dir);
         assert!(

@@ -75,12 +75,18 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let loaded = load::load(config)?;
     let chosen = args.selection.resolve(&loaded.model, true)?;
     let units: Vec<String> = chosen.iter().map(|i| i.unit()).collect();
-    let mut states = Systemd::connect()?.states(&units)?;
+    // Knock on the ports while systemd answers: the two do not depend on each other.
+    let ports: Vec<u16> = chosen.iter().map(|i| i.port).collect();
+    let (states, answering) = std::thread::scope(|scope| {
+        let knocking = scope.spawn(|| ports_answering(&ports));
+        let states = Systemd::connect().and_then(|s| s.states(&units));
+        (states, knocking.join().unwrap_or_default())
+    });
+    let mut states = states?;
     let now_usec = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
-    let answering = ports_answering(&chosen.iter().map(|i| i.port).collect::<Vec<_>>());
     let rows: Vec<Row> = chosen
         .iter()
         .zip(answering)

@@ -83,7 +83,7 @@ const SERVICE: &str = "org.freedesktop.systemd1";
 const JOB_DEADLINE: Duration = Duration::from_secs(600);
 /// Calls in flight at once: the system bus refuses more than 128 pending replies per
 /// connection.
-const IN_FLIGHT: usize = 100;
+const IN_FLIGHT: usize = 120;
 
 impl Systemd {
     pub fn connect() -> Result<Systemd> {
