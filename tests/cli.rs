@@ -354,3 +354,111 @@ fn help_teaches() {
         &["Example:", "hhlctl -c examples/hhl.yaml render --out"],
     );
 }
+
+#[test]
+fn empty_template_name() {
+    let e = refused(&MINI.replace("builtin:socketserver", "''"));
+    has(
+        &e,
+        &[
+            "servers.socketserver: template is empty",
+            "hhl.yaml:4:5",
+            "`builtin:<name>`",
+        ],
+    );
+}
+
+#[test]
+fn instance_without_a_port() {
+    let e = refused(&MINI.replace("master: {port: 6379, ", "master: {"));
+    has(
+        &e,
+        &[
+            "redis: `master` has no `port`",
+            "hhl.yaml:11:5",
+            "set `port` in master's values",
+        ],
+    );
+}
+
+#[test]
+fn missing_section_and_wrong_type() {
+    let e = refused("developers: [dev1]\n");
+    has(
+        &e,
+        &[
+            "invalid hhl.yaml: missing field `servers`",
+            "add the key; see examples/hhl.yaml",
+        ],
+    );
+    let e = refused(&MINI.replace("developers: [dev1]", "developers: dev1"));
+    has(
+        &e,
+        &[
+            "invalid hhl.yaml: developers: invalid type: string \"dev1\", expected a sequence",
+            "hhl.yaml:1:13",
+        ],
+    );
+}
+
+#[test]
+fn choosing_instances_that_do_not_exist() {
+    // Resolved from hhl.yaml before systemd is asked anything.
+    let sb = Sandbox::new();
+    sb.write("hhl.yaml", MINI);
+    let r = sb.run(&["restart", "--dev", "dev9"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &["error: no developer `dev9` in hhl.yaml; developers: master, dev1"],
+    );
+    let r = sb.run(&["status", "--server", "web"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &["error: no server `web` in hhl.yaml; servers: socketserver, redis"],
+    );
+    let r = sb.run(&["stop"]);
+    assert_eq!(r.code, 1);
+    has(&r.stderr, &["error: say which instances: INSTANCE (e.g. socketserver-dev1 or 6381), --dev DEV, --server SERVER or --all"]);
+    let r = sb.run(&["logs", "socketserver-dev7"]);
+    has(&r.stderr, &["error: no instance `socketserver-dev7` in hhl.yaml"]);
+    assert_eq!(
+        sb.run(&["stop", "--all", "--dev", "dev1"]).code,
+        2,
+        "--all conflicts with --dev"
+    );
+}
+
+#[test]
+fn legacy_value_files_of_the_wrong_shape() {
+    let cases = [
+        ("['master']", "the value file must be a dict of owners"),
+        ("{'dev1': {'PORT': 1}}", "the value file has no 'master' entry"),
+        ("{'master': 5}", "the values of 'master' must be a dict"),
+        (
+            "{'master': {'PORT': {'a': 1}}}",
+            "nested dicts cannot fill a template placeholder",
+        ),
+        (
+            "{'master': {'PORT': 1}",
+            "cannot read the value file: the dict is not closed",
+        ),
+    ];
+    for (text, want) in cases {
+        let sb = Sandbox::new();
+        sb.write("ctl/redis.templ.conf", "port $PORT\n");
+        sb.write("ctl/redis.sub.py", text);
+        let r = sb.run(&["import-legacy", "ctl", "--out", "out"]);
+        assert_eq!(r.code, 1, "{text}");
+        has(&r.stderr, &[want, "ctl/redis.sub.py:1:"]);
+        assert!(!sb.path().join("out").exists());
+    }
+    let sb = Sandbox::new();
+    sb.write("ctl/README", "nothing here");
+    let r = sb.run(&["import-legacy", "ctl", "--out", "out"]);
+    has(
+        &r.stderr,
+        &["error: no serverctrl files here: expected nginx.<server>.templ.conf and redis.templ.conf"],
+    );
+}
