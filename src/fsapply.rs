@@ -123,14 +123,19 @@ pub fn diff(root: &Path, artifacts: &[Artifact], previous: &Manifest) -> Result<
     Ok(out)
 }
 
-/// Bring the disk under `root` to `artifacts` and remove `removed` files. Each write
-/// is atomic; unchanged files are not touched.
-pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange]) -> Result<()> {
-    let changed: BTreeSet<&Path> = changes
+/// Paths `apply` writes: those added or changed.
+pub fn written(changes: &[FileChange]) -> BTreeSet<&Path> {
+    changes
         .iter()
         .filter(|c| matches!(c.change, Change::Added | Change::Changed))
         .map(|c| c.path.as_path())
-        .collect();
+        .collect()
+}
+
+/// Bring the disk under `root` to `artifacts` and remove `removed` files. Each write
+/// is atomic; unchanged files are not touched.
+pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange]) -> Result<()> {
+    let changed = written(changes);
     for a in artifacts.iter().filter(|a| changed.contains(a.path.as_path())) {
         write_artifact(root, a)?;
     }

@@ -16,6 +16,7 @@ pub mod load;
 pub mod locate;
 pub mod model;
 pub mod names;
+pub mod parallel;
 pub mod reconcile;
 pub mod render;
 pub mod systemd;

@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::artifact::{Artifact, Content};
-use crate::fsapply::{self, Change, FileChange};
+use crate::fsapply::{self, FileChange};
 use crate::model::{Instance, Kind, Model};
 
 const STAGED: &str = ".nginx.conf.hhl-check";
@@ -18,17 +18,13 @@ const STAGED: &str = ".nginx.conf.hhl-check";
 /// `nginx -t` every OpenResty config that is new or changed. Returns how many were
 /// tested; on failure, every refusal is in the error and the disk is as it was.
 pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChange]) -> Result<usize> {
-    let changed = |p: &Path| {
-        changes
-            .iter()
-            .any(|c| c.path == p && matches!(c.change, Change::Added | Change::Changed))
-    };
+    let written = fsapply::written(changes);
     let mut created: Vec<PathBuf> = Vec::new();
     let mut staged = Vec::new();
     for inst in model
         .instances
         .iter()
-        .filter(|i| i.kind == Kind::Openresty && changed(&i.config_path))
+        .filter(|i| i.kind == Kind::Openresty && written.contains(i.config_path.as_path()))
     {
         let Some(Content::File(bytes)) = artifacts
             .iter()
@@ -48,17 +44,7 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     }
     // nginx -t loads the Lua module each time (tens of ms): test on every core.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-    let chunk = staged.len().div_ceil(workers).max(1);
-    let results: Vec<Result<Option<String>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = staged
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|inst| test_one(model, inst)).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("nginx -t worker panicked"))
-            .collect()
-    });
+    let results = crate::parallel::map(&staged, workers, |inst| test_one(model, inst));
     for inst in &staged {
         let _ = fs::remove_file(inst.dir.join("conf").join(STAGED));
     }

@@ -79,7 +79,7 @@ pub fn report(outcomes: &[JobOutcome]) -> usize {
                 "error: {} {} failed (systemd job: {}; unit now: {})",
                 o.kind.verb(),
                 o.unit,
-                o.result,
+                o.result(),
                 o.active_state
             );
             eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);

@@ -42,14 +42,7 @@ fn port_answers(port: u16) -> bool {
 
 /// Check every port, a few threads at once (a refused or silent port costs a timeout).
 fn ports_answering(ports: &[u16]) -> Vec<bool> {
-    let chunk = ports.len().div_ceil(8).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = ports
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|p| port_answers(*p)).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-    })
+    crate::parallel::map(ports, 8, |p| port_answers(*p))
 }
 
 fn human_bytes(b: Option<u64>) -> String {

@@ -4,7 +4,6 @@
 //! reading 400 units costs one round trip's latency, not 400.
 
 use std::collections::{HashMap, HashSet};
-
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -43,20 +42,27 @@ impl JobKind {
     }
 }
 
-/// How a job ended: `done` when the unit reached the state the job aimed at, else
-/// `failed`, and the unit's state afterwards.
+/// A finished job and the unit's state afterwards.
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
     pub unit: String,
     pub kind: JobKind,
-    pub result: String,
     pub active_state: String,
 }
 
 impl JobOutcome {
+    /// Whether the unit reached the state the job aimed at.
     pub fn ok(&self) -> bool {
-        let want_active = self.kind != JobKind::Stop;
-        self.result == "done" && (self.active_state == "active") == want_active
+        (self.active_state == "active") == (self.kind != JobKind::Stop)
+    }
+
+    /// `done` or `failed`, as systemctl words a job's result.
+    pub fn result(&self) -> &'static str {
+        if self.ok() {
+            "done"
+        } else {
+            "failed"
+        }
     }
 }
 
@@ -159,12 +165,9 @@ impl Systemd {
                 .iter()
                 .map(|(unit, kind)| {
                     let active_state = states.get(unit).map(|s| s.active_state.clone()).unwrap_or_default();
-                    let reached = (active_state == "active") == (*kind != JobKind::Stop);
-                    let result = if reached { "done" } else { "failed" }.to_string();
                     JobOutcome {
                         unit: unit.clone(),
                         kind: *kind,
-                        result,
                         active_state,
                     }
                 })
