@@ -25,6 +25,7 @@ container_boot() {
   done
   [ -n "$CT_PID" ] || { echo "error: the container did not start" >&2; return 1; }
   ct sh -c 'for i in $(seq 300); do [ -S /run/systemd/private ] && break; sleep 0.02; done; timeout 60 systemctl is-system-running --wait' >/dev/null || true
+  ct "$PWD/scripts/container-cgroups.sh"
 }
 
 ct() { nsenter -t "$CT_PID" -a -- "$@"; }

@@ -22,12 +22,25 @@ pub enum Content {
     Dir,
 }
 
+/// Who owns a file or directory; names are resolved to ids by the shell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Owner {
+    /// root:root.
+    #[default]
+    Root,
+    /// The unix user and their primary group: what an instance writes.
+    User(String),
+    /// root, with the user's primary group: what an instance reads but may not change.
+    ReadBy(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
     /// Absolute path on the host.
     pub path: PathBuf,
     pub content: Content,
     pub mode: u32,
+    pub owner: Owner,
 }
 
 impl Artifact {
@@ -36,6 +49,7 @@ impl Artifact {
             path: path.into(),
             content: Content::File(bytes.into()),
             mode,
+            owner: Owner::Root,
         }
     }
     pub fn symlink(path: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
@@ -43,6 +57,7 @@ impl Artifact {
             path: path.into(),
             content: Content::Symlink(target.into()),
             mode: 0o777,
+            owner: Owner::Root,
         }
     }
     pub fn dir(path: impl Into<PathBuf>, mode: u32) -> Self {
@@ -50,7 +65,12 @@ impl Artifact {
             path: path.into(),
             content: Content::Dir,
             mode,
+            owner: Owner::Root,
         }
+    }
+    pub fn owned(mut self, owner: Owner) -> Self {
+        self.owner = owner;
+        self
     }
     pub fn is_dir(&self) -> bool {
         matches!(self.content, Content::Dir)

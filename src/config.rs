@@ -26,6 +26,59 @@ pub struct RawConfig {
     /// OpenResty logic servers by name.
     pub servers: IndexMap<String, RawServer>,
     pub redis: Option<RawRedis>,
+    /// Who runs and who may control the instances.
+    #[serde(default, skip_serializing_if = "RawUsers::is_default")]
+    pub users: RawUsers,
+    /// Resource limits of each owner's slice: `master:` is the base, developers override.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub limits: IndexMap<String, RawLimits>,
+}
+
+/// Unix identities: each developer's instances run as (and are controlled by) their
+/// unix user; master's as a system user.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUsers {
+    /// `hhlctl apply` creates unix users that are missing (`useradd`).
+    pub create: bool,
+    /// The system user master's (and shared servers') instances run as.
+    pub master: String,
+    /// Login shell of the developer users it creates; git-shell allows `git push` only.
+    pub shell: PathBuf,
+    /// Unix users who may control every instance.
+    pub admins: Vec<String>,
+    /// Developer → unix user, where they differ (default: the developer's name).
+    pub map: IndexMap<String, String>,
+}
+
+impl RawUsers {
+    fn is_default(&self) -> bool {
+        *self == RawUsers::default()
+    }
+}
+
+impl Default for RawUsers {
+    fn default() -> Self {
+        RawUsers {
+            create: true,
+            master: "hhl".into(),
+            shell: "/usr/bin/git-shell".into(),
+            admins: Vec::new(),
+            map: IndexMap::new(),
+        }
+    }
+}
+
+/// Limits of one owner's slice (`hhl-<owner>.slice`), in systemd's units.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// MemoryMax: bytes with K/M/G/T, a percentage of RAM, or `infinity`.
+    pub memory: Option<String>,
+    /// CPUQuota: a percentage of one CPU (`150%` is one and a half).
+    pub cpu: Option<String>,
+    /// TasksMax: processes and threads, or `infinity`.
+    pub tasks: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -62,6 +115,8 @@ pub struct RawPaths {
     pub unit_dir: PathBuf,
     /// hhlctl's own records (the manifest of generated files).
     pub state_dir: PathBuf,
+    /// The polkit rule that lets developers control their own units.
+    pub polkit_rules: PathBuf,
 }
 
 impl Default for RawPaths {
@@ -73,6 +128,7 @@ impl Default for RawPaths {
             lua_lib_dir: "/opt/hhl/lib".into(),
             unit_dir: "/etc/systemd/system".into(),
             state_dir: "/var/lib/hhl".into(),
+            polkit_rules: "/etc/polkit-1/rules.d/50-hhl.rules".into(),
         }
     }
 }

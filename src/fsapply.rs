@@ -5,13 +5,38 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::artifact::{Artifact, Content};
+use crate::artifact::{Artifact, Content, Owner};
+use crate::users;
+
+/// Whether file owners are part of the job: yes on the live system; no when rendering
+/// into a directory for review, or in tests that run as an unprivileged user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    Apply,
+    Ignore,
+}
+
+/// (uid, gid) for `owner`, or None when its user does not exist (yet).
+fn ids(owner: &Owner) -> Option<(u32, u32)> {
+    match owner {
+        Owner::Root => Some((0, 0)),
+        Owner::User(u) => users::lookup(u),
+        Owner::ReadBy(u) => users::lookup(u).map(|(_, gid)| (0, gid)),
+    }
+}
+
+fn owner_name(owner: &Owner) -> &str {
+    match owner {
+        Owner::Root => "root",
+        Owner::User(u) | Owner::ReadBy(u) => u,
+    }
+}
 
 /// `path` (absolute on the host) under `root`.
 pub fn under(root: &Path, path: &Path) -> PathBuf {
@@ -76,32 +101,37 @@ impl Manifest {
     }
 }
 
-fn differs(root: &Path, a: &Artifact) -> io::Result<Option<bool>> {
+fn differs(root: &Path, a: &Artifact, own: Ownership) -> io::Result<Option<bool>> {
     let p = under(root, &a.path);
     let meta = match fs::symlink_metadata(&p) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    let attrs = || {
+        own == Ownership::Apply
+            && (meta.permissions().mode() & 0o7777 != a.mode || ids(&a.owner) != Some((meta.uid(), meta.gid())))
+    };
     Ok(Some(match &a.content {
         Content::File(bytes) => {
-            !meta.is_file() || meta.permissions().mode() & 0o7777 != a.mode || fs::read(&p)? != *bytes
+            !meta.is_file() || meta.permissions().mode() & 0o7777 != a.mode || attrs() || fs::read(&p)? != *bytes
         }
         Content::Symlink(target) => !meta.file_type().is_symlink() || fs::read_link(&p)? != *target,
-        Content::Dir => !meta.is_dir(),
+        Content::Dir => !meta.is_dir() || attrs(),
     }))
 }
 
 /// Compare `artifacts` with the disk under `root`; files in `previous` that are no
 /// longer generated are `Removed`. Directories are reported only when missing.
-pub fn diff(root: &Path, artifacts: &[Artifact], previous: &Manifest) -> Result<Vec<FileChange>> {
+pub fn diff(root: &Path, artifacts: &[Artifact], previous: &Manifest, own: Ownership) -> Result<Vec<FileChange>> {
     let mut out = Vec::new();
     for a in artifacts {
-        let change = match differs(root, a).with_context(|| format!("reading {}", under(root, &a.path).display()))? {
-            None => Change::Added,
-            Some(true) => Change::Changed,
-            Some(false) => Change::Unchanged,
-        };
+        let change =
+            match differs(root, a, own).with_context(|| format!("reading {}", under(root, &a.path).display()))? {
+                None => Change::Added,
+                Some(true) => Change::Changed,
+                Some(false) => Change::Unchanged,
+            };
         if !(a.is_dir() && change == Change::Unchanged) {
             out.push(FileChange {
                 path: a.path.clone(),
@@ -134,10 +164,10 @@ pub fn written(changes: &[FileChange]) -> BTreeSet<&Path> {
 
 /// Bring the disk under `root` to `artifacts` and remove `removed` files. Each write
 /// is atomic; unchanged files are not touched.
-pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange]) -> Result<()> {
+pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange], own: Ownership) -> Result<()> {
     let changed = written(changes);
     for a in artifacts.iter().filter(|a| changed.contains(a.path.as_path())) {
-        write_artifact(root, a)?;
+        write_artifact(root, a, own)?;
     }
     for c in changes.iter().filter(|c| c.change == Change::Removed) {
         let p = under(root, &c.path);
@@ -150,13 +180,26 @@ pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange]) -> Res
     Ok(())
 }
 
-pub fn write_artifact(root: &Path, a: &Artifact) -> Result<()> {
+pub fn write_artifact(root: &Path, a: &Artifact, own: Ownership) -> Result<()> {
     let p = under(root, &a.path);
+    let owner = match own {
+        Ownership::Ignore => None,
+        Ownership::Apply => Some(ids(&a.owner).with_context(|| {
+            format!(
+                "{} should belong to unix user `{}`, who does not exist; create the user, or set `users.create: true` in hhl.yaml",
+                p.display(),
+                owner_name(&a.owner)
+            )
+        })?),
+    };
     match &a.content {
-        Content::File(bytes) => write_file(&p, bytes, a.mode),
+        Content::File(bytes) => write_file_owned(&p, bytes, a.mode, owner),
         Content::Symlink(target) => replace_symlink(&p, target),
         Content::Dir => {
             fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+            if let Some((uid, gid)) = owner {
+                chown(&p, Some(uid), Some(gid)).with_context(|| format!("setting the owner of {}", p.display()))?;
+            }
             fs::set_permissions(&p, fs::Permissions::from_mode(a.mode))
                 .with_context(|| format!("setting mode of {}", p.display()))
         }
@@ -173,6 +216,11 @@ fn temp_beside(path: &Path) -> PathBuf {
 
 /// Write `bytes` to `path` atomically: readers see the old file or the new one, never a part.
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_file_owned(path, bytes, mode, None)
+}
+
+/// `write_file`, owned by (uid, gid) from the moment it appears.
+pub fn write_file_owned(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
     let dir = path.parent().context("path has no parent directory")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = temp_beside(path);
@@ -182,6 +230,9 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .create(true)
             .truncate(true)
             .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
@@ -217,21 +268,21 @@ mod tests {
             Artifact::symlink("/etc/w/x.service", "/usr/lib/x.service"),
             Artifact::dir("/opt/d", 0o755),
         ];
-        let d = diff(root.path(), &arts, &Manifest::default()).unwrap();
+        let d = diff(root.path(), &arts, &Manifest::default(), Ownership::Ignore).unwrap();
         assert!(d.iter().all(|c| c.change == Change::Added), "{d:?}");
-        apply(root.path(), &arts, &d).unwrap();
+        apply(root.path(), &arts, &d, Ownership::Ignore).unwrap();
         assert_eq!(fs::read_to_string(root.path().join("etc/a.conf")).unwrap(), "one\n");
-        let again = diff(root.path(), &arts, &Manifest::of(&arts)).unwrap();
+        let again = diff(root.path(), &arts, &Manifest::of(&arts), Ownership::Ignore).unwrap();
         assert!(again.iter().all(|c| c.change == Change::Unchanged), "{again:?}");
 
         let fewer = vec![Artifact::file("/etc/a.conf", "two\n", 0o644)];
-        let d = diff(root.path(), &fewer, &Manifest::of(&arts)).unwrap();
+        let d = diff(root.path(), &fewer, &Manifest::of(&arts), Ownership::Ignore).unwrap();
         let kinds: Vec<_> = d.iter().map(|c| (c.path.to_str().unwrap(), c.change)).collect();
         assert_eq!(
             kinds,
             [("/etc/a.conf", Change::Changed), ("/etc/w/x.service", Change::Removed)]
         );
-        apply(root.path(), &fewer, &d).unwrap();
+        apply(root.path(), &fewer, &d, Ownership::Ignore).unwrap();
         assert!(!root.path().join("etc/w").exists(), "empty directory left behind");
     }
 
@@ -239,10 +290,10 @@ mod tests {
     fn mode_change_counts_as_change() {
         let root = tempfile::tempdir().unwrap();
         let a = Artifact::file("/x", "x", 0o644);
-        write_artifact(root.path(), &a).unwrap();
+        write_artifact(root.path(), &a, Ownership::Ignore).unwrap();
         let b = Artifact::file("/x", "x", 0o600);
         assert_eq!(
-            diff(root.path(), &[b], &Manifest::default()).unwrap()[0].change,
+            diff(root.path(), &[b], &Manifest::default(), Ownership::Ignore).unwrap()[0].change,
             Change::Changed
         );
     }

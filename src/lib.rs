@@ -5,6 +5,7 @@
 //! `render` (artifacts as data, with `templates` and `units`). Shell: `load` (reads
 //! files), `fsapply` (atomic writes under an injected root), `cmd` (subcommands).
 
+pub mod access;
 pub mod artifact;
 pub mod cli;
 pub mod cmd;
@@ -17,10 +18,12 @@ pub mod locate;
 pub mod model;
 pub mod names;
 pub mod parallel;
+pub mod polkit;
 pub mod reconcile;
 pub mod render;
 pub mod systemd;
 pub mod table;
 pub mod templates;
 pub mod units;
+pub mod users;
 pub mod validate;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::access::{self, Access};
 use crate::config::{OwnerValues, RawConfig, RawPaths, Source, Values};
 use crate::error::{Diagnostic, Diagnostics};
 use crate::names::{self, MASTER};
@@ -77,6 +78,8 @@ pub struct Instance {
     /// Logic server name, or `redis`.
     pub server: String,
     pub developer: String,
+    /// The unix user it runs as (its owner's).
+    pub user: String,
     /// systemd instance string: `socketserver-dev1`, or the port for Redis.
     pub name: String,
     pub port: u16,
@@ -113,6 +116,7 @@ pub struct Model {
     pub flavor: Flavor,
     /// In file order: servers as declared, then Redis; master first, then developers as listed.
     pub instances: Vec<Instance>,
+    pub access: Access,
 }
 
 impl Model {
@@ -144,6 +148,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
     }
 
     check_paths(&raw.paths, src, &mut errs);
+    let access = access::resolve(&raw.users, &raw.limits, &developers, src, &mut errs);
 
     let mut instances = Vec::new();
     for (server, s) in &raw.servers {
@@ -167,6 +172,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
                 kind: Kind::Openresty,
                 server: server.clone(),
                 developer: dev.to_string(),
+                user: access.user_of(dev).to_string(),
                 name: format!("{server}-{dev}"),
                 port,
                 config_path: dir.join("conf/nginx.conf"),
@@ -190,6 +196,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
                 kind: Kind::Redis,
                 server: "redis".into(),
                 developer: dev.to_string(),
+                user: access.user_of(dev).to_string(),
                 name: port.to_string(),
                 port,
                 config_path: raw.paths.redis_conf_dir.join(format!("{port}.conf")),
@@ -207,6 +214,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         paths: raw.paths.clone(),
         flavor,
         instances,
+        access,
     })
 }
 
@@ -345,6 +353,7 @@ fn check_paths(paths: &RawPaths, src: &Source, errs: &mut Diagnostics) {
         ("lua_lib_dir", &paths.lua_lib_dir),
         ("unit_dir", &paths.unit_dir),
         ("state_dir", &paths.state_dir),
+        ("polkit_rules", &paths.polkit_rules),
     ];
     for (key, p) in all {
         if !p.is_absolute() {

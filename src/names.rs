@@ -20,6 +20,24 @@ pub fn server_problem(name: &str) -> Option<String> {
     common_problem(name, "server")
 }
 
+/// Why `name` cannot be a unix user name (for `useradd`, `User=` and polkit rules).
+pub fn user_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("user name is empty".into());
+    }
+    if name.len() > MAX_LEN {
+        return Some(format!("user name `{name}` is longer than {MAX_LEN} characters"));
+    }
+    let first_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !first_ok || !rest_ok || name == "root" {
+        return Some(format!("`{name}` cannot be a unix user name here"));
+    }
+    None
+}
+
 fn common_problem(name: &str, what: &str) -> Option<String> {
     if name.is_empty() {
         return Some(format!("{what} name is empty"));

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::artifact::{generated_header, Artifact};
+use crate::artifact::{generated_header, Artifact, Owner};
 use crate::error::Diagnostics;
 use crate::model::{Instance, Kind, Model};
 use crate::templates::Templates;
-use crate::units;
+use crate::{polkit, units};
 
 /// `lua_package_path`: the instance's own code first, then the shared library, then
 /// nginx's default path (`;;`), which holds resty.core.
@@ -58,11 +58,15 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
         let what = format!("{} ({})", inst.name, inst.unit());
         match templates.render(&inst.template.key(), &template_data(model, inst), &what) {
             Ok(text) => {
-                out.push(Artifact::file(
-                    &inst.config_path,
-                    generated_header(source, Some(&inst.unit())) + &text,
-                    0o644,
-                ));
+                // The instance reads its config but cannot change it.
+                out.push(
+                    Artifact::file(
+                        &inst.config_path,
+                        generated_header(source, Some(&inst.unit())) + &text,
+                        0o640,
+                    )
+                    .owned(Owner::ReadBy(inst.user.clone())),
+                );
             }
             Err(d) => {
                 // The same template hole shows up once per instance: report it once.
@@ -76,15 +80,29 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
             }
         }
         match inst.kind {
+            // Mode 0750 and the owner's group: no other developer can look inside.
             Kind::Openresty => {
-                out.push(Artifact::dir(&inst.dir, 0o755));
-                for sub in ["conf", "logs", "src", "temp"] {
-                    out.push(Artifact::dir(inst.dir.join(sub), 0o755));
+                let reads = Owner::ReadBy(inst.user.clone());
+                let writes = Owner::User(inst.user.clone());
+                if let Some(server_dir) = inst.dir.parent() {
+                    out.push(Artifact::dir(server_dir, 0o755));
+                }
+                out.push(Artifact::dir(&inst.dir, 0o750).owned(reads.clone()));
+                out.push(Artifact::dir(inst.dir.join("conf"), 0o750).owned(reads));
+                for sub in ["logs", "src", "temp"] {
+                    out.push(Artifact::dir(inst.dir.join(sub), 0o750).owned(writes.clone()));
                 }
             }
-            Kind::Redis => out.push(Artifact::dir(&inst.dir, 0o750)),
+            Kind::Redis => {
+                out.push(Artifact::dir(&model.paths.redis_data_dir, 0o755));
+                out.push(Artifact::dir(&inst.dir, 0o750).owned(Owner::User(inst.user.clone())));
+            }
         }
     }
     out.extend(units::artifacts(model, source));
+    out.extend(polkit::artifact(model, source));
+    // Parent directories shared by several instances are listed once.
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|a| seen.insert(a.path.clone()));
     errs.into_result(out)
 }

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::access::Limits;
 use crate::artifact::{generated_header, Artifact};
 use crate::model::{Flavor, Instance, Kind, Model};
 
@@ -40,9 +41,17 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> String {
     );
     s += &format!("Slice={}\n", slice_name(&inst.developer));
     s += &format!("SyslogIdentifier={}\n", syslog_identifier(inst));
+    s += &format!("User={}\n", inst.user);
+    let path = |p: &Path| escape(&p.display().to_string());
     match inst.kind {
         Kind::Openresty => {
-            s += &format!("Environment=HHL_PREFIX={}/\n", escape(&inst.dir.display().to_string()));
+            s += &format!("Environment=HHL_PREFIX={}/\n", path(&inst.dir));
+            // The template unit mounts the whole file system read-only.
+            s += &format!(
+                "ReadWritePaths={} {}\n",
+                path(&inst.dir.join("logs")),
+                path(&inst.dir.join("temp"))
+            );
             if model.flavor == Flavor::Openresty {
                 // The template unit names Debian's nginx; swap the binary.
                 let bin = Flavor::Openresty.binary();
@@ -57,20 +66,33 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> String {
                 "Environment=HHL_REDIS_CONF={}\n",
                 escape(&inst.config_path.display().to_string())
             );
-            s += &format!(
-                "Environment=HHL_REDIS_DIR={}\n",
-                escape(&inst.dir.display().to_string())
-            );
+            s += &format!("Environment=HHL_REDIS_DIR={}\n", path(&inst.dir));
+            s += &format!("ReadWritePaths={}\n", path(&inst.dir));
         }
     }
     s
 }
 
-fn slice(developer: &str, source: &Path) -> String {
-    format!(
+fn slice(developer: &str, limits: Option<&Limits>, source: &Path) -> String {
+    let mut s = format!(
         "{}[Unit]\nDescription=hhl instances of {developer}\nBefore=slices.target\n",
         generated_header(source, None)
-    )
+    );
+    // Accounting makes `hhlctl status` and `systemctl status` show use per owner;
+    // limits hold for all of this owner's instances together.
+    s += "\n[Slice]\nCPUAccounting=yes\nMemoryAccounting=yes\nTasksAccounting=yes\n";
+    if let Some(l) = limits {
+        for (key, value) in [
+            ("MemoryMax", &l.memory_max),
+            ("CPUQuota", &l.cpu_quota),
+            ("TasksMax", &l.tasks_max),
+        ] {
+            if let Some(v) = value {
+                s += &format!("{key}={v}\n");
+            }
+        }
+    }
+    s
 }
 
 fn template_unit(inst: &Instance) -> &'static str {
@@ -86,7 +108,8 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
     let mut out = Vec::new();
     for owner in model.owners() {
         if model.instances.iter().any(|i| i.developer == owner) {
-            out.push(Artifact::file(dir.join(slice_name(owner)), slice(owner, source), 0o644));
+            let text = slice(owner, model.access.limits.get(owner), source);
+            out.push(Artifact::file(dir.join(slice_name(owner)), text, 0o644));
         }
     }
     for inst in &model.instances {

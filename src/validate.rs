@@ -1,7 +1,8 @@
 //! Check rendered nginx configs with the real nginx (`nginx -t`) before anything is
 //! written or reloaded. Each config is tested in place under its own prefix, as a
 //! staged file beside the live one, so relative includes and paths resolve as they
-//! will; the staged files, and any directory made for the test, are removed after.
+//! will, and as the user that will run it (so a file it cannot open fails here, not at
+//! start); the staged files, and any directory made for the test, are removed after.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use crate::artifact::{Artifact, Content};
 use crate::fsapply::{self, FileChange};
 use crate::model::{Instance, Kind, Model};
+use crate::users;
+use std::os::unix::process::CommandExt;
 
 const STAGED: &str = ".nginx.conf.hhl-check";
 
@@ -35,7 +38,7 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
         };
         for a in artifacts.iter().filter(|a| a.is_dir() && a.path.starts_with(&inst.dir)) {
             if !a.path.exists() {
-                fsapply::write_artifact(Path::new("/"), a)?;
+                fsapply::write_artifact(Path::new("/"), a, fsapply::Ownership::Apply)?;
                 created.push(a.path.clone());
             }
         }
@@ -69,7 +72,14 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
 
 /// `nginx -t` one staged config; `Some(report)` when nginx refuses it.
 fn test_one(model: &Model, inst: &Instance) -> Result<Option<String>> {
-    let out = Command::new(model.flavor.binary())
+    let mut cmd = Command::new(model.flavor.binary());
+    if unsafe { libc::geteuid() } == 0 {
+        let (uid, gid) = users::lookup(&inst.user)
+            .with_context(|| format!("unix user `{}` of {} does not exist", inst.user, inst.unit()))?;
+        // std drops root's supplementary groups when it sets the uid.
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd
         .args(["-t", "-q", "-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
         .args(["-c", &format!("conf/{STAGED}")])

@@ -43,7 +43,7 @@ fn mini_config_renders() {
     sb.write("hhl.yaml", MINI);
     let r = sb.run(&["render", "--out", "out"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
-    assert_eq!(r.stdout.trim(), format!("rendered 4 instances, 14 files, into out"));
+    assert_eq!(r.stdout.trim(), format!("rendered 4 instances, 15 files, into out"));
 }
 
 #[test]
@@ -461,4 +461,84 @@ fn legacy_value_files_of_the_wrong_shape() {
         &r.stderr,
         &["error: no serverctrl files here: expected nginx.<server>.templ.conf and redis.templ.conf"],
     );
+}
+
+#[test]
+fn limits_that_systemd_would_not_take() {
+    let e = refused(&format!(
+        "{MINI}limits:\n  master: {{memory: 512MB, cpu: '1.5'}}\n  dev1: {{tasks: many}}\n  dev9: {{cpu: 50%}}\n"
+    ));
+    has(
+        &e,
+        &[
+            "limits.master.memory: `512MB` is not a valid limit",
+            "hhl.yaml:14:12",
+            "bytes with K, M, G or T (`512M`), a percentage (`20%`) or `infinity`",
+            "limits.master.cpu: `1.5` is not a valid limit",
+            "a percentage of one CPU",
+            "limits.dev1.tasks: `many` is not a valid limit",
+            "hhl.yaml:15:10",
+            "limits for `dev9`, who is not in `developers`",
+        ],
+    );
+    assert!(
+        !e.contains("limits.dev1.memory"),
+        "an inherited error is repeated:\n{e}"
+    );
+}
+
+#[test]
+fn unix_users_that_cannot_be() {
+    let e = refused(&format!(
+        "{MINI}users:\n  master: Root\n  shell: bin/sh\n  admins: [ok, 'x y']\n  map: {{dev1: hhl, dev7: bob}}\n"
+    ));
+    has(
+        &e,
+        &[
+            "users.master: `Root` cannot be a unix user name here",
+            "hhl.yaml:14:3",
+            "not root",
+            "users.shell `bin/sh` is not an absolute path",
+            "users.admins: `x y` cannot be a unix user name here",
+            "users.map names `dev7`, who is not in `developers`",
+        ],
+    );
+    // Two owners on one unix user would share every file: refused.
+    let e = refused(&format!("{MINI}users:\n  master: ops\n  map: {{dev1: ops}}\n"));
+    has(
+        &e,
+        &[
+            "unix user `ops` would run the instances of both `master` and `dev1`",
+            "hhl.yaml:15:9",
+            "every developer and master need their own unix user",
+        ],
+    );
+}
+
+#[test]
+fn apply_refuses_missing_users_when_it_may_not_create_them() {
+    let sb = Sandbox::new();
+    let b = sb.path().display();
+    let yaml = MINI.replace("developers: [dev1]", "developers: [hhl_absent_1]").replace("dev1:", "hhl_absent_1:")
+        + &format!(
+            "users: {{create: false, master: hhl_absent_m}}\npaths: {{hhl_root: {b}/opt, redis_conf_dir: {b}/etc, redis_data_dir: {b}/var, lua_lib_dir: {b}/lib, unit_dir: {b}/units, state_dir: {b}/state, polkit_rules: {b}/polkit.rules}}\n"
+        );
+    sb.write("hhl.yaml", &yaml);
+    let r = sb.run(&["apply"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    has(
+        &r.stderr,
+        &[
+            "unix user `hhl_absent_m` (of `master`) does not exist on this host",
+            "hhl.yaml:13:24",
+            "unix user `hhl_absent_1` (of `hhl_absent_1`) does not exist on this host",
+            "hhl.yaml:1:14",
+            "create it (adduser), or set `users.create: true`",
+        ],
+    );
+    let written: Vec<_> = std::fs::read_dir(sb.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, ["hhl.yaml"], "apply wrote files before refusing");
 }

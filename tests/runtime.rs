@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hhlctl::fsapply::{self, Manifest};
+use hhlctl::fsapply::{self, Manifest, Ownership};
 use hhlctl::load;
 use hhlctl::model::Kind;
 use support::{example_under, repo, Sandbox};
@@ -26,8 +26,8 @@ fn materialize(sb: &Sandbox, yaml: &str) -> load::Loaded {
 fn materialize_file(cfg: &Path) -> load::Loaded {
     let loaded = load::load(cfg).unwrap_or_else(|e| panic!("{e:#}"));
     let artifacts = loaded.render().unwrap();
-    let changes = fsapply::diff(Path::new("/"), &artifacts, &Manifest::default()).unwrap();
-    fsapply::apply(Path::new("/"), &artifacts, &changes).unwrap();
+    let changes = fsapply::diff(Path::new("/"), &artifacts, &Manifest::default(), Ownership::Ignore).unwrap();
+    fsapply::apply(Path::new("/"), &artifacts, &changes, Ownership::Ignore).unwrap();
     loaded
 }
 
@@ -128,8 +128,11 @@ fn a_rendered_openresty_instance_serves_get_hhl() {
         .find(|i| i.name == "socketserver-dev1")
         .unwrap();
     fs::copy(repo().join("examples/src/main.lua"), inst.src_dir().join("main.lua")).unwrap();
+    // Instance directories are 0750 for their owner; here no owner exists, and a root
+    // master would hand requests to `nobody` workers. Under systemd nginx runs as the
+    // developer's user from the start.
     let child = Command::new("/usr/sbin/nginx")
-        .args(["-e", "stderr", "-p"])
+        .args(["-g", "user root root;", "-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
         .args(["-c", "conf/nginx.conf"])
         .stdout(Stdio::null())

@@ -6,26 +6,11 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use support::container::Container;
+use support::container::{Container, CFG};
 use support::{example_yaml, repo};
 
-const CFG: &str = "/etc/hhl/hhl.yaml";
-
-/// Boot, write the example as /etc/hhl/hhl.yaml, apply it, deploy the example Lua.
 fn applied(yaml: &str) -> Container {
-    let c = Container::boot();
-    c.write(CFG, yaml);
-    let r = c.hhlctl(CFG, "apply");
-    assert_eq!(r.code, 0, "apply failed:\n{}\n{}", r.stdout, r.stderr);
-    deploy_lua(&c);
-    c
-}
-
-fn deploy_lua(c: &Container) {
-    c.ok(&format!(
-        "for d in /opt/hhl/*/*/src; do cp {} \"$d/\"; done",
-        repo().join("examples/src/main.lua").display()
-    ));
+    Container::applied(yaml)
 }
 
 /// unit → (MainPID, NRestarts) for every hhl unit.

@@ -4,10 +4,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::fsapply::{self, Change, Manifest};
+use crate::error::Diagnostics;
+use crate::fsapply::{self, Change, Manifest, Ownership};
 use crate::load;
+use crate::load::Loaded;
+use crate::names::MASTER;
 use crate::reconcile;
 use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::users;
 use crate::validate;
 
 #[derive(Debug, clap::Args)]
@@ -19,9 +23,16 @@ pub fn run(config: &Path, _args: Args) -> Result<i32> {
     let artifacts = loaded.render()?;
     let model = &loaded.model;
     let previous = Manifest::load(root, &model.paths.state_dir)?;
-    let changes = fsapply::diff(root, &artifacts, &previous)?;
+    let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
 
     // Nothing is written and nothing running is touched until every check passed.
+    if !model.access.create {
+        refuse_missing_users(&loaded)?;
+    }
+    // Users first: configs are tested as the user that will run them.
+    for user in users::create_missing(&model.access)? {
+        println!("created unix user {user}");
+    }
     let tested = validate::nginx_configs(model, &artifacts, &changes)?;
     if tested > 0 {
         println!("checked {tested} nginx config(s) with nginx -t");
@@ -47,7 +58,7 @@ pub fn run(config: &Path, _args: Args) -> Result<i32> {
         )?,
     );
 
-    fsapply::apply(root, &artifacts, &changes)?;
+    fsapply::apply(root, &artifacts, &changes, Ownership::Apply)?;
     Manifest::of(&artifacts).store(root, &model.paths.state_dir)?;
     let count = |c: Change| changes.iter().filter(|f| f.change == c && !f.dir).count();
     let (added, changed, removed) = (count(Change::Added), count(Change::Changed), count(Change::Removed));
@@ -89,4 +100,31 @@ pub fn report(outcomes: &[JobOutcome]) -> usize {
         }
     }
     failed
+}
+
+/// With `users.create: false`, every unix user must exist before anything is written.
+fn refuse_missing_users(loaded: &Loaded) -> Result<()> {
+    let access = &loaded.model.access;
+    let mut errs = Diagnostics::default();
+    for (owner, user) in users::missing(access) {
+        let at: Vec<String> = if owner == MASTER {
+            vec!["users".into(), "master".into()]
+        } else if access.users.get(owner).is_some_and(|u| u != owner) {
+            vec!["users".into(), "map".into(), owner.into()]
+        } else {
+            let i = loaded.model.developers.iter().position(|d| d == owner).unwrap_or(0);
+            vec!["developers".into(), i.to_string()]
+        };
+        let at: Vec<&str> = at.iter().map(String::as_str).collect();
+        errs.push(
+            loaded
+                .source
+                .diag(
+                    &at,
+                    format!("unix user `{user}` (of `{owner}`) does not exist on this host"),
+                )
+                .hint("create it (adduser), or set `users.create: true` to let `hhlctl apply` create it"),
+        );
+    }
+    Ok(errs.into_result(())?)
 }

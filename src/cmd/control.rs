@@ -9,6 +9,7 @@ use super::select::Selection;
 use crate::load;
 use crate::model::Kind;
 use crate::systemd::{JobKind, Systemd};
+use crate::users;
 
 pub fn run(config: &Path, kind: JobKind, selection: Selection) -> Result<i32> {
     let loaded = load::load(config)?;
@@ -21,6 +22,26 @@ pub fn run(config: &Path, kind: JobKind, selection: Selection) -> Result<i32> {
                 r.name
             );
         }
+    }
+    // polkit has the last word; asking first turns its bare refusal into a clear one.
+    let me = users::current()?;
+    let theirs: Vec<String> = chosen
+        .iter()
+        .filter(|i| !loaded.model.access.may_control(&me, &i.developer))
+        .map(|i| format!("{} (belongs to {})", i.name, i.user))
+        .collect();
+    if !theirs.is_empty() {
+        let access = &loaded.model.access;
+        let yours = match access.users.iter().find(|(_, u)| **u == me) {
+            Some((owner, _)) => format!("`hhlctl {} --dev {owner}` does yours", kind.command()),
+            None => "you own no instances".into(),
+        };
+        bail!(
+            "not yours: you are unix user `{me}` and may not {} {}\n  hint: {yours}; an admin (users.admins in {}) can do the rest",
+            kind.command(),
+            theirs.join(", "),
+            config.display()
+        );
     }
     let jobs: Vec<(String, JobKind)> = chosen.iter().map(|i| (i.unit(), kind)).collect();
     let systemd = Systemd::connect()?;

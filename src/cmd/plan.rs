@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::fsapply::{self, Change, FileChange, Manifest};
+use crate::fsapply::{self, Change, FileChange, Manifest, Ownership};
 use crate::load;
 use crate::model::{Instance, Model};
 
@@ -58,7 +58,13 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let artifacts = loaded.render()?;
     let model = &loaded.model;
     let previous = Manifest::load(&args.root, &model.paths.state_dir)?;
-    let files = fsapply::diff(&args.root, &artifacts, &previous)?;
+    // Owners count only on the live system; under --root they may not exist.
+    let own = if args.root == Path::new("/") {
+        Ownership::Apply
+    } else {
+        Ownership::Ignore
+    };
+    let files = fsapply::diff(&args.root, &artifacts, &previous, own)?;
     if args.json {
         let instances = model
             .instances

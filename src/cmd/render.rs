@@ -37,7 +37,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let staging = tempfile_dir(parent)?;
     for a in &artifacts {
-        fsapply::write_artifact(&staging, a)?;
+        fsapply::write_artifact(&staging, a, fsapply::Ownership::Ignore)?;
     }
     if out.exists() {
         fs::remove_dir_all(out).with_context(|| format!("removing the old {}", out.display()))?;

@@ -131,6 +131,8 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         nginx: Default::default(),
         servers,
         redis,
+        users: Default::default(),
+        limits: Default::default(),
     };
     let yaml = serde_norway::to_string(&config).expect("the config serializes");
     let header = format!(

@@ -24,6 +24,15 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// The command word: `restart`.
+    pub fn command(self) -> &'static str {
+        match self {
+            JobKind::Start => "start",
+            JobKind::Stop => "stop",
+            JobKind::Restart => "restart",
+            JobKind::Reload => "reload",
+        }
+    }
     pub fn verb(self) -> &'static str {
         match self {
             JobKind::Start => "starting",
@@ -279,7 +288,10 @@ fn explain(e: zbus::Error) -> anyhow::Error {
         || text.contains("InteractiveAuthorizationRequired")
         || text.contains("Interactive authentication required")
     {
-        anyhow::anyhow!("not allowed: {text}")
+        anyhow::anyhow!(
+            "systemd refused: you may control only your own instances ({text})\n  \
+             hint: `hhlctl status` lists the instances and their owners; admins are listed under `users.admins` in hhl.yaml"
+        )
     } else {
         e.into()
     }

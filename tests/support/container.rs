@@ -16,6 +16,9 @@ use super::{repo, Run, BIN};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Where the tests put hhl.yaml inside.
+pub const CFG: &str = "/etc/hhl/hhl.yaml";
+
 pub struct Container {
     nspawn: Child,
     name: String,
@@ -106,7 +109,34 @@ impl Container {
             state.stderr,
             c.sh("systemctl --failed --no-legend").stdout
         );
+        c.ok(&repo().join("scripts/container-cgroups.sh").display().to_string());
         c
+    }
+
+    /// Boot, write `yaml` as /etc/hhl/hhl.yaml, apply it, deploy the example Lua.
+    pub fn applied(yaml: &str) -> Container {
+        let c = Container::boot();
+        c.write(CFG, yaml);
+        let r = c.hhlctl(CFG, "apply");
+        assert_eq!(r.code, 0, "apply failed:\n{}\n{}", r.stdout, r.stderr);
+        c.deploy_lua();
+        c
+    }
+
+    /// The example's main.lua into every instance's src.
+    pub fn deploy_lua(&self) {
+        self.ok(&format!(
+            "for d in /opt/hhl/*/*/src; do cp {} \"$d/\"; done",
+            repo().join("examples/src/main.lua").display()
+        ));
+    }
+
+    /// Run a shell script as unix user `user` inside.
+    pub fn sh_as(&self, user: &str, script: &str) -> Run {
+        self.sh(&format!(
+            "runuser -u {user} -- /bin/sh -c '{}'",
+            script.replace('\'', "'\\''")
+        ))
     }
 
     /// Run a shell script inside.

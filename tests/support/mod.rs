@@ -36,6 +36,10 @@ pub fn example_under(base: &Path) -> String {
             &format!("unit_dir: {b}/etc/systemd/system"),
         )
         .replace("state_dir: /var/lib/hhl", &format!("state_dir: {b}/var/lib/hhl"))
+        .replace(
+            "polkit_rules: /etc/polkit-1",
+            &format!("polkit_rules: {b}/etc/polkit-1"),
+        )
         .replace("flavor: auto", "flavor: debian")
 }
 

@@ -1,0 +1,246 @@
+//! Who runs what and who may control it: each owner's unix user, the admins, and the
+//! resource limits of each owner's slice. Pure: resolved from hhl.yaml; creating users
+//! is the shell's job (`users`).
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::config::{RawLimits, RawUsers, Source};
+use crate::error::Diagnostics;
+use crate::names::{self, MASTER};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Access {
+    /// `hhlctl apply` creates missing unix users.
+    pub create: bool,
+    /// Login shell of created developer users.
+    pub shell: PathBuf,
+    /// Owner (`master` or a developer) → the unix user their instances run as.
+    pub users: IndexMap<String, String>,
+    /// Unix users who may control every instance.
+    pub admins: Vec<String>,
+    /// Owner → limits of `hhl-<owner>.slice`.
+    pub limits: IndexMap<String, Limits>,
+}
+
+impl Access {
+    /// The unix user `owner`'s instances run as.
+    pub fn user_of<'a>(&'a self, owner: &'a str) -> &'a str {
+        self.users.get(owner).map(String::as_str).unwrap_or(owner)
+    }
+
+    /// Whether unix user `who` may control instances of `owner`.
+    pub fn may_control(&self, who: &str, owner: &str) -> bool {
+        who == "root" || self.admins.iter().any(|a| a == who) || self.user_of(owner) == who
+    }
+}
+
+/// One slice's limits, as systemd spells them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub memory_max: Option<String>,
+    pub cpu_quota: Option<String>,
+    pub tasks_max: Option<String>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.memory_max.is_none() && self.cpu_quota.is_none() && self.tasks_max.is_none()
+    }
+}
+
+pub fn resolve(
+    users: &RawUsers,
+    limits: &IndexMap<String, RawLimits>,
+    developers: &[String],
+    src: &Source,
+    errs: &mut Diagnostics,
+) -> Access {
+    let user_hint =
+        "unix user names: lowercase letters, digits, `_` and `-`, starting with a letter, at most 32, not root";
+    let mut resolved = IndexMap::new();
+    if let Some(p) = names::user_problem(&users.master) {
+        errs.push(
+            src.diag(&["users", "master"], format!("users.master: {p}"))
+                .hint(user_hint),
+        );
+    }
+    resolved.insert(MASTER.to_string(), users.master.clone());
+    for (dev, user) in &users.map {
+        if !developers.contains(dev) {
+            errs.push(
+                src.diag(
+                    &["users", "map", dev],
+                    format!("users.map names `{dev}`, who is not in `developers`"),
+                )
+                .hint(format!("add `{dev}` to `developers`, or remove this entry")),
+            );
+        } else if let Some(p) = names::user_problem(user) {
+            errs.push(
+                src.diag(&["users", "map", dev], format!("users.map.{dev}: {p}"))
+                    .hint(user_hint),
+            );
+        }
+    }
+    for dev in developers {
+        let user = users.map.get(dev).unwrap_or(dev);
+        if let Some((other, _)) = resolved.iter().find(|(_, u)| *u == user) {
+            let at: Vec<&str> = if users.map.contains_key(dev) {
+                vec!["users", "map", dev]
+            } else {
+                vec!["users", "master"]
+            };
+            errs.push(
+                src.diag(
+                    &at,
+                    format!("unix user `{user}` would run the instances of both `{other}` and `{dev}`"),
+                )
+                .hint("every developer and master need their own unix user: that is what keeps them apart"),
+            );
+        }
+        resolved.insert(dev.clone(), user.clone());
+    }
+    for (i, admin) in users.admins.iter().enumerate() {
+        if let Some(p) = names::user_problem(admin) {
+            errs.push(
+                src.diag(&["users", "admins", &i.to_string()], format!("users.admins: {p}"))
+                    .hint(user_hint),
+            );
+        }
+    }
+    if !users.shell.is_absolute() {
+        errs.push(
+            src.diag(
+                &["users", "shell"],
+                format!("users.shell `{}` is not an absolute path", users.shell.display()),
+            )
+            .hint("e.g. /usr/bin/git-shell (push only) or /bin/bash"),
+        );
+    }
+
+    let base = limits.get(MASTER).cloned().unwrap_or_default();
+    for owner in limits.keys() {
+        if owner != MASTER && !developers.contains(owner) {
+            errs.push(
+                src.diag(
+                    &["limits", owner],
+                    format!("limits for `{owner}`, who is not in `developers`"),
+                )
+                .hint(format!("add `{owner}` to `developers`, or remove these limits")),
+            );
+        }
+    }
+    let mut out = IndexMap::new();
+    for owner in std::iter::once(MASTER).chain(developers.iter().map(String::as_str)) {
+        let own = limits.get(owner).filter(|_| owner != MASTER);
+        // Point messages at the value that set it: the override, else master's.
+        let pick = |field: &str, get: &dyn Fn(&RawLimits) -> Option<String>| -> (Option<String>, Vec<String>) {
+            match own.and_then(get) {
+                Some(v) => (Some(v), vec!["limits".into(), owner.into(), field.into()]),
+                None => (get(&base), vec!["limits".into(), MASTER.into(), field.into()]),
+            }
+        };
+        let mut check = |field: &str, value: Option<String>, at: Vec<String>, ok: fn(&str) -> bool, hint: &str| {
+            match value {
+                Some(v) if !ok(&v) => {
+                    // An inherited value is reported once, where it is written.
+                    if at[1] == owner {
+                        let at: Vec<&str> = at.iter().map(String::as_str).collect();
+                        errs.push(
+                            src.diag(&at, format!("limits.{owner}.{field}: `{v}` is not a valid limit"))
+                                .hint(hint),
+                        );
+                    }
+                    None
+                }
+                v => v,
+            }
+        };
+        let (m, at) = pick("memory", &|l| l.memory.clone());
+        let memory_max = check(
+            "memory",
+            m,
+            at,
+            valid_bytes,
+            "bytes with K, M, G or T (`512M`), a percentage (`20%`) or `infinity`",
+        );
+        let (c, at) = pick("cpu", &|l| l.cpu.clone());
+        let cpu_quota = check(
+            "cpu",
+            c,
+            at,
+            valid_cpu,
+            "a percentage of one CPU: `50%`, `200%` (two CPUs)",
+        );
+        let (t, at) = pick("tasks", &|l| l.tasks.as_ref().map(scalar));
+        let tasks_max = check(
+            "tasks",
+            t,
+            at,
+            valid_tasks,
+            "a number of processes and threads (`512`) or `infinity`",
+        );
+        out.insert(
+            owner.to_string(),
+            Limits {
+                memory_max,
+                cpu_quota,
+                tasks_max,
+            },
+        );
+    }
+
+    Access {
+        create: users.create,
+        shell: users.shell.clone(),
+        users: resolved,
+        admins: users.admins.clone(),
+        limits: out,
+    }
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn percentage(s: &str) -> bool {
+    s.strip_suffix('%').is_some_and(digits)
+}
+
+fn valid_bytes(s: &str) -> bool {
+    s == "infinity" || percentage(s) || digits(s.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(s))
+}
+
+fn valid_cpu(s: &str) -> bool {
+    percentage(s) && s != "0%"
+}
+
+fn valid_tasks(s: &str) -> bool {
+    s == "infinity" || (digits(s) && s != "0") || percentage(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_syntax() {
+        for ok in ["512M", "2G", "100", "20%", "infinity"] {
+            assert!(valid_bytes(ok), "{ok}");
+        }
+        for bad in ["512MB", "lots", "", "-1G", "1.5G"] {
+            assert!(!valid_bytes(bad), "{bad}");
+        }
+        assert!(valid_cpu("150%") && !valid_cpu("1.5") && !valid_cpu("0%"));
+        assert!(valid_tasks("512") && valid_tasks("infinity") && !valid_tasks("0") && !valid_tasks("many"));
+    }
+}

@@ -1,0 +1,77 @@
+//! Unix users on this host: look them up (for file owners) and create the missing
+//! ones with `useradd`, the distribution's own tool.
+
+use std::ffi::{CStr, CString};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::access::Access;
+use crate::names::MASTER;
+
+/// (uid, primary gid) of `name`, or None when there is no such user.
+pub fn lookup(name: &str) -> Option<(u32, u32)> {
+    let cname = CString::new(name).ok()?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 4096];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live, correctly sized storage for the call.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+}
+
+/// The name of the user running hhlctl.
+pub fn current() -> Result<String> {
+    let uid = unsafe { libc::geteuid() };
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 4096];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: as in `lookup`.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        bail!("uid {uid} has no entry in the user database");
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points at a NUL-terminated string in buf.
+    Ok(unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned())
+}
+
+/// Users in `access` that do not exist on this host, as (owner, user).
+pub fn missing(access: &Access) -> Vec<(&str, &str)> {
+    access
+        .users
+        .iter()
+        .filter(|(_, user)| lookup(user).is_none())
+        .map(|(owner, user)| (owner.as_str(), user.as_str()))
+        .collect()
+}
+
+/// Create the missing users: master's as a system user with no login, developers' with
+/// a home (for their ssh keys) and `access.shell`. Returns who was created.
+pub fn create_missing(access: &Access) -> Result<Vec<String>> {
+    let mut created = Vec::new();
+    for (owner, user) in missing(access) {
+        let mut cmd = Command::new("useradd");
+        cmd.arg("--user-group");
+        if owner == MASTER {
+            cmd.args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
+                .args(["--shell", "/usr/sbin/nologin"]);
+        } else {
+            cmd.arg("--create-home").arg("--shell").arg(&access.shell);
+        }
+        cmd.args(["--comment", &format!("hhl {owner}")]).arg(user);
+        let out = cmd.output().context("running useradd (from the passwd package)")?;
+        if !out.status.success() {
+            bail!("useradd {user} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        created.push(user.to_string());
+    }
+    Ok(created)
+}

@@ -1,0 +1,245 @@
+//! Developers as unix users, in a real systemd with real polkit: who may control what,
+//! what an instance can read, and how far one developer's runaway code reaches.
+
+mod support;
+
+use std::time::Duration;
+
+use support::container::{Container, CFG};
+use support::example_yaml;
+
+fn main_pid(c: &Container, unit: &str) -> String {
+    c.ok(&format!("systemctl show -p MainPID --value {unit}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn developers_control_their_own_units_and_only_those() {
+    let yaml = example_yaml().replace("admins: []", "admins: [lead]");
+    let c = Container::boot();
+    c.ok("useradd --user-group --create-home lead");
+    c.write(CFG, &yaml);
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("created unix user dev1"), "{}", r.stdout);
+    assert!(r.stdout.contains("created unix user hhl"), "{}", r.stdout);
+    c.deploy_lua();
+
+    // Each instance runs as its owner; master's and the shared server's as `hhl`.
+    for (unit, user) in [
+        ("openresty@socketserver-dev1.service", "dev1"),
+        ("redis@6382.service", "dev2"),
+        ("openresty@socketserver-master.service", "hhl"),
+        ("openresty@httpserver-master.service", "hhl"),
+    ] {
+        let pid = main_pid(&c, unit);
+        assert_eq!(c.ok(&format!("ps -o user= -p {pid}")).trim(), user, "{unit}");
+    }
+    // Hardened: systemd's own exposure score is at most 2.0 for every instance.
+    let units = c.ok("systemctl list-units --no-legend --plain 'openresty@*' 'redis@*' | cut -d' ' -f1");
+    let mut scores = Vec::new();
+    for unit in units.split_whitespace() {
+        let out = c.ok(&format!("systemd-analyze security --no-pager {unit} | tail -1"));
+        let score: f64 = out
+            .split("exposure level for")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no score in {out:?}"));
+        scores.push(format!("{unit} {score}"));
+        assert!(score <= 2.0, "{unit}: exposure {score}");
+    }
+    assert_eq!(scores.len(), 16);
+    eprintln!("systemd-analyze security:\n  {}", scores.join("\n  "));
+
+    // Created developers get git-shell: push, but no login.
+    assert_eq!(c.ok("getent passwd dev1 | cut -d: -f7").trim(), "/usr/bin/git-shell");
+
+    // dev1, through hhlctl, without sudo: own instances yes.
+    let before = main_pid(&c, "openresty@socketserver-dev1.service");
+    let r = c.sh_as("dev1", &format!("{} -c {CFG} restart socketserver-dev1", support::BIN));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_ne!(main_pid(&c, "openresty@socketserver-dev1.service"), before);
+    let r = c.sh_as("dev1", &format!("{} -c {CFG} restart --dev dev1", support::BIN));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.get_hhl(1081), "hhl socketserver-dev1 ok\n");
+
+    // Another developer's: refused by name, nothing touched.
+    let dev2 = main_pid(&c, "openresty@socketserver-dev2.service");
+    let r = c.sh_as(
+        "dev1",
+        &format!("{} -c {CFG} restart socketserver-dev2 6381", support::BIN),
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("not yours: you are unix user `dev1` and may not restart socketserver-dev2 (belongs to dev2)")
+            && r.stderr.contains("`hhlctl restart --dev dev1` does yours"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("6381 (belongs"), "{}", r.stderr);
+    assert_eq!(main_pid(&c, "openresty@socketserver-dev2.service"), dev2);
+
+    // polkit is the authority, not hhlctl's check: with a doctored copy of hhl.yaml
+    // that names dev1 an admin, systemd still refuses, and hhlctl says so plainly.
+    c.ok(&format!(
+        "sed 's/admins: \\[lead\\]/admins: [dev1]/' {CFG} > /tmp/mine.yaml && chmod 644 /tmp/mine.yaml"
+    ));
+    let r = c.sh_as(
+        "dev1",
+        &format!("{} -c /tmp/mine.yaml stop socketserver-dev2", support::BIN),
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("systemd refused: you may control only your own instances"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(main_pid(&c, "openresty@socketserver-dev2.service"), dev2);
+
+    // Plain systemctl, same rule.
+    let r = c.sh_as("dev1", "systemctl reload openresty@dtserver-dev1.service");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = c.sh_as("dev1", "systemctl stop redis@6382.service");
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("Interactive authentication required"), "{}", r.stderr);
+    // Verbs beyond start/stop/restart/reload stay with root, even on dev1's own units:
+    // set-property could lift the slice's limits.
+    for cmd in [
+        "systemctl kill openresty@socketserver-dev1.service",
+        "systemctl set-property --runtime openresty@socketserver-dev1.service CPUQuota=",
+        "systemctl daemon-reload",
+    ] {
+        let r = c.sh_as("dev1", cmd);
+        assert_ne!(r.code, 0, "`{cmd}` was allowed to dev1");
+    }
+    assert_eq!(c.ping(6382), "PONG");
+
+    // An admin may control everybody's.
+    let r = c.sh_as(
+        "lead",
+        &format!("{} -c {CFG} restart socketserver-dev2 6382", support::BIN),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_ne!(main_pid(&c, "openresty@socketserver-dev2.service"), dev2);
+}
+
+/// dev1's Lua reports what it can open: `GET /hhl?path=P&mode=r` answers `ok` or the error.
+const PROBE: &str = r#"
+local f, err = io.open(ngx.var.arg_path, ngx.var.arg_mode or "r")
+if not f then
+    ngx.say("denied: ", err)
+    return
+end
+if (ngx.var.arg_mode or "r") == "r" and not f:read(1) then
+    ngx.say("denied: unreadable")
+    return
+end
+f:close()
+ngx.say("ok")
+"#;
+
+#[test]
+fn an_instance_cannot_reach_another_developers_files() {
+    let c = Container::applied(&example_yaml());
+    c.write("/opt/hhl/socketserver/dev1/src/main.lua", PROBE);
+    c.ok("redis-cli -p 6382 set k v && redis-cli -p 6382 save");
+    let probe = |path: &str, mode: &str| {
+        c.sh(&format!(
+            "curl -s -m 5 'http://127.0.0.1:1081/hhl?path={path}&mode={mode}'"
+        ))
+        .stdout
+        .trim()
+        .to_string()
+    };
+    // Its own code: readable, but not writable (the file system is read-only to it).
+    assert_eq!(probe("/opt/hhl/socketserver/dev1/src/main.lua", "r"), "ok");
+    assert!(
+        probe("/opt/hhl/socketserver/dev1/src/new.lua", "w").starts_with("denied"),
+        "an instance could write its own code"
+    );
+    assert_eq!(probe("/opt/hhl/socketserver/dev1/logs/probe.txt", "w"), "ok");
+    for theirs in [
+        "/opt/hhl/socketserver/dev2/src/main.lua",
+        "/opt/hhl/dtserver/dev2/src/main.lua",
+        "/opt/hhl/socketserver/master/src/main.lua",
+        "/opt/hhl/socketserver/dev2/logs/nginx.pid",
+        "/opt/hhl/socketserver/dev2/conf/nginx.conf",
+        "/opt/redis/var/6382/6382.rdb",
+        "/opt/redis/etc/6382.conf",
+        "/root/.bashrc",
+    ] {
+        let got = probe(theirs, "r");
+        assert!(got.starts_with("denied"), "dev1's Lua opened {theirs}: {got}");
+    }
+    // And nothing outside its own writable paths takes a write.
+    for elsewhere in [
+        "/opt/hhl/socketserver/dev2/logs/x",
+        "/opt/hhl/lib/x",
+        "/opt/redis/var/6381/x",
+        "/etc/x",
+    ] {
+        assert!(probe(elsewhere, "w").starts_with("denied"), "wrote {elsewhere}");
+    }
+}
+
+#[test]
+fn a_runaway_loop_is_held_to_its_cpu_limit_and_others_keep_answering() {
+    // dev1 gets 20% of one CPU and two workers to spin on; dev2 is untouched.
+    let yaml = example_yaml().replace("dev1: {cpu: 150%}", "dev1: {cpu: 20%}").replace(
+        "      dev1: {port: 1081}",
+        "      dev1: {port: 1081, worker_processes: 2}",
+    );
+    assert!(yaml.contains("dev1: {cpu: 20%}") && yaml.contains("worker_processes: 2}"));
+    let c = Container::applied(&yaml);
+    c.write(
+        "/opt/hhl/socketserver/dev1/src/main.lua",
+        "local stop = ngx.now() + 6\nwhile ngx.now() < stop do ngx.update_time() end\nngx.say('done')\n",
+    );
+    // CPU seconds of dev1's processes, from /proc (cgroup v1 hosts have no CPUUsageNSec).
+    let usage = || -> f64 {
+        let ticks =
+            c.ok("for p in $(pgrep -u dev1); do cat /proc/$p/stat; done | awk '{s += $14 + $15} END {print s + 0}'");
+        ticks.trim().parse::<f64>().expect("clock ticks") / 100.0
+    };
+    // Four spinning requests, bounded by curl's own timeout.
+    c.ok("for i in 1 2 3 4; do curl -s -m 10 -o /dev/null http://127.0.0.1:1081/hhl >/dev/null 2>&1 & done; true");
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = usage();
+    let wall = std::time::Instant::now();
+    // dev2 answers throughout: 20 requests while dev1 spins.
+    let times = c.ok(
+        "for i in $(seq 20); do curl -s -o /dev/null -m 5 -w '%{time_total}\\n' http://127.0.0.1:1082/hhl; sleep 0.1; done",
+    );
+    let cpu = usage() - t0;
+    let secs = wall.elapsed().as_secs_f64();
+    let mut ms: Vec<f64> = times
+        .lines()
+        .map(|l| l.trim().parse::<f64>().unwrap() * 1000.0)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    assert_eq!(ms.len(), 20, "dev2 did not answer every request: {times}");
+    eprintln!(
+        "dev1 used {cpu:.2} s of CPU in {secs:.2} s (limit 20%); dev2 median {:.1} ms, max {:.1} ms",
+        ms[10], ms[19]
+    );
+    // Two spinning workers would burn up to 2 CPU-seconds per second without the limit.
+    assert!(
+        cpu <= secs * 0.2 * 1.5,
+        "dev1's slice used {cpu:.2} s of CPU in {secs:.2} s, over its 20% quota"
+    );
+    assert!(ms[10] < 100.0 && ms[19] < 1000.0, "dev2 starved: {ms:?}");
+    // And the loop really ran (else the quota check above proves nothing).
+    assert!(
+        cpu >= secs * 0.1,
+        "dev1's loop used only {cpu:.2} s of CPU in {secs:.2} s"
+    );
+    // Its own code still gets its 20%: the loop is slowed, not killed.
+    assert_eq!(
+        c.ok("systemctl is-active openresty@socketserver-dev1.service").trim(),
+        "active"
+    );
+}
