@@ -20,6 +20,9 @@ pub enum Content {
     Symlink(PathBuf),
     /// A directory that must exist; never removed by hhlctl (it may hold data).
     Dir,
+    /// A symbolic link made only where nothing exists yet; from then on it belongs to
+    /// deploys (a release's `current`), and apply never changes or removes it.
+    Seed(PathBuf),
 }
 
 /// Who owns a file or directory; names are resolved to ids by the shell.
@@ -67,6 +70,18 @@ impl Artifact {
             mode,
             owner: Owner::Root,
         }
+    }
+    pub fn seed(path: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
+        Artifact {
+            path: path.into(),
+            content: Content::Seed(target.into()),
+            mode: 0o777,
+            owner: Owner::Root,
+        }
+    }
+    /// Whether apply records it as generated (and so may remove it later).
+    pub fn is_generated(&self) -> bool {
+        matches!(self.content, Content::File(_) | Content::Symlink(_))
     }
     pub fn owned(mut self, owner: Owner) -> Self {
         self.owner = owner;

@@ -80,6 +80,34 @@ pub enum Command {
     #[command(after_help = "Example:\n  hhlctl logs socketserver-dev1 -f")]
     Logs(cmd::logs::Args),
 
+    /// Set up the git repositories developers push to (run as root, again after changes).
+    ///
+    /// Creates one bare repository per logic server, `serverctrl` (seeded with hhl.yaml
+    /// and its templates) and `lualib` under git.root, owned by git.group, with hooks
+    /// that run `hhlctl hook`. Re-running it updates hooks and group membership and
+    /// never touches history.
+    #[command(after_help = "Example:
+  hhlctl repo init
+  # as dev1, on their machine:
+  git clone ssh://server/srv/git/socketserver.git && cd socketserver
+  git push origin HEAD:dev1            # deploy to socketserver-dev1, graceful reload
+  git push -o restart origin HEAD:dev1 # ... and restart instead
+  git push -o restart=redis origin HEAD:dev1
+  git push -o no-deploy origin HEAD:dev1")]
+    Repo(cmd::repo::Args),
+
+    /// Go back to the previous release of an instance's code, and reload it.
+    ///
+    /// Each deploy keeps its release (git.keep of them); rollback points `src` at the
+    /// one before the current one. Developers may roll back their own instances.
+    #[command(after_help = "Example:
+  hhlctl rollback socketserver-dev1")]
+    Rollback(cmd::rollback::Args),
+
+    /// What git hooks run (pre-receive, post-receive); not for direct use.
+    #[command(hide = true)]
+    Hook(cmd::hook::Args),
+
     /// Write the man pages and shell completions into DIR (for packaging).
     #[command(name = "generate-assets", hide = true)]
     GenerateAssets(cmd::assets::Args),

@@ -32,6 +32,37 @@ pub struct RawConfig {
     /// Resource limits of each owner's slice: `master:` is the base, developers override.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub limits: IndexMap<String, RawLimits>,
+    /// Where the git repositories developers push to live.
+    #[serde(default, skip_serializing_if = "RawGit::is_default")]
+    pub git: RawGit,
+}
+
+/// The bare repositories: `<root>/<server>.git` per logic server, `serverctrl.git`
+/// (hhl.yaml and templates) and `lualib.git` (the shared Lua library).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGit {
+    pub root: PathBuf,
+    /// The unix group of everybody who may push (developers and admins).
+    pub group: String,
+    /// Releases kept per instance, for `hhlctl rollback`.
+    pub keep: usize,
+}
+
+impl RawGit {
+    fn is_default(&self) -> bool {
+        *self == RawGit::default()
+    }
+}
+
+impl Default for RawGit {
+    fn default() -> Self {
+        RawGit {
+            root: "/srv/git".into(),
+            group: "hhl-git".into(),
+            keep: 5,
+        }
+    }
 }
 
 /// Unix identities: each developer's instances run as (and are controlled by) their

@@ -86,7 +86,7 @@ impl Manifest {
         Manifest {
             files: artifacts
                 .iter()
-                .filter(|a| !a.is_dir())
+                .filter(|a| a.is_generated())
                 .map(|a| a.path.clone())
                 .collect(),
         }
@@ -118,6 +118,7 @@ fn differs(root: &Path, a: &Artifact, own: Ownership) -> io::Result<Option<bool>
         }
         Content::Symlink(target) => !meta.file_type().is_symlink() || fs::read_link(&p)? != *target,
         Content::Dir => !meta.is_dir() || attrs(),
+        Content::Seed(_) => false,
     }))
 }
 
@@ -195,6 +196,18 @@ pub fn write_artifact(root: &Path, a: &Artifact, own: Ownership) -> Result<()> {
     match &a.content {
         Content::File(bytes) => write_file_owned(&p, bytes, a.mode, owner),
         Content::Symlink(target) => replace_symlink(&p, target),
+        Content::Seed(target) => match symlink(target, &p) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                Err(e).with_context(|| format!("linking {} -> {}", p.display(), target.display()))
+            }
+            _ => {
+                if let Some((uid, gid)) = owner {
+                    std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+                        .with_context(|| format!("setting the owner of {}", p.display()))?;
+                }
+                Ok(())
+            }
+        },
         Content::Dir => {
             fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
             if let Some((uid, gid)) = owner {

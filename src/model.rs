@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::access::{self, Access};
-use crate::config::{OwnerValues, RawConfig, RawPaths, Source, Values};
+use crate::config::{OwnerValues, RawConfig, RawGit, RawPaths, Source, Values};
 use crate::error::{Diagnostic, Diagnostics};
 use crate::names::{self, MASTER};
 
@@ -106,6 +106,10 @@ impl Instance {
     pub fn src_dir(&self) -> PathBuf {
         self.dir.join("src")
     }
+    /// Where deploys put releases; `src` links to its `current`.
+    pub fn app_dir(&self) -> PathBuf {
+        self.dir.join("app")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -117,9 +121,33 @@ pub struct Model {
     /// In file order: servers as declared, then Redis; master first, then developers as listed.
     pub instances: Vec<Instance>,
     pub access: Access,
+    pub git: RawGit,
 }
 
 impl Model {
+    /// The same instances with every path moved under `root`: for testing a config
+    /// (`nginx -t`) without touching, or needing rights to, the live paths.
+    pub fn relocated(&self, root: &Path) -> Model {
+        let under = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+        let mut m = self.clone();
+        for p in [
+            &mut m.paths.hhl_root,
+            &mut m.paths.redis_conf_dir,
+            &mut m.paths.redis_data_dir,
+            &mut m.paths.lua_lib_dir,
+            &mut m.paths.unit_dir,
+            &mut m.paths.state_dir,
+            &mut m.paths.polkit_rules,
+        ] {
+            *p = under(p);
+        }
+        for i in &mut m.instances {
+            i.config_path = under(&i.config_path);
+            i.dir = under(&i.dir);
+        }
+        m
+    }
+
     /// master, then the developers, in order.
     pub fn owners(&self) -> impl Iterator<Item = &str> {
         std::iter::once(MASTER).chain(self.developers.iter().map(String::as_str))
@@ -148,6 +176,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
     }
 
     check_paths(&raw.paths, src, &mut errs);
+    check_git(&raw.git, src, &mut errs);
     let access = access::resolve(&raw.users, &raw.limits, &developers, src, &mut errs);
 
     let mut instances = Vec::new();
@@ -215,6 +244,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         flavor,
         instances,
         access,
+        git: raw.git.clone(),
     })
 }
 
@@ -342,6 +372,36 @@ fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
         } else {
             seen.insert(inst.port, inst);
         }
+    }
+}
+
+fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
+    if !git.root.is_absolute() {
+        errs.push(
+            src.diag(
+                &["git", "root"],
+                format!("git.root `{}` is not an absolute path", git.root.display()),
+            )
+            .hint("start it with `/`, e.g. /srv/git"),
+        );
+    }
+    if let Some(p) = names::user_problem(&git.group) {
+        errs.push(
+            src.diag(
+                &["git", "group"],
+                format!("git.group: {}", p.replace("unix user name", "group name")),
+            )
+            .hint("lowercase letters, digits, `_` and `-`, starting with a letter"),
+        );
+    }
+    if git.keep < 2 {
+        errs.push(
+            src.diag(
+                &["git", "keep"],
+                format!("git.keep is {}; rollback needs at least 2 releases", git.keep),
+            )
+            .hint("keep 2 or more (default 5)"),
+        );
     }
 }
 

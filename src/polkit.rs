@@ -29,7 +29,8 @@ pub fn rules(model: &Model, source: &Path) -> String {
     format!(
         "//{header_rest}\
 // Unix users may start, stop, restart and reload the hhl units they own; admins may do
-// so to every hhl unit (and {TARGET}). Everything else is left to other rules.
+// so to every hhl unit (and {TARGET}), and start hhl-apply.service. Everything else
+// is left to other rules.
 polkit.addRule(function(action, subject) {{
     if (action.id != \"org.freedesktop.systemd1.manage-units\") {{
         return polkit.Result.NOT_HANDLED;
@@ -40,6 +41,10 @@ polkit.addRule(function(action, subject) {{
     var unit = action.lookup(\"unit\");
     var verb = action.lookup(\"verb\");
     var ours = Object.prototype.hasOwnProperty.call(owners, unit);
+    // A push to serverctrl: apply as root, for admins only.
+    if (unit == {apply} && verb == \"start\" && admins.indexOf(subject.user) >= 0) {{
+        return polkit.Result.YES;
+    }}
     if ((!ours && unit != {target}) || verbs.indexOf(verb) < 0) {{
         return polkit.Result.NOT_HANDLED;
     }}
@@ -54,6 +59,7 @@ polkit.addRule(function(action, subject) {{
         admins = js(&model.access.admins),
         verbs = js(&VERBS),
         target = js(TARGET),
+        apply = js(crate::cmd::hook::APPLY_UNIT),
     )
 }
 

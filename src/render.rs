@@ -1,13 +1,14 @@
 //! Model + templates → artifacts: every instance's config, the directories it needs
 //! and its systemd files. Pure: nothing here touches the filesystem.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
 use crate::artifact::{generated_header, Artifact, Owner};
 use crate::error::Diagnostics;
 use crate::model::{Instance, Kind, Model};
+use crate::names::MASTER;
 use crate::templates::Templates;
 use crate::{polkit, units};
 
@@ -49,11 +50,50 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
     Value::Object(data)
 }
 
+/// A deploy target: `app` holds `releases/` and `current` (a link to one of them,
+/// swapped by deploys), `link` points at `app/current` for nginx. `app` is setgid, so
+/// what an admin deploys stays in the owner's group.
+fn release_artifacts(app: &Path, link: &Path, mode: u32, user: &str) -> Vec<Artifact> {
+    let owner = Owner::User(user.to_string());
+    let rel = |p: &Path| -> PathBuf {
+        match (p.parent(), app.parent()) {
+            (Some(a), Some(b)) if a == b => Path::new(app.file_name().unwrap_or_default()).join("current"),
+            _ => app.join("current"),
+        }
+    };
+    vec![
+        Artifact::dir(app, mode).owned(owner.clone()),
+        Artifact::dir(app.join(RELEASES), mode).owned(owner.clone()),
+        Artifact::dir(app.join(RELEASES).join(INITIAL_RELEASE), mode).owned(owner.clone()),
+        Artifact::seed(app.join("current"), Path::new(RELEASES).join(INITIAL_RELEASE)).owned(owner),
+        Artifact::symlink(link, rel(link)),
+    ]
+}
+
+/// The shared Lua library: `lua_lib_dir` links to `<lua_lib_dir>.app/current`; master's
+/// user owns the releases, every instance may read them.
+fn lib_artifacts(model: &Model) -> Vec<Artifact> {
+    release_artifacts(
+        &lib_app_dir(model),
+        &model.paths.lua_lib_dir,
+        0o2775,
+        model.access.user_of(MASTER),
+    )
+}
+
+pub fn lib_app_dir(model: &Model) -> PathBuf {
+    let lib = &model.paths.lua_lib_dir;
+    lib.with_file_name(format!("{}.app", lib.file_name().unwrap_or_default().to_string_lossy()))
+}
+
+pub const RELEASES: &str = "releases";
+pub const INITIAL_RELEASE: &str = "initial";
+
 /// Render every artifact of `model`. All template errors are collected (each distinct
 /// one once), so one run shows everything to fix.
 pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec<Artifact>, Diagnostics> {
     let mut errs = Diagnostics::default();
-    let mut out = vec![Artifact::dir(&model.paths.lua_lib_dir, 0o755)];
+    let mut out = lib_artifacts(model);
     for inst in &model.instances {
         let what = format!("{} ({})", inst.name, inst.unit());
         match templates.render(&inst.template.key(), &template_data(model, inst), &what) {
@@ -89,9 +129,10 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
                 }
                 out.push(Artifact::dir(&inst.dir, 0o750).owned(reads.clone()));
                 out.push(Artifact::dir(inst.dir.join("conf"), 0o750).owned(reads));
-                for sub in ["logs", "src", "temp"] {
+                for sub in ["logs", "temp"] {
                     out.push(Artifact::dir(inst.dir.join(sub), 0o750).owned(writes.clone()));
                 }
+                out.extend(release_artifacts(&inst.app_dir(), &inst.src_dir(), 0o2770, &inst.user));
             }
             Kind::Redis => {
                 out.push(Artifact::dir(&model.paths.redis_data_dir, 0o755));

@@ -43,6 +43,72 @@ pub fn current() -> Result<String> {
     Ok(unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned())
 }
 
+fn group_exists(name: &str) -> bool {
+    Command::new("getent")
+        .args(["group", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Create a system group unless it exists; returns whether it was created.
+pub fn ensure_group(name: &str) -> Result<bool> {
+    if group_exists(name) {
+        return Ok(false);
+    }
+    let out = Command::new("groupadd")
+        .args(["--system", name])
+        .output()
+        .context("running groupadd")?;
+    if !out.status.success() {
+        bail!(
+            "groupadd {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(true)
+}
+
+/// Add `user` to those of `groups` they are not in; returns whether anything changed.
+pub fn add_to_groups(user: &str, groups: &[String]) -> Result<bool> {
+    let out = Command::new("id").args(["-nG", user]).output().context("running id")?;
+    if !out.status.success() {
+        bail!("unix user `{user}` does not exist");
+    }
+    let have = String::from_utf8_lossy(&out.stdout).to_string();
+    let missing: Vec<&str> = groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| !have.split_whitespace().any(|h| h == *g) && group_exists(g))
+        .collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let out = Command::new("usermod")
+        .args(["-aG", &missing.join(","), user])
+        .output()
+        .context("running usermod")?;
+    if !out.status.success() {
+        bail!(
+            "usermod -aG {} {user} failed: {}",
+            missing.join(","),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(true)
+}
+
+/// Admins join every owner's group, so they can deploy into anyone's releases.
+pub fn admit_admins(access: &Access) -> Result<Vec<String>> {
+    let groups: Vec<String> = access.users.values().cloned().collect();
+    let mut changed = Vec::new();
+    for admin in &access.admins {
+        if lookup(admin).is_some() && add_to_groups(admin, &groups)? {
+            changed.push(admin.clone());
+        }
+    }
+    Ok(changed)
+}
+
 /// Users in `access` that do not exist on this host, as (owner, user).
 pub fn missing(access: &Access) -> Vec<(&str, &str)> {
     access

@@ -47,7 +47,7 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     }
     // nginx -t loads the Lua module each time (tens of ms): test on every core.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-    let results = crate::parallel::map(&staged, workers, |inst| test_one(model, inst));
+    let results = crate::parallel::map(&staged, workers, |inst| test_one(model, inst, STAGED, true));
     for inst in &staged {
         let _ = fs::remove_file(inst.dir.join("conf").join(STAGED));
     }
@@ -70,10 +70,11 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     Ok(staged.len())
 }
 
-/// `nginx -t` one staged config; `Some(report)` when nginx refuses it.
-fn test_one(model: &Model, inst: &Instance) -> Result<Option<String>> {
+/// `nginx -t` of `conf/<conf>` under the instance's prefix, as the instance's user when
+/// `as_owner` and running as root; `Some(report)` when nginx refuses it.
+pub fn test_one(model: &Model, inst: &Instance, conf: &str, as_owner: bool) -> Result<Option<String>> {
     let mut cmd = Command::new(model.flavor.binary());
-    if unsafe { libc::geteuid() } == 0 {
+    if as_owner && unsafe { libc::geteuid() } == 0 {
         let (uid, gid) = users::lookup(&inst.user)
             .with_context(|| format!("unix user `{}` of {} does not exist", inst.user, inst.unit()))?;
         // std drops root's supplementary groups when it sets the uid.
@@ -82,13 +83,13 @@ fn test_one(model: &Model, inst: &Instance) -> Result<Option<String>> {
     let out = cmd
         .args(["-t", "-q", "-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
-        .args(["-c", &format!("conf/{STAGED}")])
+        .args(["-c", &format!("conf/{conf}")])
         .output()
         .with_context(|| format!("running {} -t", model.flavor.binary()))?;
     if out.status.success() {
         return Ok(None);
     }
-    let text = String::from_utf8_lossy(&out.stderr).replace(STAGED, "nginx.conf");
+    let text = String::from_utf8_lossy(&out.stderr).replace(conf, "nginx.conf");
     Ok(Some(format!(
         "{}: nginx -t refused the rendered {}:\n{}",
         inst.unit(),

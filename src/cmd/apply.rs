@@ -14,11 +14,31 @@ use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
 use crate::users;
 use crate::validate;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use super::serverctrl;
 
-pub fn run(config: &Path, _args: Args) -> Result<i32> {
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// First copy hhl.yaml and the templates from serverctrl's master branch into
+    /// hhl.yaml's directory (what a push to serverctrl runs, as hhl-apply.service).
+    #[arg(long)]
+    pub from_repo: bool,
+}
+
+pub fn run(config: &Path, args: Args) -> Result<i32> {
     let root = Path::new("/");
+    let taken = if args.from_repo {
+        Some(serverctrl::take(config)?)
+    } else {
+        None
+    };
+    let code = apply(root, config)?;
+    if let (Some(commit), 0) = (taken, code) {
+        serverctrl::record(config, &commit)?;
+    }
+    Ok(code)
+}
+
+fn apply(root: &Path, config: &Path) -> Result<i32> {
     let loaded = load::load(config)?;
     let artifacts = loaded.render()?;
     let model = &loaded.model;
@@ -32,6 +52,9 @@ pub fn run(config: &Path, _args: Args) -> Result<i32> {
     // Users first: configs are tested as the user that will run them.
     for user in users::create_missing(&model.access)? {
         println!("created unix user {user}");
+    }
+    for admin in users::admit_admins(&model.access)? {
+        println!("added admin {admin} to the instance owners' groups");
     }
     let tested = validate::nginx_configs(model, &artifacts, &changes)?;
     if tested > 0 {

@@ -3,11 +3,15 @@
 pub mod apply;
 pub mod assets;
 pub mod control;
+pub mod hook;
 pub mod import;
 pub mod logs;
 pub mod plan;
 pub mod render;
+pub mod repo;
+pub mod rollback;
 pub mod select;
+pub mod serverctrl;
 pub mod status;
 
 use anyhow::Result;
@@ -29,5 +33,8 @@ pub fn dispatch(args: Arguments) -> Result<i32> {
         Command::Reload(s) => control::run(&args.config, JobKind::Reload, s),
         Command::Logs(a) => logs::run(&args.config, a),
         Command::GenerateAssets(a) => assets::run(a),
+        Command::Repo(a) => repo::run(&args.config, a),
+        Command::Hook(a) => hook::run(&args.config, a),
+        Command::Rollback(a) => rollback::run(&args.config, a),
     }
 }

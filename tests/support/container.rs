@@ -33,7 +33,8 @@ impl Container {
     pub fn boot() -> Container {
         let c = Container::boot_bare();
         c.ok(&format!(
-            "cp {units}/* /usr/lib/systemd/system/ && systemctl daemon-reload && systemctl enable -q hhl.target",
+            "cp {units}/* /usr/lib/systemd/system/ && systemctl daemon-reload && systemctl enable -q hhl.target \
+             && cp {BIN} /usr/bin/hhlctl",
             units = repo().join("units").display()
         ));
         c

@@ -1,0 +1,385 @@
+//! `hhlctl hook pre-receive|post-receive`: what the repositories' git hooks run, as the
+//! pushing unix user. pre-receive refuses a push (before any ref moves) that is not
+//! the pusher's to make or that would not work; post-receive deploys, reloads or
+//! applies, and reports into the pusher's terminal (git prints it as `remote:`).
+
+use std::io::BufRead;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::apply::report;
+use crate::artifact::Content;
+use crate::fsapply::{self, Ownership};
+use crate::load::{self, Loaded};
+use crate::lua_syntax::{self, Outcome};
+use crate::model::{Kind, Model};
+use crate::release;
+use crate::render;
+use crate::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
+use crate::systemd::{JobKind, Systemd};
+use crate::users;
+use crate::validate;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Hook {
+    PreReceive,
+    PostReceive,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(value_enum)]
+    pub hook: Hook,
+}
+
+/// The unit that applies serverctrl's master as root; admins may start it (polkit).
+pub const APPLY_UNIT: &str = "hhl-apply.service";
+/// Where that unit writes its output, and the commit it applied.
+pub const APPLY_LOG: &str = "/run/hhl-apply.log";
+pub const APPLIED_COMMIT: &str = "serverctrl.applied";
+
+pub fn run(config: &Path, args: Args) -> Result<i32> {
+    let loaded = load::load(config)?;
+    let model = &loaded.model;
+    let here = std::env::current_dir()?.canonicalize()?;
+    let Some(repo) = repos::repos(model)
+        .into_iter()
+        .find(|r| r.path.canonicalize().is_ok_and(|p| p == here))
+    else {
+        bail!(
+            "{} is not one of hhl's repositories (git.root in {} is {})",
+            here.display(),
+            config.display(),
+            model.git.root.display()
+        );
+    };
+    let updates: Vec<RefUpdate> = std::io::stdin()
+        .lock()
+        .lines()
+        .map_while(|l| l.ok())
+        .filter_map(|l| RefUpdate::parse(&l))
+        .collect();
+    let options = match repos::parse_push_options(&push_options()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("refused: {e}");
+            return Ok(1);
+        }
+    };
+    match args.hook {
+        Hook::PreReceive => pre_receive(&loaded, &repo, &updates),
+        Hook::PostReceive => post_receive(&loaded, &repo, &updates, &options),
+    }
+}
+
+/// `git push -o X` arrives as GIT_PUSH_OPTION_<n>.
+fn push_options() -> Vec<String> {
+    let n: usize = std::env::var("GIT_PUSH_OPTION_COUNT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (0..n)
+        .filter_map(|i| std::env::var(format!("GIT_PUSH_OPTION_{i}")).ok())
+        .collect()
+}
+
+fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i32> {
+    let model = &loaded.model;
+    let me = users::current()?;
+    let pusher = repos::Pusher::new(model, &me);
+    let refusals: Vec<String> = updates
+        .iter()
+        .filter_map(|u| repos::refusal(model, repo, &pusher, u))
+        .collect();
+    if !refusals.is_empty() {
+        for r in &refusals {
+            eprintln!("refused: {r}");
+        }
+        eprintln!("nothing was changed or deployed.");
+        return Ok(1);
+    }
+    let mut failed = false;
+    for u in updates.iter().filter(|u| !u.is_delete()) {
+        let problems = match &repo.kind {
+            RepoKind::Server(_) | RepoKind::Lualib => check_lua(model, &repo.path, u)?,
+            RepoKind::Serverctrl if u.branch() == Some(MAIN_BRANCH) => check_serverctrl(loaded, &repo.path, u)?,
+            RepoKind::Serverctrl => Vec::new(),
+        };
+        if !problems.is_empty() {
+            eprintln!("refused: {} {}:", repo.name, u.refname);
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            failed = true;
+        }
+    }
+    if failed {
+        eprintln!("nothing was changed or deployed; fix the errors above and push again.");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn check_lua(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
+    let scratch = release::Scratch::new("check")?;
+    let tree = scratch.0.join("tree");
+    let nginx = scratch.0.join("nginx");
+    std::fs::create_dir(&tree)?;
+    std::fs::create_dir(&nginx)?;
+    release::extract(git_dir, &u.new, &tree)?;
+    Ok(match lua_syntax::check(model.flavor, &tree, &nginx)? {
+        Outcome::Clean(_) => Vec::new(),
+        Outcome::Errors(e) => e.into_iter().map(|l| format!("Lua syntax: {l}")).collect(),
+    })
+}
+
+/// Everything apply would check, on the pushed tree, without touching the live system:
+/// hhl.yaml and templates load and render, and every config that would change passes
+/// `nginx -t` (rendered with its paths moved into a scratch directory).
+fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
+    let scratch = release::Scratch::new("serverctrl")?;
+    let tree = scratch.0.join("tree");
+    std::fs::create_dir(&tree)?;
+    release::extract(git_dir, &u.new, &tree)?;
+    // Messages name the file as the pusher knows it, not the scratch copy.
+    let relabel = |text: String| text.replace(&format!("{}/", tree.display()), "serverctrl:");
+    let pushed_yaml = tree.join("hhl.yaml");
+    // Load as if it were the live file, so the render compares like with like.
+    let text = match std::fs::read_to_string(&pushed_yaml) {
+        Ok(t) => t,
+        Err(_) => return Ok(vec!["serverctrl has no hhl.yaml at its top level".into()]),
+    };
+    let staged = match load::load_text(pushed_yaml.clone(), text.clone()) {
+        Ok(l) => l,
+        Err(e) => return Ok(vec![relabel(diagnostic_text(&e))]),
+    };
+    if let Err(d) = staged.render() {
+        return Ok(vec![relabel(d.to_string())]);
+    }
+    // Which configs change: compare a render labelled with the live path.
+    let as_live = load::load_text(live.source.path.clone(), text)
+        .ok()
+        .and_then(|l| l.render().ok().map(|a| (l, a)));
+    // A config the pusher cannot read counts as changed: it is tested.
+    let changed: Vec<String> = match &as_live {
+        Some((l, arts)) => l
+            .model
+            .instances
+            .iter()
+            .filter(|i| i.kind == Kind::Openresty)
+            .filter(|i| {
+                let new = arts.iter().find(|a| a.path == i.config_path).map(|a| &a.content);
+                !matches!(new, Some(Content::File(b)) if std::fs::read(&i.config_path).ok().as_ref() == Some(b))
+            })
+            .map(|i| i.name.clone())
+            .collect(),
+        None => staged.model.instances.iter().map(|i| i.name.clone()).collect(),
+    };
+    let root = scratch.0.join("root");
+    let moved = staged.model.relocated(&root);
+    let moved_artifacts =
+        render::render(&moved, &staged.templates, &staged.source.path).map_err(anyhow::Error::from)?;
+    for a in &moved_artifacts {
+        fsapply::write_artifact(Path::new("/"), a, Ownership::Ignore)?;
+    }
+    let to_test: Vec<_> = moved
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty && changed.contains(&i.name))
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let results = crate::parallel::map(&to_test, workers, |inst| {
+        validate::test_one(&moved, inst, "nginx.conf", false)
+    });
+    let mut problems = Vec::new();
+    for r in results {
+        if let Some(f) = r? {
+            problems.push(f.replace(&format!("{}/", root.display()), "/"));
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "serverctrl: hhl.yaml and templates are valid; {} changed nginx config(s) passed nginx -t",
+            to_test.len()
+        );
+    }
+    Ok(problems)
+}
+
+fn diagnostic_text(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<crate::error::Diagnostics>() {
+        Some(d) => d.to_string(),
+        None => format!("{e:#}"),
+    }
+}
+
+fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &PushOptions) -> Result<i32> {
+    let model = &loaded.model;
+    let mut failed = 0;
+    for u in updates.iter().filter(|u| !u.is_delete()) {
+        let Some(branch) = u.branch() else { continue };
+        if opts.no_deploy {
+            println!("{} {branch}: updated; not deployed (-o no-deploy)", repo.name);
+            continue;
+        }
+        let ok = match &repo.kind {
+            RepoKind::Server(server) => deploy_server(model, repo, server, branch, u, opts)?,
+            RepoKind::Lualib if branch == MAIN_BRANCH => deploy_lualib(model, repo, u)?,
+            RepoKind::Serverctrl if branch == MAIN_BRANCH => apply_serverctrl(model, u)?,
+            _ => {
+                println!("{} {branch}: updated; only {MAIN_BRANCH} deploys", repo.name);
+                true
+            }
+        };
+        if !ok {
+            failed += 1;
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+fn deploy_server(
+    model: &Model,
+    repo: &Repo,
+    server: &str,
+    branch: &str,
+    u: &RefUpdate,
+    opts: &PushOptions,
+) -> Result<bool> {
+    let Some(inst) = repos::instance_for(model, server, branch) else {
+        println!("{} {branch}: no instance to deploy to", repo.name);
+        return Ok(true);
+    };
+    let t = Instant::now();
+    let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
+        .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
+    println!(
+        "deployed {} to {} ({} files, release {}) in {} ms",
+        short(&u.new),
+        inst.name,
+        d.files,
+        d.id,
+        t.elapsed().as_millis()
+    );
+    let owner_units = |kind: Option<Kind>| -> Vec<String> {
+        model
+            .instances
+            .iter()
+            .filter(|i| i.developer == branch && kind.is_none_or(|k| i.kind == k))
+            .map(|i| i.unit())
+            .collect()
+    };
+    let mut jobs: Vec<(String, JobKind)> = Vec::new();
+    if opts.restart_all {
+        jobs.extend(owner_units(None).into_iter().map(|u| (u, JobKind::Restart)));
+    } else {
+        let kind = if opts.restart {
+            JobKind::Restart
+        } else {
+            JobKind::Reload
+        };
+        jobs.push((inst.unit(), kind));
+        if opts.restart_redis {
+            jobs.extend(
+                owner_units(Some(Kind::Redis))
+                    .into_iter()
+                    .map(|u| (u, JobKind::Restart)),
+            );
+        }
+    }
+    run_jobs(jobs, &inst.name, &d.previous)
+}
+
+/// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
+/// how to go back.
+fn run_jobs(mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
+    let t = Instant::now();
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
+    let active = systemd.active_states(&units)?;
+    for (unit, kind) in &mut jobs {
+        if *kind == JobKind::Reload && active.get(unit).map(String::as_str) != Some("active") {
+            *kind = JobKind::Start;
+        }
+    }
+    let failed = report(&systemd.run_jobs(&jobs)?);
+    println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
+    if failed > 0 {
+        if let Some(p) = previous {
+            println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
+        }
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
+    let t = Instant::now();
+    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), model.git.keep)
+        .with_context(|| format!("deploying {} to {}", short(&u.new), model.paths.lua_lib_dir.display()))?;
+    println!(
+        "deployed {} to {} ({} files, release {}) in {} ms",
+        short(&u.new),
+        model.paths.lua_lib_dir.display(),
+        d.files,
+        d.id,
+        t.elapsed().as_millis()
+    );
+    // Every OpenResty instance has the library on its lua_package_path.
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .map(|i| i.unit())
+        .collect();
+    let active = systemd.active_states(&units)?;
+    let jobs: Vec<(String, JobKind)> = units
+        .into_iter()
+        .filter(|u| active.get(u).map(String::as_str) == Some("active"))
+        .map(|u| (u, JobKind::Reload))
+        .collect();
+    let failed = report(&systemd.run_jobs(&jobs)?);
+    Ok(failed == 0)
+}
+
+/// Apply needs root: start the unit that runs `hhlctl apply --from-repo`, wait, and
+/// show what it printed. A push that lands while an apply runs is merged into that
+/// job by systemd, so go again until the pushed commit is the one applied.
+fn apply_serverctrl(model: &Model, u: &RefUpdate) -> Result<bool> {
+    let systemd = Systemd::connect()?;
+    let record = model.paths.state_dir.join(APPLIED_COMMIT);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let outcome = systemd.run_jobs(&[(APPLY_UNIT.to_string(), JobKind::Start)])?;
+        let log = std::fs::read_to_string(APPLY_LOG).unwrap_or_default();
+        for line in log.lines() {
+            println!("apply: {line}");
+        }
+        // A oneshot that finished is inactive; one that failed is `failed`.
+        let ok = outcome.iter().all(|o| o.ok() || o.active_state == "inactive");
+        let applied = std::fs::read_to_string(&record).unwrap_or_default();
+        if !ok {
+            println!(
+                "apply failed: the push is stored, the running instances are as they were. Fix it and push again."
+            );
+            return Ok(false);
+        }
+        if applied.trim() == u.new {
+            println!("applied serverctrl {} in {} ms", short(&u.new), t.elapsed().as_millis());
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "serverctrl {} was not applied after 3 tries; run `systemctl start {APPLY_UNIT}`",
+        short(&u.new)
+    );
+    Ok(false)
+}

@@ -1,0 +1,307 @@
+//! Releases of a deploy target (an instance's `app/`, or the Lua library's): each
+//! deploy extracts a commit into a fresh `releases/<id>` and then swaps the `current`
+//! link with one rename, so nginx sees the old tree or the new one, never a mix. A
+//! lock file serializes deploys to one target; a deploy killed midway leaves only a
+//! `.tmp-` directory, which the next one clears.
+
+use std::fs::{self, File};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use walkdir::WalkDir;
+
+use crate::render::{INITIAL_RELEASE, RELEASES};
+
+/// An exclusive `flock` on `<app>/.lock`, held until dropped.
+pub struct Lock(#[allow(dead_code)] File);
+
+impl Lock {
+    pub fn take(app: &Path, timeout: Duration) -> Result<Lock> {
+        let path = app.join(".lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let _ = f.set_permissions(fs::Permissions::from_mode(0o660));
+        let deadline = Instant::now() + timeout;
+        loop {
+            // SAFETY: flock on a file descriptor we own.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(Lock(f));
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "another deploy to {} has held its lock for {} s; try again when it is done",
+                    app.display(),
+                    timeout.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A scratch directory removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(what: &str) -> Result<Scratch> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let p = std::env::temp_dir().join(format!("hhl-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&p).with_context(|| format!("creating {}", p.display()))?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Debug)]
+pub struct Deployed {
+    pub id: String,
+    pub files: usize,
+    pub previous: Option<String>,
+}
+
+fn releases_dir(app: &Path) -> PathBuf {
+    app.join(RELEASES)
+}
+
+/// The release `current` points at.
+pub fn current(app: &Path) -> Option<String> {
+    let target = fs::read_link(app.join("current")).ok()?;
+    Some(target.file_name()?.to_string_lossy().into_owned())
+}
+
+/// Release ids, oldest first: `initial` (made by apply), then by time.
+pub fn list(app: &Path) -> Result<Vec<String>> {
+    let dir = releases_dir(app);
+    let mut ids: Vec<String> = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    ids.sort_by_key(|i| (i != INITIAL_RELEASE, i.clone()));
+    Ok(ids)
+}
+
+/// Extract `commit` of the bare repository `git_dir` into a new release of `app`, make
+/// it current, and keep the newest `keep` releases (and the current one).
+pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<Deployed> {
+    let _lock = Lock::take(app, Duration::from_secs(120))?;
+    let dir = releases_dir(app);
+    clear_leftovers(&dir);
+    let id = new_id(&dir, commit);
+    let tmp = dir.join(format!(".tmp-{id}"));
+    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    extract(git_dir, commit, &tmp)?;
+    let files = share_with_group(&tmp)?;
+    fs::rename(&tmp, dir.join(&id)).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    let previous = current(app);
+    switch(app, &id)?;
+    prune(app, keep)?;
+    Ok(Deployed { id, files, previous })
+}
+
+/// Point `current` back at the release before it.
+pub fn rollback(app: &Path) -> Result<(String, String)> {
+    let _lock = Lock::take(app, Duration::from_secs(120))?;
+    let ids = list(app)?;
+    let Some(now) = current(app) else {
+        bail!("{} has no current release", app.display());
+    };
+    let pos = ids.iter().position(|i| *i == now);
+    let Some(before) = pos.and_then(|p| p.checked_sub(1)).map(|p| ids[p].clone()) else {
+        bail!(
+            "nothing to roll back to: {now} is the oldest release kept in {} (releases: {})",
+            releases_dir(app).display(),
+            ids.join(", ")
+        );
+    };
+    switch(app, &before)?;
+    Ok((now, before))
+}
+
+/// Swap `current` to `releases/<id>` with one rename.
+fn switch(app: &Path, id: &str) -> Result<()> {
+    let tmp = app.join(format!(".current.tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    symlink(Path::new(RELEASES).join(id), &tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    fs::rename(&tmp, app.join("current")).with_context(|| format!("switching {}/current", app.display()))
+}
+
+/// `git archive | tar -x`: the tree of `commit`, nothing of git's own.
+pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
+    let mut archive = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["archive", "--format=tar", commit])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running git archive")?;
+    let tar = Command::new("tar")
+        .args(["-x", "--no-same-owner", "-C"])
+        .arg(into)
+        .stdin(archive.stdout.take().expect("piped"))
+        .output()
+        .context("running tar")?;
+    let git = archive.wait_with_output().context("waiting for git archive")?;
+    if !git.status.success() {
+        bail!(
+            "git archive {commit} failed: {}",
+            String::from_utf8_lossy(&git.stderr).trim()
+        );
+    }
+    if !tar.status.success() {
+        bail!(
+            "extracting {commit} failed: {}",
+            String::from_utf8_lossy(&tar.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Group-writable, so the owner and admins (members of the owner's group) can both
+/// prune what either deployed. Returns the number of files.
+fn share_with_group(root: &Path) -> Result<usize> {
+    let mut files = 0;
+    for entry in WalkDir::new(root) {
+        let entry = entry?;
+        let meta = entry.path().symlink_metadata()?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_file() {
+            files += 1;
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        let want = if meta.is_dir() { mode | 0o2070 } else { mode | 0o060 };
+        if want != mode {
+            fs::set_permissions(entry.path(), fs::Permissions::from_mode(want))?;
+        }
+    }
+    Ok(files)
+}
+
+fn new_id(dir: &Path, commit: &str) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let short = &commit[..commit.len().min(12)];
+    let base = format!("{}.{:03}-{short}", now.as_secs(), now.subsec_millis());
+    let mut id = base.clone();
+    let mut n = 1;
+    while dir.join(&id).exists() {
+        id = format!("{base}.{n}");
+        n += 1;
+    }
+    id
+}
+
+/// What killed deploys left behind.
+fn clear_leftovers(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+fn prune(app: &Path, keep: usize) -> Result<()> {
+    // `initial` belongs to apply, which would only make it again.
+    let ids: Vec<String> = list(app)?.into_iter().filter(|i| i != INITIAL_RELEASE).collect();
+    let cur = current(app);
+    let excess = ids.len().saturating_sub(keep);
+    for id in ids.iter().take(excess).filter(|i| Some(*i) != cur.as_ref()) {
+        let p = releases_dir(app).join(id);
+        fs::remove_dir_all(&p).with_context(|| format!("removing old release {}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=master",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn deploy_swaps_prunes_and_rolls_back() {
+        let t = tempfile::tempdir().unwrap();
+        let work = t.path().join("work");
+        fs::create_dir_all(work.join("lib")).unwrap();
+        git(&work, &["init", "-q"]);
+        let app = t.path().join("app");
+        fs::create_dir_all(app.join("releases/initial")).unwrap();
+        symlink("releases/initial", app.join("current")).unwrap();
+        // A killed deploy's leftovers are cleared by the next one.
+        fs::create_dir_all(app.join("releases/.tmp-dead")).unwrap();
+
+        let mut commits = Vec::new();
+        for n in 0..4 {
+            fs::write(work.join("main.lua"), format!("ngx.say({n})\n")).unwrap();
+            fs::write(work.join("lib/x.lua"), "return 1\n").unwrap();
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-qm", &n.to_string()]);
+            commits.push(git(&work, &["rev-parse", "HEAD"]));
+            let d = deploy(&work.join(".git"), commits.last().unwrap(), &app, 3).unwrap();
+            assert_eq!(d.files, 2);
+            assert_eq!(
+                fs::read_to_string(app.join("current/main.lua")).unwrap(),
+                format!("ngx.say({n})\n")
+            );
+        }
+        assert!(!app.join("releases/.tmp-dead").exists());
+        let ids = list(&app).unwrap();
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert_eq!(ids[0], "initial");
+        let ids = &ids[1..];
+
+        let (from, to) = rollback(&app).unwrap();
+        assert_eq!((from.as_str(), to.as_str()), (ids[2].as_str(), ids[1].as_str()));
+        assert_eq!(
+            fs::read_to_string(app.join("current/main.lua")).unwrap(),
+            "ngx.say(2)\n"
+        );
+        rollback(&app).unwrap();
+        rollback(&app).unwrap();
+        assert_eq!(current(&app).unwrap(), "initial");
+        let e = rollback(&app).unwrap_err().to_string();
+        assert!(e.contains("nothing to roll back to"), "{e}");
+    }
+}
