@@ -79,7 +79,11 @@ fn install_apply_remove_reinstall_purge() {
         );
     }
     c.ok("test ! -e /var/lib/hhl && test ! -e /etc/hhl/hhl.yaml && test ! -e /lib/systemd/system/openresty@.service");
-    assert_eq!(c.ok("cat /opt/hhl/socketserver/dev1/src/main.lua"), "ngx.say(1)\n");
+    // `src` was generated (a link); the release it led to is the developer's.
+    assert_eq!(
+        c.ok("cat /opt/hhl/socketserver/dev1/app/current/main.lua"),
+        "ngx.say(1)\n"
+    );
     assert_eq!(
         c.ok("systemctl list-units --no-legend --plain --state=active 'openresty@*' 'redis@*' | wc -l")
             .trim(),

@@ -1,0 +1,370 @@
+//! Deploying through git, in a real systemd with real polkit: real `git push` over the
+//! file transport as unix users dev1 and lead (an admin), into repositories made by
+//! `hhlctl repo init`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::container::{Container, CFG};
+use support::{example_yaml, Run};
+
+/// The example with `lead` as admin, applied, and the repositories made.
+fn with_repos() -> Container {
+    let c = Container::boot();
+    c.ok("useradd --user-group --create-home lead");
+    c.write(CFG, &example_yaml().replace("admins: []", "admins: [lead]"));
+    let r = c.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = c.sh("hhlctl repo init");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("created /srv/git/socketserver.git"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("seeded /srv/git/serverctrl.git with hhl.yaml"),
+        "{}",
+        r.stdout
+    );
+    // A second run changes nothing and keeps history.
+    let again = c.ok("hhlctl repo init");
+    assert!(
+        again.contains("updated /srv/git/serverctrl.git") && !again.contains("created"),
+        "{again}"
+    );
+    for user in ["dev1", "dev2", "lead"] {
+        c.ok(&format!(
+            "runuser -u {user} -- sh -c 'cd ~ && git config --global user.email {user}@hhl && git config --global user.name {user}'"
+        ));
+    }
+    c
+}
+
+/// As `user`, in their clone of `repo` (made on first use): run `script`.
+fn as_user(c: &Container, user: &str, repo: &str, script: &str) -> Run {
+    c.sh_as(
+        user,
+        &format!("cd ~ && {{ [ -d {repo} ] || git clone -q /srv/git/{repo}.git 2>/dev/null; }} && cd {repo} && {script} 2>&1"),
+    )
+}
+
+/// Write main.lua answering `text`, commit, push to `branch` with `opts`.
+fn push_lua(c: &Container, user: &str, branch: &str, text: &str, opts: &str) -> Run {
+    as_user(
+        c,
+        user,
+        "socketserver",
+        &format!(
+            "printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm '{text}' && git push {opts} origin HEAD:{branch}"
+        ),
+    )
+}
+
+fn main_pid(c: &Container, unit: &str) -> String {
+    c.ok(&format!("systemctl show -p MainPID --value {unit}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
+    let c = with_repos();
+    let r = push_lua(&c, "dev1", "dev1", "v1", "");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
+    assert!(r.stdout.contains("to socketserver-dev1 (1 files"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("remote: reloaded openresty@socketserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.get_hhl(1081), "v1\n");
+    // The release is a directory of its own; src points at it through app/current.
+    let live = c.ok("readlink /opt/hhl/socketserver/dev1/app/current");
+    assert!(live.starts_with("releases/1"), "{live}");
+
+    // Someone else's branch: refused before any ref moves; nothing deployed.
+    let before_dev2 = c.get_hhl(1082);
+    let r = push_lua(&c, "dev1", "dev2", "intruder", "");
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stdout.contains(
+            "refused: socketserver: branch `dev2` belongs to dev2, and you are unix user `dev1`; push to `dev1`"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(r
+        .stdout
+        .contains("[remote rejected] HEAD -> dev2 (pre-receive hook declined)"));
+    assert_eq!(c.get_hhl(1082), before_dev2);
+    assert_eq!(
+        c.sh("git --git-dir=/srv/git/socketserver.git rev-parse --verify -q refs/heads/dev2")
+            .code,
+        1,
+        "the refused branch exists"
+    );
+    // master is for admins; the shared httpserver has no per-developer branch.
+    let r = push_lua(&c, "dev1", "master", "nope", "");
+    assert!(
+        r.stdout.contains("only admins push it (you are `dev1`)"),
+        "{}",
+        r.stdout
+    );
+    let r = as_user(
+        &c,
+        "dev1",
+        "httpserver",
+        "git commit -q --allow-empty -m x && git push origin HEAD:dev1",
+    );
+    assert!(r.stdout.contains("httpserver is shared by everybody"), "{}", r.stdout);
+
+    // A Lua syntax error is refused with its file and line; the live code stays.
+    let r = as_user(
+        &c,
+        "dev1",
+        "socketserver",
+        "printf 'local x = \\nreturn {\\n' > broken.lua && git add -A && git commit -qm broken && git push origin HEAD:dev1",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("Lua syntax: broken.lua:2:"), "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "v1\n");
+    as_user(&c, "dev1", "socketserver", "git reset -q --hard HEAD~1");
+
+    // An unknown push option is refused with the list of known ones.
+    let r = push_lua(&c, "dev1", "dev1", "v-bogus", "-o reboot");
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stdout
+            .contains("unknown push option `reboot`; hhl knows: no-deploy, restart, restart=redis, restart=all"),
+        "{}",
+        r.stdout
+    );
+    as_user(&c, "dev1", "socketserver", "git reset -q --hard HEAD~1");
+
+    // -o restart: dev1's nginx restarts; dev1's Redis and everything of dev2 do not.
+    let units = [
+        "openresty@socketserver-dev1.service",
+        "redis@6381.service",
+        "openresty@socketserver-dev2.service",
+        "redis@6382.service",
+    ];
+    let pids: Vec<String> = units.iter().map(|u| main_pid(&c, u)).collect();
+    let r = push_lua(&c, "dev1", "dev1", "v2", "-o restart");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("remote: restarted openresty@socketserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
+    let after: Vec<String> = units.iter().map(|u| main_pid(&c, u)).collect();
+    assert_ne!(after[0], pids[0], "dev1's nginx was not restarted");
+    assert_eq!(after[1..], pids[1..], "other units were touched");
+    assert_eq!(c.get_hhl(1081), "v2\n");
+
+    // -o restart=redis: dev1's Redis too.
+    let r = push_lua(&c, "dev1", "dev1", "v3", "-o restart=redis");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_ne!(main_pid(&c, "redis@6381.service"), after[1]);
+    assert_eq!(main_pid(&c, "redis@6382.service"), pids[3]);
+
+    // -o no-deploy: the branch moves, the live code does not.
+    let r = push_lua(&c, "dev1", "dev1", "v4", "-o no-deploy");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("not deployed (-o no-deploy)"), "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "v3\n");
+
+    // Rollback, as dev1, without sudo; not someone else's.
+    let r = c.sh_as("dev1", "hhlctl rollback socketserver-dev1");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.get_hhl(1081), "v2\n");
+    let r = c.sh_as("dev1", "hhlctl rollback socketserver-dev2");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("not yours: socketserver-dev2 belongs to dev2, and you are unix user `dev1`"),
+        "{}",
+        r.stderr
+    );
+
+    // An admin may deploy anybody's branch, master included.
+    let r = push_lua(&c, "lead", "master", "integration", "");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(c.get_hhl(1080), "integration\n");
+}
+
+#[test]
+fn serverctrl_pushes_are_validated_then_applied() {
+    let c = with_repos();
+    c.deploy_lua();
+    let sums = || c.ok("find /opt/hhl /etc/systemd/system /etc/hhl -type f | sort | xargs md5sum");
+    let pids = || c.ok("systemctl show -p MainPID 'openresty@*' 'redis@*'");
+    let (sums0, pids0) = (sums(), pids());
+
+    // A developer may not push serverctrl at all.
+    let r = as_user(
+        &c,
+        "dev1",
+        "serverctrl",
+        "git commit -q --allow-empty -m x && git push origin master",
+    );
+    assert!(
+        r.stdout
+            .contains("refused: serverctrl: only admins push here (you are `dev1`)"),
+        "{}",
+        r.stdout
+    );
+
+    // A config nginx refuses: refused with nginx's words, nothing changes.
+    let r = as_user(
+        &c,
+        "lead",
+        "serverctrl",
+        "sed -i 's/dev2: {port: 1082}/dev2: {port: 1082, worker_connections: lots}/' hhl.yaml && git commit -qam bad && git push origin master",
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("openresty@socketserver-dev2.service: nginx -t refused the rendered /opt/hhl/socketserver/dev2/conf/nginx.conf"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("invalid number \"lots\""), "{}", r.stdout);
+    // Only the changed instance was tested.
+    assert!(
+        !r.stdout.contains("socketserver-dev3.service: nginx -t"),
+        "{}",
+        r.stdout
+    );
+    // A config hhlctl refuses: the message points into the pushed file.
+    let r = as_user(
+        &c,
+        "lead",
+        "serverctrl",
+        "git reset -q --hard HEAD~1 && sed -i 's/dev2: {port: 1082}/dev2: {port: 1081}/' hhl.yaml && git commit -qam dup && git push origin master",
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("port 1081 is used by both"), "{}", r.stdout);
+    assert!(r.stdout.contains("serverctrl:hhl.yaml:"), "{}", r.stdout);
+    assert_eq!(sums(), sums0, "a refused push changed files");
+    assert_eq!(pids(), pids0, "a refused push touched running instances");
+
+    // A good one is applied as root by hhl-apply.service and reported to the pusher.
+    let r = as_user(
+        &c,
+        "lead",
+        "serverctrl",
+        "git reset -q --hard HEAD~1 && sed -i 's/dev2: {port: 1082}/dev2: {port: 1182}/' hhl.yaml && git commit -qam port && git push origin master",
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("remote: apply: reloaded openresty@socketserver-dev2.service"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("remote: applied serverctrl "), "{}", r.stdout);
+    assert_eq!(c.get_hhl(1182), "hhl socketserver-dev2 ok\n");
+    assert!(c.ok("cat /etc/hhl/hhl.yaml").contains("dev2: {port: 1182}"));
+}
+
+#[test]
+fn the_lua_library_deploys_to_every_instance() {
+    let c = with_repos();
+    let r = as_user(
+        &c,
+        "lead",
+        "lualib",
+        "printf 'return { greet = function() return \"hello from lib\" end }\\n' > hhlgreet.lua && git add -A && git commit -qm lib && git push origin HEAD:master",
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("to /opt/hhl/lib (1 files"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("remote: reloaded openresty@dtserver-dev4.service"),
+        "{}",
+        r.stdout
+    );
+    let r = push_lua(&c, "dev1", "dev1", "x", "");
+    assert_eq!(r.code, 0);
+    as_user(
+        &c,
+        "dev1",
+        "socketserver",
+        "printf 'ngx.say(require(\"hhlgreet\").greet())\\n' > main.lua && git commit -qam lib && git push -q origin HEAD:dev1",
+    );
+    assert_eq!(c.get_hhl(1081), "hello from lib\n");
+    // Developers do not push the library.
+    let r = as_user(
+        &c,
+        "dev1",
+        "lualib",
+        "git commit -q --allow-empty -m x && git push origin HEAD:master",
+    );
+    assert!(
+        r.stdout.contains("refused: lualib: only admins push here"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release() {
+    let c = with_repos();
+    push_lua(&c, "dev1", "dev1", "v0", "");
+    // A bounded loop of requests on loopback while 20 deploys land.
+    c.ok(
+        "nohup sh -c 'end=$(($(date +%s) + 120)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do \
+           curl -s -o /dev/null -m 5 -w \"%{http_code}\\n\" http://127.0.0.1:1081/hhl; done > /tmp/codes' >/dev/null 2>&1 &",
+    );
+    let t = Instant::now();
+    for n in 1..=20 {
+        let r = push_lua(&c, "dev1", "dev1", &format!("v{n}"), "");
+        assert_eq!(r.code, 0, "deploy {n}: {}", r.stdout);
+    }
+    let took = t.elapsed();
+    c.ok("touch /tmp/stop; sleep 0.5");
+    let codes = c.ok("sort /tmp/codes | uniq -c");
+    let total: usize = codes
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    eprintln!("20 deploys in {took:?}; {total} requests: {codes}");
+    assert!(total > 20, "the request loop did not run: {codes}");
+    assert_eq!(codes.trim(), format!("{total} 200"), "failed requests during deploys");
+    assert_eq!(c.get_hhl(1081), "v20\n");
+    // Kept releases: git.keep (5) plus apply's `initial`.
+    assert_eq!(c.ok("ls /opt/hhl/socketserver/dev1/app/releases | wc -l").trim(), "6");
+
+    // Kill a deploy midway: it waits on the lock we hold, so it is surely mid-deploy.
+    c.ok("nohup flock /opt/hhl/socketserver/dev1/app/.lock sleep 30 >/dev/null 2>&1 &");
+    std::thread::sleep(Duration::from_millis(300));
+    c.ok(
+        "runuser -u dev1 -- sh -c 'cd ~/socketserver && printf \"ngx.say(\\\"killed\\\")\\n\" > main.lua && git commit -qam k' && \
+         (runuser -u dev1 -- sh -c 'cd ~/socketserver && git push -q origin HEAD:dev1' >/dev/null 2>&1 &)",
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.sh("pgrep -f 'hook post-receiv[e]'").code != 0 {
+        assert!(Instant::now() < deadline, "the deploy never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.ok("pkill -9 -f 'hook post-receiv[e]'; pkill -f 'flock /opt/hh[l]'; true");
+    assert_eq!(c.get_hhl(1081), "v20\n", "a killed deploy changed the live code");
+    // The next push works, and it brings the killed commit with it.
+    let r = push_lua(&c, "dev1", "dev1", "after-kill", "");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "after-kill\n");
+
+    // Two pushes at once, to the same instance: serialized by the lock, never mixed.
+    c.ok("runuser -u dev1 -- sh -c 'cd ~ && git clone -q /srv/git/socketserver.git s2 && cd s2 && git checkout -q -b w origin/dev1'");
+    let r = c.sh_as(
+        "dev1",
+        "cd ~/socketserver && printf 'ngx.say(\"A\")\\n' > main.lua && git commit -qam A && \
+         cd ~/s2 && printf 'ngx.say(\"B\")\\n' > other.lua && git commit -qam B && \
+         (cd ~/socketserver && git push -q origin HEAD:dev1 > /tmp/a.out 2>&1 &) ; \
+         (cd ~/s2 && git push -q origin HEAD:dev1 > /tmp/b.out 2>&1 &) ; sleep 5; cat /tmp/a.out /tmp/b.out",
+    );
+    // One push wins the ref; the other is refused by git as not a fast-forward, or
+    // lands after it. Either way the live tree is one whole commit of branch dev1.
+    let live = c.ok("cd /opt/hhl/socketserver/dev1/src && ls | sort | tr '\\n' ' '");
+    let tip = c.ok("git --git-dir=/srv/git/socketserver.git ls-tree --name-only dev1 | sort | tr '\\n' ' '");
+    assert_eq!(live, tip, "live tree is not the branch's tree: {}", r.stdout);
+}
