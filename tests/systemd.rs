@@ -220,7 +220,8 @@ fn changes_touch_only_what_changed() {
 fn a_config_that_fails_nginx_t_is_refused_and_nothing_changes() {
     let c = applied(&example_yaml());
     let before = pids(&c);
-    let tree = "find /opt/hhl /opt/redis /etc/systemd/system /var/lib/hhl -type f -o -type l | sort | xargs md5sum";
+    let tree = "cd / && find opt/hhl opt/redis etc/systemd/system var/lib/hhl -type f | sort | xargs md5sum && \
+                find opt/hhl opt/redis etc/systemd/system var/lib/hhl -type l -printf '%p -> %l\\n' | sort";
     let files = c.ok(tree);
 
     // A value nginx rejects, for one instance and for all dtserver instances.
