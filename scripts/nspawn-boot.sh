@@ -42,5 +42,4 @@ done < /proc/self/cgroup
 mount --bind / "$mnt"
 exec systemd-nspawn -q -D "$mnt" --volatile=overlay --register=no --keep-unit --private-network -b \
 	--machine="hhl$name" --console=pipe "$@" \
-	-- systemd.mask=nginx.service systemd.mask=redis-server.service systemd.mask=postgresql.service \
-	systemd.mask=rsyslog.service
+	-- systemd.mask=nginx.service systemd.mask=redis-server.service systemd.mask=postgresql.service

@@ -148,6 +148,10 @@ pub struct RawPaths {
     pub state_dir: PathBuf,
     /// The polkit rule that lets developers control their own units.
     pub polkit_rules: PathBuf,
+    /// `<log_dir>/<owner>/<instance>.log`, written by rsyslog.
+    pub log_dir: PathBuf,
+    /// The rsyslog rules that route each instance's lines to its file.
+    pub rsyslog_conf: PathBuf,
 }
 
 impl Default for RawPaths {
@@ -160,6 +164,8 @@ impl Default for RawPaths {
             unit_dir: "/etc/systemd/system".into(),
             state_dir: "/var/lib/hhl".into(),
             polkit_rules: "/etc/polkit-1/rules.d/50-hhl.rules".into(),
+            log_dir: "/var/log/hhl".into(),
+            rsyslog_conf: "/etc/rsyslog.d/40-hhl.conf".into(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod names;
 pub mod parallel;
 pub mod polkit;
 pub mod reconcile;
+pub mod rsyslog;
 pub mod release;
 pub mod render;
 pub mod repos;

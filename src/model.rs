@@ -138,6 +138,8 @@ impl Model {
             &mut m.paths.unit_dir,
             &mut m.paths.state_dir,
             &mut m.paths.polkit_rules,
+            &mut m.paths.log_dir,
+            &mut m.paths.rsyslog_conf,
         ] {
             *p = under(p);
         }
@@ -414,6 +416,8 @@ fn check_paths(paths: &RawPaths, src: &Source, errs: &mut Diagnostics) {
         ("unit_dir", &paths.unit_dir),
         ("state_dir", &paths.state_dir),
         ("polkit_rules", &paths.polkit_rules),
+        ("log_dir", &paths.log_dir),
+        ("rsyslog_conf", &paths.rsyslog_conf),
     ];
     for (key, p) in all {
         if !p.is_absolute() {

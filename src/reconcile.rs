@@ -73,6 +73,10 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
             jobs.push((unit, kind));
         }
     }
+    // rsyslog reads its rules only at start.
+    if touched.contains(model.paths.rsyslog_conf.as_path()) && active.get(RSYSLOG).map(String::as_str) == Some("active") {
+        jobs.push((RSYSLOG.to_string(), JobKind::Restart));
+    }
     // hhl.target active makes `systemctl stop hhl.target` (and package removal) stop
     // every instance, as they are PartOf it.
     if !model.instances.is_empty() && active.get(TARGET).map(String::as_str) != Some("active") {
@@ -87,6 +91,8 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
 
 /// The target every instance is part of.
 pub const TARGET: &str = "hhl.target";
+/// The syslog daemon that writes the per-developer log files.
+pub const RSYSLOG: &str = "rsyslog.service";
 
 #[cfg(test)]
 mod tests {

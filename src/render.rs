@@ -10,15 +10,18 @@ use crate::error::Diagnostics;
 use crate::model::{Instance, Kind, Model};
 use crate::names::MASTER;
 use crate::templates::Templates;
-use crate::{polkit, units};
+use crate::{polkit, rsyslog, units};
+
+/// Lua modules shipped with hhlctl (`hhl.log`).
+pub const HHL_LUA_DIR: &str = "/usr/share/hhl/lua";
 
 /// `lua_package_path`: the instance's own code first, then the shared library, then
-/// nginx's default path (`;;`), which holds resty.core.
+/// hhlctl's modules, then nginx's default path (`;;`), which holds resty.core.
 pub fn lua_package_path(model: &Model, inst: &Instance) -> String {
     let src = inst.src_dir();
     let lib = &model.paths.lua_lib_dir;
     format!(
-        "{s}/?.lua;{s}/?/init.lua;{l}/?.lua;{l}/?/init.lua;;",
+        "{s}/?.lua;{s}/?/init.lua;{l}/?.lua;{l}/?/init.lua;{HHL_LUA_DIR}/?.lua;;",
         s = src.display(),
         l = lib.display()
     )
@@ -142,6 +145,7 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
     }
     out.extend(units::artifacts(model, source));
     out.extend(polkit::artifact(model, source));
+    out.extend(rsyslog::artifacts(model, source));
     // Parent directories shared by several instances are listed once.
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|a| seen.insert(a.path.clone()));

@@ -66,7 +66,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         .instances
         .iter()
         .map(|i| i.unit())
-        .chain([reconcile::TARGET.to_string()])
+        .chain([reconcile::TARGET.to_string(), reconcile::RSYSLOG.to_string()])
         .collect();
     let active = systemd.active_states(&units)?;
     let actions = reconcile::plan(model, &changes, &active);

@@ -13,6 +13,22 @@ pub fn last_lines(unit: &str, n: usize) -> String {
         .unwrap_or_else(|e| format!("(journalctl failed: {e})\n"))
 }
 
+/// Whether this user may read the system journal (root, or groups systemd-journal/adm).
+pub fn readable() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    Command::new("id")
+        .arg("-nG")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|g| g == "systemd-journal" || g == "adm")
+        })
+        .unwrap_or(false)
+}
+
 /// Replace this process with journalctl showing `units`.
 pub fn show(units: &[String], lines: usize, follow: bool) -> Result<i32> {
     let mut cmd = Command::new("journalctl");

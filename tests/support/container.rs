@@ -34,8 +34,9 @@ impl Container {
         let c = Container::boot_bare();
         c.ok(&format!(
             "cp {units}/* /usr/lib/systemd/system/ && systemctl daemon-reload && systemctl enable -q hhl.target \
-             && cp {BIN} /usr/bin/hhlctl",
-            units = repo().join("units").display()
+             && cp {BIN} /usr/bin/hhlctl && mkdir -p /usr/share/hhl && cp -r {lua} /usr/share/hhl/",
+            units = repo().join("units").display(),
+            lua = repo().join("lua").display()
         ));
         c
     }
@@ -130,6 +131,12 @@ impl Container {
             "for d in /opt/hhl/*/*/src; do cp {} \"$d/\"; done",
             repo().join("examples/src/main.lua").display()
         ));
+    }
+
+    /// The real rsyslog (from scripts/deps.sh) must be running: it writes the
+    /// per-developer log files.
+    pub fn start_rsyslog(&self) {
+        self.ok("systemctl start rsyslog.service && systemctl is-active rsyslog.service");
     }
 
     /// Run a shell script as unix user `user` inside.
