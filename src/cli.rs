@@ -104,6 +104,15 @@ pub enum Command {
   hhlctl rollback socketserver-dev1")]
     Rollback(cmd::rollback::Args),
 
+    /// The log page where developers read their own instances' logs in a browser.
+    ///
+    /// `serve` is what hhl-web.service runs; `passwd` sets a user's password (only a
+    /// salted argon2id hash is stored). Developers see their own instances, admins all.
+    #[command(
+        after_help = "Example:\n  printf '%s\\n' 's3cret-pass' | hhlctl web passwd dev1\n  systemctl enable --now hhl-web.service   # then open http://server:8080/"
+    )]
+    Web(cmd::web::Args),
+
     /// What git hooks run (pre-receive, post-receive); not for direct use.
     #[command(hide = true)]
     Hook(cmd::hook::Args),

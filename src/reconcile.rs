@@ -74,7 +74,8 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
         }
     }
     // rsyslog reads its rules only at start.
-    if touched.contains(model.paths.rsyslog_conf.as_path()) && active.get(RSYSLOG).map(String::as_str) == Some("active") {
+    if touched.contains(model.paths.rsyslog_conf.as_path()) && active.get(RSYSLOG).map(String::as_str) == Some("active")
+    {
         jobs.push((RSYSLOG.to_string(), JobKind::Restart));
     }
     // hhl.target active makes `systemctl stop hhl.target` (and package removal) stop

@@ -52,9 +52,7 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
     ];
     for owner in model.owners() {
         if let Some(inst) = model.instances.iter().find(|i| i.developer == owner) {
-            out.push(
-                Artifact::dir(model.paths.log_dir.join(owner), 0o750).owned(Owner::ReadBy(inst.user.clone())),
-            );
+            out.push(Artifact::dir(model.paths.log_dir.join(owner), 0o750).owned(Owner::ReadBy(inst.user.clone())));
         }
     }
     out

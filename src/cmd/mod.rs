@@ -13,6 +13,7 @@ pub mod rollback;
 pub mod select;
 pub mod serverctrl;
 pub mod status;
+pub mod web;
 
 use anyhow::Result;
 
@@ -36,5 +37,6 @@ pub fn dispatch(args: Arguments) -> Result<i32> {
         Command::Repo(a) => repo::run(&args.config, a),
         Command::Hook(a) => hook::run(&args.config, a),
         Command::Rollback(a) => rollback::run(&args.config, a),
+        Command::Web(a) => web::run(&args.config, a),
     }
 }

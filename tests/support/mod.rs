@@ -41,7 +41,10 @@ pub fn example_under(base: &Path) -> String {
             &format!("polkit_rules: {b}/etc/polkit-1"),
         )
         .replace("log_dir: /var/log/hhl", &format!("log_dir: {b}/var/log/hhl"))
-        .replace("rsyslog_conf: /etc/rsyslog.d", &format!("rsyslog_conf: {b}/etc/rsyslog.d"))
+        .replace(
+            "rsyslog_conf: /etc/rsyslog.d",
+            &format!("rsyslog_conf: {b}/etc/rsyslog.d"),
+        )
         .replace("flavor: auto", "flavor: debian")
 }
 

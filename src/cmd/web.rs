@@ -1,0 +1,93 @@
+//! `hhlctl web serve` (what hhl-web.service runs) and `hhlctl web passwd USER`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::fsapply;
+use crate::load;
+use crate::systemd::{JobKind, Systemd};
+use crate::web::{self, auth};
+
+pub const PASSWD: &str = "/etc/hhl/web.passwd";
+pub const UNIT: &str = "hhl-web.service";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Serve the log page (hhl-web.service runs this).
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The password file (`user:<argon2id hash>` lines).
+        #[arg(long, default_value = PASSWD)]
+        passwd: PathBuf,
+    },
+    /// Set USER's password for the log page, read from standard input (root only).
+    ///
+    /// USER is a developer's unix user or an admin. Only a salted argon2id hash is
+    /// stored. hhl-web.service is restarted to pick it up.
+    #[command(after_help = "Example:\n  printf '%s\\n' 'their password' | hhlctl web passwd dev1")]
+    Passwd {
+        user: String,
+        #[arg(long, default_value = PASSWD)]
+        passwd: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+pub fn run(config: &Path, args: Args) -> Result<i32> {
+    let loaded = load::load(config)?;
+    match args.action {
+        Action::Serve { listen, passwd } => {
+            web::serve(loaded.model, web::Config { listen, passwd })?;
+            Ok(0)
+        }
+        Action::Passwd { user, passwd } => {
+            let model = &loaded.model;
+            let known = model.access.admins.contains(&user) || model.instances.iter().any(|i| i.user == user);
+            if !known {
+                bail!(
+                    "`{user}` owns no instance and is not an admin in {}; the log page is for developers' unix users and users.admins",
+                    config.display()
+                );
+            }
+            let mut password = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut password)
+                .context("reading the password")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.chars().count() < 8 {
+                bail!("the password is shorter than 8 characters");
+            }
+            let text = match std::fs::read_to_string(&passwd) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", passwd.display())),
+            };
+            let updated = auth::set(&text, &user, &auth::hash(password)?)?;
+            fsapply::write_file(&passwd, updated.as_bytes(), 0o600)?;
+            println!("password of {user} set in {}", passwd.display());
+            if let Ok(systemd) = Systemd::connect() {
+                if systemd
+                    .active_states(&[UNIT.to_string()])?
+                    .get(UNIT)
+                    .map(String::as_str)
+                    == Some("active")
+                {
+                    systemd.run_jobs(&[(UNIT.to_string(), JobKind::Restart)])?;
+                    println!("restarted {UNIT}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
