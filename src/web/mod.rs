@@ -203,19 +203,16 @@ struct LogQuery {
 }
 
 /// The units the query asks for, if the user may see them all.
-fn units_for(app: &App, headers: &HeaderMap, q: &LogQuery) -> Result<Vec<Visible>, Response> {
+fn units_for(app: &App, headers: &HeaderMap, q: &LogQuery) -> Result<Vec<Visible>, (StatusCode, String)> {
     let Some(user) = signed_in(app, headers) else {
-        return Err(error(StatusCode::UNAUTHORIZED, "sign in first"));
+        return Err((StatusCode::UNAUTHORIZED, "sign in first".into()));
     };
     let visible = entry::visible(&app.model, &user);
     match q.instance.as_deref().filter(|i| !i.is_empty()) {
         None => Ok(visible),
         Some(i) => match visible.into_iter().find(|v| v.instance == i) {
             Some(v) => Ok(vec![v]),
-            None => Err(error(
-                StatusCode::FORBIDDEN,
-                format!("{i}: not one of your instances, {user}"),
-            )),
+            None => Err((StatusCode::FORBIDDEN, format!("{i}: not one of your instances, {user}"))),
         },
     }
 }
@@ -240,7 +237,7 @@ fn journalctl(units: &[Visible]) -> tokio::process::Command {
 async fn logs(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<LogQuery>) -> Response {
     let units = match units_for(&app, &headers, &q) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err((status, msg)) => return error(status, msg),
     };
     if units.is_empty() {
         return Json(Vec::<Entry>::new()).into_response();
@@ -273,7 +270,7 @@ async fn logs(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
 async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<LogQuery>) -> Response {
     let units = match units_for(&app, &headers, &q) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err((status, msg)) => return error(status, msg),
     };
     let mut cmd = journalctl(&units);
     cmd.args(["-f", "-n", "0"]).stdout(Stdio::piped());
