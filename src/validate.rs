@@ -97,3 +97,35 @@ pub fn test_one(model: &Model, inst: &Instance, conf: &str, as_owner: bool) -> R
         text.trim_end()
     )))
 }
+
+/// `rsyslogd -N1` on the rules, when they change and rsyslog is installed, so a rule
+/// rsyslog would refuse never replaces working ones.
+pub fn rsyslog_rules(model: &Model, artifacts: &[Artifact], changes: &[FileChange]) -> Result<bool> {
+    let path = &model.paths.rsyslog_conf;
+    if !fsapply::written(changes).contains(path.as_path()) || !Path::new(RSYSLOGD).exists() {
+        return Ok(false);
+    }
+    let Some(Content::File(bytes)) = artifacts.iter().find(|a| &a.path == path).map(|a| &a.content) else {
+        return Ok(false);
+    };
+    let scratch = crate::release::Scratch::new("rsyslog")?;
+    let staged = scratch.0.join("hhl.conf");
+    fs::write(&staged, bytes)?;
+    let out = Command::new(RSYSLOGD)
+        .args(["-N1", "-f"])
+        .arg(&staged)
+        .output()
+        .context("running rsyslogd -N1")?;
+    if !out.status.success() {
+        let text =
+            String::from_utf8_lossy(&out.stderr).replace(&staged.display().to_string(), &path.display().to_string());
+        bail!(
+            "rsyslogd -N1 refused the rendered {}:\n{}\nnothing was written and no instance was touched.",
+            path.display(),
+            text.trim_end()
+        );
+    }
+    Ok(true)
+}
+
+const RSYSLOGD: &str = "/usr/sbin/rsyslogd";

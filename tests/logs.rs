@@ -34,6 +34,12 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
     c.write(support::container::CFG, &example_yaml());
     let r = c.sh("hhlctl apply");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("checked the rsyslog rules with rsyslogd -N1"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("restarted rsyslog.service"), "{}", r.stdout);
     c.write("/opt/hhl/socketserver/dev1/src/main.lua", LUA);
     assert_eq!(c.sh("curl -s 'http://127.0.0.1:1081/hhl?m=one'").stdout, "logged\n");
 

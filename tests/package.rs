@@ -35,6 +35,9 @@ fn install_apply_remove_reinstall_purge() {
     assert!(c.ok("man -w hhlctl").contains("hhlctl.1.gz"));
     assert!(c.ok("man -w hhlctl-apply").contains("hhlctl-apply.1.gz"));
     c.ok("test -s /usr/share/bash-completion/completions/hhlctl && test -s /usr/share/zsh/vendor-completions/_hhlctl");
+    c.ok("test -s /usr/share/hhl/lua/hhl/log.lua && test -s /usr/lib/systemd/journald.conf.d/50-hhl.conf");
+    c.ok("logrotate --debug /etc/logrotate.d/hhl 2>&1 | grep -q 'rotating pattern: /var/log/hhl/\\*/\\*.log'");
+    c.ok("systemctl cat hhl-web.service hhl-apply.service >/dev/null");
 
     let r = c.sh("hhlctl apply");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

@@ -56,6 +56,9 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     for admin in users::admit_admins(&model.access)? {
         println!("added admin {admin} to the instance owners' groups");
     }
+    if validate::rsyslog_rules(model, &artifacts, &changes)? {
+        println!("checked the rsyslog rules with rsyslogd -N1");
+    }
     let tested = validate::nginx_configs(model, &artifacts, &changes)?;
     if tested > 0 {
         println!("checked {tested} nginx config(s) with nginx -t");
