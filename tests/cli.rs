@@ -43,7 +43,7 @@ fn mini_config_renders() {
     sb.write("hhl.yaml", MINI);
     let r = sb.run(&["render", "--out", "out"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
-    assert_eq!(r.stdout.trim(), format!("rendered 4 instances, 21 files, into out"));
+    assert_eq!(r.stdout.trim(), format!("rendered 4 instances, 22 files, into out"));
 }
 
 #[test]
