@@ -258,6 +258,10 @@ fn the_log_page_signs_in_shows_only_your_logs_and_tails_live() {
         "return document.body.innerText.includes('structured marker-before')",
         "the earlier line",
     );
+    b.wait_for(
+        "return document.body.innerText.includes('plain ngx.log marker-before')",
+        "the earlier ngx.log line",
+    );
     let offered = b.script("return [...document.querySelectorAll('#instance option')].map(o => o.value).join(' ')");
     assert_eq!(offered, " socketserver-dev1 dtserver-dev1 redis-dev1");
     // A fresh line arrives without a reload.

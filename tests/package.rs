@@ -56,9 +56,9 @@ fn install_apply_remove_reinstall_purge() {
     // A developer's own files, which purge must leave alone.
     c.ok("echo 'ngx.say(1)' > /opt/hhl/socketserver/dev1/src/main.lua");
     let generated = c.ok("grep '^/' /var/lib/hhl/generated.list");
-    // 16 configs, drop-ins and links; 5 slices; the polkit rule; 11 `src` links and
-    // the library's.
-    assert_eq!(generated.lines().count(), 16 + 16 + 16 + 5 + 1 + 11 + 1, "{generated}");
+    // 16 configs, drop-ins and links; 5 slices; the polkit and rsyslog rules; 11 `src`
+    // links and the library's.
+    assert_eq!(generated.lines().count(), 16 + 16 + 16 + 5 + 2 + 11 + 1, "{generated}");
 
     c.ok(&format!("{APT} remove hhlctl"));
     assert_eq!(

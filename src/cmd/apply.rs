@@ -1,6 +1,7 @@
 //! `hhlctl apply`: render, validate, write, and bring systemd to match.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -8,6 +9,7 @@ use crate::error::Diagnostics;
 use crate::fsapply::{self, Change, Manifest, Ownership};
 use crate::load;
 use crate::load::Loaded;
+use crate::model::{Instance, Model};
 use crate::names::MASTER;
 use crate::reconcile;
 use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
@@ -95,7 +97,9 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         systemd.daemon_reload()?;
         println!("systemd: daemon-reload");
     }
-    failed += report(&systemd.run_jobs(&actions.jobs).context("running systemd jobs")?);
+    let outcomes = systemd.run_jobs(&actions.jobs).context("running systemd jobs")?;
+    failed += report(&outcomes);
+    failed += wait_for_ports(model, &outcomes);
 
     if actions.stop.is_empty() && actions.jobs.is_empty() && added + changed + removed == 0 {
         println!("nothing to do: {} instances up to date", model.instances.len());
@@ -154,3 +158,41 @@ fn refuse_missing_users(loaded: &Loaded) -> Result<()> {
     }
     Ok(errs.into_result(())?)
 }
+
+/// systemd calls an instance started once its process runs; nginx and Redis listen a
+/// moment later. Wait (bounded) until every started instance's port answers, so that
+/// after apply, `status` finds them healthy. Returns how many never answered.
+fn wait_for_ports(model: &Model, outcomes: &[JobOutcome]) -> usize {
+    let started: Vec<&Instance> = outcomes
+        .iter()
+        .filter(|o| o.ok() && matches!(o.kind, JobKind::Start | JobKind::Restart))
+        .filter_map(|o| model.instances.iter().find(|i| i.unit() == o.unit))
+        .collect();
+    let mut pending: Vec<&Instance> = started;
+    let deadline = Instant::now() + PORT_WAIT;
+    while !pending.is_empty() && Instant::now() < deadline {
+        let ports: Vec<u16> = pending.iter().map(|i| i.port).collect();
+        let answers = super::status::ports_answering(&ports);
+        pending = pending
+            .into_iter()
+            .zip(answers)
+            .filter(|(_, up)| !up)
+            .map(|(i, _)| i)
+            .collect();
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for i in &pending {
+        eprintln!(
+            "error: {} is running but port {} does not answer after {} s; `hhlctl logs {}` shows why",
+            i.unit(),
+            i.port,
+            PORT_WAIT.as_secs(),
+            i.name
+        );
+    }
+    pending.len()
+}
+
+const PORT_WAIT: Duration = Duration::from_secs(10);

@@ -41,7 +41,7 @@ fn port_answers(port: u16) -> bool {
 }
 
 /// Check every port, a few threads at once (a refused or silent port costs a timeout).
-fn ports_answering(ports: &[u16]) -> Vec<bool> {
+pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
     crate::parallel::map(ports, 8, |p| port_answers(*p))
 }
 
