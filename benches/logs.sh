@@ -9,12 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-21}
 lines=${LINES:-5000}
-cargo build --release -q
-. scripts/container.sh
-container_boot
-ct sh -c "cp $PWD/units/* /usr/lib/systemd/system/ && cp $PWD/target/release/hhlctl /usr/bin/hhlctl && systemctl daemon-reload"
-ct sh -c 'mkdir -p /etc/hhl && cat > /etc/hhl/hhl.yaml' < examples/hhl.yaml
-ct hhlctl apply > /dev/null
+. benches/lib.sh
+bench_example_container
 printf '%s\n' 'local n = tonumber(ngx.var.arg_n) or 1' \
   'for i = 1, n do ngx.log(ngx.WARN, "bench-", ngx.var.arg_tag, "-", i) end' 'ngx.say("ok")' |
   ct sh -c 'cat > /opt/hhl/socketserver/dev1/src/main.lua'

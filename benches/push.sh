@@ -8,12 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-21}
 files=${FILES:-1000}
-cargo build --release -q
-. scripts/container.sh
-container_boot
-ct sh -c "cp $PWD/units/* /usr/lib/systemd/system/ && cp $PWD/target/release/hhlctl /usr/bin/hhlctl && systemctl daemon-reload"
-ct sh -c 'mkdir -p /etc/hhl && cat > /etc/hhl/hhl.yaml' < examples/hhl.yaml
-ct hhlctl apply > /dev/null
+. benches/lib.sh
+bench_example_container
 ct hhlctl repo init > /dev/null
 ct runuser -u dev1 -- sh -c "
   cd ~ && git config --global user.email dev1@hhl && git config --global user.name dev1 &&

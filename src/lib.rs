@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod fsapply;
+pub mod git;
 pub mod legacy;
 pub mod load;
 pub mod locate;

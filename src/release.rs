@@ -145,9 +145,7 @@ fn switch(app: &Path, id: &str) -> Result<()> {
 
 /// `git archive | tar -x`: the tree of `commit`, nothing of git's own.
 pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
-    let mut archive = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
+    let mut archive = crate::git::at(git_dir)
         .args(["archive", "--format=tar", commit])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

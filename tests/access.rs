@@ -8,12 +8,6 @@ use std::time::Duration;
 use support::container::{Container, CFG};
 use support::example_yaml;
 
-fn main_pid(c: &Container, unit: &str) -> String {
-    c.ok(&format!("systemctl show -p MainPID --value {unit}"))
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn developers_control_their_own_units_and_only_those() {
     let yaml = example_yaml().replace("admins: []", "admins: [lead]");
@@ -33,7 +27,7 @@ fn developers_control_their_own_units_and_only_those() {
         ("openresty@socketserver-master.service", "hhl"),
         ("openresty@httpserver-master.service", "hhl"),
     ] {
-        let pid = main_pid(&c, unit);
+        let pid = c.main_pid(unit);
         assert_eq!(c.ok(&format!("ps -o user= -p {pid}")).trim(), user, "{unit}");
     }
     // Hardened: systemd's own exposure score is at most 2.0 for every instance.
@@ -57,16 +51,16 @@ fn developers_control_their_own_units_and_only_those() {
     assert_eq!(c.ok("getent passwd dev1 | cut -d: -f7").trim(), "/usr/bin/git-shell");
 
     // dev1, through hhlctl, without sudo: own instances yes.
-    let before = main_pid(&c, "openresty@socketserver-dev1.service");
+    let before = c.main_pid("openresty@socketserver-dev1.service");
     let r = c.sh_as("dev1", &format!("{} -c {CFG} restart socketserver-dev1", support::BIN));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_ne!(main_pid(&c, "openresty@socketserver-dev1.service"), before);
+    assert_ne!(c.main_pid("openresty@socketserver-dev1.service"), before);
     let r = c.sh_as("dev1", &format!("{} -c {CFG} restart --dev dev1", support::BIN));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(c.get_hhl(1081), "hhl socketserver-dev1 ok\n");
 
     // Another developer's: refused by name, nothing touched.
-    let dev2 = main_pid(&c, "openresty@socketserver-dev2.service");
+    let dev2 = c.main_pid("openresty@socketserver-dev2.service");
     let r = c.sh_as(
         "dev1",
         &format!("{} -c {CFG} restart socketserver-dev2 6381", support::BIN),
@@ -80,7 +74,7 @@ fn developers_control_their_own_units_and_only_those() {
         r.stderr
     );
     assert!(!r.stderr.contains("6381 (belongs"), "{}", r.stderr);
-    assert_eq!(main_pid(&c, "openresty@socketserver-dev2.service"), dev2);
+    assert_eq!(c.main_pid("openresty@socketserver-dev2.service"), dev2);
 
     // polkit is the authority, not hhlctl's check: with a doctored copy of hhl.yaml
     // that names dev1 an admin, systemd still refuses, and hhlctl says so plainly.
@@ -98,7 +92,7 @@ fn developers_control_their_own_units_and_only_those() {
         "{}",
         r.stderr
     );
-    assert_eq!(main_pid(&c, "openresty@socketserver-dev2.service"), dev2);
+    assert_eq!(c.main_pid("openresty@socketserver-dev2.service"), dev2);
 
     // Plain systemctl, same rule.
     let r = c.sh_as("dev1", "systemctl reload openresty@dtserver-dev1.service");
@@ -124,7 +118,7 @@ fn developers_control_their_own_units_and_only_those() {
         &format!("{} -c {CFG} restart socketserver-dev2 6382", support::BIN),
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_ne!(main_pid(&c, "openresty@socketserver-dev2.service"), dev2);
+    assert_ne!(c.main_pid("openresty@socketserver-dev2.service"), dev2);
 }
 
 /// dev1's Lua reports what it can open: `GET /hhl?path=P&mode=r` answers `ok` or the error.

@@ -168,6 +168,16 @@ impl<'a> Browser<'a> {
         self.cmd("POST", "/execute/sync", serde_json::json!({ "script": js, "args": [] }))
     }
 
+    /// The HTTP status of `fetch(path)` from the page, with the page's own session.
+    fn fetch_status(&self, path: &str) -> serde_json::Value {
+        let js = format!("const done = arguments[0]; fetch('{path}').then(r => done(r.status))");
+        self.cmd(
+            "POST",
+            "/execute/async",
+            serde_json::json!({ "script": js, "args": [] }),
+        )
+    }
+
     /// Poll `js` (returning a boolean) until true.
     fn wait_for(&self, js: &str, what: &str) -> Duration {
         let t = Instant::now();
@@ -272,25 +282,13 @@ fn the_log_page_signs_in_shows_only_your_logs_and_tails_live() {
     );
     eprintln!("a fresh line reached the page in {took:?}");
     // dev2's logs: 403 from the browser's own session.
-    let status = b.cmd(
-        "POST",
-        "/execute/async",
-        serde_json::json!({"script": "const done = arguments[0]; fetch('/api/logs?instance=socketserver-dev2').then(r => done(r.status))", "args": []}),
-    );
+    let status = b.fetch_status("/api/logs?instance=socketserver-dev2");
     assert_eq!(status, serde_json::json!(403));
-    let status = b.cmd(
-        "POST",
-        "/execute/async",
-        serde_json::json!({"script": "const done = arguments[0]; fetch('/api/tail?instance=redis-dev2').then(r => done(r.status))", "args": []}),
-    );
+    let status = b.fetch_status("/api/tail?instance=redis-dev2");
     assert_eq!(status, serde_json::json!(403));
     // Signing out ends the session.
     b.click("header button");
     b.wait_for("return location.pathname == '/login'", "sign-out");
-    let status = b.cmd(
-        "POST",
-        "/execute/async",
-        serde_json::json!({"script": "const done = arguments[0]; fetch('/api/logs').then(r => done(r.status))", "args": []}),
-    );
+    let status = b.fetch_status("/api/logs");
     assert_eq!(status, serde_json::json!(401));
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::fsapply;
+use crate::git;
 use crate::load::{self, Loaded};
 use crate::model::TemplateRef;
 use crate::release::Scratch;
@@ -81,23 +82,6 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     Ok(0)
 }
 
-fn git(args: &[&str], dir: &Path) -> Result<String> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .context("running git")?;
-    if !out.status.success() {
-        bail!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 /// Returns whether the repository was created.
 fn init_one(repo: &Repo, group: &str) -> Result<bool> {
     let path = &repo.path;
@@ -116,7 +100,7 @@ fn init_one(repo: &Repo, group: &str) -> Result<bool> {
             );
         }
     }
-    git(&["config", "receive.advertisePushOptions", "true"], path)?;
+    git::run(git::at(path), &["config", "receive.advertisePushOptions", "true"])?;
     // The pushers' git refuses a repository another user owns unless it is declared safe.
     let s = path.display().to_string();
     let safe = Command::new("git")
@@ -162,24 +146,12 @@ fn seed_serverctrl(loaded: &Loaded, repo: &Repo) -> Result<()> {
     }
     let index = Scratch::new("seed")?;
     let run = |args: &[&str]| -> Result<String> {
-        let out = Command::new("git")
-            .arg("--git-dir")
-            .arg(&repo.path)
-            .arg("--work-tree")
+        let mut cmd = git::at(&repo.path);
+        cmd.arg("--work-tree")
             .arg(dir)
             .args(["-c", "user.name=hhlctl", "-c", "user.email=hhlctl@localhost"])
-            .args(args)
-            .env("GIT_INDEX_FILE", index.0.join("index"))
-            .output()
-            .context("running git")?;
-        if !out.status.success() {
-            bail!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .env("GIT_INDEX_FILE", index.0.join("index"));
+        git::run(cmd, args)
     };
     let mut add = vec!["add", "--"];
     add.extend(files.iter().map(String::as_str));

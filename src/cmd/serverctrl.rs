@@ -3,14 +3,14 @@
 //! replaced atomically.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use walkdir::WalkDir;
 
 use super::hook::APPLIED_COMMIT;
 use crate::config::{self, RawConfig};
 use crate::fsapply;
+use crate::git;
 use crate::load;
 use crate::release::{self, Scratch};
 use crate::repos::{MAIN_BRANCH, SERVERCTRL};
@@ -28,20 +28,9 @@ fn repo_path(raw: &RawConfig) -> PathBuf {
 pub fn take(config: &Path) -> Result<String> {
     let raw = live(config)?;
     let git_dir = repo_path(&raw);
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(&git_dir)
-        .args(["rev-parse", "--verify", &format!("refs/heads/{MAIN_BRANCH}")])
-        .output()
-        .context("running git rev-parse")?;
-    if !out.status.success() {
-        bail!(
-            "{} has no {MAIN_BRANCH} branch: {}",
-            git_dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let branch = format!("refs/heads/{MAIN_BRANCH}");
+    let commit = git::run(git::at(&git_dir), &["rev-parse", "--verify", &branch])
+        .with_context(|| format!("{} has no {MAIN_BRANCH} branch", git_dir.display()))?;
     let scratch = Scratch::new("take")?;
     release::extract(&git_dir, &commit, &scratch.0)?;
     load::load(&scratch.0.join("hhl.yaml")).with_context(|| format!("serverctrl {commit} does not load"))?;

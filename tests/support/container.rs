@@ -192,6 +192,13 @@ impl Container {
         self.sh(&format!("curl -s -m 5 http://127.0.0.1:{port}/hhl")).stdout
     }
 
+    /// systemd's MainPID of `unit`.
+    pub fn main_pid(&self, unit: &str) -> String {
+        self.ok(&format!("systemctl show -p MainPID --value {unit}"))
+            .trim()
+            .to_string()
+    }
+
     /// Redis PING on `port` inside.
     pub fn ping(&self, port: u16) -> String {
         self.sh(&format!("redis-cli -p {port} ping")).stdout.trim().to_string()
