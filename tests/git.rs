@@ -64,7 +64,7 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     let r = push_lua(&c, "dev1", "dev1", "v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
-    assert!(r.stdout.contains("to socketserver-dev1 (1 files"), "{}", r.stdout);
+    assert!(r.stdout.contains("to socketserver-dev1 (1 file,"), "{}", r.stdout);
     assert!(
         r.stdout
             .contains("remote: reloaded openresty@socketserver-dev1.service"),
@@ -271,7 +271,7 @@ fn the_lua_library_deploys_to_every_instance() {
         "printf 'return { greet = function() return \"hello from lib\" end }\\n' > hhlgreet.lua && git add -A && git commit -qm lib && git push origin HEAD:master",
     );
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.contains("to /opt/hhl/lib (1 files"), "{}", r.stdout);
+    assert!(r.stdout.contains("to /opt/hhl/lib (1 file,"), "{}", r.stdout);
     assert!(
         r.stdout.contains("remote: reloaded openresty@dtserver-dev4.service"),
         "{}",

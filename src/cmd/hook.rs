@@ -260,10 +260,11 @@ fn deploy_server(
     let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
         .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
     println!(
-        "deployed {} to {} ({} files, release {}) in {} ms",
+        "deployed {} to {} ({} file{}, release {}) in {} ms",
         short(&u.new),
         inst.name,
         d.files,
+        if d.files == 1 { "" } else { "s" },
         d.id,
         t.elapsed().as_millis()
     );
@@ -324,10 +325,11 @@ fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
     let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), model.git.keep)
         .with_context(|| format!("deploying {} to {}", short(&u.new), model.paths.lua_lib_dir.display()))?;
     println!(
-        "deployed {} to {} ({} files, release {}) in {} ms",
+        "deployed {} to {} ({} file{}, release {}) in {} ms",
         short(&u.new),
         model.paths.lua_lib_dir.display(),
         d.files,
+        if d.files == 1 { "" } else { "s" },
         d.id,
         t.elapsed().as_millis()
     );
