@@ -217,9 +217,17 @@ fn diagnostic_text(e: &anyhow::Error) -> String {
 
 fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &PushOptions) -> Result<i32> {
     let model = &loaded.model;
+    let me = users::current()?;
+    let pusher = repos::Pusher::new(model, &me);
     let mut failed = 0;
     for u in updates.iter().filter(|u| !u.is_delete()) {
         let Some(branch) = u.branch() else { continue };
+        // pre-receive refused these already; run by hand, this hook must not deploy them.
+        if let Some(why) = repos::refusal(model, repo, &pusher, u) {
+            eprintln!("not deployed: {why}");
+            failed += 1;
+            continue;
+        }
         if opts.no_deploy {
             println!("{} {branch}: updated; not deployed (-o no-deploy)", repo.name);
             continue;
