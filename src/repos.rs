@@ -269,6 +269,19 @@ mod tests {
     }
 
     #[test]
+    fn tags_and_deletions_are_for_admins() {
+        let m = model();
+        let r = repos(&m).into_iter().find(|r| r.name == "socketserver").unwrap();
+        let tag = RefUpdate::parse(&format!("{} {} refs/tags/v1", "0".repeat(40), "1".repeat(40))).unwrap();
+        let no = refusal(&m, &r, &Pusher::new(&m, "dev1"), &tag).unwrap();
+        assert_eq!(no, "socketserver: only branches can be pushed here, not refs/tags/v1");
+        assert_eq!(refusal(&m, &r, &Pusher::new(&m, "lead"), &tag), None);
+        let delete = RefUpdate::parse(&format!("{} {} refs/heads/dev1", "1".repeat(40), "0".repeat(40))).unwrap();
+        let no = refusal(&m, &r, &Pusher::new(&m, "dev1"), &delete).unwrap();
+        assert_eq!(no, "socketserver: deleting branch `dev1` is for admins");
+    }
+
+    #[test]
     fn push_options() {
         let o = parse_push_options(&["restart".into(), "restart=redis".into()]).unwrap();
         assert!(o.restart && o.restart_redis && !o.no_deploy);

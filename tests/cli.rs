@@ -542,3 +542,47 @@ fn apply_refuses_missing_users_when_it_may_not_create_them() {
         .collect();
     assert_eq!(written, ["hhl.yaml"], "apply wrote files before refusing");
 }
+
+#[test]
+fn git_settings_that_cannot_work() {
+    let e = refused(&format!("{MINI}git: {{root: srv/git, group: 'Git Users', keep: 1}}\n"));
+    has(
+        &e,
+        &[
+            "git.root `srv/git` is not an absolute path",
+            "git.group: `Git Users` cannot be a group name here",
+            "git.keep is 1; rollback needs at least 2 releases",
+            "keep 2 or more (default 5)",
+        ],
+    );
+}
+
+#[test]
+fn commands_given_what_does_not_exist() {
+    let sb = Sandbox::new();
+    sb.write("hhl.yaml", MINI);
+    let r = sb.run(&["rollback", "socketserver-dev9"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &["no OpenResty instance `socketserver-dev9`", "`hhlctl plan` lists them"],
+    );
+    let r = sb.run(&["rollback", "6381"]);
+    has(&r.stderr, &["no OpenResty instance `6381`"]);
+    // A hook run outside the repositories it was made for.
+    let r = sb.run(&["hook", "pre-receive"]);
+    assert_eq!(r.code, 1);
+    has(
+        &r.stderr,
+        &["is not one of hhl's repositories (git.root in", "is /srv/git)"],
+    );
+    let r = sb.run(&["web", "serve", "--passwd", "/nonexistent/web.passwd"]);
+    assert_eq!(r.code, 1);
+    has(&r.stderr, &["reading the password file /nonexistent/web.passwd"]);
+    sb.write("bad.passwd", "dev1:plaintext\n");
+    let r = sb.run(&["web", "serve", "--passwd", "bad.passwd"]);
+    has(
+        &r.stderr,
+        &["bad.passwd: line 1: the hash of `dev1` is not a PHC string"],
+    );
+}

@@ -97,6 +97,20 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
         1,
         "the refused branch exists"
     );
+    // Running the hook by hand (dev1 has no shell, but say they had) deploys nothing
+    // that is not theirs either.
+    let r = c.sh_as(
+        "dev1",
+        "cd /srv/git/socketserver.git && echo \"$(printf '0%.0s' $(seq 40)) $(git rev-parse dev1) refs/heads/dev2\" | hhlctl hook post-receive",
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("not deployed: socketserver: branch `dev2` belongs to dev2"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(c.get_hhl(1082), before_dev2);
     // master is for admins; the shared httpserver has no per-developer branch.
     let r = push_lua(&c, "dev1", "master", "nope", "");
     assert!(
