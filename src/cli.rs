@@ -16,7 +16,12 @@ use crate::load::DEFAULT_CONFIG;
 /// openresty@<server>-<developer>.service and redis@<port>.service.
 ///
 /// Start with `hhlctl plan` to see the instances and what would change, then
-/// `hhlctl render --out DIR` to inspect every generated file.
+/// `hhlctl render --out DIR` to inspect every generated file, then `hhlctl apply`.
+///
+/// Developers run as their own unix users: they deploy with `git push` (see `hhlctl
+/// repo init`), control their own instances without sudo (`hhlctl restart
+/// socketserver-dev1`), and read their logs with `hhlctl logs` or on the log page
+/// (`hhlctl web`).
 #[derive(Debug, Parser)]
 #[command(name = "hhlctl", version, propagate_version = true, max_term_width = 100)]
 pub struct Arguments {

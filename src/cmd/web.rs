@@ -31,7 +31,9 @@ pub enum Action {
     /// stored. hhl-web.service is restarted to pick it up.
     #[command(after_help = "Example:\n  printf '%s\\n' 'their password' | hhlctl web passwd dev1")]
     Passwd {
+        /// A developer's unix user, or an admin.
         user: String,
+        /// The password file to update (0600, root).
         #[arg(long, default_value = PASSWD)]
         passwd: PathBuf,
     },
