@@ -45,18 +45,11 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
         fsapply::write_file(&inst.dir.join("conf").join(STAGED), bytes, 0o644)?;
         staged.push(inst);
     }
-    // nginx -t loads the Lua module each time (tens of ms): test on every core.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-    let results = crate::parallel::map(&staged, workers, |inst| test_one(model, inst, STAGED, true));
+    let results = test_all(model, &staged, STAGED, true);
     for inst in &staged {
         let _ = fs::remove_file(inst.dir.join("conf").join(STAGED));
     }
-    let mut failures = Vec::new();
-    for r in results {
-        if let Some(f) = r? {
-            failures.push(f);
-        }
-    }
+    let failures = results?;
     if !failures.is_empty() {
         for d in created.iter().rev() {
             let _ = fs::remove_dir(d);
@@ -70,9 +63,21 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     Ok(staged.len())
 }
 
+/// `nginx -t` of every instance in `insts` (see `test_one`); the reports of those
+/// nginx refuses.
+pub fn test_all(model: &Model, insts: &[&Instance], conf: &str, as_owner: bool) -> Result<Vec<String>> {
+    // nginx -t loads the Lua module each time (tens of ms): test on every core.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let mut failures = Vec::new();
+    for r in crate::parallel::map(insts, workers, |inst| test_one(model, inst, conf, as_owner)) {
+        failures.extend(r?);
+    }
+    Ok(failures)
+}
+
 /// `nginx -t` of `conf/<conf>` under the instance's prefix, as the instance's user when
 /// `as_owner` and running as root; `Some(report)` when nginx refuses it.
-pub fn test_one(model: &Model, inst: &Instance, conf: &str, as_owner: bool) -> Result<Option<String>> {
+fn test_one(model: &Model, inst: &Instance, conf: &str, as_owner: bool) -> Result<Option<String>> {
     let mut cmd = Command::new(model.flavor.binary());
     if as_owner && unsafe { libc::geteuid() } == 0 {
         let (uid, gid) = users::lookup(&inst.user)

@@ -273,6 +273,36 @@ fn serverctrl_pushes_are_validated_then_applied() {
     assert!(r.stdout.contains("remote: applied serverctrl "), "{}", r.stdout);
     assert_eq!(c.get_hhl(1182), "hhl socketserver-dev2 ok\n");
     assert!(c.ok("cat /etc/hhl/hhl.yaml").contains("dev2: {port: 1182}"));
+
+    // Template files live in serverctrl too: a push that changes only a template is
+    // tested with the pushed template, not the one /etc/hhl has.
+    let r = as_user(
+        &c,
+        "lead",
+        "serverctrl",
+        &format!(
+            "mkdir -p templates && cp {} templates/ss.hbs && \
+             sed -i 's#template: builtin:socketserver#template: templates/ss.hbs#' hhl.yaml && \
+             git add -A && git commit -qm 'own template' && git push origin master",
+            support::repo().join("templates/socketserver.conf.hbs").display()
+        ),
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(c
+        .ok("cat /etc/hhl/templates/ss.hbs")
+        .contains("worker_connections {{worker_connections}};"));
+    let (sums1, pids1) = (sums(), pids());
+    let r = as_user(
+        &c,
+        "lead",
+        "serverctrl",
+        "sed -i 's/worker_connections {{worker_connections}};/worker_connections lots;/' templates/ss.hbs && \
+         git commit -qam 'bad template' && git push origin master",
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("invalid number \"lots\""), "{}", r.stdout);
+    assert_eq!(sums(), sums1, "a refused template push changed files");
+    assert_eq!(pids(), pids1, "a refused template push touched running instances");
 }
 
 #[test]

@@ -151,32 +151,28 @@ fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<
         Ok(t) => t,
         Err(_) => return Ok(vec!["serverctrl has no hhl.yaml at its top level".into()]),
     };
-    let staged = match load::load_text(pushed_yaml.clone(), text.clone()) {
+    // Loaded from the pushed tree, so its template files are the pushed ones.
+    let staged = match load::load_text(pushed_yaml, text) {
         Ok(l) => l,
         Err(e) => return Ok(vec![relabel(diagnostic_text(&e))]),
     };
-    if let Err(d) = staged.render() {
-        return Ok(vec![relabel(d.to_string())]);
-    }
-    // Which configs change: compare a render labelled with the live path.
-    let as_live = load::load_text(live.source.path.clone(), text)
-        .ok()
-        .and_then(|l| l.render().ok().map(|a| (l, a)));
-    // A config the pusher cannot read counts as changed: it is tested.
-    let changed: Vec<String> = match &as_live {
-        Some((l, arts)) => l
-            .model
-            .instances
-            .iter()
-            .filter(|i| i.kind == Kind::Openresty)
-            .filter(|i| {
-                let new = arts.iter().find(|a| a.path == i.config_path).map(|a| &a.content);
-                !matches!(new, Some(Content::File(b)) if std::fs::read(&i.config_path).ok().as_ref() == Some(b))
-            })
-            .map(|i| i.name.clone())
-            .collect(),
-        None => staged.model.instances.iter().map(|i| i.name.clone()).collect(),
+    // Rendered as if it were the live file, so it compares like with like.
+    let artifacts = match render::render(&staged.model, &staged.templates, &live.source.path) {
+        Ok(a) => a,
+        Err(d) => return Ok(vec![relabel(d.to_string())]),
     };
+    // A config the pusher cannot read counts as changed: it is tested.
+    let changed: Vec<&str> = staged
+        .model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .filter(|i| {
+            let new = artifacts.iter().find(|a| a.path == i.config_path).map(|a| &a.content);
+            !matches!(new, Some(Content::File(b)) if std::fs::read(&i.config_path).ok().as_ref() == Some(b))
+        })
+        .map(|i| i.name.as_str())
+        .collect();
     let root = scratch.0.join("root");
     let moved = staged.model.relocated(&root);
     let moved_artifacts =
@@ -187,18 +183,12 @@ fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<
     let to_test: Vec<_> = moved
         .instances
         .iter()
-        .filter(|i| i.kind == Kind::Openresty && changed.contains(&i.name))
+        .filter(|i| changed.contains(&i.name.as_str()))
         .collect();
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-    let results = crate::parallel::map(&to_test, workers, |inst| {
-        validate::test_one(&moved, inst, "nginx.conf", false)
-    });
-    let mut problems = Vec::new();
-    for r in results {
-        if let Some(f) = r? {
-            problems.push(f.replace(&format!("{}/", root.display()), "/"));
-        }
-    }
+    let problems: Vec<String> = validate::test_all(&moved, &to_test, "nginx.conf", false)?
+        .into_iter()
+        .map(|f| f.replace(&format!("{}/", root.display()), "/"))
+        .collect();
     if problems.is_empty() {
         println!(
             "serverctrl: hhl.yaml and templates are valid; {} changed nginx config(s) passed nginx -t",
