@@ -154,6 +154,23 @@ pub struct RawPaths {
     pub rsyslog_conf: PathBuf,
 }
 
+impl RawPaths {
+    /// Every path, with its key under `paths:` in hhl.yaml.
+    pub fn named_mut(&mut self) -> [(&'static str, &mut PathBuf); 9] {
+        [
+            ("hhl_root", &mut self.hhl_root),
+            ("redis_conf_dir", &mut self.redis_conf_dir),
+            ("redis_data_dir", &mut self.redis_data_dir),
+            ("lua_lib_dir", &mut self.lua_lib_dir),
+            ("unit_dir", &mut self.unit_dir),
+            ("state_dir", &mut self.state_dir),
+            ("polkit_rules", &mut self.polkit_rules),
+            ("log_dir", &mut self.log_dir),
+            ("rsyslog_conf", &mut self.rsyslog_conf),
+        ]
+    }
+}
+
 impl Default for RawPaths {
     fn default() -> Self {
         RawPaths {

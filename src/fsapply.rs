@@ -108,16 +108,14 @@ fn differs(root: &Path, a: &Artifact, own: Ownership) -> io::Result<Option<bool>
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let attrs = || {
-        own == Ownership::Apply
-            && (meta.permissions().mode() & 0o7777 != a.mode || ids(&a.owner) != Some((meta.uid(), meta.gid())))
-    };
+    let mode_differs = meta.permissions().mode() & 0o7777 != a.mode;
+    let owner_differs = || own == Ownership::Apply && ids(&a.owner) != Some((meta.uid(), meta.gid()));
     Ok(Some(match &a.content {
-        Content::File(bytes) => {
-            !meta.is_file() || meta.permissions().mode() & 0o7777 != a.mode || attrs() || fs::read(&p)? != *bytes
-        }
+        Content::File(bytes) => !meta.is_file() || mode_differs || owner_differs() || fs::read(&p)? != *bytes,
         Content::Symlink(target) => !meta.file_type().is_symlink() || fs::read_link(&p)? != *target,
-        Content::Dir => !meta.is_dir() || attrs(),
+        // A directory's mode and owner count only on the live system (render --out and
+        // plan --root report directories only when missing).
+        Content::Dir => !meta.is_dir() || (own == Ownership::Apply && mode_differs) || owner_differs(),
         Content::Seed(_) => false,
     }))
 }

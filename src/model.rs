@@ -130,17 +130,7 @@ impl Model {
     pub fn relocated(&self, root: &Path) -> Model {
         let under = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
         let mut m = self.clone();
-        for p in [
-            &mut m.paths.hhl_root,
-            &mut m.paths.redis_conf_dir,
-            &mut m.paths.redis_data_dir,
-            &mut m.paths.lua_lib_dir,
-            &mut m.paths.unit_dir,
-            &mut m.paths.state_dir,
-            &mut m.paths.polkit_rules,
-            &mut m.paths.log_dir,
-            &mut m.paths.rsyslog_conf,
-        ] {
+        for (_, p) in m.paths.named_mut() {
             *p = under(p);
         }
         for i in &mut m.instances {
@@ -408,18 +398,7 @@ fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
 }
 
 fn check_paths(paths: &RawPaths, src: &Source, errs: &mut Diagnostics) {
-    let all = [
-        ("hhl_root", &paths.hhl_root),
-        ("redis_conf_dir", &paths.redis_conf_dir),
-        ("redis_data_dir", &paths.redis_data_dir),
-        ("lua_lib_dir", &paths.lua_lib_dir),
-        ("unit_dir", &paths.unit_dir),
-        ("state_dir", &paths.state_dir),
-        ("polkit_rules", &paths.polkit_rules),
-        ("log_dir", &paths.log_dir),
-        ("rsyslog_conf", &paths.rsyslog_conf),
-    ];
-    for (key, p) in all {
+    for (key, p) in paths.clone().named_mut() {
         if !p.is_absolute() {
             errs.push(
                 src.diag(

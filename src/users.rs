@@ -9,38 +9,41 @@ use anyhow::{bail, Context, Result};
 use crate::access::Access;
 use crate::names::MASTER;
 
-/// (uid, primary gid) of `name`, or None when there is no such user.
-pub fn lookup(name: &str) -> Option<(u32, u32)> {
-    let cname = CString::new(name).ok()?;
+/// Read one passwd entry: `get` is getpwnam_r or getpwuid_r with its key bound;
+/// `read` takes what is wanted while the entry's buffer is alive.
+fn passwd_entry<T>(
+    get: impl FnOnce(*mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd) -> libc::c_int,
+    read: impl FnOnce(&libc::passwd) -> T,
+) -> Option<T> {
+    // SAFETY: a zeroed passwd is a valid out-parameter; `get` fills it and points
+    // its strings into `buf`, which outlives `read`.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 4096];
     let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = get(&mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result);
+    (rc == 0 && !result.is_null()).then(|| read(&pwd))
+}
+
+/// (uid, primary gid) of `name`, or None when there is no such user.
+pub fn lookup(name: &str) -> Option<(u32, u32)> {
+    let cname = CString::new(name).ok()?;
     // SAFETY: every pointer refers to live, correctly sized storage for the call.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+    passwd_entry(
+        |pwd, buf, len, result| unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf, len, result) },
+        |pwd| (pwd.pw_uid, pwd.pw_gid),
+    )
 }
 
 /// The name of the user running hhlctl.
 pub fn current() -> Result<String> {
     let uid = unsafe { libc::geteuid() };
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0u8; 4096];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: as in `lookup`.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        bail!("uid {uid} has no entry in the user database");
-    }
-    // SAFETY: getpwuid_r succeeded, so pw_name points at a NUL-terminated string in buf.
-    Ok(unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned())
+    passwd_entry(
+        // SAFETY: as in `lookup`.
+        |pwd, buf, len, result| unsafe { libc::getpwuid_r(uid, pwd, buf, len, result) },
+        // SAFETY: the call succeeded, so pw_name points at a NUL-terminated string in buf.
+        |pwd| unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned(),
+    )
+    .with_context(|| format!("uid {uid} has no entry in the user database"))
 }
 
 fn group_exists(name: &str) -> bool {
