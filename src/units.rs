@@ -53,8 +53,9 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> String {
                 path(&inst.dir.join("temp"))
             );
             if model.flavor == Flavor::Openresty {
-                // The template unit names Debian's nginx; swap the binary.
+                // The template unit names Debian's nginx; swap the binary (ExecReload reads HHL_NGINX).
                 let bin = Flavor::Openresty.binary();
+                s += &format!("Environment=HHL_NGINX={bin}\n");
                 s += "ExecStartPre=\n";
                 s += &format!("ExecStartPre={bin} -t -q -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf\n");
                 s += "ExecStart=\n";

@@ -315,8 +315,21 @@ fn start_stop_restart_reload_and_logs() {
     );
     assert_eq!(c.hhlctl(CFG, "restart").code, 1);
 
-    // A broken config on disk: the restart fails and shows the unit's journal.
+    // A broken config on disk: the reload fails visibly and the running master keeps
+    // the old config; a restart fails and shows the unit's journal.
     c.ok("echo 'this is not nginx;' >> /opt/hhl/dtserver/dev4/conf/nginx.conf");
+    let pid = c.main_pid("openresty@dtserver-dev4.service");
+    let r = c.hhlctl(CFG, "reload dtserver-dev4");
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("error: reloading openresty@dtserver-dev4.service failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("unknown directive \"this\""), "{}", r.stderr);
+    assert_eq!(c.main_pid("openresty@dtserver-dev4.service"), pid);
+    assert_eq!(c.get_hhl(1094), "hhl dtserver-dev4 ok\n");
     let r = c.hhlctl(CFG, "restart dtserver-dev4");
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(

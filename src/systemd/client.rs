@@ -57,12 +57,20 @@ pub struct JobOutcome {
     pub unit: String,
     pub kind: JobKind,
     pub active_state: String,
+    /// For a reload, the service's `ReloadResult` (`success`, `exit-code`, …): a failed
+    /// reload leaves the unit active, so its state alone cannot tell.
+    pub reload_result: Option<String>,
 }
 
 impl JobOutcome {
     /// Whether the unit reached the state the job aimed at.
     pub fn ok(&self) -> bool {
-        (self.active_state == "active") == (self.kind != JobKind::Stop)
+        let active = self.active_state == "active";
+        match self.kind {
+            JobKind::Stop => !active,
+            JobKind::Reload => active && self.reload_result.as_deref() == Some("success"),
+            JobKind::Start | JobKind::Restart => active,
+        }
     }
 
     /// `done` or `failed`, as systemctl words a job's result.
@@ -170,6 +178,12 @@ impl Systemd {
             }
             let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
             let states = self.states_async(&units).await?;
+            let reloaded: Vec<String> = jobs
+                .iter()
+                .filter(|(_, k)| *k == JobKind::Reload)
+                .map(|(u, _)| u.clone())
+                .collect();
+            let reload_results = self.reload_results(&reloaded).await?;
             Ok(jobs
                 .iter()
                 .map(|(unit, kind)| {
@@ -178,6 +192,7 @@ impl Systemd {
                         unit: unit.clone(),
                         kind: *kind,
                         active_state,
+                        reload_result: reload_results.get(unit).cloned(),
                     }
                 })
                 .collect())
@@ -251,6 +266,24 @@ impl Systemd {
         Ok(out)
     }
 
+    /// Each unit's `ReloadResult`, pipelined; empty when `units` is.
+    async fn reload_results(&self, units: &[String]) -> Result<HashMap<String, String>> {
+        if units.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self.list(units).await?;
+        let loaded: Vec<&super::dbus::UnitRow> = units.iter().filter_map(|u| rows.get(u)).collect();
+        let calls = loaded
+            .iter()
+            .map(|row| self.get(&row.6, "org.freedesktop.systemd1.Service", "ReloadResult"));
+        let values: Vec<Option<OwnedValue>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
+        Ok(loaded
+            .iter()
+            .zip(values)
+            .filter_map(|(row, v)| Some((row.0.clone(), String::try_from(v?).ok()?)))
+            .collect())
+    }
+
     async fn get(&self, path: &OwnedObjectPath, iface: &str, prop: &str) -> Option<OwnedValue> {
         let reply = self
             .conn
@@ -294,5 +327,33 @@ fn explain(e: zbus::Error) -> anyhow::Error {
         )
     } else {
         e.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(kind: JobKind, active_state: &str, reload_result: Option<&str>) -> JobOutcome {
+        JobOutcome {
+            unit: "openresty@socketserver-dev1.service".into(),
+            kind,
+            active_state: active_state.into(),
+            reload_result: reload_result.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_job_is_judged_by_what_it_aimed_at() {
+        assert!(outcome(JobKind::Start, "active", None).ok());
+        assert!(!outcome(JobKind::Restart, "failed", None).ok());
+        assert!(outcome(JobKind::Stop, "inactive", None).ok());
+        assert!(!outcome(JobKind::Stop, "active", None).ok());
+        assert!(outcome(JobKind::Reload, "active", Some("success")).ok());
+        // A failed reload leaves the old master running: active, yet failed.
+        let failed = outcome(JobKind::Reload, "active", Some("exit-code"));
+        assert!(!failed.ok());
+        assert_eq!(failed.result(), "failed");
+        assert!(!outcome(JobKind::Reload, "active", None).ok());
     }
 }
