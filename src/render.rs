@@ -146,8 +146,10 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
     out.extend(units::artifacts(model, source));
     out.extend(polkit::artifact(model, source));
     out.extend(rsyslog::artifacts(model, source));
-    // Parent directories shared by several instances are listed once.
-    let mut seen = std::collections::BTreeSet::new();
-    out.retain(|a| seen.insert(a.path.clone()));
+    // Parent directories shared by several instances are listed once. Hashing the
+    // bytes, not ordering `Path`s (component by component), is the cheap way: the
+    // ordered set was a third of `plan`'s instructions at 404 instances.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|a| seen.insert(a.path.as_os_str().to_owned()));
     errs.into_result(out)
 }
