@@ -176,24 +176,21 @@ impl Systemd {
                     );
                 }
             }
+            // One listing gives every unit's active state; only reloads need more.
             let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
-            let states = self.states_async(&units).await?;
-            let reloaded: Vec<String> = jobs
+            let rows = self.list(&units).await?;
+            let reloaded = jobs
                 .iter()
                 .filter(|(_, k)| *k == JobKind::Reload)
-                .map(|(u, _)| u.clone())
-                .collect();
-            let reload_results = self.reload_results(&reloaded).await?;
+                .filter_map(|(u, _)| rows.get(u));
+            let reload_results = self.reload_results(reloaded).await;
             Ok(jobs
                 .iter()
-                .map(|(unit, kind)| {
-                    let active_state = states.get(unit).map(|s| s.active_state.clone()).unwrap_or_default();
-                    JobOutcome {
-                        unit: unit.clone(),
-                        kind: *kind,
-                        active_state,
-                        reload_result: reload_results.get(unit).cloned(),
-                    }
+                .map(|(unit, kind)| JobOutcome {
+                    unit: unit.clone(),
+                    kind: *kind,
+                    active_state: active_state(&rows, unit),
+                    reload_result: reload_results.get(unit).cloned(),
                 })
                 .collect())
         })
@@ -202,15 +199,7 @@ impl Systemd {
     /// The active state of each unit (`inactive` for units systemd does not know).
     pub fn active_states(&self, units: &[String]) -> Result<HashMap<String, String>> {
         let rows = zbus::block_on(self.list(units))?;
-        Ok(units
-            .iter()
-            .map(|u| {
-                (
-                    u.clone(),
-                    rows.get(u).map(|r| r.3.clone()).unwrap_or_else(|| "inactive".into()),
-                )
-            })
-            .collect())
+        Ok(units.iter().map(|u| (u.clone(), active_state(&rows, u))).collect())
     }
 
     /// Full state of each unit, read in one pipelined batch.
@@ -266,22 +255,23 @@ impl Systemd {
         Ok(out)
     }
 
-    /// Each unit's `ReloadResult`, pipelined; empty when `units` is.
-    async fn reload_results(&self, units: &[String]) -> Result<HashMap<String, String>> {
-        if units.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows = self.list(units).await?;
-        let loaded: Vec<&super::dbus::UnitRow> = units.iter().filter_map(|u| rows.get(u)).collect();
-        let calls = loaded
-            .iter()
-            .map(|row| self.get(&row.6, "org.freedesktop.systemd1.Service", "ReloadResult"));
-        let values: Vec<Option<OwnedValue>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
-        Ok(loaded
-            .iter()
-            .zip(values)
-            .filter_map(|(row, v)| Some((row.0.clone(), String::try_from(v?).ok()?)))
-            .collect())
+    /// Each listed unit's `ReloadResult`, pipelined. A unit whose result cannot be read
+    /// is left out (and its reload judged failed).
+    async fn reload_results<'r>(
+        &self,
+        rows: impl Iterator<Item = &'r super::dbus::UnitRow>,
+    ) -> HashMap<String, String> {
+        let calls = rows.map(|row| async move {
+            let value = self
+                .get(&row.6, "org.freedesktop.systemd1.Service", "ReloadResult")
+                .await;
+            Some((row.0.clone(), String::try_from(value?).ok()?))
+        });
+        stream::iter(calls)
+            .buffered(IN_FLIGHT)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
     }
 
     async fn get(&self, path: &OwnedObjectPath, iface: &str, prop: &str) -> Option<OwnedValue> {
@@ -303,6 +293,11 @@ impl Systemd {
             other => OwnedValue::try_from(other).ok(),
         }
     }
+}
+
+/// A listed unit's active state; `inactive` for units systemd does not know.
+fn active_state(rows: &HashMap<String, super::dbus::UnitRow>, unit: &str) -> String {
+    rows.get(unit).map(|r| r.3.clone()).unwrap_or_else(|| "inactive".into())
 }
 
 /// A Manager proxy that asks the bus nothing when it is made (no property cache, so
