@@ -48,6 +48,8 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
 
     // Nothing is written and nothing running is touched until every check passed.
+    crate::portholder::refuse_taken(&loaded)?;
+    crate::optional::warn_missing(model);
     if !model.access.create {
         refuse_missing_users(&loaded)?;
     }
@@ -97,6 +99,14 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         systemd.daemon_reload()?;
         println!("systemd: daemon-reload");
     }
+    // A unit that hit its start limit (or failed) refuses to start until reset.
+    systemd.reset_failed(
+        actions
+            .jobs
+            .iter()
+            .filter(|(_, k)| matches!(k, JobKind::Start | JobKind::Restart))
+            .map(|(u, _)| u.as_str()),
+    );
     let outcomes = systemd.run_jobs(&actions.jobs).context("running systemd jobs")?;
     failed += report(&outcomes);
     failed += wait_for_ports(model, &outcomes);

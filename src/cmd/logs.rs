@@ -50,6 +50,15 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             theirs.join(", ")
         );
     }
+    // rsyslog writes these files; without it there are none to read.
+    if let Some(f) = files.iter().find(|f| !Path::new(f).exists()) {
+        if !crate::optional::rsyslog_installed() {
+            bail!(
+                "no log file {f}: {}\n  hint: ask an admin to `apt-get install rsyslog`, or read your logs on the log page",
+                crate::optional::NO_RSYSLOG
+            );
+        }
+    }
     let mut cmd = Command::new("tail");
     cmd.args(["-n", &args.lines.to_string()]);
     if args.follow {

@@ -127,6 +127,16 @@ impl Systemd {
             .context("daemon-reload")
     }
 
+    /// `systemctl reset-failed` on each unit, so a unit that hit its start limit starts
+    /// again. Best effort: a unit systemd has not loaded yet has nothing to reset.
+    pub fn reset_failed<'u>(&self, units: impl Iterator<Item = &'u str>) {
+        if let Ok(manager) = self.manager() {
+            for unit in units {
+                let _ = zbus::block_on(manager.reset_failed_unit(unit));
+            }
+        }
+    }
+
     /// Enqueue every job at once, wait until systemd has finished them all, and judge
     /// each by the unit's state afterwards.
     ///
@@ -316,6 +326,12 @@ fn explain(e: zbus::Error) -> anyhow::Error {
         || text.contains("InteractiveAuthorizationRequired")
         || text.contains("Interactive authentication required")
     {
+        if !crate::optional::polkit_installed() {
+            return anyhow::anyhow!(
+                "systemd refused ({text}): {}\n  hint: ask an admin to `apt-get install polkitd`; until then, only root can do this",
+                crate::optional::NO_POLKIT
+            );
+        }
         anyhow::anyhow!(
             "systemd refused: you may control only your own instances ({text})\n  \
              hint: `hhlctl status` lists the instances and their owners; admins are listed under `users.admins` in hhl.yaml"

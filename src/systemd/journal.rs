@@ -1,20 +1,89 @@
 //! The journal, through journalctl (journald has no D-Bus API for reading logs).
 
+use std::collections::HashSet;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-/// The last `n` lines `unit` logged, for failure reports.
+/// How far back a failure report looks for the lines that explain it.
+const LOOK_BACK: usize = 300;
+/// At most this many distinct error lines are shown above the last lines.
+const MAX_ERRORS: usize = 8;
+
+/// The lines explaining why `unit` failed, for failure reports: the distinct error
+/// lines of its recent journal (a crash loop buries nginx's one `[alert]` under
+/// systemd's restart messages), then its last `n` lines.
 pub fn last_lines(unit: &str, n: usize) -> String {
     if !readable() {
         return "(you may not read the system journal; `hhlctl logs <instance>` shows your instance's log file)\n"
             .into();
     }
-    Command::new("journalctl")
-        .args(["--no-pager", "-q", "-o", "short-iso", "-n", &n.to_string(), "-u", unit])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_else(|e| format!("(journalctl failed: {e})\n"))
+    let journalctl = |args: &[&str]| -> Result<String, String> {
+        Command::new("journalctl")
+            .args(["--no-pager", "-q", "-u", unit])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .map_err(|e| format!("(journalctl failed: {e})\n"))
+    };
+    let tail = match journalctl(&["-o", "short-iso", "-n", &n.to_string()]) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
+    let recent = journalctl(&["-o", "json", "-n", &LOOK_BACK.to_string()]).unwrap_or_default();
+    let errors = explaining(&recent, &tail, MAX_ERRORS);
+    if errors.is_empty() {
+        return tail;
+    }
+    let mut out = String::from("errors logged recently:\n");
+    for e in errors {
+        out.push_str(&format!("  {e}\n"));
+    }
+    out.push_str("last lines:\n");
+    out.push_str(&tail);
+    out
+}
+
+/// From journalctl's `-o json` lines, the error lines (journal priority err or worse,
+/// or nginx's `[error]`/`[crit]`/`[alert]`/`[emerg]` and Redis's ` # ` warnings on
+/// stdout/stderr, which the journal stores as info) as `IDENT[PID]: MESSAGE`, newest `max` distinct ones (repeats of a
+/// crash loop differ only in numbers), oldest first; none already in `shown`.
+pub fn explaining(json_lines: &str, shown: &str, max: usize) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for line in json_lines.lines().rev() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let message = field("MESSAGE");
+        let priority: u8 = field("PRIORITY").parse().unwrap_or(6);
+        // nginx's level in brackets; Redis marks warnings with ` # ` after the time.
+        let marked = ["[error]", "[crit]", "[alert]", "[emerg]", " # "]
+            .iter()
+            .any(|l| message.contains(l));
+        if message.is_empty() || (priority > 3 && !marked) || shown.contains(message) {
+            continue;
+        }
+        let key: String = message.chars().filter(|c| !c.is_ascii_digit()).collect();
+        if !seen.insert(key) {
+            continue;
+        }
+        let ident = match field("SYSLOG_IDENTIFIER") {
+            "" => field("_COMM"),
+            i => i,
+        };
+        let pid = match field("_PID") {
+            "" => String::new(),
+            p => format!("[{p}]"),
+        };
+        out.push(format!("{ident}{pid}: {message}"));
+        if out.len() == max {
+            break;
+        }
+    }
+    out.reverse();
+    out
 }
 
 /// Whether this user may read the system journal (root, or groups systemd-journal/adm).
@@ -45,4 +114,63 @@ pub fn show(units: &[String], lines: usize, follow: bool) -> Result<i32> {
     }
     let status = cmd.status().context("running journalctl")?;
     Ok(status.code().unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ident: &str, pid: u32, priority: u8, message: &str) -> String {
+        serde_json::json!({"SYSLOG_IDENTIFIER": ident, "_PID": pid.to_string(), "PRIORITY": priority.to_string(), "MESSAGE": message})
+            .to_string()
+    }
+
+    #[test]
+    fn a_crash_loop_shows_nginx_alert_once_above_systemd_noise() {
+        let mut lines = Vec::new();
+        for pid in [101, 202, 303] {
+            lines.push(entry(
+                "socketserver-dev1",
+                pid,
+                6,
+                &format!("2026/11/26 08:00:0{} [alert] {pid}#{pid}: failed to load the 'resty.core' module (https://github.com/openresty/lua-resty-core); ensure you are using an OpenResty release", pid % 10),
+            ));
+            lines.push(entry(
+                "systemd",
+                1,
+                4,
+                "openresty@socketserver-dev1.service: Main process exited, code=exited, status=1/FAILURE",
+            ));
+            lines.push(entry(
+                "systemd",
+                1,
+                3,
+                "Failed to start openresty@socketserver-dev1.service - hhl OpenResty socketserver-dev1.",
+            ));
+            lines.push(entry(
+                "systemd",
+                1,
+                6,
+                "openresty@socketserver-dev1.service: Scheduled restart job, restart counter is at 3.",
+            ));
+        }
+        let got = explaining(&lines.join("\n"), "", 8);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(
+            got[0].starts_with("socketserver-dev1[303]: ") && got[0].contains("failed to load the 'resty.core' module"),
+            "{got:#?}"
+        );
+        assert!(got[1].starts_with("systemd[1]: Failed to start"), "{got:#?}");
+    }
+
+    #[test]
+    fn lines_already_shown_and_info_lines_are_left_out() {
+        let lines = [
+            entry("redis-6379", 7, 6, "Ready to accept connections tcp"),
+            entry("redis-6379", 7, 3, "Address already in use"),
+        ]
+        .join("\n");
+        assert!(explaining(&lines, "... redis-6379[7]: Address already in use\n", 8).is_empty());
+        assert_eq!(explaining(&lines, "", 8), vec!["redis-6379[7]: Address already in use"]);
+    }
 }
