@@ -586,3 +586,58 @@ fn commands_given_what_does_not_exist() {
         &["bad.passwd: line 1: the hash of `dev1` is not a PHC string"],
     );
 }
+
+/// A port of hhl.yaml that another process listens on is refused before anything is
+/// done (here before the missing users, which would be the next refusal), naming the
+/// process and what to do.
+#[test]
+fn apply_refuses_a_port_another_process_holds() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sb = Sandbox::new();
+    let yaml = support::example_under(sb.path())
+        .replace("      port: 6379", &format!("      port: {port}"))
+        .replace("create: true ", "create: false");
+    assert!(yaml.contains(&format!("port: {port}")) && yaml.contains("create: false"));
+    sb.write("hhl.yaml", &yaml);
+    let r = sb.run(&["apply"]);
+    assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    has(
+        &r.stderr,
+        &[
+            &format!(
+                "error: port {port} of redis@{port}.service is already in use by pid {} (`",
+                std::process::id()
+            ),
+            "hhl.yaml:93:",
+            &format!("hint: stop that program, or give {port} another port"),
+        ],
+    );
+    assert!(!r.stderr.contains("does not exist on this host"), "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert_eq!(std::fs::read_dir(sb.path()).unwrap().count(), 1, "apply wrote something");
+    drop(listener);
+}
+
+/// `hhlctl web passwd` refuses a password shorter than 8 characters, and writes nothing.
+#[test]
+fn web_passwd_refuses_a_short_password() {
+    let sb = Sandbox::new();
+    sb.write("hhl.yaml", &support::example_under(sb.path()));
+    let passwd = sb.path().join("web.passwd");
+    let mut child = std::process::Command::new(support::BIN)
+        .env("HHL_CONFIG", sb.path().join("hhl.yaml"))
+        .args(["web", "passwd", "dev1", "--passwd"])
+        .arg(&passwd)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the password is shorter than 8 characters"), "{stderr}");
+    assert!(!passwd.exists());
+}

@@ -1,0 +1,287 @@
+//! The README's ops quickstart, word for word, on clean Debian 12 and 13 hosts (see
+//! `support/cleanhost.rs`): install the .deb with apt (Recommends included), plan,
+//! apply the shipped example first try, status, an answer from every instance, a
+//! reload, `repo init` and a developer's `git push`, the log page's sign-in, a reboot,
+//! then `dpkg --purge`. And the same host with `--no-install-recommends`: what is lost
+//! is said at apply time and when a developer meets it.
+
+mod support;
+
+#[path = "support/cleanhost.rs"]
+mod cleanhost;
+
+use cleanhost::Host;
+
+/// The shipped example's ports (examples/hhl.yaml).
+const OPENRESTY: [u16; 11] = [1080, 1081, 1082, 1083, 1084, 1090, 1091, 1092, 1093, 1094, 1100];
+const REDIS: [u16; 5] = [6379, 6381, 6382, 6383, 6384];
+const INSTALL: &str = "cd /root && apt-get install -y -q -o Dpkg::Use-Pty=0";
+const PASSWORD: &str = "dev1 long secret";
+
+fn booted(suite: &str, recommends: bool) -> Host {
+    let mut h = Host::prepare(suite, recommends);
+    h.boot();
+    let no_rec = if recommends { "" } else { " --no-install-recommends" };
+    let r = h.sh(&format!("{INSTALL}{no_rec} ./{} 2>&1", h.deb));
+    assert_eq!(r.code, 0, "[{suite}] apt-get install:\n{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("dpkg: warning"), "[{suite}] {}", r.stdout);
+    // Installing starts nothing of hhlctl's, and no Redis of Debian's: the package
+    // depends on redis-tools, not on redis-server and its service.
+    assert!(
+        h.sh("systemctl cat redis-server.service").code != 0,
+        "[{suite}] redis-server.service was installed"
+    );
+    assert!(h.sh("redis-cli -p 6379 ping").code != 0, "[{suite}] something answers on 6379");
+    h
+}
+
+/// `hhlctl plan`, `apply` (first try, exit 0), `status` (exit 0). Returns apply's stderr.
+fn plan_apply_status(h: &Host) -> String {
+    let plan = h.ok("hhlctl plan");
+    assert!(plan.contains("socketserver-dev1"), "[{}] plan:\n{plan}", h.suite);
+    let r = h.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "[{}] apply:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    assert!(r.stdout.contains("started redis@6379.service"), "[{}] {}", h.suite, r.stdout);
+    let status = h.sh("hhlctl status");
+    assert_eq!(status.code, 0, "[{}] status:\n{}\n{}", h.suite, status.stdout, status.stderr);
+    r.stderr
+}
+
+/// Every OpenResty instance answers HTTP, every Redis PING.
+fn every_instance_answers(h: &Host) {
+    for port in OPENRESTY {
+        let r = h.curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{port}/hhl")]);
+        assert!(
+            r.stdout.len() == 3 && r.stdout != "000",
+            "[{}] port {port} gave no HTTP answer: {:?} {}",
+            h.suite,
+            r.stdout,
+            r.stderr
+        );
+    }
+    for port in REDIS {
+        assert_eq!(h.ok(&format!("redis-cli -p {port} ping")).trim(), "PONG", "[{}] {port}", h.suite);
+    }
+}
+
+/// `hhlctl repo init`; dev1 clones socketserver and pushes a main.lua to branch dev1.
+fn repo_init_and_push(h: &Host) -> support::Run {
+    let r = h.sh("hhlctl repo init");
+    assert_eq!(r.code, 0, "[{}] repo init:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    h.sh_as(
+        "dev1",
+        "git config --global user.email dev1@hhl && git config --global user.name dev1 \
+         && git clone -q /srv/git/socketserver.git 2>&1 && cd socketserver \
+         && printf 'ngx.say(\"hello from dev1\")\\n' > main.lua && git add -A && git commit -qm hello \
+         && git push origin HEAD:dev1 2>&1",
+    )
+}
+
+/// `hhlctl web passwd` refuses a short password; hhl-web without passwords refuses to
+/// start, naming the file; with one, dev1 signs in and sees only dev1's instances.
+fn log_page_signs_in(h: &Host) {
+    let r = h.sh("printf 'short\\n' | hhlctl web passwd dev1");
+    assert_eq!(r.code, 1, "[{}] {}", h.suite, r.stderr);
+    assert!(r.stderr.contains("shorter than 8 characters"), "[{}] {}", h.suite, r.stderr);
+    let r = h.sh("systemctl start hhl-web.service");
+    assert_ne!(r.code, 0, "[{}] hhl-web started without /etc/hhl/web.passwd", h.suite);
+    let status = h.sh("systemctl status hhl-web.service").stdout;
+    assert!(
+        status.contains("AssertPathExists=/etc/hhl/web.passwd"),
+        "[{}] {status}",
+        h.suite
+    );
+    h.ok(&format!("printf '%s\\n' '{PASSWORD}' | hhlctl web passwd dev1"));
+    h.ok("systemctl enable --now hhl-web");
+    h.eventually(
+        "cat /proc/net/tcp /proc/net/tcp6 | awk '$4 == \"0A\" && $2 ~ /:1F90$/' | grep -q .",
+        "hhl-web listening on 8080",
+        30,
+    );
+    let login = h.curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-d",
+        &format!("user=dev1&password={}", PASSWORD.replace(' ', "+")),
+        "http://127.0.0.1:8080/login",
+    ]);
+    assert!(login.stdout.starts_with("HTTP/1.1 303"), "[{}] sign-in:\n{}", h.suite, login.stdout);
+    let cookie = login
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("[{}] no session cookie:\n{}", h.suite, login.stdout))
+        .to_string();
+    let mine = h.curl(&["-H", &format!("Cookie: {cookie}"), "http://127.0.0.1:8080/api/instances"]);
+    assert!(
+        mine.stdout.contains("socketserver-dev1") && !mine.stdout.contains("socketserver-dev2"),
+        "[{}] dev1's instances: {}",
+        h.suite,
+        mine.stdout
+    );
+}
+
+/// Another program on an instance's port is refused before anything changes, naming
+/// it; a unit that hit its start limit is started again by apply.
+fn port_taken_and_start_limit(h: &Host) {
+    h.ok("hhlctl stop 6379");
+    h.ok("systemd-run -q --unit=squatter bash -c 'exec -a redis-server /usr/bin/redis-check-rdb --port 6379 --save \"\" --daemonize no'");
+    h.eventually("redis-cli -p 6379 ping | grep -q PONG", "the squatter on 6379", 20);
+    // Our own unit fails on the taken port until systemd gives up on it.
+    let _ = h.sh("systemctl start redis@6379.service");
+    h.eventually(
+        "[ \"$(systemctl show -p Result --value redis@6379.service)\" = start-limit-hit ]",
+        "redis@6379 hitting its start limit",
+        60,
+    );
+    let r = h.sh("hhlctl apply");
+    assert_eq!(r.code, 1, "[{}] apply with 6379 taken:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    for want in [
+        "port 6379 of redis@6379.service is already in use by pid ",
+        "(`redis-server",
+        ") of squatter.service",
+        "--> /etc/hhl/hhl.yaml:",
+        "hint: stop it for good (`systemctl disable --now squatter.service`), or give 6379 another port",
+    ] {
+        assert!(r.stderr.contains(want), "[{}] wanted {want:?} in:\n{}", h.suite, r.stderr);
+    }
+    assert_eq!(r.stdout, "", "[{}] apply changed something: {}", h.suite, r.stdout);
+    h.ok("systemctl stop squatter.service");
+    let r = h.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "[{}] apply after the start limit:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    assert_eq!(h.ok("redis-cli -p 6379 ping").trim(), "PONG");
+}
+
+/// `dpkg --purge hhlctl`: no file hhlctl generated is left, nor its units; the
+/// developers' code stays. Returns the purge's output.
+fn purge(h: &Host) -> String {
+    let generated = h.ok("grep '^/' /var/lib/hhl/generated.list");
+    assert!(generated.lines().count() > 40, "[{}] {generated}", h.suite);
+    let r = h.sh("dpkg --purge hhlctl 2>&1");
+    assert_eq!(r.code, 0, "[{}] purge:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    assert!(!r.stdout.contains("warning"), "[{}] purge:\n{}", h.suite, r.stdout);
+    let left: Vec<&str> = generated
+        .lines()
+        .filter(|f| h.sh(&format!("test -e '{f}' || test -L '{f}'")).code == 0)
+        .collect();
+    assert!(left.is_empty(), "[{}] purge left generated files: {left:?}", h.suite);
+    for gone in [
+        "/var/lib/hhl",
+        "/etc/hhl",
+        "/usr/lib/systemd/system/openresty@.service",
+        "/usr/lib/systemd/system/hhl-web.service",
+        "/etc/systemd/system/multi-user.target.wants/hhl-web.service",
+        "/etc/systemd/system/hhl.target.wants",
+    ] {
+        assert!(
+            h.sh(&format!("test -e {gone} || test -L {gone}")).code != 0,
+            "[{}] purge left {gone}",
+            h.suite
+        );
+    }
+    assert!(h.sh("test -d /opt/hhl/socketserver/dev1/app").code == 0, "[{}] purge removed dev1's code", h.suite);
+    r.stdout
+}
+
+fn quickstart(suite: &str) {
+    let started = std::time::Instant::now();
+    let mut h = booted(suite, true);
+    let warnings = plan_apply_status(&h);
+    assert!(!warnings.contains("warning"), "[{suite}] apply: {warnings}");
+    every_instance_answers(&h);
+    let r = h.sh("hhlctl reload socketserver-dev1");
+    assert_eq!(r.code, 0, "[{suite}] reload:\n{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("reloaded openresty@socketserver-dev1.service"), "{}", r.stdout);
+
+    let push = repo_init_and_push(&h);
+    assert_eq!(push.code, 0, "[{suite}] push:\n{}\n{}", push.stdout, push.stderr);
+    assert!(
+        push.stdout.contains("remote: reloaded openresty@socketserver-dev1.service"),
+        "[{suite}] push:\n{}",
+        push.stdout
+    );
+    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "hello from dev1\n");
+
+    // A developer controls and reads their own instance (polkit, rsyslog).
+    let r = h.sh_as("dev1", "hhlctl restart socketserver-dev1");
+    assert_eq!(r.code, 0, "[{suite}] restart as dev1:\n{}\n{}", r.stdout, r.stderr);
+    h.eventually(
+        "test -s /var/log/hhl/dev1/socketserver-dev1.log",
+        "dev1's rsyslog file",
+        30,
+    );
+    let r = h.sh_as("dev1", "hhlctl logs socketserver-dev1 -n 5");
+    assert_eq!(r.code, 0, "[{suite}] logs as dev1:\n{}\n{}", r.stdout, r.stderr);
+
+    log_page_signs_in(&h);
+    port_taken_and_start_limit(&h);
+
+    h.reboot();
+    h.eventually("hhlctl status >/dev/null", "every instance back after the reboot", 60);
+    every_instance_answers(&h);
+    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "hello from dev1\n");
+
+    purge(&h);
+    // Directories polkitd and rsyslog ship stay.
+    h.ok("test -d /etc/polkit-1/rules.d && test -d /etc/rsyslog.d");
+    eprintln!("[{suite}] quickstart with Recommends: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+fn without_recommends(suite: &str) {
+    let started = std::time::Instant::now();
+    let h = booted(suite, false);
+    assert!(h.sh("dpkg -s polkitd").code != 0 && h.sh("dpkg -s rsyslog").code != 0, "[{suite}] polkitd or rsyslog installed");
+    let warnings = plan_apply_status(&h);
+    for want in [
+        "warning: polkit is not installed on this host (Debian package polkitd)",
+        "warning: rsyslog is not installed on this host (Debian package rsyslog)",
+    ] {
+        assert!(warnings.contains(want), "[{suite}] wanted {want:?} from apply:\n{warnings}");
+    }
+    every_instance_answers(&h);
+
+    // The developer meets the gaps: each says why.
+    let r = h.sh_as("dev1", "hhlctl restart socketserver-dev1");
+    assert_eq!(r.code, 1, "[{suite}] {}", r.stderr);
+    assert!(r.stderr.contains("polkit is not installed on this host"), "[{suite}] {}", r.stderr);
+    assert!(!r.stderr.contains("you may control only your own"), "[{suite}] {}", r.stderr);
+    let r = h.sh_as("dev1", "hhlctl logs socketserver-dev1");
+    assert_eq!(r.code, 1, "[{suite}] {}", r.stderr);
+    assert!(r.stderr.contains("rsyslog is not installed on this host"), "[{suite}] {}", r.stderr);
+    assert!(!r.stderr.contains("tail:"), "[{suite}] {}", r.stderr);
+    // A push deploys, and its reload says why systemd refused it.
+    let push = repo_init_and_push(&h);
+    assert!(push.stdout.contains("polkit is not installed on this host"), "[{suite}] push:\n{}", push.stdout);
+    // Root still controls everything; the log page still works.
+    h.ok("hhlctl reload socketserver-dev1");
+    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "hello from dev1\n");
+    log_page_signs_in(&h);
+
+    purge(&h);
+    // Without polkitd and rsyslog, apply made these directories: purge takes them.
+    h.ok("test ! -e /etc/polkit-1 && test ! -e /etc/rsyslog.d");
+    eprintln!("[{suite}] quickstart without Recommends: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn debian12_ops_quickstart_word_for_word() {
+    quickstart("bookworm");
+}
+
+#[test]
+fn debian13_ops_quickstart_word_for_word() {
+    quickstart("trixie");
+}
+
+#[test]
+fn debian12_without_recommends_says_what_is_missing() {
+    without_recommends("bookworm");
+}
+
+#[test]
+fn debian13_without_recommends_says_what_is_missing() {
+    without_recommends("trixie");
+}
