@@ -85,9 +85,10 @@ fn log_page_signs_in(h: &Host) {
     assert!(r.stderr.contains("shorter than 8 characters"), "[{}] {}", h.suite, r.stderr);
     let r = h.sh("systemctl start hhl-web.service");
     assert_ne!(r.code, 0, "[{}] hhl-web started without /etc/hhl/web.passwd", h.suite);
+    assert!(r.stderr.contains("Assertion failed"), "[{}] {}", h.suite, r.stderr);
     let status = h.sh("systemctl status hhl-web.service").stdout;
     assert!(
-        status.contains("AssertPathExists=/etc/hhl/web.passwd"),
+        status.contains("Assertion failed for hhl-web.service - hhl log page (needs /etc/hhl/web.passwd: hhlctl web passwd USER)"),
         "[{}] {status}",
         h.suite
     );

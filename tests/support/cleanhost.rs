@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{repo, Run};
+use crate::support::{repo, Run};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
