@@ -615,7 +615,11 @@ fn apply_refuses_a_port_another_process_holds() {
     );
     assert!(!r.stderr.contains("does not exist on this host"), "{}", r.stderr);
     assert_eq!(r.stdout, "");
-    assert_eq!(std::fs::read_dir(sb.path()).unwrap().count(), 1, "apply wrote something");
+    assert_eq!(
+        std::fs::read_dir(sb.path()).unwrap().count(),
+        1,
+        "apply wrote something"
+    );
     drop(listener);
 }
 

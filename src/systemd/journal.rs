@@ -49,6 +49,9 @@ pub fn last_lines(unit: &str, n: usize) -> String {
 /// stdout/stderr, which the journal stores as info) as `IDENT[PID]: MESSAGE`, newest `max` distinct ones (repeats of a
 /// crash loop differ only in numbers), oldest first; none already in `shown`.
 pub fn explaining(json_lines: &str, shown: &str, max: usize) -> Vec<String> {
+    // Repeats of a crash loop differ only in numbers (pids, times).
+    let key = |t: &str| -> String { t.chars().filter(|c| !c.is_ascii_digit()).collect() };
+    let shown = key(shown);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for line in json_lines.lines().rev() {
@@ -58,15 +61,11 @@ pub fn explaining(json_lines: &str, shown: &str, max: usize) -> Vec<String> {
         let field = |k: &str| entry.get(k).and_then(|v| v.as_str()).unwrap_or("");
         let message = field("MESSAGE");
         let priority: u8 = field("PRIORITY").parse().unwrap_or(6);
-        // nginx's level in brackets; Redis marks warnings with ` # ` after the time.
-        let marked = ["[error]", "[crit]", "[alert]", "[emerg]", " # "]
-            .iter()
-            .any(|l| message.contains(l));
-        if message.is_empty() || (priority > 3 && !marked) || shown.contains(message) {
+        if message.is_empty() || (priority > 3 && !is_error_text(message)) {
             continue;
         }
-        let key: String = message.chars().filter(|c| !c.is_ascii_digit()).collect();
-        if !seen.insert(key) {
+        let k = key(message);
+        if shown.contains(&k) || !seen.insert(k) {
             continue;
         }
         let ident = match field("SYSLOG_IDENTIFIER") {
@@ -84,6 +83,23 @@ pub fn explaining(json_lines: &str, shown: &str, max: usize) -> Vec<String> {
     }
     out.reverse();
     out
+}
+
+/// An error in a program's own words, written to stdout/stderr (which the journal
+/// stores as info; see `is_error_text`): nginx's level in brackets, or a Redis warning (` # `) that says
+/// something failed (Redis also marks its start-up banner with `#`).
+fn is_error_text(message: &str) -> bool {
+    if ["[error]", "[crit]", "[alert]", "[emerg]", "FATAL"]
+        .iter()
+        .any(|l| message.contains(l))
+    {
+        return true;
+    }
+    message.split_once(" # ").is_some_and(|(_, text)| {
+        ["rror", "ail", "ould not", "an't", "annot", "in use", "denied", "abort"]
+            .iter()
+            .any(|w| text.contains(w))
+    })
 }
 
 /// Whether this user may read the system journal (root, or groups systemd-journal/adm).
@@ -166,11 +182,21 @@ mod tests {
     #[test]
     fn lines_already_shown_and_info_lines_are_left_out() {
         let lines = [
-            entry("redis-6379", 7, 6, "Ready to accept connections tcp"),
-            entry("redis-6379", 7, 3, "Address already in use"),
+            entry("redis-6379", 7, 6, "7:C 26 Nov 2026 09:20:33.231 # Configuration loaded"),
+            entry("redis-6379", 7, 6, "7:M 26 Nov 2026 09:20:33.234 * Ready to accept connections tcp"),
+            entry(
+                "redis-6379",
+                7,
+                6,
+                "7:M 26 Nov 2026 09:20:33.234 # Warning: Could not create server TCP listening socket 127.0.0.1:6379: bind: Address already in use",
+            ),
         ]
         .join("\n");
-        assert!(explaining(&lines, "... redis-6379[7]: Address already in use\n", 8).is_empty());
-        assert_eq!(explaining(&lines, "", 8), vec!["redis-6379[7]: Address already in use"]);
+        // Shown already, as another attempt of the same loop: left out.
+        let tail = "2026-11-26T09:20:34+0000 vm redis-6379[9]: 9:M 26 Nov 2026 09:20:34.736 # Warning: Could not create server TCP listening socket 127.0.0.1:6379: bind: Address already in use\n";
+        assert!(explaining(&lines, tail, 8).is_empty());
+        let got = explaining(&lines, "", 8);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].ends_with("bind: Address already in use"), "{got:#?}");
     }
 }

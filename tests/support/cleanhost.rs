@@ -190,7 +190,11 @@ impl Host {
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < deadline, "the {} container did not reboot in 60 s", self.suite);
+            assert!(
+                Instant::now() < deadline,
+                "the {} container did not reboot in 60 s",
+                self.suite
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         assert_eq!(status.code(), Some(133), "systemd-nspawn's exit on reboot");
