@@ -116,42 +116,6 @@ fn command_of(pid: u32) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_listening_sockets_count() {
-        let t = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
-                 0: 0100007F:18EB 00000000:0000 0A 00000000:00000000 00:00000000 00000000   104        0 27153 1 0000000000000000 100 0 0 10 0\n   \
-                 1: 0100007F:0438 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 27999 1 0000000000000000 100 0 0 10 0\n";
-        assert_eq!(listening(t), vec![(6379, 27153)]);
-        let t6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
-                  0: 00000000000000000000000001000000:0438 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31337 1 0000000000000000 100 0 0 10 0\n";
-        assert_eq!(listening(t6), vec![(1080, 31337)]);
-    }
-
-    #[test]
-    fn the_unit_is_the_innermost_service_or_scope() {
-        assert_eq!(
-            unit_of_cgroup("0::/system.slice/redis-server.service\n").as_deref(),
-            Some("redis-server.service")
-        );
-        assert_eq!(
-            unit_of_cgroup(
-                "12:pids:/\n1:name=systemd:/hhl.slice/hhl-dev1.slice/openresty@socketserver-dev1.service\n0::/\n"
-            )
-            .as_deref(),
-            Some("openresty@socketserver-dev1.service")
-        );
-        assert_eq!(
-            unit_of_cgroup("0::/user.slice/user-0.slice/session-3.scope\n").as_deref(),
-            Some("session-3.scope")
-        );
-        assert_eq!(unit_of_cgroup("0::/\n"), None);
-    }
-}
-
 /// Refuse, before anything changes, ports of hhl.yaml that another program listens on.
 /// A port held by an hhl instance unit is fine: its own (running already), or another
 /// one whose port apply is moving (stops run before starts).
@@ -199,4 +163,40 @@ pub fn refuse_taken(loaded: &crate::load::Loaded) -> anyhow::Result<()> {
         );
     }
     Ok(errs.into_result(())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listening_sockets_count() {
+        let t = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+                 0: 0100007F:18EB 00000000:0000 0A 00000000:00000000 00:00000000 00000000   104        0 27153 1 0000000000000000 100 0 0 10 0\n   \
+                 1: 0100007F:0438 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 27999 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(listening(t), vec![(6379, 27153)]);
+        let t6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+                  0: 00000000000000000000000001000000:0438 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31337 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(listening(t6), vec![(1080, 31337)]);
+    }
+
+    #[test]
+    fn the_unit_is_the_innermost_service_or_scope() {
+        assert_eq!(
+            unit_of_cgroup("0::/system.slice/redis-server.service\n").as_deref(),
+            Some("redis-server.service")
+        );
+        assert_eq!(
+            unit_of_cgroup(
+                "12:pids:/\n1:name=systemd:/hhl.slice/hhl-dev1.slice/openresty@socketserver-dev1.service\n0::/\n"
+            )
+            .as_deref(),
+            Some("openresty@socketserver-dev1.service")
+        );
+        assert_eq!(
+            unit_of_cgroup("0::/user.slice/user-0.slice/session-3.scope\n").as_deref(),
+            Some("session-3.scope")
+        );
+        assert_eq!(unit_of_cgroup("0::/\n"), None);
+    }
 }
