@@ -444,7 +444,7 @@ mod tests {
         for p in [&dead, &live, &other] {
             fs::write(p, "x").unwrap();
         }
-        assert_eq!(clear_temps(dir.path()), [dead.clone()]);
+        assert_eq!(clear_temps(dir.path()), std::slice::from_ref(&dead));
         assert!(live.exists() && other.exists());
     }
 

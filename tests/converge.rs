@@ -86,9 +86,15 @@ fn check_live(c: &Container, on: bool, step: &str) {
         "after a run killed at {step}, then a plain apply (target: {})",
         if on { "changed" } else { "example" }
     );
-    // nginx re-read its config: the port moved (apply waits for ports; no polling here).
-    assert_eq!(port_answers(c, 1181), on, "{ctx}: port 1181");
-    assert_eq!(port_answers(c, 1081), !on, "{ctx}: port 1081");
+    // nginx re-read its config: the new port answers at once (apply waited for it); the
+    // old one closes once the old workers finished their graceful exit.
+    let (new, old) = if on { (1181, 1081) } else { (1081, 1181) };
+    assert!(port_answers(c, new), "{ctx}: port {new} does not answer");
+    wait_until(
+        c,
+        &format!("{ctx}: port {old} closed"),
+        &format!("! curl -s -o /dev/null -m 2 http://127.0.0.1:{old}/hhl"),
+    );
     // Redis was restarted with its new config.
     let dbs = c.ok("redis-cli -p 6382 config get databases | tail -1");
     assert_eq!(dbs.trim(), if on { "32" } else { "16" }, "{ctx}: redis 6382 databases");
