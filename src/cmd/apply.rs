@@ -45,6 +45,10 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let loaded = load::load(config)?;
     let artifacts = loaded.render()?;
     let model = &loaded.model;
+    // Nothing is written and nothing running is touched until every check passed.
+    if !model.access.create {
+        refuse_missing_users(&loaded)?;
+    }
     // One apply at a time: the intent record and the manifest are read, then rewritten.
     let _lock = lock(root, model)?;
     let (previous, warnings) = Manifest::load(root, &model.paths)?;
@@ -57,10 +61,6 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     }
     let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
 
-    // Nothing is written and nothing running is touched until every check passed.
-    if !model.access.create {
-        refuse_missing_users(&loaded)?;
-    }
     // Users first: configs are tested as the user that will run them.
     for user in users::create_missing(&model.access)? {
         println!("created unix user {user}");
