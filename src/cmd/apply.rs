@@ -55,7 +55,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let swept = sweep_leftovers(root, model, &artifacts, &previous);
+    let swept = sweep_leftovers(root, config, model, &artifacts, &previous);
     if swept > 0 {
         println!("cleared {swept} leftover(s) of an interrupted run");
     }
@@ -152,9 +152,10 @@ fn lock(root: &Path, model: &Model) -> Result<release::Lock> {
 
 const LOCK_WAIT: Duration = Duration::from_secs(120);
 
-/// What killed runs left: temp files beside every file apply writes (and in
-/// `state_dir`), and half-extracted releases and switch links of killed deploys.
-fn sweep_leftovers(root: &Path, model: &Model, artifacts: &[Artifact], previous: &Manifest) -> usize {
+/// What killed runs left: temp files beside every file apply writes, in `state_dir`
+/// and beside hhl.yaml (`--from-repo` copies into it), and half-extracted releases and
+/// switch links of killed deploys.
+fn sweep_leftovers(root: &Path, config: &Path, model: &Model, artifacts: &[Artifact], previous: &Manifest) -> usize {
     let mut dirs: BTreeSet<PathBuf> = artifacts
         .iter()
         .filter(|a| a.is_generated())
@@ -164,6 +165,9 @@ fn sweep_leftovers(root: &Path, model: &Model, artifacts: &[Artifact], previous:
         .map(|d| fsapply::under(root, d))
         .collect();
     dirs.insert(fsapply::under(root, &model.paths.state_dir));
+    if let Some(dir) = config.parent() {
+        dirs.insert(dir.to_path_buf());
+    }
     let mut n: usize = dirs.iter().map(|d| fsapply::clear_temps(d).len()).sum();
     for app in app_dirs(model) {
         n += release::sweep(&fsapply::under(root, &app)).unwrap_or(0);
