@@ -102,11 +102,15 @@ fn check_live(c: &Container, on: bool, step: &str) {
     let tasks = c.ok("systemctl show -p TasksMax --value hhl-dev1.slice");
     assert_eq!(tasks.trim(), if on { "256" } else { "512" }, "{ctx}: TasksMax");
     let cg = c.ok("systemctl show -p ControlGroup --value hhl-dev1.slice");
-    let max = c.ok(&format!(
-        "cat /sys/fs/cgroup/pids{cg}/pids.max 2>/dev/null || cat /sys/fs/cgroup{cg}/pids.max",
-        cg = cg.trim()
-    ));
-    assert_eq!(max.trim(), if on { "256" } else { "512" }, "{ctx}: pids.max");
+    wait_until(
+        c,
+        &format!("{ctx}: pids.max of hhl-dev1.slice"),
+        &format!(
+            "m=$(cat /sys/fs/cgroup/pids{cg}/pids.max 2>/dev/null || cat /sys/fs/cgroup{cg}/pids.max); test \"$m\" = {want}",
+            cg = cg.trim(),
+            want = if on { "256" } else { "512" }
+        ),
+    );
     for unit in ["openresty@socketserver-dev5.service", "redis@6385.service"] {
         let state = c.sh(&format!("systemctl is-active {unit}")).stdout;
         assert_eq!(state.trim(), if on { "active" } else { "inactive" }, "{ctx}: {unit}");
