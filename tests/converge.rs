@@ -280,3 +280,20 @@ fn repo_init_killed_midway_is_finished_by_the_next() {
     }
     c.ok("git --git-dir=/srv/git/serverctrl.git rev-parse --verify -q refs/heads/master");
 }
+
+#[test]
+fn render_clears_the_staging_trees_of_killed_renders() {
+    let sb = support::Sandbox::new();
+    sb.write("hhl.yaml", &example_yaml());
+    // A dead writer's tree (no PID is that high) goes; a live one's (ours) stays.
+    let dead = sb.write(".hhl-render.4194999/etc/x.conf", "half\n");
+    let live = sb.write(&format!(".hhl-render.{}/etc/x.conf", std::process::id()), "busy\n");
+    let r = sb.run(&["render", "--out", "out"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{}", r.stdout);
+    assert!(
+        !dead.parent().unwrap().parent().unwrap().exists(),
+        "a killed render's tree is left"
+    );
+    assert!(live.exists(), "a running render's tree was removed");
+    assert!(sb.path().join("out/opt/redis/etc/6381.conf").is_file());
+}
