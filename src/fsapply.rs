@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::artifact::{Artifact, Content, Owner};
-use crate::users;
+use crate::config::RawPaths;
+use crate::{fault, layout, users};
 
 /// Whether file owners are part of the job: yes on the live system; no when rendering
 /// into a directory for review, or in tests that run as an unprivileged user.
@@ -71,14 +72,63 @@ pub struct Manifest {
 pub const MANIFEST: &str = "generated.list";
 
 impl Manifest {
-    pub fn load(root: &Path, state_dir: &Path) -> Result<Manifest> {
-        let p = under(root, &state_dir.join(MANIFEST));
-        match fs::read_to_string(&p) {
-            Ok(text) => Ok(Manifest {
-                files: text.lines().filter(|l| l.starts_with('/')).map(PathBuf::from).collect(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Manifest::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    /// The list as stored, trusted only within what the layout `paths` could have
+    /// generated (`layout::generatable`): a line naming anything else, a relative path,
+    /// garbage or a directory is left out, with a warning naming the file and line, so a
+    /// damaged or doctored list can never make hhlctl remove what it did not generate.
+    /// Apply rewrites the list, which drops those lines.
+    pub fn load(root: &Path, paths: &RawPaths) -> Result<(Manifest, Vec<String>)> {
+        let p = under(root, &paths.state_dir.join(MANIFEST));
+        let text = match fs::read_to_string(&p) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Manifest::default(), Vec::new())),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Ok((
+                    Manifest::default(),
+                    vec![format!(
+                        "{} is not text; ignored (apply writes a fresh one; files it listed are no longer removed by hhlctl: check `hhlctl plan`)",
+                        p.display()
+                    )],
+                ))
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        };
+        let mut files = BTreeSet::new();
+        let mut warnings = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = format!("{}:{}", p.display(), n + 1);
+            let path = Path::new(line);
+            let why = if !path.is_absolute() {
+                Some(format!("`{line}` is not an absolute path"))
+            } else if !layout::generatable(paths, path) {
+                Some(format!(
+                    "{line} is not a file hhlctl generates under the paths in hhl.yaml (if it is a leftover of an older layout, delete it by hand)"
+                ))
+            } else if fs::symlink_metadata(under(root, path)).is_ok_and(|m| m.is_dir()) {
+                Some(format!("{line} is a directory, and hhlctl never removes directories"))
+            } else {
+                None
+            };
+            match why {
+                Some(why) => warnings.push(format!(
+                    "{at}: {why}; ignored, and dropped from the list by the next apply"
+                )),
+                None => {
+                    files.insert(path.to_path_buf());
+                }
+            }
+        }
+        Ok((Manifest { files }, warnings))
+    }
+
+    /// Both lists: what apply records before it writes, so a run killed midway leaves
+    /// every file it may have written listed (and removable later).
+    pub fn union(&self, other: &Manifest) -> Manifest {
+        Manifest {
+            files: self.files.union(&other.files).cloned().collect(),
         }
     }
 
@@ -141,7 +191,7 @@ pub fn diff(root: &Path, artifacts: &[Artifact], previous: &Manifest, own: Owner
     }
     let now = Manifest::of(artifacts);
     for gone in previous.files.difference(&now.files) {
-        if fs::symlink_metadata(under(root, gone)).is_ok() {
+        if fs::symlink_metadata(under(root, gone)).is_ok_and(|m| !m.is_dir()) {
             out.push(FileChange {
                 path: gone.clone(),
                 change: Change::Removed,
@@ -165,11 +215,20 @@ pub fn written(changes: &[FileChange]) -> BTreeSet<&Path> {
 /// is atomic; unchanged files are not touched.
 pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange], own: Ownership) -> Result<()> {
     let changed = written(changes);
+    let mut first = true;
     for a in artifacts.iter().filter(|a| changed.contains(a.path.as_path())) {
-        write_artifact(root, a, own)?;
+        let fault = (first && matches!(a.content, Content::File(_))).then_some("apply:temp-written");
+        write_artifact_at(root, a, own, fault)?;
+        if std::mem::take(&mut first) {
+            fault::point("apply:first-file");
+        }
     }
     for c in changes.iter().filter(|c| c.change == Change::Removed) {
         let p = under(root, &c.path);
+        // Never a directory, whatever the list said.
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
         // Drop the `<unit>.d/` directory it leaves empty; ignore a non-empty one.
         if let Some(parent) = p.parent() {
@@ -180,6 +239,12 @@ pub fn apply(root: &Path, artifacts: &[Artifact], changes: &[FileChange], own: O
 }
 
 pub fn write_artifact(root: &Path, a: &Artifact, own: Ownership) -> Result<()> {
+    write_artifact_at(root, a, own, None)
+}
+
+/// `write_artifact`; a file write dies at fault step `fault` (see `fault`) once its
+/// temp file is complete.
+fn write_artifact_at(root: &Path, a: &Artifact, own: Ownership, fault: Option<&str>) -> Result<()> {
     let p = under(root, &a.path);
     let owner = match own {
         Ownership::Ignore => None,
@@ -192,7 +257,7 @@ pub fn write_artifact(root: &Path, a: &Artifact, own: Ownership) -> Result<()> {
         })?),
     };
     match &a.content {
-        Content::File(bytes) => write_file_owned(&p, bytes, a.mode, owner),
+        Content::File(bytes) => write_file_at(&p, bytes, a.mode, owner, fault),
         Content::Symlink(target) => replace_symlink(&p, target),
         Content::Seed(target) => match symlink(target, &p) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
@@ -222,7 +287,37 @@ fn temp_beside(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.hhl-tmp.{}", std::process::id()))
+    path.with_file_name(format!(".{name}{TEMP_MARK}{}", std::process::id()))
+}
+
+const TEMP_MARK: &str = ".hhl-tmp.";
+
+/// Remove the temp files (`.<name>.hhl-tmp.<pid>`) that writers killed midway left in
+/// `dir`; those of a process still running are its own business. Returns the paths
+/// removed.
+pub fn clear_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut gone = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return gone;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.rsplit_once(TEMP_MARK).map(|(_, pid)| pid) else {
+            continue;
+        };
+        let dead = pid.parse::<u32>().is_ok_and(|pid| !alive(pid));
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        if name.starts_with('.') && dead && !is_dir && fs::remove_file(e.path()).is_ok() {
+            gone.push(e.path());
+        }
+    }
+    gone
+}
+
+/// Whether process `pid` runs (in our PID namespace); our own counts as dead, for a
+/// temp file of ours is never left over on purpose.
+pub fn alive(pid: u32) -> bool {
+    pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Write `bytes` to `path` atomically: readers see the old file or the new one, never a part.
@@ -232,6 +327,10 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// `write_file`, owned by (uid, gid) from the moment it appears.
 pub fn write_file_owned(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
+    write_file_at(path, bytes, mode, owner, None)
+}
+
+fn write_file_at(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>, fault: Option<&str>) -> Result<()> {
     let dir = path.parent().context("path has no parent directory")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = temp_beside(path);
@@ -247,6 +346,9 @@ pub fn write_file_owned(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        if let Some(step) = fault {
+            fault::point(step);
+        }
         fs::rename(&tmp, path)?;
         fs::File::open(dir)?.sync_all()
     })();
@@ -295,6 +397,55 @@ mod tests {
         );
         apply(root.path(), &fewer, &d, Ownership::Ignore).unwrap();
         assert!(!root.path().join("etc/w").exists(), "empty directory left behind");
+    }
+
+    #[test]
+    fn a_damaged_list_never_removes_what_hhlctl_did_not_generate() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = RawPaths::default();
+        let state = under(root.path(), &paths.state_dir);
+        fs::create_dir_all(&state).unwrap();
+        for f in ["etc/passwd", "opt/redis/etc/6381.conf", "opt/redis/etc/6382.conf/x"] {
+            let p = root.path().join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, "x").unwrap();
+        }
+        let list = "# header\n/opt/redis/etc/6381.conf\ngarbage here\nrelative/x.conf\n/etc/passwd\n/opt/redis/etc/6382.conf\n/opt/hhl/../../etc/passwd\n";
+        fs::write(state.join(MANIFEST), list).unwrap();
+        let (m, warnings) = Manifest::load(root.path(), &paths).unwrap();
+        assert_eq!(
+            m.files.iter().collect::<Vec<_>>(),
+            [Path::new("/opt/redis/etc/6381.conf")]
+        );
+        let file = state.join(MANIFEST).display().to_string();
+        assert_eq!(
+            warnings,
+            [
+                format!("{file}:3: `garbage here` is not an absolute path; ignored, and dropped from the list by the next apply"),
+                format!("{file}:4: `relative/x.conf` is not an absolute path; ignored, and dropped from the list by the next apply"),
+                format!("{file}:5: /etc/passwd is not a file hhlctl generates under the paths in hhl.yaml (if it is a leftover of an older layout, delete it by hand); ignored, and dropped from the list by the next apply"),
+                format!("{file}:6: /opt/redis/etc/6382.conf is a directory, and hhlctl never removes directories; ignored, and dropped from the list by the next apply"),
+                format!("{file}:7: /opt/hhl/../../etc/passwd is not a file hhlctl generates under the paths in hhl.yaml (if it is a leftover of an older layout, delete it by hand); ignored, and dropped from the list by the next apply"),
+            ]
+        );
+        let d = diff(root.path(), &[], &m, Ownership::Ignore).unwrap();
+        apply(root.path(), &[], &d, Ownership::Ignore).unwrap();
+        assert!(root.path().join("etc/passwd").exists());
+        assert!(root.path().join("opt/redis/etc/6382.conf/x").exists());
+        assert!(!root.path().join("opt/redis/etc/6381.conf").exists());
+    }
+
+    #[test]
+    fn temps_of_dead_writers_are_cleared_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".a.conf.hhl-tmp.4194999");
+        let live = dir.path().join(".b.conf.hhl-tmp.1");
+        let other = dir.path().join("c.conf");
+        for p in [&dead, &live, &other] {
+            fs::write(p, "x").unwrap();
+        }
+        assert_eq!(clear_temps(dir.path()), std::slice::from_ref(&dead));
+        assert!(live.exists() && other.exists());
     }
 
     #[test]

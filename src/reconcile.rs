@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::fsapply::{Change, FileChange};
 use crate::model::{Kind, Model};
+use crate::pending::Pending;
 use crate::systemd::JobKind;
 use crate::units::DROPIN_NAME;
 
@@ -50,10 +51,7 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
     let mut jobs = Vec::new();
     for inst in &model.instances {
         let unit = inst.unit();
-        let running = matches!(
-            active.get(&unit).map(String::as_str),
-            Some("active" | "reloading" | "activating")
-        );
+        let running = is_running(active, &unit);
         let dropin_changed = touched.contains(crate::units::dropin_path(unit_dir, inst).as_path());
         let config_changed = touched.contains(inst.config_path.as_path());
         let job = if !running {
@@ -87,6 +85,37 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
         stop,
         jobs,
         daemon_reload,
+    }
+}
+
+fn is_running(active: &HashMap<String, String>, unit: &str) -> bool {
+    matches!(
+        active.get(unit).map(String::as_str),
+        Some("active" | "reloading" | "activating")
+    )
+}
+
+/// Fold in what an interrupted run still owed systemd (its intent record, and deploys
+/// whose reload never happened): the files already match, so `plan` alone would see
+/// nothing to do. Units no longer in the model are left to `plan` (their stop); a
+/// stopped unit is started by `plan` anyway and reads everything then.
+pub fn merge(model: &Model, actions: &mut Actions, owed: &Pending, active: &HashMap<String, String>) {
+    actions.daemon_reload |= owed.daemon_reload;
+    let known = |u: &str| u == RSYSLOG || u == TARGET || model.instances.iter().any(|i| i.unit() == u);
+    for (unit, kind) in &owed.jobs {
+        if !known(unit) || actions.stop.contains(unit) {
+            continue;
+        }
+        if let Some((_, k)) = actions.jobs.iter_mut().find(|(u, _)| u == unit) {
+            // A restart also re-reads what a reload would.
+            if *k == JobKind::Reload && *kind == JobKind::Restart {
+                *k = JobKind::Restart;
+            }
+            continue;
+        }
+        if is_running(active, unit) && *kind != JobKind::Start {
+            actions.jobs.push((unit.clone(), *kind));
+        }
     }
 }
 
@@ -171,6 +200,37 @@ mod tests {
             ]
         );
         assert!(!a.daemon_reload);
+    }
+
+    #[test]
+    fn owed_jobs_are_merged_once_and_never_for_unknown_or_stopped_units() {
+        let m = model();
+        let mut active = all_active(&m);
+        active.insert("redis@6381.service".into(), "failed".into());
+        active.insert(RSYSLOG.into(), "active".into());
+        let changes = [ch("/opt/hhl/s/dev1/conf/nginx.conf", Change::Changed)];
+        let mut a = plan(&m, &changes, &active);
+        let owed = Pending {
+            daemon_reload: true,
+            jobs: vec![
+                ("openresty@s-dev1.service".into(), JobKind::Restart),
+                ("redis@6379.service".into(), JobKind::Restart),
+                ("redis@6381.service".into(), JobKind::Restart),
+                ("redis@9999.service".into(), JobKind::Restart),
+                (RSYSLOG.into(), JobKind::Restart),
+            ],
+        };
+        merge(&m, &mut a, &owed, &active);
+        assert!(a.daemon_reload);
+        assert_eq!(
+            a.jobs,
+            [
+                ("openresty@s-dev1.service".to_string(), JobKind::Restart),
+                ("redis@6381.service".to_string(), JobKind::Start),
+                ("redis@6379.service".to_string(), JobKind::Restart),
+                (RSYSLOG.to_string(), JobKind::Restart),
+            ]
+        );
     }
 
     #[test]

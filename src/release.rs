@@ -21,6 +21,22 @@ pub struct Lock(#[allow(dead_code)] File);
 
 impl Lock {
     pub fn take(app: &Path, timeout: Duration) -> Result<Lock> {
+        Lock::take_for(app, timeout, "deploy to")
+    }
+
+    /// The lock only if nobody holds it now (a deploy running): `None` then.
+    pub fn try_take(dir: &Path) -> Result<Option<Lock>> {
+        Lock::take_for(dir, Duration::ZERO, "").map(Some).or_else(|e| {
+            if dir.join(".lock").exists() {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })
+    }
+
+    /// `what` words the holder in the message: "another {what} {dir} has held its lock…".
+    pub fn take_for(app: &Path, timeout: Duration, what: &str) -> Result<Lock> {
         let path = app.join(".lock");
         let f = fs::OpenOptions::new()
             .create(true)
@@ -35,10 +51,11 @@ impl Lock {
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 return Ok(Lock(f));
             }
-            if Instant::now() > deadline {
+            if Instant::now() >= deadline {
                 bail!(
-                    "another deploy to {} has held its lock for {} s; try again when it is done",
+                    "another {what} {} has held its lock ({}) for {} s; try again when it is done",
                     app.display(),
+                    path.display(),
                     timeout.as_secs()
                 );
             }
@@ -52,6 +69,7 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(what: &str) -> Result<Scratch> {
+        clear_dead_scratches(&std::env::temp_dir());
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -59,6 +77,21 @@ impl Scratch {
         let p = std::env::temp_dir().join(format!("hhl-{what}-{}-{nanos}", std::process::id()));
         std::fs::create_dir(&p).with_context(|| format!("creating {}", p.display()))?;
         Ok(Scratch(p))
+    }
+}
+
+/// Scratch directories (`hhl-<what>-<pid>-<nanos>`) of runs that were killed.
+fn clear_dead_scratches(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let mut parts = name.rsplitn(3, '-');
+        let (Some(_nanos), Some(pid), Some(head)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if head.starts_with("hhl-") && pid.parse::<u32>().is_ok_and(|p| !crate::fsapply::alive(p)) {
+            let _ = fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -104,6 +137,7 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     let _lock = Lock::take(app, Duration::from_secs(120))?;
     let dir = releases_dir(app);
     clear_leftovers(&dir);
+    clear_app_temps(app);
     let id = new_id(&dir, commit);
     let tmp = dir.join(format!(".tmp-{id}"));
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -111,18 +145,89 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     let files = share_with_group(&tmp)?;
     fs::rename(&tmp, dir.join(&id)).with_context(|| format!("renaming {} into place", tmp.display()))?;
     let previous = current(app);
+    mark_reload(app, &deploy_record(&id))?;
     switch(app, &id)?;
+    crate::fault::point("release:switched");
     prune(app, keep)?;
     Ok(Deployed { id, files, previous })
 }
 
-/// Point `current` back at the release before it.
-pub fn rollback(app: &Path) -> Result<(String, String)> {
+/// A switch of `current` whose reload has not happened yet: recorded before the
+/// switch, cleared once the reload succeeded. `apply` (and the next rollback) finish
+/// what a killed deploy or rollback left undone.
+const RELOAD_PENDING: &str = ".reload-pending";
+
+/// The record a deploy of release `id` leaves until its reload is done.
+pub fn deploy_record(id: &str) -> String {
+    format!("deploy {id}")
+}
+
+/// The record a rollback leaves until its reload is done.
+pub fn rollback_record(from: &str, to: &str) -> String {
+    format!("rollback {from} {to}")
+}
+
+fn mark_reload(app: &Path, what: &str) -> Result<()> {
+    crate::fsapply::write_file(&app.join(RELOAD_PENDING), format!("{what}\n").as_bytes(), 0o660)
+}
+
+/// What switched `current` without the reload that should follow (`deploy <id>`,
+/// `rollback <from> <to>`), if anything.
+pub fn reload_pending(app: &Path) -> Option<String> {
+    fs::read_to_string(app.join(RELOAD_PENDING))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The reload after the switch recorded as `seen` succeeded. Left alone when a later
+/// switch replaced the record, or while a deploy holds the lock: that deploy reloads,
+/// and clears it, itself.
+pub fn reload_done(app: &Path, seen: &str) -> Result<()> {
+    if reload_pending(app).as_deref() != Some(seen) {
+        return Ok(());
+    }
+    if let Some(_lock) = Lock::try_take(app)? {
+        if reload_pending(app).as_deref() != Some(seen) {
+            return Ok(());
+        }
+        match fs::remove_file(app.join(RELOAD_PENDING)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", app.join(RELOAD_PENDING).display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Clear what killed deploys left in `app`, unless a deploy runs now. Returns how many.
+pub fn sweep(app: &Path) -> Result<usize> {
+    // No lock file: no deploy ever started here, so none was killed.
+    if !app.join(".lock").exists() {
+        return Ok(0);
+    }
+    match Lock::try_take(app) {
+        Ok(Some(_lock)) => Ok(clear_leftovers(&releases_dir(app)) + clear_app_temps(app)),
+        _ => Ok(0),
+    }
+}
+
+/// Point `current` back at the release before it. A rollback killed between its switch
+/// and its reload is finished instead of going back one more: returns (from, to, whether
+/// it was such a resumption).
+pub fn rollback(app: &Path) -> Result<(String, String, bool)> {
     let _lock = Lock::take(app, Duration::from_secs(120))?;
     let ids = list(app)?;
     let Some(now) = current(app) else {
         bail!("{} has no current release", app.display());
     };
+    if let Some(rest) = reload_pending(app).as_deref().and_then(|p| p.strip_prefix("rollback ")) {
+        if let Some((from, to)) = rest.split_once(' ') {
+            if to == now {
+                return Ok((from.to_string(), now, true));
+            }
+        }
+    }
     let pos = ids.iter().position(|i| *i == now);
     let Some(before) = pos.and_then(|p| p.checked_sub(1)).map(|p| ids[p].clone()) else {
         bail!(
@@ -131,8 +236,10 @@ pub fn rollback(app: &Path) -> Result<(String, String)> {
             ids.join(", ")
         );
     };
+    mark_reload(app, &rollback_record(&now, &before))?;
     switch(app, &before)?;
-    Ok((now, before))
+    crate::fault::point("release:switched");
+    Ok((now, before, false))
 }
 
 /// Swap `current` to `releases/<id>` with one rename.
@@ -208,15 +315,35 @@ fn new_id(dir: &Path, commit: &str) -> String {
     id
 }
 
-/// What killed deploys left behind.
-fn clear_leftovers(dir: &Path) {
+/// What killed deploys left behind in `releases/`. Returns how many.
+fn clear_leftovers(dir: &Path) -> usize {
+    let mut n = 0;
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = fs::remove_dir_all(e.path());
+            if e.file_name().to_string_lossy().starts_with(".tmp-") && fs::remove_dir_all(e.path()).is_ok() {
+                n += 1;
             }
         }
     }
+    n
+}
+
+/// `.current.tmp-<pid>` links and `.hhl-tmp.` files of killed switches in `app`.
+fn clear_app_temps(app: &Path) -> usize {
+    let mut n = crate::fsapply::clear_temps(app).len();
+    if let Ok(entries) = fs::read_dir(app) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dead = name
+                .strip_prefix(".current.tmp-")
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !crate::fsapply::alive(pid));
+            if dead && fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 fn prune(app: &Path, keep: usize) -> Result<()> {
@@ -290,14 +417,25 @@ mod tests {
         assert_eq!(ids[0], "initial");
         let ids = &ids[1..];
 
-        let (from, to) = rollback(&app).unwrap();
-        assert_eq!((from.as_str(), to.as_str()), (ids[2].as_str(), ids[1].as_str()));
+        let (from, to, resumed) = rollback(&app).unwrap();
+        assert_eq!(
+            (from.as_str(), to.as_str(), resumed),
+            (ids[2].as_str(), ids[1].as_str(), false)
+        );
+        // Its reload never happened (killed): the next rollback finishes it, going no further.
+        assert_eq!(rollback(&app).unwrap(), (ids[2].clone(), ids[1].clone(), true));
+        reload_done(&app, "something else").unwrap();
+        assert_eq!(reload_pending(&app), Some(format!("rollback {} {}", ids[2], ids[1])));
+        reload_done(&app, &format!("rollback {} {}", ids[2], ids[1])).unwrap();
+        assert_eq!(reload_pending(&app), None);
         assert_eq!(
             fs::read_to_string(app.join("current/main.lua")).unwrap(),
             "ngx.say(2)\n"
         );
-        rollback(&app).unwrap();
-        rollback(&app).unwrap();
+        for _ in 0..2 {
+            let (from, to, _) = rollback(&app).unwrap();
+            reload_done(&app, &format!("rollback {from} {to}")).unwrap();
+        }
         assert_eq!(current(&app).unwrap(), "initial");
         let e = rollback(&app).unwrap_err().to_string();
         assert!(e.contains("nothing to roll back to"), "{e}");

@@ -200,9 +200,16 @@ fn a_runaway_loop_is_held_to_its_cpu_limit_and_others_keep_answering() {
         ticks.trim().parse::<f64>().expect("clock ticks") / 100.0
     };
     // Four spinning requests, bounded by curl's own timeout.
+    let idle = usage();
     c.ok("for i in 1 2 3 4; do curl -s -m 10 -o /dev/null http://127.0.0.1:1081/hhl >/dev/null 2>&1 & done; true");
-    std::thread::sleep(Duration::from_secs(1));
-    let t0 = usage();
+    // Measure from the moment the loop burns CPU, not after a guess at it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut t0 = usage();
+    while t0 < idle + 0.05 {
+        assert!(std::time::Instant::now() < deadline, "dev1's loop never started");
+        std::thread::sleep(Duration::from_millis(50));
+        t0 = usage();
+    }
     let wall = std::time::Instant::now();
     // dev2 answers throughout: 20 requests while dev1 spins.
     let times = c.ok(

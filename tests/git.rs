@@ -351,7 +351,7 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     // A bounded loop of requests on loopback while 20 deploys land.
     c.ok(
         "nohup sh -c 'end=$(($(date +%s) + 120)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do \
-           curl -s -o /dev/null -m 5 -w \"%{http_code}\\n\" http://127.0.0.1:1081/hhl; done > /tmp/codes' >/dev/null 2>&1 &",
+           curl -s -o /dev/null -m 5 -w \"%{http_code}\\n\" http://127.0.0.1:1081/hhl; done > /tmp/codes' >/dev/null 2>&1 & echo $! > /tmp/loop.pid",
     );
     let t = Instant::now();
     for n in 1..=20 {
@@ -359,7 +359,8 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
         assert_eq!(r.code, 0, "deploy {n}: {}", r.stdout);
     }
     let took = t.elapsed();
-    c.ok("touch /tmp/stop; sleep 0.5");
+    // The loop ends within one request's time (-m 5) of seeing /tmp/stop.
+    c.ok("touch /tmp/stop; for i in $(seq 100); do kill -0 $(cat /tmp/loop.pid) 2>/dev/null || exit 0; sleep 0.1; done; exit 1");
     let codes = c.ok("sort /tmp/codes | uniq -c");
     let total: usize = codes
         .lines()
@@ -374,7 +375,8 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
 
     // Kill a deploy midway: it waits on the lock we hold, so it is surely mid-deploy.
     c.ok("nohup flock /opt/hhl/socketserver/dev1/app/.lock sleep 30 >/dev/null 2>&1 &");
-    std::thread::sleep(Duration::from_millis(300));
+    // Until the lock is surely held (a non-blocking try fails).
+    c.ok("for i in $(seq 100); do flock -n /opt/hhl/socketserver/dev1/app/.lock true || exit 0; sleep 0.05; done; exit 1");
     c.ok(
         "runuser -u dev1 -- sh -c 'cd ~/socketserver && printf \"ngx.say(\\\"killed\\\")\\n\" > main.lua && git commit -qam k' && \
          (runuser -u dev1 -- sh -c 'cd ~/socketserver && git push -q origin HEAD:dev1' >/dev/null 2>&1 &)",
@@ -391,14 +393,92 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "after-kill\n");
 
+    // Killed after its switch, before its reload (src/fault.rs): the new release is
+    // current and owes a reload, which the next apply runs.
+    let app = "/opt/hhl/socketserver/dev1/app";
+    let workers = |c: &Container| -> Vec<String> {
+        let pid = c.main_pid("openresty@socketserver-dev1.service");
+        c.ok(&format!("pgrep -P {pid} | sort"))
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let before = workers(&c);
+    // The hook dies; the ref has moved, and git reports the hook's end as it may.
+    as_user(
+        &c,
+        "dev1",
+        "socketserver",
+        "printf 'ngx.say(\"switched\")\\n' > main.lua && git commit -qam switched && HHL_FAULT=release:switched git push -q origin HEAD:dev1; true",
+    );
+    let record = c.ok(&format!("cat {app}/.reload-pending"));
+    assert!(record.starts_with("deploy "), "{record}");
+    assert!(
+        workers(&c).iter().all(|w| before.contains(w)),
+        "the killed deploy reloaded"
+    );
+    let r = c.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("finishing an interrupted run: reload openresty@socketserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("reloaded openresty@socketserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        workers(&c).iter().any(|w| !before.contains(w)),
+        "no new nginx worker: no reload"
+    );
+    c.ok(&format!("! test -e {app}/.reload-pending"));
+    assert_eq!(c.ok("hhlctl apply").trim(), "nothing to do: 16 instances up to date");
+
+    // A rollback killed between its switch and its reload is finished by the next
+    // rollback, which does not go back one more.
+    let from = c.ok(&format!("readlink {app}/current"));
+    let r = c.sh_as(
+        "dev1",
+        "HHL_FAULT=release:switched hhlctl rollback socketserver-dev1; echo \"exit=$?\"",
+    );
+    assert!(r.stdout.ends_with("exit=137\n"), "{}\n{}", r.stdout, r.stderr);
+    let to = c.ok(&format!("readlink {app}/current"));
+    assert_ne!(to, from);
+    let r = c.sh_as("dev1", "hhlctl rollback socketserver-dev1");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (from, to) = (
+        from.trim().trim_start_matches("releases/"),
+        to.trim().trim_start_matches("releases/"),
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "socketserver-dev1: finishing the rollback {from} -> {to} that was interrupted before its reload"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("reloaded openresty@socketserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.ok(&format!("readlink {app}/current")).trim(),
+        format!("releases/{to}")
+    );
+    c.ok(&format!("! test -e {app}/.reload-pending"));
+
     // Two pushes at once, to the same instance: serialized by the lock, never mixed.
     c.ok("runuser -u dev1 -- sh -c 'cd ~ && git clone -q /srv/git/socketserver.git s2 && cd s2 && git checkout -q -b w origin/dev1'");
     let r = c.sh_as(
         "dev1",
         "cd ~/socketserver && printf 'ngx.say(\"A\")\\n' > main.lua && git commit -qam A && \
          cd ~/s2 && printf 'ngx.say(\"B\")\\n' > other.lua && git commit -qam B && \
-         (cd ~/socketserver && git push -q origin HEAD:dev1 > /tmp/a.out 2>&1 &) ; \
-         (cd ~/s2 && git push -q origin HEAD:dev1 > /tmp/b.out 2>&1 &) ; sleep 5; cat /tmp/a.out /tmp/b.out",
+         (cd ~/socketserver && git push -q origin HEAD:dev1 > /tmp/a.out 2>&1) & \
+         (cd ~/s2 && git push -q origin HEAD:dev1 > /tmp/b.out 2>&1) & wait; cat /tmp/a.out /tmp/b.out",
     );
     // One push wins the ref; the other is refused by git as not a fast-forward, or
     // lands after it. Either way the live tree is one whole commit of branch dev1.

@@ -343,7 +343,15 @@ fn start_stop_restart_reload_and_logs() {
 
     // logs: the instance's own journal under its own identifier.
     c.ok("curl -s http://127.0.0.1:1081/nothing-here >/dev/null");
-    let logs = c.hhlctl(CFG, "logs socketserver-dev1 -n 20");
+    // journald stores the line a moment after nginx wrote it: wait for it, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let logs = loop {
+        let logs = c.hhlctl(CFG, "logs socketserver-dev1 -n 20");
+        if logs.stdout.contains("/nothing-here") || std::time::Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(logs.code, 0, "{}", logs.stderr);
     assert!(logs.stdout.contains("socketserver-dev1["), "{}", logs.stdout);
     assert!(logs.stdout.contains("/nothing-here"), "{}", logs.stdout);

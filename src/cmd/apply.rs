@@ -1,22 +1,23 @@
 //! `hhlctl apply`: render, validate, write, and bring systemd to match.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
+use crate::artifact::Artifact;
 use crate::error::Diagnostics;
 use crate::fsapply::{self, Change, Manifest, Ownership};
 use crate::load;
 use crate::load::Loaded;
-use crate::model::{Instance, Model};
+use crate::model::{Instance, Kind, Model};
 use crate::names::MASTER;
-use crate::reconcile;
+use crate::pending::{self, Pending};
 use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
-use crate::users;
-use crate::validate;
+use crate::{fault, reconcile, release, render, users, validate};
 
-use super::serverctrl;
+use super::{ready, serverctrl};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,15 +45,24 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let loaded = load::load(config)?;
     let artifacts = loaded.render()?;
     let model = &loaded.model;
-    let previous = Manifest::load(root, &model.paths.state_dir)?;
-    let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
-
     // Nothing is written and nothing running is touched until every check passed.
     crate::portholder::refuse_taken(&loaded)?;
     crate::optional::warn_missing(model);
     if !model.access.create {
         refuse_missing_users(&loaded)?;
     }
+    // One apply at a time: the intent record and the manifest are read, then rewritten.
+    let _lock = lock(root, model)?;
+    let (previous, warnings) = Manifest::load(root, &model.paths)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let swept = sweep_leftovers(root, config, model, &artifacts, &previous);
+    if swept > 0 {
+        println!("cleared {swept} leftover(s) of an interrupted run");
+    }
+    let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
+
     // Users first: configs are tested as the user that will run them.
     for user in users::create_missing(&model.access)? {
         println!("created unix user {user}");
@@ -67,6 +77,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     if tested > 0 {
         println!("checked {tested} nginx config(s) with nginx -t");
     }
+    fault::point("apply:checked");
 
     let systemd = Systemd::connect()?;
     let units: Vec<String> = model
@@ -76,7 +87,16 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         .chain([reconcile::TARGET.to_string(), reconcile::RSYSLOG.to_string()])
         .collect();
     let active = systemd.active_states(&units)?;
-    let actions = reconcile::plan(model, &changes, &active);
+    let mut actions = reconcile::plan(model, &changes, &active);
+    // What a killed run wrote but never acted on.
+    let (owed, switched) = owed(root, model)?;
+    if !owed.is_empty() {
+        println!("finishing an interrupted run: {}", describe(&owed));
+    }
+    reconcile::merge(model, &mut actions, &owed, &active);
+    let intent = Pending::of(&actions);
+    store_intent(root, model, &intent)?;
+    fault::point("apply:intent");
 
     let mut failed = report(
         &systemd.run_jobs(
@@ -87,9 +107,19 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
                 .collect::<Vec<_>>(),
         )?,
     );
+    fault::point("apply:stopped");
 
+    // Listed before written: a run killed midway leaves every file it may have written
+    // on the list, so the next run can still remove those it no longer generates.
+    let now = Manifest::of(&artifacts);
+    if changes.iter().any(|c| c.change != Change::Unchanged) {
+        now.union(&previous).store(root, &model.paths.state_dir)?;
+    }
+    fault::point("apply:manifest-ahead");
     fsapply::apply(root, &artifacts, &changes, Ownership::Apply)?;
-    Manifest::of(&artifacts).store(root, &model.paths.state_dir)?;
+    fault::point("apply:files");
+    now.store(root, &model.paths.state_dir)?;
+    fault::point("apply:manifest");
     let count = |c: Change| changes.iter().filter(|f| f.change == c && !f.dir).count();
     let (added, changed, removed) = (count(Change::Added), count(Change::Changed), count(Change::Removed));
     if added + changed + removed > 0 {
@@ -99,6 +129,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         systemd.daemon_reload()?;
         println!("systemd: daemon-reload");
     }
+    fault::point("apply:daemon-reload");
     // A unit that hit its start limit (or failed) refuses to start until reset.
     systemd.reset_failed(
         actions
@@ -108,13 +139,154 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
             .map(|(u, _)| u.as_str()),
     );
     let outcomes = systemd.run_jobs(&actions.jobs).context("running systemd jobs")?;
+    fault::point("apply:jobs");
     failed += report(&outcomes);
-    failed += wait_for_ports(model, &outcomes);
+    failed += ready::wait_for_ports(model, &outcomes);
+    settle(root, model, &outcomes, &switched)?;
 
-    if actions.stop.is_empty() && actions.jobs.is_empty() && added + changed + removed == 0 {
+    if actions.stop.is_empty()
+        && actions.jobs.is_empty()
+        && !actions.daemon_reload
+        && added + changed + removed + swept == 0
+    {
         println!("nothing to do: {} instances up to date", model.instances.len());
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn lock(root: &Path, model: &Model) -> Result<release::Lock> {
+    let dir = fsapply::under(root, &model.paths.state_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    release::Lock::take_for(&dir, LOCK_WAIT, "hhlctl apply, in")
+}
+
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// What killed runs left: temp files beside every file apply writes, in `state_dir`
+/// and beside hhl.yaml (`--from-repo` copies into it), and half-extracted releases and
+/// switch links of killed deploys.
+fn sweep_leftovers(root: &Path, config: &Path, model: &Model, artifacts: &[Artifact], previous: &Manifest) -> usize {
+    let mut dirs: BTreeSet<PathBuf> = artifacts
+        .iter()
+        .filter(|a| a.is_generated())
+        .map(|a| a.path.as_path())
+        .chain(previous.files.iter().map(PathBuf::as_path))
+        .filter_map(|p| p.parent())
+        .map(|d| fsapply::under(root, d))
+        .collect();
+    dirs.insert(fsapply::under(root, &model.paths.state_dir));
+    if let Some(dir) = config.parent() {
+        dirs.insert(dir.to_path_buf());
+    }
+    let mut n: usize = dirs.iter().map(|d| fsapply::clear_temps(d).len()).sum();
+    for app in app_dirs(model) {
+        n += release::sweep(&fsapply::under(root, &app)).unwrap_or(0);
+    }
+    n
+}
+
+/// Every deploy target: each OpenResty instance's `app/`, and the shared library's.
+fn app_dirs(model: &Model) -> Vec<PathBuf> {
+    model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .map(|i| i.app_dir())
+        .chain([render::lib_app_dir(model)])
+        .collect()
+}
+
+/// A deploy target whose `current` was switched by a killed deploy or rollback, and
+/// the record it left.
+type Switched = Vec<(PathBuf, String)>;
+
+/// The intent record a killed run left, plus reloads that killed deploys and
+/// rollbacks owe (a `current` switched, its reload never run).
+fn owed(root: &Path, model: &Model) -> Result<(Pending, Switched)> {
+    let path = fsapply::under(root, &model.paths.state_dir.join(pending::FILE));
+    let mut owed = match std::fs::read_to_string(&path) {
+        Ok(text) => Pending::parse(&text).map_err(|(line, what)| {
+            anyhow!(
+                "{}:{line}: {what}\n  hint: hhlctl writes this file itself, before it changes files, and removes it once systemd acted on them; \
+                 delete it, run `hhlctl apply`, then `hhlctl restart --all` to be sure every instance runs its config",
+                path.display()
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Pending::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut switched = Switched::new();
+    for app in app_dirs(model) {
+        let app = fsapply::under(root, &app);
+        if let Some(record) = release::reload_pending(&app) {
+            switched.push((app, record));
+        }
+    }
+    let lib = fsapply::under(root, &render::lib_app_dir(model));
+    let lib_owed = switched.iter().any(|(app, _)| *app == lib);
+    for inst in model.instances.iter().filter(|i| i.kind == Kind::Openresty) {
+        let app = fsapply::under(root, &inst.app_dir());
+        if lib_owed || switched.iter().any(|(a, _)| *a == app) {
+            owed.jobs.push((inst.unit(), JobKind::Reload));
+        }
+    }
+    Ok((owed, switched))
+}
+
+fn describe(owed: &Pending) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if owed.daemon_reload {
+        parts.push("daemon-reload".into());
+    }
+    parts.extend(owed.jobs.iter().map(|(u, k)| format!("{} {u}", k.command())));
+    parts.join(", ")
+}
+
+fn store_intent(root: &Path, model: &Model, intent: &Pending) -> Result<()> {
+    let path = fsapply::under(root, &model.paths.state_dir.join(pending::FILE));
+    if intent.is_empty() {
+        return remove_if_there(&path);
+    }
+    fsapply::write_file(&path, intent.to_text().as_bytes(), 0o644)
+}
+
+fn remove_if_there(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The jobs ran: what succeeded is no longer owed; what failed stays owed, so the
+/// next apply tries it again rather than say `nothing to do`.
+fn settle(root: &Path, model: &Model, outcomes: &[JobOutcome], switched: &Switched) -> Result<()> {
+    let still = Pending {
+        daemon_reload: false,
+        jobs: outcomes
+            .iter()
+            .filter(|o| !o.ok())
+            .map(|o| (o.unit.clone(), o.kind))
+            .collect(),
+    };
+    store_intent(root, model, &still)?;
+    let done = |unit: &str| outcomes.iter().any(|o| o.unit == unit && o.ok());
+    let openresty: Vec<&Instance> = model.instances.iter().filter(|i| i.kind == Kind::Openresty).collect();
+    let lib = fsapply::under(root, &render::lib_app_dir(model));
+    for (app, record) in switched {
+        let reloaded = if *app == lib {
+            openresty.iter().all(|i| done(&i.unit()))
+        } else {
+            openresty
+                .iter()
+                .any(|i| fsapply::under(root, &i.app_dir()) == *app && done(&i.unit()))
+        };
+        if reloaded {
+            release::reload_done(app, record)?;
+        }
+    }
+    Ok(())
 }
 
 /// Print each job's outcome (with the journal's last lines on failure); returns the
@@ -168,41 +340,3 @@ fn refuse_missing_users(loaded: &Loaded) -> Result<()> {
     }
     Ok(errs.into_result(())?)
 }
-
-/// systemd calls an instance started once its process runs; nginx and Redis listen a
-/// moment later. Wait (bounded) until every started instance's port answers, so that
-/// after apply, `status` finds them healthy. Returns how many never answered.
-fn wait_for_ports(model: &Model, outcomes: &[JobOutcome]) -> usize {
-    let started: Vec<&Instance> = outcomes
-        .iter()
-        .filter(|o| o.ok() && matches!(o.kind, JobKind::Start | JobKind::Restart))
-        .filter_map(|o| model.instances.iter().find(|i| i.unit() == o.unit))
-        .collect();
-    let mut pending: Vec<&Instance> = started;
-    let deadline = Instant::now() + PORT_WAIT;
-    while !pending.is_empty() && Instant::now() < deadline {
-        let ports: Vec<u16> = pending.iter().map(|i| i.port).collect();
-        let answers = super::status::ports_answering(&ports);
-        pending = pending
-            .into_iter()
-            .zip(answers)
-            .filter(|(_, up)| !up)
-            .map(|(i, _)| i)
-            .collect();
-        if !pending.is_empty() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    for i in &pending {
-        eprintln!(
-            "error: {} is running but port {} does not answer after {} s; `hhlctl logs {}` shows why",
-            i.unit(),
-            i.port,
-            PORT_WAIT.as_secs(),
-            i.name
-        );
-    }
-    pending.len()
-}
-
-const PORT_WAIT: Duration = Duration::from_secs(10);

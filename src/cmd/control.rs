@@ -45,6 +45,8 @@ pub fn run(config: &Path, kind: JobKind, selection: Selection) -> Result<i32> {
     }
     let jobs: Vec<(String, JobKind)> = chosen.iter().map(|i| (i.unit(), kind)).collect();
     let systemd = Systemd::connect()?;
-    let failed = report(&systemd.run_jobs(&jobs)?);
+    let outcomes = systemd.run_jobs(&jobs)?;
+    // Done means answering on its port, as after apply: a `status` right after agrees.
+    let failed = report(&outcomes) + super::ready::wait_for_ports(&loaded.model, &outcomes);
     Ok(if failed > 0 { 1 } else { 0 })
 }

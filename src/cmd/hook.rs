@@ -292,12 +292,16 @@ fn deploy_server(
             );
         }
     }
-    run_jobs(jobs, &inst.name, &d.previous)
+    let ok = run_jobs(model, jobs, &inst.name, &d.previous)?;
+    if ok {
+        release::reload_done(&inst.app_dir(), &release::deploy_record(&d.id))?;
+    }
+    Ok(ok)
 }
 
 /// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
 /// how to go back.
-fn run_jobs(mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
+fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
     let t = Instant::now();
     let systemd = Systemd::connect()?;
     let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
@@ -307,7 +311,8 @@ fn run_jobs(mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<Stri
             *kind = JobKind::Start;
         }
     }
-    let failed = report(&systemd.run_jobs(&jobs)?);
+    let outcomes = systemd.run_jobs(&jobs)?;
+    let failed = report(&outcomes) + super::ready::wait_for_ports(model, &outcomes);
     println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
     if failed > 0 {
         if let Some(p) = previous {
@@ -346,6 +351,9 @@ fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
         .map(|u| (u, JobKind::Reload))
         .collect();
     let failed = report(&systemd.run_jobs(&jobs)?);
+    if failed == 0 {
+        release::reload_done(&render::lib_app_dir(model), &release::deploy_record(&d.id))?;
+    }
     Ok(failed == 0)
 }
 

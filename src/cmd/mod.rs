@@ -7,6 +7,7 @@ pub mod hook;
 pub mod import;
 pub mod logs;
 pub mod plan;
+pub mod ready;
 pub mod render;
 pub mod repo;
 pub mod rollback;

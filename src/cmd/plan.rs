@@ -57,7 +57,10 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let loaded = load::load(config)?;
     let artifacts = loaded.render()?;
     let model = &loaded.model;
-    let previous = Manifest::load(&args.root, &model.paths.state_dir)?;
+    let (previous, warnings) = Manifest::load(&args.root, &model.paths)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     // Owners count only on the live system; under --root they may not exist.
     let own = if args.root == Path::new("/") {
         Ownership::Apply

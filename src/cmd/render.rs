@@ -53,6 +53,17 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
 }
 
 fn tempfile_dir(parent: &Path) -> Result<PathBuf> {
+    // Staging trees of renders that were killed before their swap.
+    for e in fs::read_dir(parent).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let dead = name
+            .strip_prefix(".hhl-render.")
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !fsapply::alive(pid));
+        if dead {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
     let p = parent.join(format!(".hhl-render.{}", std::process::id()));
     let _ = fs::remove_dir_all(&p);
     fs::create_dir(&p).with_context(|| format!("creating {}", p.display()))?;

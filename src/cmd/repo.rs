@@ -58,6 +58,11 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         .with_context(|| format!("resolving {}", config.display()))?;
     for repo in repos::repos(model) {
         let created = init_one(&repo, group)?;
+        crate::fault::point("repo:created");
+        let hooks = repo.path.join("hooks");
+        for gone in fsapply::clear_temps(&hooks) {
+            println!("removed {}, left by an interrupted run", gone.display());
+        }
         for hook in ["pre-receive", "post-receive"] {
             fsapply::write_file(
                 &repo.path.join("hooks").join(hook),
@@ -65,7 +70,9 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 0o755,
             )?;
         }
-        if created && repo.kind == RepoKind::Serverctrl {
+        // Seeded when its branch is missing, not when just created: a run killed in
+        // between leaves a repository without it, and the next run seeds it.
+        if repo.kind == RepoKind::Serverctrl && !has_branch(&repo, MAIN_BRANCH) {
             seed_serverctrl(&loaded, &repo)?;
         }
         println!(
@@ -82,11 +89,21 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     Ok(0)
 }
 
-/// Returns whether the repository was created.
+fn has_branch(repo: &Repo, branch: &str) -> bool {
+    git::run(
+        git::at(&repo.path),
+        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")],
+    )
+    .is_ok()
+}
+
+/// Returns whether the repository was created. `git init` runs every time: on an
+/// existing repository it only fills in what is missing (a run killed inside `git init`
+/// leaves a partial one) and never touches history.
 fn init_one(repo: &Repo, group: &str) -> Result<bool> {
     let path = &repo.path;
     let created = !path.join("HEAD").exists();
-    if created {
+    {
         let out = Command::new("git")
             .args(["init", "-q", "--bare", "--shared=0660", "--initial-branch", MAIN_BRANCH])
             .arg(path)

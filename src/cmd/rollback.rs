@@ -39,9 +39,20 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             inst.user
         );
     }
-    let (from, to) = release::rollback(&inst.app_dir())?;
-    println!("{}: current release {from} -> {to}", inst.name);
+    let app = inst.app_dir();
+    let (from, to, resumed) = release::rollback(&app)?;
+    if resumed {
+        println!(
+            "{}: finishing the rollback {from} -> {to} that was interrupted before its reload",
+            inst.name
+        );
+    } else {
+        println!("{}: current release {from} -> {to}", inst.name);
+    }
     let systemd = Systemd::connect()?;
     let failed = report(&systemd.run_jobs(&[(inst.unit(), JobKind::Reload)])?);
+    if failed == 0 {
+        release::reload_done(&app, &release::rollback_record(&from, &to))?;
+    }
     Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -108,11 +108,38 @@ const JOB_DEADLINE: Duration = Duration::from_secs(600);
 /// connection.
 const IN_FLIGHT: usize = 120;
 
+/// How long one D-Bus call may take before systemd counts as stuck. systemctl's own
+/// default is 25 s; daemon-reload of a few hundred units takes well under a second.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `CALL_TIMEOUT`, or `HHL_DBUS_TIMEOUT` (seconds) where set: tests shorten it to prove
+/// that a stuck systemd is reported.
+fn call_timeout() -> Duration {
+    std::env::var("HHL_DBUS_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(CALL_TIMEOUT)
+}
+
 impl Systemd {
+    /// Connect to the system bus; every call on the connection then gives up after
+    /// `call_timeout()` with an error naming it.
     pub fn connect() -> Result<Systemd> {
-        let conn = zbus::block_on(Connection::system()).context(
-            "cannot reach systemd on the system bus (is systemd PID 1 here, and /run/dbus/system_bus_socket there?)",
-        )?;
+        let timeout = call_timeout();
+        let connect = async {
+            zbus::connection::Builder::system()?
+                .method_timeout(timeout)
+                .build()
+                .await
+        };
+        let conn = zbus::block_on(within(timeout, connect))
+            .and_then(|r| r.map_err(Into::into))
+            .map_err(|e| stuck_or(e, "connecting to the system bus", timeout))
+            .context(
+                "cannot reach systemd on the system bus (is systemd PID 1 here, and /run/dbus/system_bus_socket there?)",
+            )?;
         Ok(Systemd { conn })
     }
 
@@ -123,7 +150,7 @@ impl Systemd {
     /// `systemctl daemon-reload`: re-read unit files and drop-ins.
     pub fn daemon_reload(&self) -> Result<()> {
         zbus::block_on(self.manager()?.reload())
-            .map_err(explain)
+            .map_err(|e| self.explain_call(e, "Reload (daemon-reload)"))
             .context("daemon-reload")
     }
 
@@ -158,31 +185,37 @@ impl Systemd {
                         JobKind::Restart => manager.restart_unit(unit, "replace").await,
                         JobKind::Reload => manager.reload_unit(unit, "replace").await,
                     };
-                    call.map_err(explain)
+                    call.map_err(|e| self.explain_call(e, &format!("{}Unit {unit}", capitalized(kind.command()))))
                         .with_context(|| format!("asking systemd: {} {unit}", kind.verb()))
                 }
             });
             let enqueued: Vec<Result<OwnedObjectPath>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
-            let mut pending = HashSet::new();
-            for path in enqueued {
-                pending.insert(path?);
-            }
+            let enqueued_paths: Vec<OwnedObjectPath> = enqueued.into_iter().collect::<Result<_>>()?;
+            let mut pending: HashSet<OwnedObjectPath> = enqueued_paths.iter().cloned().collect();
             let deadline = Instant::now() + JOB_DEADLINE;
             while !pending.is_empty() {
                 async_io::Timer::after(Duration::from_millis(25)).await;
                 let running: HashSet<OwnedObjectPath> = manager
                     .list_jobs()
                     .await
-                    .map_err(explain)?
+                    .map_err(|e| self.explain_call(e, &format!("ListJobs (waiting for {} job(s))", pending.len())))?
                     .into_iter()
                     .map(|j| j.4)
                     .collect();
                 pending.retain(|p| running.contains(p));
                 if Instant::now() > deadline {
+                    let waiting: Vec<String> = jobs
+                        .iter()
+                        .zip(&enqueued_paths)
+                        .filter(|(_, p)| pending.contains(*p))
+                        .map(|((u, k), _)| format!("{} {u}", k.command()))
+                        .take(10)
+                        .collect();
                     bail!(
-                        "{} systemd job(s) still running after {} s; see `systemctl list-jobs`",
+                        "{} systemd job(s) still running after {} s ({}); systemd may be stuck: see `systemctl list-jobs`",
                         pending.len(),
-                        JOB_DEADLINE.as_secs()
+                        JOB_DEADLINE.as_secs(),
+                        waiting.join(", ")
                     );
                 }
             }
@@ -220,7 +253,10 @@ impl Systemd {
     async fn list(&self, units: &[String]) -> Result<HashMap<String, super::dbus::UnitRow>> {
         let manager = manager_proxy(&self.conn).await?;
         let patterns: Vec<&str> = units.iter().map(String::as_str).collect();
-        let rows = manager.list_units_by_patterns(&[], &patterns).await.map_err(explain)?;
+        let rows = manager
+            .list_units_by_patterns(&[], &patterns)
+            .await
+            .map_err(|e| self.explain_call(e, "ListUnitsByPatterns"))?;
         Ok(rows.into_iter().map(|r| (r.0.clone(), r)).collect())
     }
 
@@ -303,6 +339,61 @@ impl Systemd {
             other => OwnedValue::try_from(other).ok(),
         }
     }
+}
+
+impl Systemd {
+    /// `explain`, and a call that timed out named with how long it was waited for.
+    fn explain_call(&self, e: zbus::Error, call: &str) -> anyhow::Error {
+        let timeout = self.conn.method_timeout().unwrap_or(CALL_TIMEOUT);
+        stuck_or(e.into(), call, timeout)
+    }
+}
+
+/// A timeout said in words: which call, how long; any other error as it is (through
+/// `explain` for zbus errors).
+fn stuck_or(e: anyhow::Error, call: &str, timeout: Duration) -> anyhow::Error {
+    let timed_out = match e.downcast_ref::<zbus::Error>() {
+        Some(zbus::Error::InputOutput(io)) => io.kind() == std::io::ErrorKind::TimedOut,
+        _ => e.downcast_ref::<TimedOut>().is_some(),
+    };
+    if timed_out {
+        return anyhow::anyhow!(
+            "systemd did not answer {call} within {:.1} s; it is stuck or overloaded (`systemctl list-jobs` and `journalctl -b` on the host show what it is doing), so hhlctl stopped waiting",
+            timeout.as_secs_f64()
+        );
+    }
+    match e.downcast::<zbus::Error>() {
+        Ok(z) => explain(z),
+        Err(e) => e,
+    }
+}
+
+/// `future`, or `TimedOut` after `timeout`.
+async fn within<T>(timeout: Duration, future: impl std::future::Future<Output = T>) -> Result<T> {
+    use futures_util::future::{select, Either};
+    let timer = async_io::Timer::after(timeout);
+    match select(std::pin::pin!(future), std::pin::pin!(timer)).await {
+        Either::Left((value, _)) => Ok(value),
+        Either::Right(_) => Err(TimedOut.into()),
+    }
+}
+
+#[derive(Debug)]
+struct TimedOut;
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+fn capitalized(word: &str) -> String {
+    let mut c = word.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// A listed unit's active state; `inactive` for units systemd does not know.

@@ -1,0 +1,36 @@
+//! A test hook, compiled in always and inert unless asked for: with `HHL_FAULT=<step>`
+//! in its environment, hhlctl kills itself with SIGKILL when it reaches that step, as
+//! a crash or `kill -9` would. The crash tests (`tests/converge.rs`) use it to prove
+//! that the next run finishes whatever a killed one left half done.
+//!
+//! Steps: see [`STEPS`]. Nothing else reads the variable.
+
+/// Every step a run can be killed at, in the order a run reaches them.
+pub const STEPS: &[&str] = &[
+    // apply
+    "apply:checked",
+    "apply:intent",
+    "apply:stopped",
+    "apply:manifest-ahead",
+    "apply:temp-written",
+    "apply:first-file",
+    "apply:files",
+    "apply:manifest",
+    "apply:daemon-reload",
+    "apply:jobs",
+    // rollback, deploy (hook post-receive)
+    "release:switched",
+    // repo init
+    "repo:created",
+];
+
+/// Die here (SIGKILL, no clean-up, no destructors) when `HHL_FAULT` names `step`.
+pub fn point(step: &str) {
+    debug_assert!(STEPS.contains(&step), "unknown fault step {step}");
+    if std::env::var_os("HHL_FAULT").is_some_and(|v| v == step) {
+        // SAFETY: signalling our own process.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
