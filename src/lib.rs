@@ -7,10 +7,12 @@
 
 pub mod access;
 pub mod artifact;
+pub mod bounds;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod escape;
 pub mod fsapply;
 pub mod git;
 pub mod legacy;
@@ -20,12 +22,14 @@ pub mod lua_syntax;
 pub mod model;
 pub mod names;
 pub mod parallel;
+pub mod paths;
 pub mod polkit;
 pub mod reconcile;
 pub mod release;
 pub mod render;
 pub mod repos;
 pub mod rsyslog;
+pub mod strict;
 pub mod systemd;
 pub mod table;
 pub mod templates;
