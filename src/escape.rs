@@ -98,14 +98,20 @@ impl RedisToken {
     }
 }
 
-/// A systemd unit-file value (one word of a list setting, or a whole `KEY=value` of
-/// `Environment=`): `%` doubled (specifiers), and quoted with `\\`/`\"` escapes when it
-/// holds white space, quotes or backslashes.
+/// A systemd unit-file value with `%` doubled (specifiers) and control characters
+/// refused. `word` is one word of a list setting (`ReadWritePaths=`) or a whole
+/// `KEY=value` of `Environment=`: quoted with `\\`/`\"` escapes when it holds white
+/// space, quotes or backslashes. `text` is a setting that takes the rest of the line
+/// (`Description=`, `User=`, `SourcePath=`), where quotes would be kept literally.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitValue(String);
 
 impl UnitValue {
-    pub fn new(s: &str) -> Result<Self, Unsafe> {
+    pub fn text(s: &str) -> Result<Self, Unsafe> {
+        refuse_control(s)?;
+        Ok(UnitValue(s.replace('%', "%%")))
+    }
+    pub fn word(s: &str) -> Result<Self, Unsafe> {
         refuse_control(s)?;
         let s = s.replace('%', "%%");
         let plain = !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'));
@@ -185,9 +191,11 @@ mod tests {
 
     #[test]
     fn unit_values() {
-        assert_eq!(UnitValue::new("/opt/100%").unwrap().0, "/opt/100%%");
-        assert_eq!(UnitValue::new("A=/my dir").unwrap().0, r#""A=/my dir""#);
-        assert!(UnitValue::new("/x\nExecStartPre=+/bin/sh").is_err());
+        assert_eq!(UnitValue::word("/opt/100%").unwrap().0, "/opt/100%%");
+        assert_eq!(UnitValue::word("A=/my dir").unwrap().0, r#""A=/my dir""#);
+        assert_eq!(UnitValue::text("/my \"dir\" 5%").unwrap().0, "/my \"dir\" 5%%");
+        assert!(UnitValue::word("/x\nExecStartPre=+/bin/sh").is_err());
+        assert!(UnitValue::text("/x\nExecStartPre=+/bin/sh").is_err());
     }
 
     #[test]

@@ -475,7 +475,7 @@ fn check_paths(raw: &RawConfig, src: &Source, errs: &mut Diagnostics) {
             bad = true;
             errs.push(
                 src.diag(&["paths", key], format!("paths.{key}: {problem}"))
-                    .hint("an absolute, normalised path: `/` then names, no `.`, `..`, `//`, white space or quotes"),
+                    .hint("an absolute, normalised path: start it with `/`; no `.`, `..`, `//`, white space or quotes"),
             );
         }
     }

@@ -21,8 +21,9 @@ fn located<E: de::Error>(tail: &[&str], msg: impl fmt::Display) -> E {
     E::custom(format!("{MARK}{}] {msg}", tail.join("/")))
 }
 
-/// Prefix `key` to the marker of a nested error.
-fn under<E: de::Error>(key: &str, e: impl fmt::Display) -> E {
+/// Prefix `key` to the marker of a nested error; the parser's own errors (which carry
+/// their position) pass unchanged.
+fn under<E: de::Error>(key: &str, e: E) -> E {
     let s = crate::config::strip_position(&e.to_string());
     match s.find(MARK) {
         Some(i) => {
@@ -30,7 +31,7 @@ fn under<E: de::Error>(key: &str, e: impl fmt::Display) -> E {
             let sep = if s[at..].starts_with(']') { "" } else { "/" };
             E::custom(format!("{}{key}{sep}{}", &s[..at], &s[at..]))
         }
-        None => E::custom(format!("{MARK}{key}] {s}")),
+        None => e,
     }
 }
 

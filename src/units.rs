@@ -18,7 +18,12 @@ pub const DROPIN_NAME: &str = "50-hhl.conf";
 
 /// One unit-file word: `%` doubled, quoted when needed, control characters refused.
 fn v(s: impl AsRef<str>) -> Result<String, Unsafe> {
-    UnitValue::new(s.as_ref()).map(|u| u.as_str().to_string())
+    UnitValue::word(s.as_ref()).map(|u| u.as_str().to_string())
+}
+
+/// A whole-line setting: `%` doubled, control characters refused, never quoted.
+fn t(s: impl AsRef<str>) -> Result<String, Unsafe> {
+    UnitValue::text(s.as_ref()).map(|u| u.as_str().to_string())
 }
 
 fn pv(p: &Path) -> Result<String, Unsafe> {
@@ -40,10 +45,10 @@ pub fn dropin_path(unit_dir: &Path, inst: &Instance) -> PathBuf {
 
 fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsafe> {
     let mut s = generated_header(source, None);
-    s += &format!("[Unit]\nSourcePath={}\n\n[Service]\n", pv(source)?);
-    s += &format!("Slice={}\n", v(slice_name(&inst.developer))?);
-    s += &format!("SyslogIdentifier={}\n", v(syslog_identifier(inst))?);
-    s += &format!("User={}\n", v(&inst.user)?);
+    s += &format!("[Unit]\nSourcePath={}\n\n[Service]\n", t(source.display().to_string())?);
+    s += &format!("Slice={}\n", t(slice_name(&inst.developer))?);
+    s += &format!("SyslogIdentifier={}\n", t(syslog_identifier(inst))?);
+    s += &format!("User={}\n", t(&inst.user)?);
     match inst.kind {
         Kind::Openresty => {
             s += &format!("Environment={}\n", v(format!("HHL_PREFIX={}/", inst.dir.display()))?);
@@ -79,7 +84,7 @@ fn slice(developer: &str, limits: Option<&Limits>, source: &Path) -> Result<Stri
     let mut s = format!(
         "{}[Unit]\nDescription={}\nBefore=slices.target\n",
         generated_header(source, None),
-        v(format!("hhl instances of {developer}"))?
+        t(format!("hhl instances of {developer}"))?
     );
     // Accounting makes `hhlctl status` and `systemctl status` show use per owner;
     // limits hold for all of this owner's instances together.
@@ -90,8 +95,10 @@ fn slice(developer: &str, limits: Option<&Limits>, source: &Path) -> Result<Stri
             ("CPUQuota", &l.cpu_quota),
             ("TasksMax", &l.tasks_max),
         ] {
+            // Validated to digits, a unit suffix, `%` or `infinity` (`access`);
+            // these settings take no specifiers, so `%` stays single.
             if let Some(value) = value {
-                s += &format!("{key}={}\n", v(value)?);
+                s += &format!("{key}={value}\n");
             }
         }
     }
