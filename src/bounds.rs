@@ -22,6 +22,9 @@ pub const MAX_VALUES: usize = 500;
 pub const MAX_VALUE_BYTES: usize = 64 << 10;
 /// A template file (the built-ins are under 1 KiB).
 pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+/// `{{...}}` tags in a template (the built-ins have about 20): the handlebars crate's
+/// time grows with the square of their number (7,000 take seconds).
+pub const MAX_TEMPLATE_TAGS: usize = 1000;
 /// Nesting of `{{#block}}`s and `(subexpressions)` in a template.
 pub const MAX_TEMPLATE_DEPTH: usize = 16;
 /// One rendered file (a config is a few KiB).

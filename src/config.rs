@@ -266,6 +266,10 @@ pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
                 .map(|s| s.trim_end_matches(']').to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
+            let mut tail = tail.into_iter().peekable();
+            if path.last().is_some_and(|l| tail.peek() == Some(l)) {
+                tail.next();
+            }
             path.extend(tail);
             let keys: Vec<&str> = path.iter().map(String::as_str).collect();
             pos = crate::locate::locate(text, &keys).or(pos);

@@ -56,7 +56,14 @@ fn window(line: &str, column: usize) -> (String, usize) {
 /// escaped.
 pub fn excerpt(s: &str) -> String {
     let max = crate::bounds::MAX_EXCERPT;
-    let mut out: String = s.chars().take(max).flat_map(char::escape_debug).collect();
+    let mut out = String::new();
+    for c in s.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
     if s.chars().nth(max).is_some() {
         out.push('…');
     }

@@ -41,8 +41,14 @@ pub fn detect_flavor(choice: FlavorChoice) -> Flavor {
 
 /// Read and validate `path` and every template it names.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bytes = read_bounded(path, MAX_CONFIG_BYTES)
-        .with_context(|| format!("cannot read {}; pass --config FILE or set HHL_CONFIG", path.display()))?;
+    let bytes = read_bounded(path, MAX_CONFIG_BYTES).with_context(|| {
+        // The hint is for a file that is not there, not for one that is refused.
+        if path.exists() {
+            format!("cannot use {}", path.display())
+        } else {
+            format!("cannot read {}; pass --config FILE or set HHL_CONFIG", path.display())
+        }
+    })?;
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -190,7 +190,11 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
     let mut seen_devs = std::collections::HashSet::new();
     for (i, dev) in raw.developers.iter().enumerate() {
         if errs.is_full() {
-            break;
+            // Only counted from here: locating each would cost a pass over the text.
+            if names::developer_problem(dev).is_some() || !seen_devs.insert(dev.as_str()) {
+                errs.1 += 1;
+            }
+            continue;
         }
         let idx = i.to_string();
         if let Some(problem) = names::developer_problem(dev) {

@@ -29,7 +29,9 @@ fn under<E: de::Error>(key: &str, e: E) -> E {
         Some(i) => {
             let at = i + MARK.len();
             let sep = if s[at..].starts_with(']') { "" } else { "/" };
-            E::custom(format!("{}{key}{sep}{}", &s[..at], &s[at..]))
+            // What the parser put before the marker is the path so far: dropped, the
+            // outermost field's path is added once when the error leaves serde.
+            E::custom(format!("{MARK}{key}{sep}{}", &s[at..]))
         }
         None => e,
     }
@@ -89,8 +91,10 @@ pub fn servers<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<I
 pub fn owner_values<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<IndexMap<String, crate::config::Values>, D::Error> {
+    // The parser's path for errors raised here may or may not include `values`;
+    // `config::parse` drops the repetition when it does.
     let owners: IndexMap<String, ValueMap> =
-        unique_map(d, MAX_DEVELOPERS + 1, "owners")?;
+        unique_map(d, MAX_DEVELOPERS + 1, "owners").map_err(|e| under("values", e))?;
     Ok(owners
         .into_iter()
         .map(|(k, v)| (k, v.0.into_iter().collect()))

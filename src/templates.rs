@@ -14,7 +14,7 @@ use handlebars::{
 };
 use serde_json::Value;
 
-use crate::bounds::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, MAX_VALUES};
+use crate::bounds::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, MAX_TEMPLATE_TAGS, MAX_VALUES};
 use crate::escape;
 
 use crate::error::{Diagnostic, Diagnostics, Pos};
@@ -168,6 +168,7 @@ fn prescan(text: &str) -> Result<(), Refusal> {
     let (mut depth, mut line, mut col) = (0usize, 1usize, 1usize);
     let mut in_tag = false;
     let mut parens = 0usize;
+    let mut tags = 0usize;
     let mut prev = '\0';
     for c in text.chars() {
         let deep = |l, c| -> Result<(), Refusal> {
@@ -180,6 +181,14 @@ fn prescan(text: &str) -> Result<(), Refusal> {
         if !in_tag && prev == '{' && c == '{' {
             in_tag = true;
             parens = 0;
+            tags += 1;
+            if tags > MAX_TEMPLATE_TAGS {
+                return Err((
+                    Some((line, col)),
+                    format!("template has more than {MAX_TEMPLATE_TAGS} `{{{{...}}}}` tags"),
+                    "a config template needs a few dozen; use lists and `{{#each}}`",
+                ));
+            }
         } else if in_tag {
             match c {
                 '#' | '^' if prev == '{' => {
