@@ -6,10 +6,14 @@
 
 use crate::error::Pos;
 
-/// hhl.yaml: a hundred developers with overrides is ~20 KiB.
-pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// hhl.yaml: a hundred developers with overrides is ~20 KiB; the YAML parser takes
+/// ~0.3 s for 256 KiB in a debug build.
+pub const MAX_CONFIG_BYTES: usize = 256 << 10;
 /// Nesting of mappings and sequences; hhl.yaml needs 6.
 pub const MAX_YAML_DEPTH: usize = 32;
+/// YAML aliases (`*name`): a few share values; dozens are an alias bomb (each level
+/// multiplies the document; the parser's own limit stops it only after a while).
+pub const MAX_ALIASES: usize = 32;
 /// Developers (unix users, slices, polkit entries: each costs a process or file).
 pub const MAX_DEVELOPERS: usize = 500;
 /// Logic servers.
@@ -20,8 +24,11 @@ pub const MAX_INSTANCES: usize = 5000;
 pub const MAX_VALUES: usize = 500;
 /// Length of one value string.
 pub const MAX_VALUE_BYTES: usize = 64 << 10;
-/// A template file (the built-ins are under 1 KiB).
-pub const MAX_TEMPLATE_BYTES: usize = 256 << 10;
+/// A template file (the built-ins are under 1 KiB; the handlebars parser takes ~0.3 s
+/// for 32 KiB in a debug build).
+pub const MAX_TEMPLATE_BYTES: usize = 32 << 10;
+/// A legacy serverctrl file (the originals are under 1 KiB).
+pub const MAX_LEGACY_BYTES: usize = 64 << 10;
 /// `{{...}}` tags in a template (the built-ins have about 20): the handlebars crate's
 /// time grows with the square of their number (7,000 take seconds).
 pub const MAX_TEMPLATE_TAGS: usize = 1000;
@@ -54,6 +61,7 @@ pub type ScanError = (Pos, String, &'static str);
 /// strings do not count.
 pub fn scan_yaml(text: &str) -> Result<YamlScan, ScanError> {
     let mut scan = YamlScan::default();
+    let mut aliases = 0usize;
     if text.len() > MAX_CONFIG_BYTES {
         return Err((
             Pos { line: 1, column: 1 },
@@ -153,6 +161,14 @@ pub fn scan_yaml(text: &str) -> Result<YamlScan, ScanError> {
                 }
                 '*' if token_start => {
                     scan.first_alias.get_or_insert(Pos { line: line_no, column });
+                    aliases += 1;
+                    if aliases > MAX_ALIASES {
+                        return Err((
+                            Pos { line: line_no, column },
+                            format!("more than {MAX_ALIASES} YAML aliases (`*name`)"),
+                            "write the values out instead of nesting aliases (`*name`)",
+                        ));
+                    }
                 }
                 '-' if token_start && matches!(chars.peek(), Some((_, ' '))) && flow == 0 => {
                     depth_here += 1;

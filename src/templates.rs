@@ -169,6 +169,8 @@ fn prescan(text: &str) -> Result<(), Refusal> {
     let mut in_tag = false;
     let mut parens = 0usize;
     let mut tags = 0usize;
+    // The parser's time grows with the square of a run of backslashes.
+    let mut backslashes = 0usize;
     let mut prev = '\0';
     for c in text.chars() {
         let deep = |l, c| -> Result<(), Refusal> {
@@ -178,6 +180,21 @@ fn prescan(text: &str) -> Result<(), Refusal> {
                 "flatten the template",
             ))
         };
+        if c.is_control() && !matches!(c, '\n' | '\t' | '\r') {
+            return Err((
+                Some((line, col)),
+                format!("template contains the control character U+{:04X}", c as u32),
+                "remove it: config files are text",
+            ));
+        }
+        backslashes = if c == '\\' { backslashes + 1 } else { 0 };
+        if backslashes > 64 {
+            return Err((
+                Some((line, col)),
+                "template has a run of more than 64 backslashes".into(),
+                "shorten it; `\\{{` is all it takes to write a literal `{{`",
+            ));
+        }
         if !in_tag && prev == '{' && c == '{' {
             in_tag = true;
             parens = 0;

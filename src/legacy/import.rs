@@ -31,6 +31,25 @@ const IMPLICIT: &[(&str, &str)] = &[("USER_NAME", "hhl.developer")];
 /// (`dir` only names files in messages).
 pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
     let mut errs = Diagnostics::default();
+    for f in files {
+        if f.text.len() > crate::bounds::MAX_LEGACY_BYTES {
+            errs.push(
+                Diagnostic::new(
+                    &dir.join(&f.name),
+                    format!(
+                        "{} is {} bytes; the limit is {}",
+                        f.name.display(),
+                        f.text.len(),
+                        crate::bounds::MAX_LEGACY_BYTES
+                    ),
+                )
+                .hint("serverctrl's templates and value files are a few KiB; is this the right file?"),
+            );
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
     let get = |name: &str| files.iter().find(|f| f.name == Path::new(name));
     let mut out = Vec::new();
     let mut notes = Vec::new();
