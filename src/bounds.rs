@@ -65,10 +65,7 @@ pub fn scan_yaml(text: &str) -> Result<YamlScan, ScanError> {
     if text.len() > MAX_CONFIG_BYTES {
         return Err((
             Pos { line: 1, column: 1 },
-            format!(
-                "hhl.yaml is {} bytes; the limit is {MAX_CONFIG_BYTES}",
-                text.len()
-            ),
+            format!("hhl.yaml is {} bytes; the limit is {MAX_CONFIG_BYTES}", text.len()),
             "hhl.yaml describes instances, not data: move large content into templates",
         ));
     }
@@ -99,7 +96,10 @@ pub fn scan_yaml(text: &str) -> Result<YamlScan, ScanError> {
             if line.starts_with("---") || line.starts_with("...") {
                 if content_seen && (line.len() == 3 || line[3..].starts_with([' ', '\t'])) {
                     return Err((
-                        Pos { line: line_no, column: 1 },
+                        Pos {
+                            line: line_no,
+                            column: 1,
+                        },
                         "a second YAML document starts here".into(),
                         "hhl.yaml is one document: remove this `---` and what follows, or merge it",
                     ));
@@ -139,8 +139,7 @@ pub fn scan_yaml(text: &str) -> Result<YamlScan, ScanError> {
                 after_space = false;
                 continue;
             }
-            let token_start = after_space
-                && matches!(prev, None | Some(':' | '-' | '[' | '{' | ',' | '?'))
+            let token_start = after_space && matches!(prev, None | Some(':' | '-' | '[' | '{' | ',' | '?'))
                 || matches!(prev, Some('[' | '{' | ','));
             match c {
                 '#' if after_space => break,
@@ -177,7 +176,8 @@ pub fn scan_yaml(text: &str) -> Result<YamlScan, ScanError> {
                     }
                 }
                 '|' | '>' if token_start && flow == 0 => {
-                    let rest = line[i + 1..].trim_start_matches(['-', '+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+                    let rest =
+                        line[i + 1..].trim_start_matches(['-', '+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
                     let rest = rest.trim_start();
                     if rest.is_empty() || rest.starts_with('#') {
                         block_scalar = Some(indent);
@@ -223,11 +223,17 @@ mod tests {
             block += &format!("{}k{i}:\n", " ".repeat(i));
         }
         assert_eq!(err(&block).0, MAX_YAML_DEPTH + 1);
-        assert_eq!(err("a: !foo bar\n"), (1, 4, "YAML tags (`!name`) are not used in hhl.yaml".into()));
+        assert_eq!(
+            err("a: !foo bar\n"),
+            (1, 4, "YAML tags (`!name`) are not used in hhl.yaml".into())
+        );
         assert_eq!(err("developers: [a, !x b]\n").1, 17);
         assert_eq!(err("a: 1\n---\nb: 2\n").0, 2);
         scan_yaml("---\na: 1\n").unwrap();
-        assert_eq!(scan_yaml("a: &x 1\nb: *x\n").unwrap().first_alias, Some(Pos { line: 2, column: 4 }));
+        assert_eq!(
+            scan_yaml("a: &x 1\nb: *x\n").unwrap().first_alias,
+            Some(Pos { line: 2, column: 4 })
+        );
     }
 
     #[test]

@@ -250,8 +250,11 @@ pub fn text_of(file: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
 /// Parse hhl.yaml text; `file` is only for messages. A linear pre-scan refuses what is
 /// too large or deep, tags and extra documents before the parser runs.
 pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
-    let scan = crate::bounds::scan_yaml(text)
-        .map_err(|(pos, msg, hint)| Diagnostic::new(file, format!("invalid hhl.yaml: {msg}")).at(text, Some(pos)).hint(hint))?;
+    let scan = crate::bounds::scan_yaml(text).map_err(|(pos, msg, hint)| {
+        Diagnostic::new(file, format!("invalid hhl.yaml: {msg}"))
+            .at(text, Some(pos))
+            .hint(hint)
+    })?;
     serde_norway::from_str(text).map_err(|e| {
         let mut pos = e.location().map(|l| Pos {
             line: l.line(),

@@ -17,11 +17,10 @@ pub struct Diagnostic {
     pub message: String,
     pub file: PathBuf,
     pub pos: Option<Pos>,
-    /// The offending source line, shown under the location with a caret.
-    pub source_line: Option<String>,
+    /// The offending source line (at most a window of it), shown under the location
+    /// with a caret at this column of what is shown.
+    pub source_line: Option<Box<(String, usize)>>,
     pub hint: Option<String>,
-    /// Column of the caret within `source_line` (differs from `pos` when cut).
-    pub caret: usize,
 }
 
 /// At most `MAX_EXCERPT` characters of `line` around `column` (1-based), with the
@@ -88,7 +87,6 @@ impl Diagnostic {
             pos: None,
             source_line: None,
             hint: None,
-            caret: 0,
         }
     }
 
@@ -100,10 +98,7 @@ impl Diagnostic {
         if let Some(p) = pos {
             if let Some(line) = text.split('\n').nth(p.line.saturating_sub(1)) {
                 let line = line.strip_suffix('\r').unwrap_or(line);
-                let (shown, col) = window(line, p.column);
-                self.source_line = Some(shown);
-                self.pos = Some(Pos { line: p.line, column: p.column });
-                self.caret = col;
+                self.source_line = Some(Box::new(window(line, p.column)));
             }
         }
         self
@@ -127,12 +122,13 @@ impl fmt::Display for Diagnostic {
             Some(p) => writeln!(f, "  --> {}:{}:{}", self.file.display(), p.line, p.column)?,
             None => writeln!(f, "  --> {}", self.file.display())?,
         }
-        if let (Some(p), Some(src)) = (self.pos, &self.source_line) {
+        if let (Some(p), Some(shown)) = (self.pos, &self.source_line) {
+            let (src, caret) = &**shown;
             let num = p.line.to_string();
             let pad = " ".repeat(num.len());
             writeln!(f, "{pad} |")?;
             writeln!(f, "{num} | {src}")?;
-            writeln!(f, "{pad} | {}^", " ".repeat(self.caret.saturating_sub(1)))?;
+            writeln!(f, "{pad} | {}^", " ".repeat(caret.saturating_sub(1)))?;
         }
         if let Some(h) = &self.hint {
             writeln!(f, "  = hint: {h}")?;
@@ -189,7 +185,12 @@ impl fmt::Display for Diagnostics {
             write!(f, "{d}")?;
         }
         if self.1 > 0 {
-            writeln!(f, "\n{} errors; {} more not shown: fix these first", self.0.len() + self.1, self.1)?;
+            writeln!(
+                f,
+                "\n{} errors; {} more not shown: fix these first",
+                self.0.len() + self.1,
+                self.1
+            )?;
         } else if self.0.len() > 1 {
             writeln!(f, "\n{} errors", self.0.len())?;
         }

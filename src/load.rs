@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::artifact::Artifact;
+use crate::bounds::{MAX_CONFIG_BYTES, MAX_TEMPLATE_BYTES};
 use crate::config::{self, FlavorChoice, Source};
 use crate::error::Diagnostics;
-use crate::bounds::{MAX_CONFIG_BYTES, MAX_TEMPLATE_BYTES};
 use crate::model::{self, Flavor, Kind, Model, TemplateRef, SHARED_TEMPLATE_DIR};
 use crate::render;
 use crate::templates::{self, Syntax, TemplateSource, Templates};
@@ -105,33 +105,32 @@ fn read_templates(model: &Model, source: &Source) -> Result<Vec<TemplateSource>,
         }
         let mut at: Vec<&str> = inst.origin.iter().map(String::as_str).collect();
         at.push("template");
-        let text =
-            match &inst.template {
-                TemplateRef::Builtin(name) => match templates::builtin(name) {
-                    Some(t) => t.to_string(),
-                    None => {
-                        errs.push(
-                            source
-                                .diag(&at, format!("no built-in template `{name}`"))
-                                .hint(format!("the built-ins are {}", templates::builtin_names())),
-                        );
-                        continue;
-                    }
-                },
-                TemplateRef::File(p) => match read_template(p, source) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        errs.push(
+        let text = match &inst.template {
+            TemplateRef::Builtin(name) => match templates::builtin(name) {
+                Some(t) => t.to_string(),
+                None => {
+                    errs.push(
+                        source
+                            .diag(&at, format!("no built-in template `{name}`"))
+                            .hint(format!("the built-ins are {}", templates::builtin_names())),
+                    );
+                    continue;
+                }
+            },
+            TemplateRef::File(p) => match read_template(p, source) {
+                Ok(t) => t,
+                Err(e) => {
+                    errs.push(
                             source
                                 .diag(&at, format!("cannot read template {}: {e:#}", p.display()))
                                 .hint(format!(
                                     "template paths are relative to hhl.yaml's directory (or under {SHARED_TEMPLATE_DIR}); `builtin:<name>` uses a built-in"
                                 )),
                         );
-                        continue;
-                    }
-                },
-            };
+                    continue;
+                }
+            },
+        };
         let path = match &inst.template {
             TemplateRef::Builtin(_) => PathBuf::from(&key),
             TemplateRef::File(p) => p.clone(),

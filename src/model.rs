@@ -493,16 +493,56 @@ fn check_paths(raw: &RawConfig, src: &Source, errs: &mut Diagnostics) {
     ));
     // (what, key path, path): every tree or file that must stand apart.
     let mut trees: Vec<(String, Vec<String>, PathBuf)> = vec![
-        ("paths.redis_conf_dir".into(), vec!["paths".into(), "redis_conf_dir".into()], p.redis_conf_dir.clone()),
-        ("paths.redis_data_dir".into(), vec!["paths".into(), "redis_data_dir".into()], p.redis_data_dir.clone()),
-        ("paths.lua_lib_dir".into(), vec!["paths".into(), "lua_lib_dir".into()], p.lua_lib_dir.clone()),
-        ("the releases of paths.lua_lib_dir".into(), vec!["paths".into(), "lua_lib_dir".into()], lib_app),
-        ("paths.unit_dir".into(), vec!["paths".into(), "unit_dir".into()], p.unit_dir.clone()),
-        ("paths.state_dir".into(), vec!["paths".into(), "state_dir".into()], p.state_dir.clone()),
-        ("paths.polkit_rules".into(), vec!["paths".into(), "polkit_rules".into()], p.polkit_rules.clone()),
-        ("paths.log_dir".into(), vec!["paths".into(), "log_dir".into()], p.log_dir.clone()),
-        ("paths.rsyslog_conf".into(), vec!["paths".into(), "rsyslog_conf".into()], p.rsyslog_conf.clone()),
-        ("git.root".into(), vec!["git".into(), "root".into()], raw.git.root.clone()),
+        (
+            "paths.redis_conf_dir".into(),
+            vec!["paths".into(), "redis_conf_dir".into()],
+            p.redis_conf_dir.clone(),
+        ),
+        (
+            "paths.redis_data_dir".into(),
+            vec!["paths".into(), "redis_data_dir".into()],
+            p.redis_data_dir.clone(),
+        ),
+        (
+            "paths.lua_lib_dir".into(),
+            vec!["paths".into(), "lua_lib_dir".into()],
+            p.lua_lib_dir.clone(),
+        ),
+        (
+            "the releases of paths.lua_lib_dir".into(),
+            vec!["paths".into(), "lua_lib_dir".into()],
+            lib_app,
+        ),
+        (
+            "paths.unit_dir".into(),
+            vec!["paths".into(), "unit_dir".into()],
+            p.unit_dir.clone(),
+        ),
+        (
+            "paths.state_dir".into(),
+            vec!["paths".into(), "state_dir".into()],
+            p.state_dir.clone(),
+        ),
+        (
+            "paths.polkit_rules".into(),
+            vec!["paths".into(), "polkit_rules".into()],
+            p.polkit_rules.clone(),
+        ),
+        (
+            "paths.log_dir".into(),
+            vec!["paths".into(), "log_dir".into()],
+            p.log_dir.clone(),
+        ),
+        (
+            "paths.rsyslog_conf".into(),
+            vec!["paths".into(), "rsyslog_conf".into()],
+            p.rsyslog_conf.clone(),
+        ),
+        (
+            "git.root".into(),
+            vec!["git".into(), "root".into()],
+            raw.git.root.clone(),
+        ),
     ];
     for server in raw.servers.keys().take(crate::bounds::MAX_SERVERS) {
         trees.push((
@@ -519,11 +559,7 @@ fn check_paths(raw: &RawConfig, src: &Source, errs: &mut Diagnostics) {
                 errs.push(
                     src.diag(
                         &at,
-                        format!(
-                            "{what_b} ({}) {how} {what_a} ({})",
-                            b.display(),
-                            a.display()
-                        ),
+                        format!("{what_b} ({}) {how} {what_a} ({})", b.display(), a.display()),
                     )
                     .hint("give each its own place: none may be inside another"),
                 );
@@ -553,8 +589,14 @@ fn check_values(raw: &RawConfig, instances: &[Instance], src: &Source, errs: &mu
                 if key.ends_with("_snippet") {
                     if !v.is_string() {
                         errs.push(
-                            src.diag(&at.iter().map(String::as_str).collect::<Vec<_>>(), format!("{}: `{key}` of `{owner}` is a raw snippet, so it must be a string", inst.origin.join(".")))
-                                .hint("write the nginx text as a string (a YAML block `|` keeps lines)"),
+                            src.diag(
+                                &at.iter().map(String::as_str).collect::<Vec<_>>(),
+                                format!(
+                                    "{}: `{key}` of `{owner}` is a raw snippet, so it must be a string",
+                                    inst.origin.join(".")
+                                ),
+                            )
+                            .hint("write the nginx text as a string (a YAML block `|` keeps lines)"),
                         );
                     }
                     continue;

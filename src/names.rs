@@ -12,19 +12,68 @@ const MAX_LEN: usize = 32;
 /// as something other than a name. `apply` also refuses any other pre-existing system
 /// account (uid below 1000) on the host.
 pub const RESERVED: &[&str] = &[
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
-    "www-data", "www_data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt", "systemd-network",
-    "systemd-resolve", "systemd-timesync", "systemd-journal", "messagebus", "polkitd", "sshd", "redis",
-    "nginx", "openresty", "syslog", "git", "hhl", "hhl-git", "hhl_git", "hhl-web", "hhl_web", "admin", "adm",
-    "staff", "sudo", "wheel", "shadow", "utmp", "tty", "disk", "kmem", "null", "true", "false", "yes", "no",
-    "on", "off",
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "games",
+    "man",
+    "lp",
+    "mail",
+    "news",
+    "uucp",
+    "proxy",
+    "www-data",
+    "www_data",
+    "backup",
+    "list",
+    "irc",
+    "gnats",
+    "nobody",
+    "nogroup",
+    "_apt",
+    "systemd-network",
+    "systemd-resolve",
+    "systemd-timesync",
+    "systemd-journal",
+    "messagebus",
+    "polkitd",
+    "sshd",
+    "redis",
+    "nginx",
+    "openresty",
+    "syslog",
+    "git",
+    "hhl",
+    "hhl-git",
+    "hhl_git",
+    "hhl-web",
+    "hhl_web",
+    "admin",
+    "adm",
+    "staff",
+    "sudo",
+    "wheel",
+    "shadow",
+    "utmp",
+    "tty",
+    "disk",
+    "kmem",
+    "null",
+    "true",
+    "false",
+    "yes",
+    "no",
+    "on",
+    "off",
 ];
 
 /// Why `name` is reserved, or `None`.
 pub fn reserved_problem(name: &str, what: &str) -> Option<String> {
-    RESERVED.contains(&name).then(|| {
-        format!("{what} `{name}` is a system account or reserved name; hhl must not run instances as it")
-    })
+    RESERVED
+        .contains(&name)
+        .then(|| format!("{what} `{name}` is a system account or reserved name; hhl must not run instances as it"))
 }
 
 /// Why `name` cannot be a developer, or `None` when it can.
@@ -56,7 +105,10 @@ pub fn user_problem(name: &str) -> Option<String> {
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !first_ok || !rest_ok || name == "root" {
-        return Some(format!("`{}` cannot be a unix user name here", crate::error::excerpt(name)));
+        return Some(format!(
+            "`{}` cannot be a unix user name here",
+            crate::error::excerpt(name)
+        ));
     }
     None
 }

@@ -14,10 +14,17 @@ pub fn path_problem(p: &Path) -> Option<String> {
     };
     let shown = excerpt(s);
     if s.len() > MAX_PATH_BYTES {
-        return Some(format!("`{shown}` is {} bytes long; the limit is {MAX_PATH_BYTES}", s.len()));
+        return Some(format!(
+            "`{shown}` is {} bytes long; the limit is {MAX_PATH_BYTES}",
+            s.len()
+        ));
     }
     if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace()) {
-        let what = if c.is_whitespace() && !c.is_control() { "white space" } else { "a control character" };
+        let what = if c.is_whitespace() && !c.is_control() {
+            "white space"
+        } else {
+            "a control character"
+        };
         return Some(format!(
             "`{shown}` contains {what} (U+{:04X}); generated files cannot hold it in a path",
             c as u32
@@ -26,8 +33,13 @@ pub fn path_problem(p: &Path) -> Option<String> {
     // Quotes, backslash, `$`, `;`, braces and `#` are syntax in nginx, Redis or
     // systemd; a path with them could only be written quoted, and templates join
     // paths with other text (`{{hhl.prefix}}/temp`).
-    if let Some(c) = s.chars().find(|c| matches!(c, '"' | '\'' | '\\' | '$' | ';' | '{' | '}' | '#' | '`')) {
-        return Some(format!("`{shown}` contains `{c}`, which nginx, Redis or systemd read as syntax"));
+    if let Some(c) = s
+        .chars()
+        .find(|c| matches!(c, '"' | '\'' | '\\' | '$' | ';' | '{' | '}' | '#' | '`'))
+    {
+        return Some(format!(
+            "`{shown}` contains `{c}`, which nginx, Redis or systemd read as syntax"
+        ));
     }
     if !s.starts_with('/') {
         return Some(format!("`{shown}` is not an absolute path"));
@@ -35,8 +47,16 @@ pub fn path_problem(p: &Path) -> Option<String> {
     if s == "/" {
         return Some("`/` is the root directory; name a directory of its own".into());
     }
-    if s.contains("//") || s.ends_with('/') || p.components().any(|c| matches!(c, Component::CurDir | Component::ParentDir)) || s.contains("/./") || s.ends_with("/.") {
-        return Some(format!("`{shown}` is not normalised (no `.`, `..`, `//` or trailing `/`)"));
+    if s.contains("//")
+        || s.ends_with('/')
+        || p.components()
+            .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+        || s.contains("/./")
+        || s.ends_with("/.")
+    {
+        return Some(format!(
+            "`{shown}` is not normalised (no `.`, `..`, `//` or trailing `/`)"
+        ));
     }
     if let Some(c) = s.split('/').find(|c| c.len() > MAX_COMPONENT_BYTES) {
         return Some(format!(

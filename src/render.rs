@@ -107,8 +107,11 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
                 total += text.len();
                 if total > MAX_RENDERED_TOTAL {
                     errs.push(
-                        Diagnostic::new(source, format!("the rendered configs exceed {MAX_RENDERED_TOTAL} bytes in all"))
-                            .hint("a config is a few KiB; check the templates' loops and values"),
+                        Diagnostic::new(
+                            source,
+                            format!("the rendered configs exceed {MAX_RENDERED_TOTAL} bytes in all"),
+                        )
+                        .hint("a config is a few KiB; check the templates' loops and values"),
                     );
                 }
                 // The instance reads its config but cannot change it.
@@ -156,8 +159,11 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
     // Names and paths are checked when the model is built; what is left to refuse
     // here is the path of hhl.yaml itself.
     let unsafe_source = |e: crate::escape::Unsafe| {
-        Diagnostic::new(source, format!("cannot name this hhl.yaml in systemd or rsyslog files: its path {e}"))
-            .hint("rename the file or its directory")
+        Diagnostic::new(
+            source,
+            format!("cannot name this hhl.yaml in systemd or rsyslog files: its path {e}"),
+        )
+        .hint("rename the file or its directory")
     };
     match units::artifacts(model, source) {
         Ok(a) => out.extend(a),

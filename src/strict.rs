@@ -43,7 +43,11 @@ pub fn take_marker(msg: &str) -> Option<(Vec<String>, String)> {
     let i = msg.find(MARK)?;
     let rest = &msg[i + MARK.len()..];
     let end = rest.find(']')?;
-    let tail = rest[..end].split('/').filter(|s| !s.is_empty()).map(String::from).collect();
+    let tail = rest[..end]
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     Some((tail, format!("{}{}", &msg[..i], rest[end + 1..].trim_start())))
 }
 
@@ -88,9 +92,7 @@ pub fn servers<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<I
 }
 
 /// `values:` owner → key → value, each map unique, no nulls, bounded.
-pub fn owner_values<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<IndexMap<String, crate::config::Values>, D::Error> {
+pub fn owner_values<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, crate::config::Values>, D::Error> {
     // The parser's path for errors raised here may or may not include `values`;
     // `config::parse` drops the repetition when it does.
     let owners: IndexMap<String, ValueMap> =
@@ -112,7 +114,10 @@ pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             let mut i = 0usize;
-            while let Some(v) = seq.next_element::<StrictValue>().map_err(|e| under(&i.to_string(), e))? {
+            while let Some(v) = seq
+                .next_element::<StrictValue>()
+                .map_err(|e| under(&i.to_string(), e))?
+            {
                 if out.len() >= MAX_DEVELOPERS {
                     return Err(located(&[&i.to_string()], format!("more than {MAX_DEVELOPERS} names")));
                 }
@@ -175,7 +180,9 @@ impl<'de> Deserialize<'de> for StrictValue {
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<StrictValue, E> {
                 match Number::from_f64(v) {
                     Some(n) => Ok(StrictValue(Value::Number(n))),
-                    None => Err(E::custom(format!("`{v}` is not a finite number; quote it if it is text"))),
+                    None => Err(E::custom(format!(
+                        "`{v}` is not a finite number; quote it if it is text"
+                    ))),
                 }
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<StrictValue, E> {

@@ -102,17 +102,24 @@ impl HelperDef for Token {
             return Err(RenderError::strict_error(p.relative_path()));
         }
         let name = p.relative_path().cloned().unwrap_or_else(|| "value".into());
-        let refuse = |why: String| -> RenderError {
-            RenderErrorReason::Other(format!("{VALUE_MARK}`{name}` {why}")).into()
-        };
+        let refuse =
+            |why: String| -> RenderError { RenderErrorReason::Other(format!("{VALUE_MARK}`{name}` {why}")).into() };
         let scalar = |v: &Value| -> Result<String, RenderError> {
             let s = match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 Value::Null => return Err(refuse("is null, which would render as nothing".into())),
-                Value::Array(_) => return Err(refuse("is a list inside a list; only a flat list renders as words".into())),
-                Value::Object(_) => return Err(refuse("is a map; a template can only insert it with `{{#each}}`".into())),
+                Value::Array(_) => {
+                    return Err(refuse(
+                        "is a list inside a list; only a flat list renders as words".into(),
+                    ))
+                }
+                Value::Object(_) => {
+                    return Err(refuse(
+                        "is a map; a template can only insert it with `{{#each}}`".into(),
+                    ))
+                }
             };
             self.0
                 .token(&s)
@@ -270,14 +277,22 @@ fn harden(t: &mut Template, syntax: Syntax) -> Result<(), Refusal> {
             TemplateElement::Expression(ht) => {
                 if !ht.params.is_empty() || !ht.hash.is_empty() {
                     return refuse(
-                        format!("`{{{{{} ...}}}}` calls a helper inline; its output would not be escaped", param_name(&ht.name)),
+                        format!(
+                            "`{{{{{} ...}}}}` calls a helper inline; its output would not be escaped",
+                            param_name(&ht.name)
+                        ),
                         "insert values with `{{name}}`; use helpers only as blocks (`{{#if}}`, `{{#each}}`)",
                     );
                 }
                 let target = match &ht.name {
                     Parameter::Name(n) => match HbPath::parse(n) {
                         Ok(p) => Parameter::Path(p),
-                        Err(_) => return refuse(format!("`{{{{{n}}}}}` is not a value name"), "insert values with `{{name}}`"),
+                        Err(_) => {
+                            return refuse(
+                                format!("`{{{{{n}}}}}` is not a value name"),
+                                "insert values with `{{name}}`",
+                            )
+                        }
                     },
                     Parameter::Path(_) | Parameter::Literal(_) => ht.name.clone(),
                     _ => {
@@ -410,9 +425,8 @@ impl Templates {
         self.registry
             .render_to_write(key, data, &mut out)
             .map_err(|e| self.diagnose(key, &e, what))?;
-        String::from_utf8(out.buf).map_err(|_| {
-            Diagnostic::new(Path::new(key), format!("rendering for {what} produced invalid UTF-8"))
-        })
+        String::from_utf8(out.buf)
+            .map_err(|_| Diagnostic::new(Path::new(key), format!("rendering for {what} produced invalid UTF-8")))
     }
 
     fn diagnose(&self, key: &str, e: &RenderError, what: &str) -> Diagnostic {

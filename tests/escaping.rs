@@ -113,13 +113,15 @@ fn redis_values_cannot_add_directives() {
             "hhl.yaml:11:53",
         ],
     );
-    let conf = rendered(&MINI, &[], "opt/redis/etc/6381.conf");
+    let conf = rendered(MINI, &[], "opt/redis/etc/6381.conf");
     assert!(conf.contains("\nbind 127.0.0.1 -::1\n"), "{conf}");
 }
 
 #[test]
 fn paths_with_spaces_or_quotes_are_refused() {
-    let e = refused(&format!("{MINI}paths:\n  hhl_root: /opt/my hhl\n  lua_lib_dir: '/opt/l\"ib'\n"));
+    let e = refused(&format!(
+        "{MINI}paths:\n  hhl_root: /opt/my hhl\n  lua_lib_dir: '/opt/l\"ib'\n"
+    ));
     has(
         &e,
         &[
@@ -134,7 +136,10 @@ fn paths_with_spaces_or_quotes_are_refused() {
 #[test]
 fn raw_insertion_only_for_snippets() {
     let yaml = MINI.replace("builtin:socketserver", "t.hbs");
-    let e = refused_with(&yaml, &[("t.hbs", "events {}\nhttp { server_name {{{server_name}}}; }\n")]);
+    let e = refused_with(
+        &yaml,
+        &[("t.hbs", "events {}\nhttp { server_name {{{server_name}}}; }\n")],
+    );
     has(
         &e,
         &[
@@ -145,7 +150,10 @@ fn raw_insertion_only_for_snippets() {
     );
     let e = refused_with(&yaml, &[("t.hbs", "x {{&server_name}};\n")]);
     has(&e, &["inserts `server_name` raw", "t.hbs:1:3"]);
-    let with_snippet = yaml.replace("server_name: localhost", "server_name: localhost, extra_snippet: 'location /x { return 204; }'");
+    let with_snippet = yaml.replace(
+        "server_name: localhost",
+        "server_name: localhost, extra_snippet: 'location /x { return 204; }'",
+    );
     let conf = rendered(
         &with_snippet,
         &[("t.hbs", "listen {{port}};\n{{{extra_snippet}}}\n")],
@@ -156,15 +164,22 @@ fn raw_insertion_only_for_snippets() {
 
 #[test]
 fn maps_lists_and_inline_helpers() {
-    let yaml = MINI
-        .replace("builtin:socketserver", "t.hbs")
-        .replace("server_name: localhost", "server_name: localhost, names: [a.example, 'b c'], hdrs: {x: 1}");
+    let yaml = MINI.replace("builtin:socketserver", "t.hbs").replace(
+        "server_name: localhost",
+        "server_name: localhost, names: [a.example, 'b c'], hdrs: {x: 1}",
+    );
     let conf = rendered(
         &yaml,
-        &[("t.hbs", "server_name {{names}};\n{{#each hdrs}}add_header {{@key}} {{this}};\n{{/each}}")],
+        &[(
+            "t.hbs",
+            "server_name {{names}};\n{{#each hdrs}}add_header {{@key}} {{this}};\n{{/each}}",
+        )],
         "opt/hhl/socketserver/master/conf/nginx.conf",
     );
-    assert!(conf.contains("server_name a.example \"b c\";\nadd_header x 1;\n"), "{conf}");
+    assert!(
+        conf.contains("server_name a.example \"b c\";\nadd_header x 1;\n"),
+        "{conf}"
+    );
     let e = refused_with(&yaml, &[("t.hbs", "listen {{port}};\nx {{hdrs}};\n")]);
     has(
         &e,
@@ -175,7 +190,10 @@ fn maps_lists_and_inline_helpers() {
     );
     assert_eq!(e.matches("error:").count(), 1, "said once:\n{e}");
     let e = refused_with(&yaml, &[("t.hbs", "x {{lookup hdrs 'x'}};\n")]);
-    has(&e, &["calls a helper inline; its output would not be escaped", "t.hbs:1:3"]);
+    has(
+        &e,
+        &["calls a helper inline; its output would not be escaped", "t.hbs:1:3"],
+    );
 }
 
 #[test]
@@ -192,7 +210,10 @@ fn config_path_with_a_newline_is_refused() {
         .unwrap()
         .into();
     assert_eq!(r.code, 1, "{}", r.stderr);
-    has(&r.stderr, &["cannot name this hhl.yaml in systemd or rsyslog files: its path contains a newline"]);
+    has(
+        &r.stderr,
+        &["cannot name this hhl.yaml in systemd or rsyslog files: its path contains a newline"],
+    );
     assert!(!sb.path().join("out").exists());
 }
 
@@ -204,7 +225,10 @@ fn names_that_are_system_accounts_or_not_names() {
         ("root", "developer name `root` is a system account or reserved name"),
         ("nobody", "developer name `nobody` is a system account"),
         ("hhl", "developer name `hhl` is a system account"),
-        ("null", "developers[1]: an empty value (null), which would render as nothing"),
+        (
+            "null",
+            "developers[1]: an empty value (null), which would render as nothing",
+        ),
         ("~", "developers[1]: an empty value (null)"),
         ("12", "`12` is not a name"),
     ] {
@@ -216,7 +240,13 @@ fn names_that_are_system_accounts_or_not_names() {
 #[test]
 fn yaml_tags_duplicates_and_nulls() {
     let e = refused(&MINI.replace("server_name: localhost", "server_name: !!str localhost"));
-    has(&e, &["error: invalid hhl.yaml: YAML tags (`!name`) are not used in hhl.yaml", "hhl.yaml:6:132"]);
+    has(
+        &e,
+        &[
+            "error: invalid hhl.yaml: YAML tags (`!name`) are not used in hhl.yaml",
+            "hhl.yaml:6:132",
+        ],
+    );
     let e = refused(&MINI.replace("dev1: {port: 1081}", "dev1: {port: 1081, port: 1085}"));
     has(
         &e,
@@ -228,11 +258,20 @@ fn yaml_tags_duplicates_and_nulls() {
     );
     let twice = "developers: []\nservers:\n  socketserver:\n    template: builtin:socketserver\n    values: {master: {port: 1080}}\n  socketserver:\n    template: builtin:dtserver\n    values: {master: {port: 1090}}\n";
     let e = refused(twice);
-    has(&e, &["servers.socketserver: key `socketserver` is written twice", "hhl.yaml:3:3"]);
+    has(
+        &e,
+        &[
+            "servers.socketserver: key `socketserver` is written twice",
+            "hhl.yaml:3:3",
+        ],
+    );
     let e = refused(&MINI.replace("server_name: localhost", "server_name: ~"));
     has(
         &e,
-        &["servers.socketserver.values.master.server_name: an empty value (null), which would render as nothing", "hhl.yaml:6:"],
+        &[
+            "servers.socketserver.values.master.server_name: an empty value (null), which would render as nothing",
+            "hhl.yaml:6:",
+        ],
     );
 }
 
@@ -241,7 +280,13 @@ fn zero_memory_and_shell_with_newline() {
     let e = refused(&format!("{MINI}limits:\n  master: {{memory: 0}}\n"));
     has(&e, &["limits.master.memory: `0` is not a valid limit", "hhl.yaml:14:"]);
     let e = refused(&format!("{MINI}users:\n  shell: \"/bin/bash\\n\"\n"));
-    has(&e, &["users.shell: `/bin/bash\\n` contains a control character", "hhl.yaml:14:3"]);
+    has(
+        &e,
+        &[
+            "users.shell: `/bin/bash\\n` contains a control character",
+            "hhl.yaml:14:3",
+        ],
+    );
 }
 
 // ---- Paths that collide or escape ----
@@ -251,7 +296,10 @@ fn template_paths_stay_inside() {
     let e = refused(&MINI.replace("builtin:socketserver", "../../../../etc/passwd"));
     has(
         &e,
-        &["servers.socketserver: template path `../../../../etc/passwd` contains `..`", "hhl.yaml:4:5"],
+        &[
+            "servers.socketserver: template path `../../../../etc/passwd` contains `..`",
+            "hhl.yaml:4:5",
+        ],
     );
     let e = refused(&MINI.replace("builtin:socketserver", "/etc/passwd"));
     has(&e, &["template `/etc/passwd` is outside"]);
@@ -296,7 +344,10 @@ fn layout_overlaps_are_refused() {
     }
     let long = format!("/opt/{}", "x".repeat(300));
     let e = refused(&format!("{MINI}paths:\n  log_dir: {long}\n"));
-    has(&e, &["a component of", "is 300 bytes long; the limit is 255", "hhl.yaml:14:3"]);
+    has(
+        &e,
+        &["a component of", "is 300 bytes long; the limit is 255", "hhl.yaml:14:3"],
+    );
 }
 
 // ---- Resource exhaustion ----
@@ -318,7 +369,10 @@ fn partials_cannot_recurse_and_loops_are_bounded() {
     has(&e, &["decorators and inline partials"]);
     let e = refused_with(
         &yaml,
-        &[("t.hbs", "{{#each a}}{{#each a}}{{#each a}}{{#each a}}x{{/each}}{{/each}}{{/each}}{{/each}}\n")],
+        &[(
+            "t.hbs",
+            "{{#each a}}{{#each a}}{{#each a}}{{#each a}}x{{/each}}{{/each}}{{/each}}{{/each}}\n",
+        )],
     );
     has(&e, &["could loop for hours", "nest at most two"]);
     let many = "{{port}} ".repeat(1001);
@@ -327,9 +381,21 @@ fn partials_cannot_recurse_and_loops_are_bounded() {
     // Big values in a loop: the output limit, not memory, stops it.
     let big = "x".repeat(60_000);
     let list: Vec<String> = (0..3).map(|_| format!("'{big}'")).collect();
-    let yaml = yaml.replace("server_name: localhost", &format!("server_name: localhost, big: [{}]", list.join(", ")));
-    let e = refused_with(&yaml, &[("t.hbs", "{{#each big}}{{#each ../big}}{{this}}{{this}}{{this}}{{this}}{{/each}}{{/each}}\n")]);
-    has(&e, &["template renders more than 1048576 bytes for socketserver-master"]);
+    let yaml = yaml.replace(
+        "server_name: localhost",
+        &format!("server_name: localhost, big: [{}]", list.join(", ")),
+    );
+    let e = refused_with(
+        &yaml,
+        &[(
+            "t.hbs",
+            "{{#each big}}{{#each ../big}}{{this}}{{this}}{{this}}{{this}}{{/each}}{{/each}}\n",
+        )],
+    );
+    has(
+        &e,
+        &["template renders more than 1048576 bytes for socketserver-master"],
+    );
 }
 
 #[test]
@@ -339,7 +405,10 @@ fn many_duplicate_developers_are_cheap_and_bounded() {
     has(&e, &["developers.500: more than 500 names"]);
     let names: Vec<&str> = std::iter::repeat_n("dev1", 400).collect();
     let e = refused(&MINI.replace("developers: [dev1]", &format!("developers: [{}]", names.join(", "))));
-    has(&e, &["developer `dev1` is listed twice", "more not shown: fix these first"]);
+    has(
+        &e,
+        &["developer `dev1` is listed twice", "more not shown: fix these first"],
+    );
 }
 
 // ---- Messages ----
@@ -353,7 +422,10 @@ fn invalid_utf8_has_its_line_and_column() {
     fs::write(sb.path().join("hhl.yaml"), bytes).unwrap();
     let r = sb.run(&["render", "--out", "out"]);
     assert_eq!(r.code, 1);
-    has(&r.stderr, &["is not valid UTF-8 (byte ", "hhl.yaml:6:135", "save the file as UTF-8"]);
+    has(
+        &r.stderr,
+        &["is not valid UTF-8 (byte ", "hhl.yaml:6:135", "save the file as UTF-8"],
+    );
     assert!(!r.stderr.contains("pass --config"), "{}", r.stderr);
 }
 
@@ -367,7 +439,14 @@ fn alias_bomb_and_second_document_are_located() {
         bomb += &format!("        b{i}: &b{i} [{}]\n", vec![format!("*{prev}"); 9].join(","));
     }
     let e = refused(&bomb);
-    has(&e, &["invalid hhl.yaml: more than 32 YAML aliases (`*name`)", "hhl.yaml:12:38", "write the values out"]);
+    has(
+        &e,
+        &[
+            "invalid hhl.yaml: more than 32 YAML aliases (`*name`)",
+            "hhl.yaml:12:38",
+            "write the values out",
+        ],
+    );
     let e = refused(&format!("{MINI}---\ndevelopers: []\n"));
     has(&e, &["a second YAML document starts here", "hhl.yaml:13:1"]);
 }
@@ -380,7 +459,10 @@ fn a_long_line_is_not_echoed() {
     has(&e, &["hhl.yaml:6:119", "contains a tab", "…"]);
     let huge = "x".repeat(10 << 20);
     let e = refused(&format!("{MINI}# {huge}\n"));
-    has(&e, &["error: cannot use ", "hhl.yaml is 10486", "bytes; the limit is 262144"]);
+    has(
+        &e,
+        &["error: cannot use ", "hhl.yaml is 10486", "bytes; the limit is 262144"],
+    );
     assert!(!e.contains("pass --config"), "{e}");
 }
 
@@ -401,7 +483,14 @@ fn import_legacy_errors_point_into_the_legacy_files() {
     );
     let r = sb.run(&["import-legacy", "ctl", "--out", "out"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    has(&r.stderr, &["value 'BIND' of 'master'", "contains a newline", "ctl/redis.sub.py:2:38"]);
+    has(
+        &r.stderr,
+        &[
+            "value 'BIND' of 'master'",
+            "contains a newline",
+            "ctl/redis.sub.py:2:38",
+        ],
+    );
     assert!(!sb.path().join("out").exists());
     let deep = format!("{{'master': {}}}", "[".repeat(14_000));
     sb.write("ctl/redis.sub.py", &deep);

@@ -24,14 +24,85 @@ use support::{repo, Sandbox};
 
 /// Tokens that have broken parsers or generated files somewhere.
 const TOKENS: &[&str] = &[
-    "\n", "\r\n", "\"", "'", "\\", "$", "$host", "%", "%n", ";", "{", "}", "#", ": ", "- ", "[", "]",
-    "{{", "}}", "{{{x}}}", "{{&x}}", "{{> hhl_main}}", "{{> x}}", "{{#each hhl}}", "{{/each}}",
-    "{{#*inline \"p\"}}", "{{lookup hhl 'x'}}", "(", "!tag ", "!!str ", "&a ", "*a", "<<: *a", "---\n",
-    "...\n", "null", "~", "true", "0", "-1", "0%", "99999999999999999999", ".inf", ".nan", "\0", "\u{7f}",
-    "\u{2028}", "é", "ü", "..", "/", "//", "/.", "../../", "/dev/zero", "root", "nobody", "master",
-    "dev1", "_snippet", "ExecStartPre=+/bin/sh", "include /etc/shadow;", "\t", " ", "\u{feff}",
-    "port", "template", "values", "builtin:redis", "builtin:x", "shared: true", "__import__('os')",
-    "$PORT", "${PORT}", "{'a': 1}", "[[[[", "{{{{", "'''", "\"\"\"",
+    "\n",
+    "\r\n",
+    "\"",
+    "'",
+    "\\",
+    "$",
+    "$host",
+    "%",
+    "%n",
+    ";",
+    "{",
+    "}",
+    "#",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{{",
+    "}}",
+    "{{{x}}}",
+    "{{&x}}",
+    "{{> hhl_main}}",
+    "{{> x}}",
+    "{{#each hhl}}",
+    "{{/each}}",
+    "{{#*inline \"p\"}}",
+    "{{lookup hhl 'x'}}",
+    "(",
+    "!tag ",
+    "!!str ",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "---\n",
+    "...\n",
+    "null",
+    "~",
+    "true",
+    "0",
+    "-1",
+    "0%",
+    "99999999999999999999",
+    ".inf",
+    ".nan",
+    "\0",
+    "\u{7f}",
+    "\u{2028}",
+    "é",
+    "ü",
+    "..",
+    "/",
+    "//",
+    "/.",
+    "../../",
+    "/dev/zero",
+    "root",
+    "nobody",
+    "master",
+    "dev1",
+    "_snippet",
+    "ExecStartPre=+/bin/sh",
+    "include /etc/shadow;",
+    "\t",
+    " ",
+    "\u{feff}",
+    "port",
+    "template",
+    "values",
+    "builtin:redis",
+    "builtin:x",
+    "shared: true",
+    "__import__('os')",
+    "$PORT",
+    "${PORT}",
+    "{'a': 1}",
+    "[[[[",
+    "{{{{",
+    "'''",
+    "\"\"\"",
 ];
 
 /// xorshift64*: deterministic from the seed, no dependency.
@@ -59,7 +130,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     for _ in 0..1 + rng.below(4) {
         let at = rng.below(b.len() + 1);
         match rng.below(9) {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
                 b.splice(at..at, t.iter().copied());
             }
@@ -152,7 +223,10 @@ impl Fixture {
             legacy,
             line_counts: BTreeSet::new(),
         };
-        for input in [Input::Yaml(f.yaml.clone().into_bytes()), Input::Template(f.template.clone().into_bytes())] {
+        for input in [
+            Input::Yaml(f.yaml.clone().into_bytes()),
+            Input::Template(f.template.clone().into_bytes()),
+        ] {
             let counts = f.run(&input).expect("the unmutated inputs render");
             f.line_counts.extend(counts);
         }
@@ -177,9 +251,14 @@ impl Fixture {
                 let text = String::from_utf8_lossy(bytes).into_owned();
                 match files.iter_mut().find(|f| f.name == Path::new(name)) {
                     Some(f) => f.text = text,
-                    None => files.push(File { name: name.into(), text }),
+                    None => files.push(File {
+                        name: name.into(),
+                        text,
+                    }),
                 }
-                import::import(Path::new("/serverctrl"), &files).ok().map(|_| Vec::new())
+                import::import(Path::new("/serverctrl"), &files)
+                    .ok()
+                    .map(|_| Vec::new())
             }
         }
     }
@@ -246,7 +325,11 @@ fn nothing_written_on_refusal(bytes: &[u8]) {
     let r = sb.run(&["render", "--out", "out"]);
     if r.code != 0 {
         assert_eq!(r.code, 1, "{}", r.stderr);
-        assert!(!sb.path().join("out").exists(), "refused, yet wrote out/:\n{}", r.stderr);
+        assert!(
+            !sb.path().join("out").exists(),
+            "refused, yet wrote out/:\n{}",
+            r.stderr
+        );
         let leftovers: Vec<_> = fs::read_dir(sb.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -260,12 +343,21 @@ fn nothing_written_on_refusal(bytes: &[u8]) {
 #[test]
 fn fuzz_core_with_mutations() {
     let budget = Duration::from_secs(
-        std::env::var("HHL_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20),
+        std::env::var("HHL_FUZZ_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20),
     );
     let seed = std::env::var("HHL_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     eprintln!("fuzz: seed {seed} (HHL_FUZZ_SEED={seed} replays this run), budget {budget:?}");
 
     let (tx, rx) = mpsc::channel::<(String, Duration, bool)>();
@@ -309,13 +401,18 @@ fn fuzz_core_with_mutations() {
         .unwrap();
 
     let fixture_inputs = {
-        let yaml = support::example_yaml().replace("flavor: auto", "flavor: debian").into_bytes();
+        let yaml = support::example_yaml()
+            .replace("flavor: auto", "flavor: debian")
+            .into_bytes();
         let template = fs::read(repo().join("templates/dtserver.conf.hbs")).unwrap();
         let legacy: Vec<(String, Vec<u8>)> = fs::read_dir(repo().join("tests/legacy/serverctrl"))
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap())
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).unwrap(),
+                )
             })
             .collect();
         (yaml, template, legacy)
@@ -328,7 +425,10 @@ fn fuzz_core_with_mutations() {
     let mut binary_checks = 0usize;
     let replay = corpus();
     let replayed = replay.len();
-    let mut queue = replay.into_iter().map(|(_, i)| i).collect::<std::collections::VecDeque<_>>();
+    let mut queue = replay
+        .into_iter()
+        .map(|(_, i)| i)
+        .collect::<std::collections::VecDeque<_>>();
     // The time of the unmutated example, re-measured every 50 inputs: the limit per
     // input is a second, or 40 times that when the machine is loaded (CI shares cores).
     let mut baselines: std::collections::VecDeque<Duration> = std::collections::VecDeque::new();
@@ -361,7 +461,10 @@ fn fuzz_core_with_mutations() {
             Ok(r) => r,
             Err(_) => {
                 save_failure(&keep);
-                panic!("an input ran for more than {:?} (hang); saved under target/fuzz-failures", limit * 10);
+                panic!(
+                    "an input ran for more than {:?} (hang); saved under target/fuzz-failures",
+                    limit * 10
+                );
             }
         };
         if label.starts_with("PANIC") || label.contains("added lines") {

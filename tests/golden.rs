@@ -163,7 +163,9 @@ fn escaping_renders_to_golden_tree() {
     let input = repo().join("tests/golden-input/escaping");
     sb.write(
         "hhl.yaml",
-        &fs::read_to_string(input.join("hhl.yaml")).unwrap().replace("flavor: auto", "flavor: debian"),
+        &fs::read_to_string(input.join("hhl.yaml"))
+            .unwrap()
+            .replace("flavor: auto", "flavor: debian"),
     );
     sb.write(
         "templates/lobby.conf.hbs",

@@ -202,8 +202,9 @@ fn values_of(path: &Path, text: &str) -> Result<OwnerValues, Diagnostic> {
             };
             let json = json_of(&val).map_err(|m| fail(val.pos, m))?;
             if let Some(problem) = unsafe_value(&json) {
-                return Err(fail(val.pos, format!("value '{key}' of '{name}' {problem}"))
-                    .hint("a config value cannot hold a newline, a control character or `$`; put such text in the template"));
+                return Err(fail(val.pos, format!("value '{key}' of '{name}' {problem}")).hint(
+                    "a config value cannot hold a newline, a control character or `$`; put such text in the template",
+                ));
             }
             v.insert(key.to_lowercase(), json);
         }
@@ -239,9 +240,11 @@ fn json_of(v: &Spanned) -> Result<serde_json::Value, String> {
     Ok(match &v.value {
         // The original pasted values into the text, so `'a b'` was two words: keep
         // them two tokens (a list) now that every value is escaped as one.
-        Py::Str(s) if s.split_whitespace().nth(1).is_some() && !s.contains(['\n', '\r']) => {
-            s.split_whitespace().map(serde_json::Value::from).collect::<Vec<_>>().into()
-        }
+        Py::Str(s) if s.split_whitespace().nth(1).is_some() && !s.contains(['\n', '\r']) => s
+            .split_whitespace()
+            .map(serde_json::Value::from)
+            .collect::<Vec<_>>()
+            .into(),
         Py::Str(s) => s.clone().into(),
         Py::Int(i) => (*i).into(),
         Py::Float(f) => serde_json::Number::from_f64(*f)
