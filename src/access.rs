@@ -61,7 +61,7 @@ pub fn resolve(
     let user_hint =
         "unix user names: lowercase letters, digits, `_` and `-`, starting with a letter, at most 32, not root";
     let mut resolved = IndexMap::new();
-    if let Some(p) = names::user_problem(&users.master) {
+    if let Some(p) = names::run_as_problem(&users.master, "hhl") {
         errs.push(
             src.diag(&["users", "master"], format!("users.master: {p}"))
                 .hint(user_hint),
@@ -77,7 +77,7 @@ pub fn resolve(
                 )
                 .hint(format!("add `{dev}` to `developers`, or remove this entry")),
             );
-        } else if let Some(p) = names::user_problem(user) {
+        } else if let Some(p) = names::run_as_problem(user, "") {
             errs.push(
                 src.diag(&["users", "map", dev], format!("users.map.{dev}: {p}"))
                     .hint(user_hint),
@@ -110,7 +110,12 @@ pub fn resolve(
             );
         }
     }
-    if !users.shell.is_absolute() {
+    if let Some(p) = crate::paths::path_problem(&users.shell) {
+        errs.push(
+            src.diag(&["users", "shell"], format!("users.shell: {p}"))
+                .hint("e.g. /usr/bin/git-shell (push only) or /bin/bash"),
+        );
+    } else if !users.shell.is_absolute() {
         errs.push(
             src.diag(
                 &["users", "shell"],
@@ -217,7 +222,9 @@ fn percentage(s: &str) -> bool {
 }
 
 fn valid_bytes(s: &str) -> bool {
-    s == "infinity" || percentage(s) || digits(s.strip_suffix(['K', 'M', 'G', 'T']).unwrap_or(s))
+    // Zero, like `cpu: 0%`, would stop every instance of the owner: refused.
+    let n = s.strip_suffix(['K', 'M', 'G', 'T', '%']).unwrap_or(s);
+    s == "infinity" || (digits(n) && n.bytes().any(|b| b != b'0'))
 }
 
 fn valid_cpu(s: &str) -> bool {
@@ -237,7 +244,7 @@ mod tests {
         for ok in ["512M", "2G", "100", "20%", "infinity"] {
             assert!(valid_bytes(ok), "{ok}");
         }
-        for bad in ["512MB", "lots", "", "-1G", "1.5G"] {
+        for bad in ["512MB", "lots", "", "-1G", "1.5G", "0", "0M", "0%"] {
             assert!(!valid_bytes(bad), "{bad}");
         }
         assert!(valid_cpu("150%") && !valid_cpu("1.5") && !valid_cpu("0%"));

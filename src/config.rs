@@ -18,19 +18,25 @@ pub type OwnerValues = IndexMap<String, Values>;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Developer names; `master` is implicit.
+    #[serde(deserialize_with = "crate::strict::names")]
     pub developers: Vec<String>,
     #[serde(default)]
     pub paths: RawPaths,
     #[serde(default)]
     pub nginx: RawNginx,
     /// OpenResty logic servers by name.
+    #[serde(deserialize_with = "crate::strict::servers")]
     pub servers: IndexMap<String, RawServer>,
     pub redis: Option<RawRedis>,
     /// Who runs and who may control the instances.
     #[serde(default, skip_serializing_if = "RawUsers::is_default")]
     pub users: RawUsers,
     /// Resource limits of each owner's slice: `master:` is the base, developers override.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "crate::strict::map"
+    )]
     pub limits: IndexMap<String, RawLimits>,
     /// Where the git repositories developers push to live.
     #[serde(default, skip_serializing_if = "RawGit::is_default")]
@@ -79,6 +85,7 @@ pub struct RawUsers {
     /// Unix users who may control every instance.
     pub admins: Vec<String>,
     /// Developer → unix user, where they differ (default: the developer's name).
+    #[serde(deserialize_with = "crate::strict::map")]
     pub map: IndexMap<String, String>,
 }
 
@@ -121,6 +128,7 @@ pub struct RawServer {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
     /// `master:` base values, then per-developer overrides.
+    #[serde(deserialize_with = "crate::strict::owner_values")]
     pub values: OwnerValues,
 }
 
@@ -128,6 +136,7 @@ pub struct RawServer {
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub template: String,
+    #[serde(deserialize_with = "crate::strict::owner_values")]
     pub values: OwnerValues,
 }
 
@@ -225,15 +234,62 @@ impl Source {
     }
 }
 
-/// Parse hhl.yaml text; `file` is only for messages.
+/// The text of hhl.yaml from its bytes: invalid UTF-8 is refused at its line and column.
+pub fn text_of(file: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let offset = e.utf8_error().valid_up_to();
+        let pos = crate::error::pos_of_offset(bytes, offset);
+        let text = String::from_utf8_lossy(bytes);
+        Diagnostic::new(file, format!("{} is not valid UTF-8 (byte {offset})", file.display()))
+            .at(&text, Some(pos))
+            .hint("save the file as UTF-8")
+    })
+}
+
+/// Parse hhl.yaml text; `file` is only for messages. A linear pre-scan refuses what is
+/// too large or deep, tags and extra documents before the parser runs.
 pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
+    let scan = crate::bounds::scan_yaml(text).map_err(|(pos, msg, hint)| {
+        Diagnostic::new(file, format!("invalid hhl.yaml: {msg}"))
+            .at(text, Some(pos))
+            .hint(hint)
+    })?;
     serde_norway::from_str(text).map_err(|e| {
-        let pos = e.location().map(|l| Pos {
+        let mut pos = e.location().map(|l| Pos {
             line: l.line(),
             column: l.column(),
         });
-        let msg = strip_position(&e.to_string());
-        let hint = if msg.contains("unknown field") {
+        let mut msg = strip_position(&e.to_string());
+        if let Some((tail, rest)) = crate::strict::take_marker(&msg) {
+            // `servers.socketserver.values: …`: the field path, then our key path below it.
+            let (field, rest) = rest.split_once(": ").unwrap_or(("", rest.as_str()));
+            let mut path: Vec<String> = field
+                .split(['.', '['])
+                .map(|s| s.trim_end_matches(']').to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            let mut tail = tail.into_iter().peekable();
+            if path.last().is_some_and(|l| tail.peek() == Some(l)) {
+                tail.next();
+            }
+            path.extend(tail);
+            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+            pos = crate::locate::locate(text, &keys).or(pos);
+            msg = format!("{}: {rest}", path.join("."));
+        } else if msg.contains("repetition limit exceeded") || msg.contains("recursion limit exceeded") {
+            pos = scan.first_alias.or(pos);
+            msg = format!("{msg}: YAML aliases expand to too much");
+        }
+        let hint = if msg.contains("written twice") {
+            "each key may appear once in a mapping; remove one"
+        } else if msg.contains("null") {
+            "write a value, or \"\" for an empty string"
+        } else if msg.contains("aliases") {
+            "write the values out instead of nesting aliases (`*name`)"
+        } else if msg.contains("more than") || msg.contains("the limit") {
+            "hhl.yaml has limits far above a real setup; this looks like a mistake"
+        } else if msg.contains("unknown field") {
             "remove the key or fix its spelling; `hhlctl --help` lists where the schema is documented"
         } else if msg.contains("missing field") {
             "add the key; see examples/hhl.yaml for a complete file"
@@ -251,7 +307,7 @@ pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
 }
 
 /// serde_norway writes " at line L column C" into messages; we show positions ourselves.
-fn strip_position(msg: &str) -> String {
+pub fn strip_position(msg: &str) -> String {
     let mut out = msg.to_string();
     while let Some(i) = out.find(" at line ") {
         let rest = &out[i + " at line ".len()..];

@@ -7,10 +7,12 @@
 
 pub mod access;
 pub mod artifact;
+pub mod bounds;
 pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod escape;
 pub mod fault;
 pub mod fsapply;
 pub mod git;
@@ -23,6 +25,7 @@ pub mod model;
 pub mod names;
 pub mod optional;
 pub mod parallel;
+pub mod paths;
 pub mod pending;
 pub mod polkit;
 pub mod portholder;
@@ -31,6 +34,7 @@ pub mod release;
 pub mod render;
 pub mod repos;
 pub mod rsyslog;
+pub mod strict;
 pub mod systemd;
 pub mod table;
 pub mod templates;

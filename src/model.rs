@@ -10,6 +10,8 @@ use crate::access::{self, Access};
 use crate::config::{OwnerValues, RawConfig, RawGit, RawPaths, Source, Values};
 use crate::error::{Diagnostic, Diagnostics};
 use crate::names::{self, MASTER};
+use crate::{escape, paths};
+use serde_json::Value;
 
 pub const PORT_MIN: u16 = 1024;
 
@@ -30,17 +32,23 @@ impl Flavor {
             Flavor::Openresty => "/usr/bin/openresty",
         }
     }
-    pub fn load_modules(self) -> &'static str {
+    /// The `load_module` lines, as `{{> hhl_main}}` writes them.
+    pub fn load_modules(self) -> String {
+        self.modules().iter().map(|m| format!("load_module {m};\n")).collect()
+    }
+    /// The modules to `load_module` (`hhl.load_modules` in templates).
+    pub fn modules(self) -> &'static [&'static str] {
         match self {
-            Flavor::Debian => {
-                "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
-            }
-            Flavor::Openresty => "",
+            Flavor::Debian => &[
+                "/usr/lib/nginx/modules/ndk_http_module.so",
+                "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+            ],
+            Flavor::Openresty => &[],
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Openresty,
@@ -56,12 +64,40 @@ pub enum TemplateRef {
     File(PathBuf),
 }
 
+/// Where templates may live besides hhl.yaml's directory: the package's copies.
+pub const SHARED_TEMPLATE_DIR: &str = "/usr/share/hhl/templates";
+
 impl TemplateRef {
     fn parse(s: &str, base: &Path) -> TemplateRef {
         match s.strip_prefix("builtin:") {
             Some(name) => TemplateRef::Builtin(name.to_string()),
             None => TemplateRef::File(base.join(s)),
         }
+    }
+
+    /// Why a template path may not be used: it must name a file inside hhl.yaml's
+    /// directory or the package's template directory, without `..` (checked again on
+    /// disk, through links, by the shell).
+    pub fn problem(s: &str, base: &Path) -> Option<String> {
+        if s.strip_prefix("builtin:").is_some() {
+            return None;
+        }
+        let shown = crate::error::excerpt(s);
+        if s.chars().any(char::is_control) {
+            return Some(format!("template path `{shown}` contains a control character"));
+        }
+        let p = Path::new(s);
+        if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Some(format!("template path `{shown}` contains `..`"));
+        }
+        let full = base.join(p);
+        if !(full.starts_with(base) || full.starts_with(SHARED_TEMPLATE_DIR)) {
+            return Some(format!(
+                "template `{shown}` is outside {} and {SHARED_TEMPLATE_DIR}",
+                base.display()
+            ));
+        }
+        None
     }
     /// The name the template registry knows it by.
     pub fn key(&self) -> String {
@@ -151,13 +187,21 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
     let mut errs = Diagnostics::default();
 
     let mut developers: Vec<String> = Vec::new();
+    let mut seen_devs = std::collections::HashSet::new();
     for (i, dev) in raw.developers.iter().enumerate() {
+        if errs.is_full() {
+            // Only counted from here: locating each would cost a pass over the text.
+            if names::developer_problem(dev).is_some() || !seen_devs.insert(dev.as_str()) {
+                errs.1 += 1;
+            }
+            continue;
+        }
         let idx = i.to_string();
         if let Some(problem) = names::developer_problem(dev) {
             errs.push(src.diag(&["developers", &idx], problem).hint(
-                "developer names are unix user names and git branches: lowercase letters, digits and `_`, at most 32",
+                "developer names are unix user names and git branches: lowercase letters, digits and `_`, at most 32; not a system account",
             ));
-        } else if developers.contains(dev) {
+        } else if !seen_devs.insert(dev.as_str()) {
             errs.push(
                 src.diag(&["developers", &idx], format!("developer `{dev}` is listed twice"))
                     .hint("remove the second entry"),
@@ -167,7 +211,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         }
     }
 
-    check_paths(&raw.paths, src, &mut errs);
+    check_paths(raw, src, &mut errs);
     check_git(&raw.git, src, &mut errs);
     let access = access::resolve(&raw.users, &raw.limits, &developers, src, &mut errs);
 
@@ -229,7 +273,22 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         );
     }
 
+    if instances.len() > crate::bounds::MAX_INSTANCES {
+        errs.push(
+            src.diag(
+                &["developers"],
+                format!(
+                    "{} instances; the limit is {}",
+                    instances.len(),
+                    crate::bounds::MAX_INSTANCES
+                ),
+            )
+            .hint("every instance is a running process: use fewer developers or servers, or `shared: true`"),
+        );
+        return Err(errs);
+    }
     check_ports(&instances, src, &mut errs);
+    check_values(raw, &instances, src, &mut errs);
     errs.into_result(Model {
         developers,
         paths: raw.paths.clone(),
@@ -268,6 +327,11 @@ impl Group<'_> {
                 self.diag(&["template"], "template is empty".into())
                     .hint("name a template file relative to hhl.yaml, or `builtin:<name>`"),
             );
+        } else if let Some(p) = TemplateRef::problem(self.template, self.src.dir()) {
+            errs.push(self.diag(&["template"], p).hint(format!(
+                "keep templates beside hhl.yaml (e.g. templates/x.conf.hbs), or copy one from {SHARED_TEMPLATE_DIR}"
+            )));
+            return Vec::new();
         }
         let Some(base) = self.values.get(MASTER) else {
             errs.push(
@@ -343,6 +407,16 @@ impl Group<'_> {
     }
 }
 
+/// `redis@6379.service (redis, master)`, `… (servers.socketserver, developer dev1)`.
+fn whose(inst: &Instance) -> String {
+    let owner = if inst.developer == MASTER {
+        MASTER.to_string()
+    } else {
+        format!("developer {}", inst.developer)
+    };
+    format!("{} ({}, {owner})", inst.unit(), inst.origin.join("."))
+}
+
 fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
     let mut seen: BTreeMap<u16, &Instance> = BTreeMap::new();
     for inst in instances {
@@ -355,8 +429,8 @@ fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
                     format!(
                         "port {} is used by both {} and {}",
                         inst.port,
-                        first.unit(),
-                        inst.unit()
+                        whose(first),
+                        whose(inst),
                     ),
                 )
                 .hint("give every instance its own port"),
@@ -368,13 +442,10 @@ fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
 }
 
 fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
-    if !git.root.is_absolute() {
+    if let Some(p) = paths::path_problem(&git.root) {
         errs.push(
-            src.diag(
-                &["git", "root"],
-                format!("git.root `{}` is not an absolute path", git.root.display()),
-            )
-            .hint("start it with `/`, e.g. /srv/git"),
+            src.diag(&["git", "root"], format!("git.root: {p}"))
+                .hint("an absolute, normalised path, e.g. /srv/git"),
         );
     }
     if let Some(p) = names::user_problem(&git.group) {
@@ -397,17 +468,195 @@ fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
     }
 }
 
-fn check_paths(paths: &RawPaths, src: &Source, errs: &mut Diagnostics) {
-    for (key, p) in paths.clone().named_mut() {
-        if !p.is_absolute() {
+/// Each path on its own, then the layout: the trees and files hhlctl manages must not
+/// be one another or sit inside one another (a server's instance directories would
+/// vanish under `lua_lib_dir`, Redis data inside an instance would be deployed over).
+fn check_paths(raw: &RawConfig, src: &Source, errs: &mut Diagnostics) {
+    let mut paths = raw.paths.clone();
+    let mut bad = false;
+    for (key, p) in paths.named_mut() {
+        if let Some(problem) = paths::path_problem(p) {
+            bad = true;
             errs.push(
-                src.diag(
-                    &["paths", key],
-                    format!("paths.{key} `{}` is not an absolute path", p.display()),
-                )
-                .hint("start it with `/`"),
+                src.diag(&["paths", key], format!("paths.{key}: {problem}"))
+                    .hint("an absolute, normalised path: start it with `/`; no `.`, `..`, `//`, white space or quotes"),
             );
         }
+    }
+    if bad || paths::path_problem(&raw.git.root).is_some() {
+        return;
+    }
+    let p = &raw.paths;
+    let lib_app = p.lua_lib_dir.with_file_name(format!(
+        "{}.app",
+        p.lua_lib_dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    // (what, key path, path): every tree or file that must stand apart.
+    let mut trees: Vec<(String, Vec<String>, PathBuf)> = vec![
+        (
+            "paths.redis_conf_dir".into(),
+            vec!["paths".into(), "redis_conf_dir".into()],
+            p.redis_conf_dir.clone(),
+        ),
+        (
+            "paths.redis_data_dir".into(),
+            vec!["paths".into(), "redis_data_dir".into()],
+            p.redis_data_dir.clone(),
+        ),
+        (
+            "paths.lua_lib_dir".into(),
+            vec!["paths".into(), "lua_lib_dir".into()],
+            p.lua_lib_dir.clone(),
+        ),
+        (
+            "the releases of paths.lua_lib_dir".into(),
+            vec!["paths".into(), "lua_lib_dir".into()],
+            lib_app,
+        ),
+        (
+            "paths.unit_dir".into(),
+            vec!["paths".into(), "unit_dir".into()],
+            p.unit_dir.clone(),
+        ),
+        (
+            "paths.state_dir".into(),
+            vec!["paths".into(), "state_dir".into()],
+            p.state_dir.clone(),
+        ),
+        (
+            "paths.polkit_rules".into(),
+            vec!["paths".into(), "polkit_rules".into()],
+            p.polkit_rules.clone(),
+        ),
+        (
+            "paths.log_dir".into(),
+            vec!["paths".into(), "log_dir".into()],
+            p.log_dir.clone(),
+        ),
+        (
+            "paths.rsyslog_conf".into(),
+            vec!["paths".into(), "rsyslog_conf".into()],
+            p.rsyslog_conf.clone(),
+        ),
+        (
+            "git.root".into(),
+            vec!["git".into(), "root".into()],
+            raw.git.root.clone(),
+        ),
+    ];
+    for server in raw.servers.keys().take(crate::bounds::MAX_SERVERS) {
+        trees.push((
+            format!("the instances of server `{server}`"),
+            vec!["servers".into(), server.clone()],
+            p.hhl_root.join(server),
+        ));
+    }
+    for (i, (what_a, _, a)) in trees.iter().enumerate() {
+        for (what_b, at_b, b) in &trees[i + 1..] {
+            if paths::overlap(a, b) {
+                let at: Vec<&str> = at_b.iter().map(String::as_str).collect();
+                let how = if a == b { "is the same path as" } else { "overlaps" };
+                errs.push(
+                    src.diag(
+                        &at,
+                        format!("{what_b} ({}) {how} {what_a} ({})", b.display(), a.display()),
+                    )
+                    .hint("give each its own place: none may be inside another"),
+                );
+            }
+        }
+    }
+}
+
+/// Every value an instance's template may insert must be expressible in its file's
+/// syntax; refused where it is written. `*_snippet` keys are raw text by design.
+fn check_values(raw: &RawConfig, instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
+    let mut seen = std::collections::HashSet::new();
+    for inst in instances {
+        let group = match inst.kind {
+            Kind::Openresty => raw.servers.get(&inst.server).map(|s| &s.values),
+            Kind::Redis => raw.redis.as_ref().map(|r| &r.values),
+        };
+        let Some(group) = group else { continue };
+        for owner in [MASTER, inst.developer.as_str()] {
+            let Some(values) = group.get(owner) else { continue };
+            for (key, v) in values {
+                if !seen.insert((inst.kind, inst.server.as_str(), owner, key.as_str())) {
+                    continue;
+                }
+                let mut at: Vec<String> = inst.origin.clone();
+                at.extend(["values".to_string(), owner.to_string(), key.clone()]);
+                if key.ends_with("_snippet") {
+                    if !v.is_string() {
+                        errs.push(
+                            src.diag(
+                                &at.iter().map(String::as_str).collect::<Vec<_>>(),
+                                format!(
+                                    "{}: `{key}` of `{owner}` is a raw snippet, so it must be a string",
+                                    inst.origin.join(".")
+                                ),
+                            )
+                            .hint("write the nginx text as a string (a YAML block `|` keeps lines)"),
+                        );
+                    }
+                    continue;
+                }
+                check_value(inst.kind, v, &mut at, &mut |at, problem| {
+                    if errs.is_full() {
+                        return;
+                    }
+                    let file = match inst.kind {
+                        Kind::Openresty => "nginx",
+                        Kind::Redis => "Redis",
+                    };
+                    let key_path = at[inst.origin.len() + 2..].join(".");
+                    errs.push(
+                        src.diag(
+                            &at.iter().map(String::as_str).collect::<Vec<_>>(),
+                            format!("{}: value `{key_path}` of `{owner}` {problem}", inst.origin.join(".")),
+                        )
+                        .hint(format!(
+                            "a {file} value cannot hold this safely; remove it, or use a `*_snippet` key for raw nginx text"
+                        )),
+                    );
+                });
+            }
+        }
+    }
+}
+
+fn check_value(kind: Kind, v: &Value, at: &mut Vec<String>, report: &mut dyn FnMut(&[String], String)) {
+    match v {
+        Value::String(s) => {
+            let r = match kind {
+                Kind::Openresty => escape::NginxToken::new(s).map(|_| ()),
+                Kind::Redis => escape::RedisToken::new(s).map(|_| ()),
+            };
+            if let Err(e) = r {
+                report(at, format!("`{}` {e}", crate::error::excerpt(s)));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(i.to_string());
+                check_value(kind, item, at, report);
+                at.pop();
+            }
+        }
+        Value::Object(m) => {
+            for (k, item) in m {
+                if let Err(e) = match kind {
+                    Kind::Openresty => escape::NginxToken::new(k).map(|_| ()),
+                    Kind::Redis => escape::RedisToken::new(k).map(|_| ()),
+                } {
+                    report(at, format!("has a key `{}` that {e}", crate::error::excerpt(k)));
+                }
+                at.push(k.clone());
+                check_value(kind, item, at, report);
+                at.pop();
+            }
+        }
+        _ => {}
     }
 }
 
@@ -498,7 +747,7 @@ redis:
     fn a_developer_without_override_inherits_master_port_and_collides() {
         let e = build_yaml(BASE).unwrap_err();
         assert_eq!(e.0.len(), 1, "{e}");
-        assert!(e.0[0].message.contains("port 1080 is used by both openresty@socketserver-master.service and openresty@socketserver-dev2.service"), "{e}");
+        assert!(e.0[0].message.contains("port 1080 is used by both openresty@socketserver-master.service (servers.socketserver, master) and openresty@socketserver-dev2.service (servers.socketserver, developer dev2)"), "{e}");
     }
 
     #[test]

@@ -63,11 +63,9 @@ polkit.addRule(function(action, subject) {{
     )
 }
 
-/// Pretty JSON is valid JavaScript, with every string safely quoted.
+/// Pretty JSON is valid JavaScript, with every string safely quoted (`JsValue`).
 fn js<T: serde::Serialize + ?Sized>(v: &T) -> String {
-    serde_json::to_string_pretty(v)
-        .expect("plain data serializes")
-        .replace('\n', "\n    ")
+    crate::escape::JsValue::new(v).as_str().replace('\n', "\n    ")
 }
 
 pub fn artifact(model: &Model, source: &Path) -> Option<Artifact> {

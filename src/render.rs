@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use crate::artifact::{generated_header, Artifact, Owner};
-use crate::error::Diagnostics;
+use crate::bounds::MAX_RENDERED_TOTAL;
+use crate::error::{Diagnostic, Diagnostics};
 use crate::model::{Instance, Kind, Model};
 use crate::names::MASTER;
 use crate::templates::Templates;
@@ -38,7 +39,7 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
         "port": inst.port,
         "conf_path": inst.config_path,
         "lua_lib_dir": model.paths.lua_lib_dir,
-        "load_modules": model.flavor.load_modules(),
+        "load_modules": model.flavor.modules(),
         "nginx_binary": model.flavor.binary(),
     });
     match inst.kind {
@@ -97,10 +98,22 @@ pub const INITIAL_RELEASE: &str = "initial";
 pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec<Artifact>, Diagnostics> {
     let mut errs = Diagnostics::default();
     let mut out = lib_artifacts(model);
+    let mut total = 0usize;
     for inst in &model.instances {
         let what = format!("{} ({})", inst.name, inst.unit());
         match templates.render(&inst.template.key(), &template_data(model, inst), &what) {
+            Ok(_) if total > MAX_RENDERED_TOTAL => {}
             Ok(text) => {
+                total += text.len();
+                if total > MAX_RENDERED_TOTAL {
+                    errs.push(
+                        Diagnostic::new(
+                            source,
+                            format!("the rendered configs exceed {MAX_RENDERED_TOTAL} bytes in all"),
+                        )
+                        .hint("a config is a few KiB; check the templates' loops and values"),
+                    );
+                }
                 // The instance reads its config but cannot change it.
                 out.push(
                     Artifact::file(
@@ -143,9 +156,24 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
             }
         }
     }
-    out.extend(units::artifacts(model, source));
+    // Names and paths are checked when the model is built; what is left to refuse
+    // here is the path of hhl.yaml itself.
+    let unsafe_source = |e: crate::escape::Unsafe| {
+        Diagnostic::new(
+            source,
+            format!("cannot name this hhl.yaml in systemd or rsyslog files: its path {e}"),
+        )
+        .hint("rename the file or its directory")
+    };
+    match units::artifacts(model, source) {
+        Ok(a) => out.extend(a),
+        Err(e) => errs.push(unsafe_source(e)),
+    }
     out.extend(polkit::artifact(model, source));
-    out.extend(rsyslog::artifacts(model, source));
+    match rsyslog::artifacts(model, source) {
+        Ok(a) => out.extend(a),
+        Err(e) => errs.push(unsafe_source(e)),
+    }
     // Parent directories shared by several instances are listed once. Hashing the
     // bytes, not ordering `Path`s (component by component), is the cheap way: the
     // ordered set was a third of `plan`'s instructions at 404 instances.

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::artifact::{generated_header, Artifact, Owner};
+use crate::escape::{RainerString, Unsafe};
 use crate::model::{Instance, Model};
 use crate::units::syslog_identifier;
 
@@ -18,12 +19,12 @@ pub fn log_file(model: &Model, inst: &Instance) -> PathBuf {
         .join(format!("{}.log", syslog_identifier(inst)))
 }
 
-/// RainerScript string literal.
-fn quoted(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+/// RainerScript string literal; control characters refused.
+fn quoted(s: &str) -> Result<String, Unsafe> {
+    RainerString::new(s).map(|q| q.as_str().to_string())
 }
 
-pub fn rules(model: &Model, source: &Path) -> String {
+pub fn rules(model: &Model, source: &Path) -> Result<String, Unsafe> {
     let mut s = generated_header(source, None);
     s += "# Each hhl instance's lines, by their syslog identifier, into its owner's log file;\n";
     s += "# `stop` keeps them out of the shared /var/log/syslog.\n";
@@ -34,20 +35,20 @@ pub fn rules(model: &Model, source: &Path) -> String {
         let group = &inst.user;
         s += &format!(
             "if $programname == {id} then {{\n    action(type=\"omfile\" file={file} template=\"hhl\"\n           fileOwner=\"root\" fileGroup={group} fileCreateMode=\"0640\"\n           dirOwner=\"root\" dirGroup={group} dirCreateMode=\"0750\")\n    stop\n}}\n",
-            id = quoted(&syslog_identifier(inst)),
-            file = quoted(&file.display().to_string()),
-            group = quoted(group),
+            id = quoted(&syslog_identifier(inst))?,
+            file = quoted(&file.display().to_string())?,
+            group = quoted(group)?,
         );
     }
-    s
+    Ok(s)
 }
 
-pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
+pub fn artifacts(model: &Model, source: &Path) -> Result<Vec<Artifact>, Unsafe> {
     if model.instances.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let mut out = vec![
-        Artifact::file(&model.paths.rsyslog_conf, rules(model, source), 0o644),
+        Artifact::file(&model.paths.rsyslog_conf, rules(model, source)?, 0o644),
         Artifact::dir(&model.paths.log_dir, 0o755),
     ];
     for owner in model.owners() {
@@ -55,5 +56,5 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
             out.push(Artifact::dir(model.paths.log_dir.join(owner), 0o750).owned(Owner::ReadBy(inst.user.clone())));
         }
     }
-    out
+    Ok(out)
 }

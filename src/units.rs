@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::access::Limits;
 use crate::artifact::{generated_header, Artifact};
+use crate::escape::{UnitValue, Unsafe};
 use crate::model::{Flavor, Instance, Kind, Model};
 
 /// Where the package installs the static template units.
@@ -15,9 +16,18 @@ pub const SYSTEM_UNIT_DIR: &str = "/usr/lib/systemd/system";
 /// The drop-in file name hhlctl owns inside each `<unit>.d/`.
 pub const DROPIN_NAME: &str = "50-hhl.conf";
 
-/// `%` starts a specifier in unit files; a literal one is `%%`.
-fn escape(s: &str) -> String {
-    s.replace('%', "%%")
+/// One unit-file word: `%` doubled, quoted when needed, control characters refused.
+fn v(s: impl AsRef<str>) -> Result<String, Unsafe> {
+    UnitValue::word(s.as_ref()).map(|u| u.as_str().to_string())
+}
+
+/// A whole-line setting: `%` doubled, control characters refused, never quoted.
+fn t(s: impl AsRef<str>) -> Result<String, Unsafe> {
+    UnitValue::text(s.as_ref()).map(|u| u.as_str().to_string())
+}
+
+fn pv(p: &Path) -> Result<String, Unsafe> {
+    v(p.display().to_string())
 }
 
 pub fn slice_name(developer: &str) -> String {
@@ -33,24 +43,20 @@ pub fn dropin_path(unit_dir: &Path, inst: &Instance) -> PathBuf {
     unit_dir.join(format!("{}.d", inst.unit())).join(DROPIN_NAME)
 }
 
-fn dropin(model: &Model, inst: &Instance, source: &Path) -> String {
+fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsafe> {
     let mut s = generated_header(source, None);
-    s += &format!(
-        "[Unit]\nSourcePath={}\n\n[Service]\n",
-        escape(&source.display().to_string())
-    );
-    s += &format!("Slice={}\n", slice_name(&inst.developer));
-    s += &format!("SyslogIdentifier={}\n", syslog_identifier(inst));
-    s += &format!("User={}\n", inst.user);
-    let path = |p: &Path| escape(&p.display().to_string());
+    s += &format!("[Unit]\nSourcePath={}\n\n[Service]\n", t(source.display().to_string())?);
+    s += &format!("Slice={}\n", t(slice_name(&inst.developer))?);
+    s += &format!("SyslogIdentifier={}\n", t(syslog_identifier(inst))?);
+    s += &format!("User={}\n", t(&inst.user)?);
     match inst.kind {
         Kind::Openresty => {
-            s += &format!("Environment=HHL_PREFIX={}/\n", path(&inst.dir));
+            s += &format!("Environment={}\n", v(format!("HHL_PREFIX={}/", inst.dir.display()))?);
             // The template unit mounts the whole file system read-only.
             s += &format!(
                 "ReadWritePaths={} {}\n",
-                path(&inst.dir.join("logs")),
-                path(&inst.dir.join("temp"))
+                pv(&inst.dir.join("logs"))?,
+                pv(&inst.dir.join("temp"))?
             );
             if model.flavor == Flavor::Openresty {
                 // The template unit names Debian's nginx; swap the binary (ExecReload reads HHL_NGINX).
@@ -64,20 +70,21 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> String {
         }
         Kind::Redis => {
             s += &format!(
-                "Environment=HHL_REDIS_CONF={}\n",
-                escape(&inst.config_path.display().to_string())
+                "Environment={}\n",
+                v(format!("HHL_REDIS_CONF={}", inst.config_path.display()))?
             );
-            s += &format!("Environment=HHL_REDIS_DIR={}\n", path(&inst.dir));
-            s += &format!("ReadWritePaths={}\n", path(&inst.dir));
+            s += &format!("Environment={}\n", v(format!("HHL_REDIS_DIR={}", inst.dir.display()))?);
+            s += &format!("ReadWritePaths={}\n", pv(&inst.dir)?);
         }
     }
-    s
+    Ok(s)
 }
 
-fn slice(developer: &str, limits: Option<&Limits>, source: &Path) -> String {
+fn slice(developer: &str, limits: Option<&Limits>, source: &Path) -> Result<String, Unsafe> {
     let mut s = format!(
-        "{}[Unit]\nDescription=hhl instances of {developer}\nBefore=slices.target\n",
-        generated_header(source, None)
+        "{}[Unit]\nDescription={}\nBefore=slices.target\n",
+        generated_header(source, None),
+        t(format!("hhl instances of {developer}"))?
     );
     // Accounting makes `hhlctl status` and `systemctl status` show use per owner;
     // limits hold for all of this owner's instances together.
@@ -88,12 +95,14 @@ fn slice(developer: &str, limits: Option<&Limits>, source: &Path) -> String {
             ("CPUQuota", &l.cpu_quota),
             ("TasksMax", &l.tasks_max),
         ] {
-            if let Some(v) = value {
-                s += &format!("{key}={v}\n");
+            // Validated to digits, a unit suffix, `%` or `infinity` (`access`);
+            // these settings take no specifiers, so `%` stays single.
+            if let Some(value) = value {
+                s += &format!("{key}={value}\n");
             }
         }
     }
-    s
+    Ok(s)
 }
 
 fn template_unit(inst: &Instance) -> &'static str {
@@ -103,20 +112,22 @@ fn template_unit(inst: &Instance) -> &'static str {
     }
 }
 
-/// Every systemd artifact of `model`; `source` is the hhl.yaml they came from.
-pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
+/// Every systemd artifact of `model`; `source` is the hhl.yaml they came from. Every
+/// value goes through `UnitValue`; one that cannot (a control character in the
+/// path of hhl.yaml itself) is refused.
+pub fn artifacts(model: &Model, source: &Path) -> Result<Vec<Artifact>, Unsafe> {
     let dir = &model.paths.unit_dir;
     let mut out = Vec::new();
     for owner in model.owners() {
         if model.instances.iter().any(|i| i.developer == owner) {
-            let text = slice(owner, model.access.limits.get(owner), source);
+            let text = slice(owner, model.access.limits.get(owner), source)?;
             out.push(Artifact::file(dir.join(slice_name(owner)), text, 0o644));
         }
     }
     for inst in &model.instances {
         out.push(Artifact::file(
             dropin_path(dir, inst),
-            dropin(model, inst, source),
+            dropin(model, inst, source)?,
             0o644,
         ));
         out.push(Artifact::symlink(
@@ -124,5 +135,5 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
             Path::new(SYSTEM_UNIT_DIR).join(template_unit(inst)),
         ));
     }
-    out
+    Ok(out)
 }

@@ -145,7 +145,7 @@ fn port_used_twice_across_server_and_redis() {
     has(
         &e,
         &[
-            "error: port 1081 is used by both openresty@socketserver-dev1.service and redis@1081.service",
+            "error: port 1081 is used by both openresty@socketserver-dev1.service (servers.socketserver, developer dev1) and redis@1081.service (redis, developer dev1)",
             "hhl.yaml:12:12",
             "give every instance its own port",
         ],
@@ -263,7 +263,7 @@ fn relative_path_refused() {
     has(
         &e,
         &[
-            "paths.hhl_root `opt/hhl` is not an absolute path",
+            "paths.hhl_root: `opt/hhl` is not an absolute path",
             "hhl.yaml:2:3",
             "start it with `/`",
         ],
@@ -395,7 +395,7 @@ fn missing_section_and_wrong_type() {
     has(
         &e,
         &[
-            "invalid hhl.yaml: developers: invalid type: string \"dev1\", expected a sequence",
+            "invalid hhl.yaml: developers: invalid type: string \"dev1\", expected a list of names",
             "hhl.yaml:1:13",
         ],
     );
@@ -498,7 +498,7 @@ fn unix_users_that_cannot_be() {
             "users.master: `Root` cannot be a unix user name here",
             "hhl.yaml:14:3",
             "not root",
-            "users.shell `bin/sh` is not an absolute path",
+            "users.shell: `bin/sh` is not an absolute path",
             "users.admins: `x y` cannot be a unix user name here",
             "users.map names `dev7`, who is not in `developers`",
         ],
@@ -549,7 +549,7 @@ fn git_settings_that_cannot_work() {
     has(
         &e,
         &[
-            "git.root `srv/git` is not an absolute path",
+            "git.root: `srv/git` is not an absolute path",
             "git.group: `Git Users` cannot be a group name here",
             "git.keep is 1; rollback needs at least 2 releases",
             "keep 2 or more (default 5)",

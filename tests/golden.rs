@@ -153,3 +153,26 @@ fn legacy_import_refuses_code_in_a_value_file() {
     let r = sb.run(&["import-legacy", "ctl", "--out", "imported"]);
     assert!(r.stderr.contains("error: redis.sub.py is missing"), "{}", r.stderr);
 }
+
+/// Legitimate values with quotes, spaces, `%` and non-ASCII render as one correctly
+/// escaped token each: nginx and Redis quoting, `%%` in unit files, RainerScript and
+/// JSON strings (tests/golden-input/escaping is the input).
+#[test]
+fn escaping_renders_to_golden_tree() {
+    let sb = Sandbox::new();
+    let input = repo().join("tests/golden-input/escaping");
+    sb.write(
+        "hhl.yaml",
+        &fs::read_to_string(input.join("hhl.yaml"))
+            .unwrap()
+            .replace("flavor: auto", "flavor: debian"),
+    );
+    sb.write(
+        "templates/lobby.conf.hbs",
+        &fs::read_to_string(input.join("templates/lobby.conf.hbs")).unwrap(),
+    );
+    let r = sb.run(&["render", "--out", "out"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let config = sb.path().join("hhl.yaml").display().to_string();
+    check(&sb.path().join("out"), "escaping", &[(&config, "@CONFIG@")]);
+}

@@ -26,8 +26,18 @@ pub fn run(args: Args) -> Result<i32> {
         let name = PathBuf::from(entry.file_name());
         let n = name.to_string_lossy();
         if n.ends_with(".templ.conf") || n.ends_with(".sub.py") {
-            let text =
-                fs::read_to_string(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
+            // Bounded, regular files only (a FIFO or /dev/zero must not hang the import).
+            let bytes = load::read_bounded(&entry.path(), crate::bounds::MAX_LEGACY_BYTES)
+                .with_context(|| format!("reading {}", entry.path().display()))?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                let pos = crate::error::pos_of_offset(e.as_bytes(), e.utf8_error().valid_up_to());
+                anyhow::anyhow!(
+                    "{}:{}:{}: not valid UTF-8; save it as UTF-8",
+                    entry.path().display(),
+                    pos.line,
+                    pos.column
+                )
+            })?;
             files.push(File { name, text });
         }
     }

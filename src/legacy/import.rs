@@ -31,6 +31,25 @@ const IMPLICIT: &[(&str, &str)] = &[("USER_NAME", "hhl.developer")];
 /// (`dir` only names files in messages).
 pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
     let mut errs = Diagnostics::default();
+    for f in files {
+        if f.text.len() > crate::bounds::MAX_LEGACY_BYTES {
+            errs.push(
+                Diagnostic::new(
+                    &dir.join(&f.name),
+                    format!(
+                        "{} is {} bytes; the limit is {}",
+                        f.name.display(),
+                        f.text.len(),
+                        crate::bounds::MAX_LEGACY_BYTES
+                    ),
+                )
+                .hint("serverctrl's templates and value files are a few KiB; is this the right file?"),
+            );
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
     let get = |name: &str| files.iter().find(|f| f.name == Path::new(name));
     let mut out = Vec::new();
     let mut notes = Vec::new();
@@ -168,6 +187,11 @@ fn values_of(path: &Path, text: &str) -> Result<OwnerValues, Diagnostic> {
         let Py::Str(name) = owner.value else {
             return Err(fail(owner.pos, "owner names must be strings, like 'dev1'".into()));
         };
+        if name != MASTER {
+            if let Some(p) = crate::names::developer_problem(&name) {
+                return Err(fail(owner.pos, p).hint("rename the owner: it becomes a unix user and a git branch"));
+            }
+        }
         let Py::Dict(items) = vals.value else {
             return Err(fail(vals.pos, format!("the values of '{name}' must be a dict")));
         };
@@ -176,7 +200,13 @@ fn values_of(path: &Path, text: &str) -> Result<OwnerValues, Diagnostic> {
             let Py::Str(key) = k.value else {
                 return Err(fail(k.pos, "value names must be strings, like 'LISTEN'".into()));
             };
-            v.insert(key.to_lowercase(), json_of(&val).map_err(|m| fail(val.pos, m))?);
+            let json = json_of(&val).map_err(|m| fail(val.pos, m))?;
+            if let Some(problem) = unsafe_value(&json) {
+                return Err(fail(val.pos, format!("value '{key}' of '{name}' {problem}")).hint(
+                    "a config value cannot hold a newline, a control character or `$`; put such text in the template",
+                ));
+            }
+            v.insert(key.to_lowercase(), json);
         }
         out.insert(name, v);
     }
@@ -193,8 +223,28 @@ fn values_of(path: &Path, text: &str) -> Result<OwnerValues, Diagnostic> {
     Ok(out)
 }
 
+/// Why a value could not be written into nginx or Redis (see `escape`), checked here so
+/// the message points into the value file rather than the generated hhl.yaml.
+fn unsafe_value(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => crate::escape::NginxToken::new(s)
+            .err()
+            .map(|e| format!("`{}` {e}", crate::error::excerpt(s))),
+        serde_json::Value::Array(items) => items.iter().find_map(unsafe_value),
+        serde_json::Value::Null => Some("is None, which would render as nothing".into()),
+        _ => None,
+    }
+}
+
 fn json_of(v: &Spanned) -> Result<serde_json::Value, String> {
     Ok(match &v.value {
+        // The original pasted values into the text, so `'a b'` was two words: keep
+        // them two tokens (a list) now that every value is escaped as one.
+        Py::Str(s) if s.split_whitespace().nth(1).is_some() && !s.contains(['\n', '\r']) => s
+            .split_whitespace()
+            .map(serde_json::Value::from)
+            .collect::<Vec<_>>()
+            .into(),
         Py::Str(s) => s.clone().into(),
         Py::Int(i) => (*i).into(),
         Py::Float(f) => serde_json::Number::from_f64(*f)
@@ -236,8 +286,11 @@ fn convert_placeholders(
     port_key: Option<&str>,
 ) -> Result<String, Diagnostic> {
     let mut out = String::new();
+    let mut count = 0usize;
     for (n, line) in text.lines().enumerate() {
-        let mut rest = line.replace("{{", "\\{{");
+        let line_escaped = line.replace("{{", "\\{{");
+        // `rest` is a moving slice (not a copy per placeholder): linear in the line.
+        let mut rest: &str = &line_escaped;
         let mut converted = String::new();
         while let Some(i) = rest.find('$') {
             converted += &rest[..i];
@@ -253,7 +306,7 @@ fn convert_placeholders(
                 && !name.contains(|c: char| c.is_ascii_lowercase());
             if !placeholder {
                 converted.push('$');
-                rest = after.to_string();
+                rest = after;
                 continue;
             }
             let var = if Some(name) == port_key {
@@ -274,16 +327,31 @@ fn convert_placeholders(
                     .at(text, Some(Pos { line: n + 1, column: col }))
                     .hint(format!("add '{name}' to the 'master' entry of the matching .sub.py, or remove it from the template")));
             };
-            converted += &format!("{{{{{var}}}}}");
             let consumed = len
                 + if braced && name_start[len..].starts_with('}') {
                     2
                 } else {
                     0
                 };
-            rest = after[consumed..].to_string();
+            rest = &after[consumed..];
+            // `"$X"` in the original: the value is now escaped (and quoted when needed)
+            // by the template, so the original's quotes would double up.
+            if converted.ends_with('"') && rest.starts_with('"') {
+                converted.pop();
+                rest = &rest[1..];
+            }
+            converted += &format!("{{{{{var}}}}}");
+            count += 1;
+            if count > crate::bounds::MAX_TEMPLATE_TAGS {
+                return Err(Diagnostic::new(
+                    path,
+                    format!("more than {} placeholders", crate::bounds::MAX_TEMPLATE_TAGS),
+                )
+                .at(text, Some(Pos { line: n + 1, column: 1 }))
+                .hint("a config template needs a few dozen placeholders; this looks generated by mistake"));
+            }
         }
-        converted += &rest;
+        converted += rest;
         out += &converted;
         out.push('\n');
     }

@@ -33,6 +33,7 @@ pub fn parse(text: &str) -> Result<Spanned, ParseError> {
         at: 0,
         line: 1,
         col: 1,
+        depth: 0,
     };
     let v = p.value()?;
     p.skip_space();
@@ -47,7 +48,13 @@ struct Parser {
     at: usize,
     line: usize,
     col: usize,
+    /// Open dicts and lists: bounded, so deep nesting is an error, not a stack overflow.
+    depth: usize,
 }
+
+/// A value file nests owner → values → a list: 3 levels. 32 leaves room for any real
+/// file and keeps the recursive parser far from the stack's end.
+pub const MAX_DEPTH: usize = 32;
 
 impl Parser {
     fn pos(&self) -> Pos {
@@ -104,6 +111,13 @@ impl Parser {
     fn value(&mut self) -> Result<Spanned, ParseError> {
         self.skip_space();
         let pos = self.pos();
+        if matches!(self.peek(), Some('{' | '[' | '(')) {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(self.error(format!("dicts and lists nest more than {MAX_DEPTH} deep")));
+            }
+        }
+        let nested = matches!(self.peek(), Some('{' | '[' | '('));
         let value = match self.peek() {
             None => return Err(self.error("expected a value, found the end of the file")),
             Some('{') => self.dict()?,
@@ -128,6 +142,9 @@ impl Parser {
             }
             Some(c) => return Err(self.error(format!("unexpected `{c}`: expected a value"))),
         };
+        if nested {
+            self.depth -= 1;
+        }
         Ok(Spanned { value, pos })
     }
 
@@ -320,6 +337,14 @@ mod tests {
             (Pos { line: 2, column: 2 }, "expected `,` or `}` in a dict, found `'`")
         );
         assert_eq!(parse("{'a': 'x}").unwrap_err().message, "the string is not closed");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error() {
+        let text = "[".repeat(20_000);
+        let e = parse(&text).unwrap_err();
+        assert!(e.message.contains("nest more than 32"), "{}", e.message);
+        assert_eq!(e.pos.column, 33);
     }
 
     #[test]
