@@ -34,6 +34,38 @@ pub fn lookup(name: &str) -> Option<(u32, u32)> {
     )
 }
 
+/// Accounts below this uid are the system's (Debian's UID_MIN); a developer's own
+/// account is above it.
+pub const UID_MIN: u32 = 1000;
+
+/// Existing system accounts that `access` would run instances as: a developer's user
+/// with a uid below `UID_MIN`, or master's when hhlctl did not create it (its comment
+/// is not `hhl master`). As (owner, user, uid).
+pub fn system_accounts(access: &Access) -> Vec<(&str, &str, u32)> {
+    access
+        .users
+        .iter()
+        .filter_map(|(owner, user)| {
+            let cname = CString::new(user.as_str()).ok()?;
+            let (uid, gecos) = passwd_entry(
+                // SAFETY: as in `lookup`.
+                |pwd, buf, len, result| unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf, len, result) },
+                // SAFETY: the call succeeded; pw_gecos is NULL or a string in buf.
+                |pwd| {
+                    let gecos = if pwd.pw_gecos.is_null() {
+                        String::new()
+                    } else {
+                        unsafe { CStr::from_ptr(pwd.pw_gecos) }.to_string_lossy().into_owned()
+                    };
+                    (pwd.pw_uid, gecos)
+                },
+            )?;
+            let ours = gecos.starts_with(&format!("hhl {owner}"));
+            (uid < UID_MIN && !(owner == MASTER && ours)).then_some((owner.as_str(), user.as_str(), uid))
+        })
+        .collect()
+}
+
 /// The name of the user running hhlctl.
 pub fn current() -> Result<String> {
     let uid = unsafe { libc::geteuid() };

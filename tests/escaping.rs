@@ -547,3 +547,21 @@ fn escaped_values_pass_nginx_t() {
         .expect("running /usr/sbin/nginx: install nginx and libnginx-mod-http-lua (see README)");
     assert!(out.status.success(), "{}\n{conf}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// At apply time: an existing system account (uid below 1000) is never a developer's
+/// user, whatever its name; master's only when hhlctl created it.
+#[test]
+fn system_accounts_on_the_host_are_found() {
+    let mut access = hhlctl::access::Access {
+        create: true,
+        shell: "/usr/bin/git-shell".into(),
+        users: Default::default(),
+        admins: Vec::new(),
+        limits: Default::default(),
+    };
+    access.users.insert("master".into(), "daemon".into());
+    access.users.insert("dev1".into(), "bin".into());
+    access.users.insert("dev2".into(), "no_such_user_here".into());
+    let found = hhlctl::users::system_accounts(&access);
+    assert_eq!(found, [("master", "daemon", 1), ("dev1", "bin", 2)]);
+}

@@ -46,6 +46,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let artifacts = loaded.render()?;
     let model = &loaded.model;
     // Nothing is written and nothing running is touched until every check passed.
+    refuse_system_accounts(&loaded)?;
     crate::portholder::refuse_taken(&loaded)?;
     crate::optional::warn_missing(model);
     if !model.access.create {
@@ -312,6 +313,40 @@ pub fn report(outcomes: &[JobOutcome]) -> usize {
         }
     }
     failed
+}
+
+/// Instances never run as a pre-existing system account (uid below 1000) that hhlctl
+/// did not create, whatever its name.
+fn refuse_system_accounts(loaded: &Loaded) -> Result<()> {
+    let mut errs = Diagnostics::default();
+    for (owner, user, uid) in users::system_accounts(&loaded.model.access) {
+        let access = &loaded.model.access;
+        let index;
+        let at: Vec<&str> = if owner == MASTER {
+            vec!["users", "master"]
+        } else if access.users.get(owner).is_some_and(|u| u != owner) {
+            vec!["users", "map", owner]
+        } else {
+            index = loaded
+                .model
+                .developers
+                .iter()
+                .position(|d| d == owner)
+                .unwrap_or(0)
+                .to_string();
+            vec!["developers", &index]
+        };
+        errs.push(
+            loaded
+                .source
+                .diag(
+                    &at,
+                    format!("unix user `{user}` of `{owner}` is a system account (uid {uid}) on this host"),
+                )
+                .hint("give the developer a user of their own; hhlctl creates it if it does not exist"),
+        );
+    }
+    errs.into_result(()).map_err(Into::into)
 }
 
 /// With `users.create: false`, every unix user must exist before anything is written.

@@ -147,8 +147,13 @@ fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<
     let relabel = |text: String| text.replace(&format!("{}/", tree.display()), "serverctrl:");
     let pushed_yaml = tree.join("hhl.yaml");
     // Load as if it were the live file, so the render compares like with like.
-    let text = match std::fs::read_to_string(&pushed_yaml) {
-        Ok(t) => t,
+    // Bounded and UTF-8 checked like any hhl.yaml (a pushed file is untrusted input).
+    let text = match load::read_bounded(&pushed_yaml, crate::bounds::MAX_CONFIG_BYTES) {
+        Ok(bytes) => match crate::config::text_of(&pushed_yaml, bytes) {
+            Ok(t) => t,
+            Err(d) => return Ok(vec![relabel(d.to_string())]),
+        },
+        Err(e) if pushed_yaml.exists() => return Ok(vec![relabel(format!("hhl.yaml: {e:#}"))]),
         Err(_) => return Ok(vec!["serverctrl has no hhl.yaml at its top level".into()]),
     };
     // Loaded from the pushed tree, so its template files are the pushed ones.

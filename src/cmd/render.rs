@@ -36,8 +36,13 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let staging = tempfile_dir(parent)?;
-    for a in &artifacts {
-        fsapply::write_artifact(&staging, a, fsapply::Ownership::Ignore)?;
+    // A write that fails (a path the OS refuses) leaves nothing behind.
+    let written = artifacts
+        .iter()
+        .try_for_each(|a| fsapply::write_artifact(&staging, a, fsapply::Ownership::Ignore));
+    if let Err(e) = written {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(e);
     }
     if out.exists() {
         fs::remove_dir_all(out).with_context(|| format!("removing the old {}", out.display()))?;
