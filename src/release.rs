@@ -89,7 +89,9 @@ fn clear_dead_scratches(tmp: &Path) {
         let (Some(_nanos), Some(pid), Some(head)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
-        if head.starts_with("hhl-") && pid.parse::<u32>().is_ok_and(|p| !crate::fsapply::alive(p)) {
+        // This process's own are in use (a Scratch may be made while another is held).
+        let gone = |p: u32| !Path::new(&format!("/proc/{p}")).exists();
+        if head.starts_with("hhl-") && pid.parse::<u32>().is_ok_and(gone) {
             let _ = fs::remove_dir_all(e.path());
         }
     }
@@ -383,6 +385,21 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn scratch_directories_of_killed_runs_are_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dead = tmp.path().join("hhl-check-4194999-123");
+        let live = tmp.path().join(format!("hhl-check-{}-123", std::process::id()));
+        let other = tmp.path().join("someone-else-4194999-123");
+        for d in [&dead, &live, &other] {
+            fs::create_dir(d).unwrap();
+        }
+        clear_dead_scratches(tmp.path());
+        assert!(!dead.exists());
+        assert!(live.exists(), "a running process's scratch was removed");
+        assert!(other.exists());
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Systemd {
         };
         let conn = zbus::block_on(within(timeout, connect))
             .and_then(|r| r.map_err(Into::into))
-            .map_err(|e| stuck_or(e, "connecting to the system bus", timeout))
+            .map_err(|e| stuck_or(e, "Hello (connecting to the system bus)", timeout))
             .context(
                 "cannot reach systemd on the system bus (is systemd PID 1 here, and /run/dbus/system_bus_socket there?)",
             )?;
@@ -358,7 +358,7 @@ fn stuck_or(e: anyhow::Error, call: &str, timeout: Duration) -> anyhow::Error {
     };
     if timed_out {
         return anyhow::anyhow!(
-            "systemd did not answer {call} within {:.1} s; it is stuck or overloaded (`systemctl list-jobs` and `journalctl -b` on the host show what it is doing), so hhlctl stopped waiting",
+            "no answer to {call} within {:.1} s: systemd (or the bus) is stuck or overloaded (`systemctl list-jobs` and `journalctl -b` on the host show what it is doing), so hhlctl stopped waiting",
             timeout.as_secs_f64()
         );
     }
