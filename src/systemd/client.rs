@@ -60,11 +60,17 @@ pub struct JobOutcome {
     /// For a reload, the service's `ReloadResult` (`success`, `exit-code`, …): a failed
     /// reload leaves the unit active, so its state alone cannot tell.
     pub reload_result: Option<String>,
+    /// A stop (or a restart's stop) that outlived TimeoutStopSec and was finished by
+    /// systemd with SIGKILL: not a clean stop, whatever the unit's state now.
+    pub killed: bool,
 }
 
 impl JobOutcome {
     /// Whether the unit reached the state the job aimed at.
     pub fn ok(&self) -> bool {
+        if self.killed {
+            return false;
+        }
         let active = self.active_state == "active";
         match self.kind {
             JobKind::Stop => !active,
@@ -75,7 +81,9 @@ impl JobOutcome {
 
     /// `done` or `failed`, as systemctl words a job's result.
     pub fn result(&self) -> &'static str {
-        if self.ok() {
+        if self.killed {
+            "the stop timed out and systemd finished it with SIGKILL"
+        } else if self.ok() {
             "done"
         } else {
             "failed"
@@ -138,6 +146,7 @@ impl Systemd {
             return Ok(Vec::new());
         }
         let manager = self.manager()?;
+        let enqueued_at = now_usec();
         zbus::block_on(async {
             let calls = jobs.iter().map(|(unit, kind)| {
                 let manager = &manager;
@@ -184,6 +193,11 @@ impl Systemd {
                 .filter(|(_, k)| *k == JobKind::Reload)
                 .filter_map(|(u, _)| rows.get(u));
             let reload_results = self.reload_results(reloaded).await;
+            let stopped = jobs
+                .iter()
+                .filter(|(_, k)| matches!(k, JobKind::Stop | JobKind::Restart))
+                .filter_map(|(u, _)| rows.get(u));
+            let killed = self.killed(stopped, enqueued_at).await;
             Ok(jobs
                 .iter()
                 .map(|(unit, kind)| JobOutcome {
@@ -191,6 +205,7 @@ impl Systemd {
                     kind: *kind,
                     active_state: active_state(&rows, unit),
                     reload_result: reload_results.get(unit).cloned(),
+                    killed: killed.contains(unit),
                 })
                 .collect())
         })
@@ -274,6 +289,36 @@ impl Systemd {
             .await
     }
 
+    /// Units among `rows` whose stop since `since` (µs, realtime) systemd finished with
+    /// SIGKILL. A stop leaves `Result=timeout`; a restart starts again and resets
+    /// `Result`, but its stop lasted from ActiveExit to InactiveEnter, and only a stop
+    /// that was killed lasts TimeoutStopSec.
+    async fn killed<'r>(
+        &self,
+        rows: impl Iterator<Item = &'r super::dbus::UnitRow>,
+        since: u64,
+    ) -> HashSet<String> {
+        const SVC: &str = "org.freedesktop.systemd1.Service";
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        let calls = rows.map(|row| async move {
+            let u64_of = |v: Option<OwnedValue>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+            let result = self.get(&row.6, SVC, "Result").await;
+            let result = result.and_then(|v| String::try_from(v).ok()).unwrap_or_default();
+            let exit = u64_of(self.get(&row.6, UNIT, "ActiveExitTimestamp").await);
+            let inactive = u64_of(self.get(&row.6, UNIT, "InactiveEnterTimestamp").await);
+            let timeout = u64_of(self.get(&row.6, SVC, "TimeoutStopUSec").await);
+            let this_stop = exit >= since;
+            let killed = this_stop
+                && (result == "timeout" || (timeout > 0 && inactive.saturating_sub(exit) >= timeout));
+            killed.then(|| row.0.clone())
+        });
+        stream::iter(calls)
+            .buffered(IN_FLIGHT)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
+    }
+
     async fn get(&self, path: &OwnedObjectPath, iface: &str, prop: &str) -> Option<OwnedValue> {
         let reply = self
             .conn
@@ -293,6 +338,13 @@ impl Systemd {
             other => OwnedValue::try_from(other).ok(),
         }
     }
+}
+
+fn now_usec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// A listed unit's active state; `inactive` for units systemd does not know.
@@ -335,6 +387,7 @@ mod tests {
             kind,
             active_state: active_state.into(),
             reload_result: reload_result.map(Into::into),
+            killed: false,
         }
     }
 
@@ -350,5 +403,15 @@ mod tests {
         assert!(!failed.ok());
         assert_eq!(failed.result(), "failed");
         assert!(!outcome(JobKind::Reload, "active", None).ok());
+        // A restart whose stop systemd finished with SIGKILL is back up, yet failed.
+        let killed = JobOutcome {
+            killed: true,
+            ..outcome(JobKind::Restart, "active", None)
+        };
+        assert!(!killed.ok());
+        assert_eq!(
+            killed.result(),
+            "the stop timed out and systemd finished it with SIGKILL"
+        );
     }
 }
