@@ -283,18 +283,23 @@ fn game_sessions_live_through_deploys_and_restarts() {
 #[test]
 fn a_stop_finished_by_sigkill_is_reported_as_failed() {
     let c = Container::applied(&example_yaml());
-    // A handler that ignores the exit, and a unit that will not wait for nginx's own
-    // 10 s: systemd has to kill it.
+    enter_net(&c);
+    // A session loop that does not watch for the worker's exit (plain OpenResty code),
+    // and a unit that will not wait for nginx's own 10 s: systemd has to kill it.
     c.write(
         "/opt/hhl/dtserver/dev1/src/main.lua",
-        "if ngx.var.uri == '/hhl' then ngx.say('ok') return end\nngx.sleep(60)\n",
+        "if ngx.var.uri == '/hhl' then ngx.say('ok') return end\n\
+         local wb = assert(require('resty.websocket.server'):new({ timeout = 60000 }))\n\
+         wb:recv_frame()\n",
     );
     c.write(
         "/etc/systemd/system/openresty@dtserver-dev1.service.d/60-test.conf",
         "[Service]\nTimeoutStopSec=1s\n",
     );
     c.ok("systemctl daemon-reload && curl -sf http://127.0.0.1:1091/hhl");
-    c.ok("(curl -s -m 30 http://127.0.0.1:1091/slow >/dev/null &) ; sleep 0.3");
+    let stream = TcpStream::connect(("127.0.0.1", 1091)).unwrap();
+    let (_ws, resp) = tungstenite::client("ws://127.0.0.1:1091/ws", stream).unwrap();
+    assert_eq!(resp.status(), 101);
     let r = c.sh("hhlctl restart dtserver-dev1");
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(

@@ -147,7 +147,8 @@ impl Systemd {
         }
         let manager = self.manager()?;
         let enqueued_at = now_usec();
-        zbus::block_on(async {
+        let old_workers = self.nginx_workers(jobs);
+        let outcomes = zbus::block_on(async {
             let calls = jobs.iter().map(|(unit, kind)| {
                 let manager = &manager;
                 async move {
@@ -207,8 +208,34 @@ impl Systemd {
                     reload_result: reload_results.get(unit).cloned(),
                     killed: killed.contains(unit),
                 })
-                .collect())
-        })
+                .collect::<Vec<_>>())
+        })?;
+        // See `workers`: reloaded nginx instances accept only with new workers from now.
+        let left = super::workers::wait_stopped_accepting(&old_workers, Duration::from_secs(5));
+        if !left.is_empty() {
+            eprintln!("warning: nginx worker(s) {left:?} still accept 5 s after the reload");
+        }
+        Ok(outcomes)
+    }
+
+    /// The current workers of every nginx (openresty@) unit about to be reloaded.
+    fn nginx_workers(&self, jobs: &[(String, JobKind)]) -> Vec<u32> {
+        let units: Vec<String> = jobs
+            .iter()
+            .filter(|(u, k)| *k == JobKind::Reload && u.starts_with("openresty@"))
+            .map(|(u, _)| u.clone())
+            .collect();
+        if units.is_empty() {
+            return Vec::new();
+        }
+        let Ok(states) = self.states(&units) else {
+            return Vec::new();
+        };
+        states
+            .values()
+            .filter(|s| s.main_pid != 0)
+            .flat_map(|s| super::workers::children(s.main_pid))
+            .collect()
     }
 
     /// The active state of each unit (`inactive` for units systemd does not know).
