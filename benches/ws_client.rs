@@ -153,7 +153,9 @@ fn player(port: u16, stop: Arc<AtomicBool>, t: Arc<Tally>) {
             id
         });
         let sent = Instant::now();
-        if s.send(Message::text(format!(r#"{{"op":"echo","id":{want}}}"#))).is_err() {
+        if s.send(Message::text(format!(r#"{{"op":"echo","id":{want}}}"#)))
+            .is_err()
+        {
             t.dropped.fetch_add(1, Ordering::SeqCst);
             ws = None;
             continue;
@@ -162,7 +164,8 @@ fn player(port: u16, stop: Arc<AtomicBool>, t: Arc<Tally>) {
             match s.read() {
                 Ok(Message::Text(_)) => {
                     t.answered.fetch_add(1, Ordering::SeqCst);
-                    t.max_us.fetch_max(sent.elapsed().as_micros() as usize, Ordering::SeqCst);
+                    t.max_us
+                        .fetch_max(sent.elapsed().as_micros() as usize, Ordering::SeqCst);
                     pending = None;
                     break;
                 }
@@ -228,7 +231,10 @@ fn main() {
     let a: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let num = |i: usize| -> usize { a[i].parse().expect("a number") };
     // Each session is a descriptor here too.
-    let lim = libc::rlimit { rlim_cur: 20000, rlim_max: 20000 };
+    let lim = libc::rlimit {
+        rlim_cur: 20000,
+        rlim_max: 20000,
+    };
     // SAFETY: plain setrlimit on this process.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     match a.first().map(String::as_str) {

@@ -82,7 +82,9 @@ fn install_apply_remove_reinstall_purge() {
             "purge left {f}"
         );
     }
-    c.ok("test ! -e /var/lib/hhl && test ! -e /etc/hhl/hhl.yaml && test ! -e /usr/lib/systemd/system/openresty@.service");
+    c.ok(
+        "test ! -e /var/lib/hhl && test ! -e /etc/hhl/hhl.yaml && test ! -e /usr/lib/systemd/system/openresty@.service",
+    );
     // `src` was generated (a link); the release it led to is the developer's.
     assert_eq!(
         c.ok("cat /opt/hhl/socketserver/dev1/app/current/main.lua"),

@@ -154,7 +154,9 @@ fn player(port: u16, n: usize, stop: Arc<AtomicBool>, t: Arc<Tally>) {
                     break;
                 }
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
                     t.unanswered.fetch_add(1, Ordering::SeqCst);
                     pending = None;
                     ws = None;
@@ -181,7 +183,13 @@ fn game_sessions_live_through_deploys_and_restarts() {
     enter_net(&c);
 
     // Every instance: handshake, echo, and a room whose state lands in its owner's Redis.
-    let owners = [("master", 6379), ("dev1", 6381), ("dev2", 6382), ("dev3", 6383), ("dev4", 6384)];
+    let owners = [
+        ("master", 6379),
+        ("dev1", 6381),
+        ("dev2", 6382),
+        ("dev3", 6383),
+        ("dev4", 6384),
+    ];
     for (base, server) in [(1080, "socketserver"), (1090, "dtserver")] {
         for (i, (owner, redis)) in owners.iter().enumerate() {
             let port = base + i as u16;
@@ -195,7 +203,8 @@ fn game_sessions_live_through_deploys_and_restarts() {
             let state = call(&mut ws, json!({"op": "set", "id": 3, "key": "score", "value": port}));
             assert_eq!(state["state"]["score"], port.to_string(), "{state}");
             assert_eq!(
-                c.ok(&format!("redis-cli -p {redis} hget hhl:room:{room}:state score")).trim(),
+                c.ok(&format!("redis-cli -p {redis} hget hhl:room:{room}:state score"))
+                    .trim(),
                 port.to_string()
             );
             // A 100 KB frame is within the limits (lua-resty-websocket's default: 64 KB).
@@ -229,7 +238,10 @@ fn game_sessions_live_through_deploys_and_restarts() {
         ws.close(None).unwrap();
         // The old workers end well within worker_shutdown_timeout (10 s).
         while old.iter().any(|p| c.sh(&format!("test -e /proc/{p}")).code == 0) {
-            assert!(pushed.elapsed() < Duration::from_secs(10), "deploy {n}: old workers {old:?} still there");
+            assert!(
+                pushed.elapsed() < Duration::from_secs(10),
+                "deploy {n}: old workers {old:?} still there"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         slowest_exit = slowest_exit.max(pushed.elapsed());
@@ -244,7 +256,10 @@ fn game_sessions_live_through_deploys_and_restarts() {
     for p in players {
         p.join().unwrap();
     }
-    let (answered, away) = (tally.answered.load(Ordering::SeqCst), tally.going_away.load(Ordering::SeqCst));
+    let (answered, away) = (
+        tally.answered.load(Ordering::SeqCst),
+        tally.going_away.load(Ordering::SeqCst),
+    );
     eprintln!("50 sessions, 20 deploys: {answered} answered, {away} closes with 1001, old workers gone within {slowest_exit:?}");
     assert_eq!(tally.dropped.load(Ordering::SeqCst), 0, "dropped sessions");
     assert_eq!(tally.unanswered.load(Ordering::SeqCst), 0, "unanswered messages");
@@ -270,14 +285,29 @@ fn game_sessions_live_through_deploys_and_restarts() {
     let r = c.sh("hhlctl restart socketserver-dev1");
     let took = t.elapsed();
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("restarted openresty@socketserver-dev1.service"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("restarted openresty@socketserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
     assert!(took < Duration::from_secs(5), "restart took {took:?}");
     for reader in readers {
         assert_eq!(reader.join().unwrap(), CloseCode::Away);
     }
-    eprintln!("restart with 50 open sessions: {took:?}");
+    // Type=exec: the job is done once nginx runs, a moment before it listens.
+    while TcpStream::connect(("127.0.0.1", 1081)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "not listening 5 s after the restart began"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let (_, hello) = open(1081);
     assert_eq!(hello["version"], "v20");
+    eprintln!(
+        "restart with 50 open sessions: job {took:?}, serving again after {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -313,7 +343,11 @@ fn a_stop_finished_by_sigkill_is_reported_as_failed() {
     // A clean restart of the same unit is reported as such.
     let r = c.sh("hhlctl restart dtserver-dev1");
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("restarted openresty@dtserver-dev1.service"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("restarted openresty@dtserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -321,9 +355,16 @@ fn one_instance_holds_5000_sessions() {
     let c = Container::applied(&example_yaml());
     enter_net(&c);
     // The client needs a descriptor per session too.
-    let lim = libc::rlimit { rlim_cur: 8192, rlim_max: 8192 };
+    let lim = libc::rlimit {
+        rlim_cur: 8192,
+        rlim_max: 8192,
+    };
     // SAFETY: plain setrlimit on this process.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0, "RLIMIT_NOFILE 8192");
+    assert_eq!(
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) },
+        0,
+        "RLIMIT_NOFILE 8192"
+    );
     let t = Instant::now();
     let mut sessions: Vec<Ws> = (0..5000).map(|_| open(1082).0).collect();
     let opened = t.elapsed();
@@ -334,10 +375,15 @@ fn one_instance_holds_5000_sessions() {
         let r = call(ws, json!({"op": "echo", "id": i, "data": "x"}));
         assert_eq!(r["id"], i);
     }
-    eprintln!("5,000 sessions opened in {opened:?}, all answered after {:?}", t.elapsed());
+    eprintln!(
+        "5,000 sessions opened in {opened:?}, all answered after {:?}",
+        t.elapsed()
+    );
     // nginx writes to stderr: its levels are in the text ("worker_connections are not
     // enough" would be an [alert]).
-    let errors = c.sh("journalctl -u openresty@socketserver-dev2 --no-pager -q | grep -E '\\[(error|crit|alert|emerg)\\]'").stdout;
+    let errors = c
+        .sh("journalctl -u openresty@socketserver-dev2 --no-pager -q | grep -E '\\[(error|crit|alert|emerg)\\]'")
+        .stdout;
     assert_eq!(errors, "", "errors in the journal");
 }
 
@@ -360,7 +406,11 @@ fn chromium_plays_over_websocket_from_a_page() {
         .as_str()
         .expect("a WebDriver session")
         .to_string();
-    wd("POST", &format!("/session/{session}/url"), json!({"url": "http://127.0.0.1:1081/hhl"}));
+    wd(
+        "POST",
+        &format!("/session/{session}/url"),
+        json!({"url": "http://127.0.0.1:1081/hhl"}),
+    );
     let js = "const done = arguments[0]; const out = [];
         const ws = new WebSocket('ws://127.0.0.1:1081/ws');
         ws.onmessage = e => { const m = JSON.parse(e.data); out.push(m.op);
@@ -375,6 +425,10 @@ fn chromium_plays_over_websocket_from_a_page() {
         json!({"script": js, "args": []}),
     );
     wd("DELETE", &format!("/session/{session}"), json!({}));
-    assert_eq!(r["value"], json!(["hello", "joined", "state", "browser", 1000, true]), "{r}");
+    assert_eq!(
+        r["value"],
+        json!(["hello", "joined", "state", "browser", 1000, true]),
+        "{r}"
+    );
     assert_eq!(c.ok("redis-cli -p 6381 hget hhl:room:web:state from").trim(), "browser");
 }

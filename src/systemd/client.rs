@@ -211,7 +211,13 @@ impl Systemd {
                 .collect::<Vec<_>>())
         })?;
         // See `workers`: reloaded nginx instances accept only with new workers from now.
-        let left = super::workers::wait_stopped_accepting(&old_workers, Duration::from_secs(5));
+        // (A failed reload keeps its workers: nothing to wait for.)
+        let reloaded: Vec<u32> = old_workers
+            .into_iter()
+            .filter(|(unit, _)| outcomes.iter().any(|o| &o.unit == unit && o.ok()))
+            .flat_map(|(_, pids)| pids)
+            .collect();
+        let left = super::workers::wait_stopped_accepting(&reloaded, Duration::from_secs(5));
         if !left.is_empty() {
             eprintln!("warning: nginx worker(s) {left:?} still accept 5 s after the reload");
         }
@@ -219,7 +225,7 @@ impl Systemd {
     }
 
     /// The current workers of every nginx (openresty@) unit about to be reloaded.
-    fn nginx_workers(&self, jobs: &[(String, JobKind)]) -> Vec<u32> {
+    fn nginx_workers(&self, jobs: &[(String, JobKind)]) -> Vec<(String, Vec<u32>)> {
         let units: Vec<String> = jobs
             .iter()
             .filter(|(u, k)| *k == JobKind::Reload && u.starts_with("openresty@"))
@@ -231,10 +237,11 @@ impl Systemd {
         let Ok(states) = self.states(&units) else {
             return Vec::new();
         };
+        let masters: Vec<u32> = states.values().map(|s| s.main_pid).filter(|p| *p != 0).collect();
+        let mut workers = super::workers::children(&masters);
         states
-            .values()
-            .filter(|s| s.main_pid != 0)
-            .flat_map(|s| super::workers::children(s.main_pid))
+            .into_iter()
+            .filter_map(|(unit, s)| Some((unit, workers.remove(&s.main_pid)?)))
             .collect()
     }
 
@@ -320,11 +327,7 @@ impl Systemd {
     /// SIGKILL. A stop leaves `Result=timeout`; a restart starts again and resets
     /// `Result`, but its stop lasted from ActiveExit to InactiveEnter, and only a stop
     /// that was killed lasts TimeoutStopSec.
-    async fn killed<'r>(
-        &self,
-        rows: impl Iterator<Item = &'r super::dbus::UnitRow>,
-        since: u64,
-    ) -> HashSet<String> {
+    async fn killed<'r>(&self, rows: impl Iterator<Item = &'r super::dbus::UnitRow>, since: u64) -> HashSet<String> {
         const SVC: &str = "org.freedesktop.systemd1.Service";
         const UNIT: &str = "org.freedesktop.systemd1.Unit";
         let calls = rows.map(|row| async move {
@@ -335,8 +338,8 @@ impl Systemd {
             let inactive = u64_of(self.get(&row.6, UNIT, "InactiveEnterTimestamp").await);
             let timeout = u64_of(self.get(&row.6, SVC, "TimeoutStopUSec").await);
             let this_stop = exit >= since;
-            let killed = this_stop
-                && (result == "timeout" || (timeout > 0 && inactive.saturating_sub(exit) >= timeout));
+            let killed =
+                this_stop && (result == "timeout" || (timeout > 0 && inactive.saturating_sub(exit) >= timeout));
             killed.then(|| row.0.clone())
         });
         stream::iter(calls)

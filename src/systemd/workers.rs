@@ -6,24 +6,28 @@
 //! it closes the listening sockets) or is gone. Read from /proc, outside the unit's
 //! sandbox, which hides the workers from ExecReload.
 
+use std::collections::HashMap;
 use std::fs;
 use std::time::{Duration, Instant};
 
-/// PIDs whose parent is `parent` (nginx's workers of a master).
-pub fn children(parent: u32) -> Vec<u32> {
+/// The children of each of `parents` (nginx's workers of each master), from one pass
+/// over /proc.
+pub fn children(parents: &[u32]) -> HashMap<u32, Vec<u32>> {
+    let mut out: HashMap<u32, Vec<u32>> = parents.iter().map(|p| (*p, Vec::new())).collect();
     let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
+        return out;
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            // `pid (comm) state ppid ...`; comm may hold spaces, so split after the `)`.
-            fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.to_string()))
-                .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                == Some(parent)
-        })
-        .collect()
+    for pid in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+        // `pid (comm) state ppid ...`; comm may hold spaces, so split after the `)`.
+        let ppid = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.to_string()))
+            .and_then(|rest| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if let Some(list) = ppid.and_then(|pp| out.get_mut(&pp)) {
+            list.push(pid);
+        }
+    }
+    out
 }
 
 /// Whether `pid` no longer accepts: exited, or titled "... is shutting down".
@@ -55,9 +59,12 @@ mod tests {
     fn finds_its_own_children_and_sees_them_go() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let me = std::process::id();
-        assert!(children(me).contains(&child.id()));
+        assert!(children(&[me])[&me].contains(&child.id()));
         // A running `sleep` is not shutting down...
-        assert_eq!(wait_stopped_accepting(&[child.id()], Duration::from_millis(20)), vec![child.id()]);
+        assert_eq!(
+            wait_stopped_accepting(&[child.id()], Duration::from_millis(20)),
+            vec![child.id()]
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         // ...and once gone, it accepts nothing.
