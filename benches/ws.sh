@@ -6,7 +6,8 @@
 #     over HTTP keep-alive, and a bare lua-resty-websocket echo in that nginx;
 #   - how many concurrent sessions one instance holds (HOLD, default 10000);
 #   - SESSIONS (default 200) sessions echoing while dev1 pushes DEPLOYS (default 10)
-#     times: answered, closed with 1001 and reconnected, dropped, unanswered.
+#     times: answered, closed with 1001 and reconnected, dropped, unanswered;
+#   - `hhlctl restart` of an instance without sessions, and with SESSIONS echoing.
 # The client (benches/ws_client.rs) runs in the container's network namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,5 +63,11 @@ echo "== sessions through deploys (socketserver-dev1, git push as dev1)"
 ct hhlctl repo init > /dev/null
 ct runuser -u dev1 -- sh -c "cd ~ && git config --global user.email dev1@hhl && git config --global user.name dev1 &&
   git clone -q /srv/git/socketserver.git s 2>/dev/null && cd s && cp -r $PWD/examples/src/. . && git add -A && git commit -qm game && git push -q origin HEAD:dev1 2>/dev/null"
-net "$client" deploy 1081 "$sessions" nsenter -t "$CT_PID" -a -- runuser -u dev1 -- sh -c "
+net "$client" deploy 1081 "$sessions" "$deploys pushes" nsenter -t "$CT_PID" -a -- runuser -u dev1 -- sh -c "
   cd ~/s && for n in \$(seq $deploys); do printf 'return \"b%s\"\n' \$n > game/version.lua && git commit -qam b\$n && git push -q origin HEAD:dev1 2>/dev/null; done"
+
+echo "== restart (socketserver-dev1)"
+for i in 1 2 3; do
+  ct sh -c 't0=$(date +%s%N); hhlctl restart socketserver-dev1 >/dev/null; t1=$(date +%s%N); echo "restart without sessions: $(( (t1 - t0) / 1000000 )) ms"'
+done
+net "$client" deploy 1081 "$sessions" "hhlctl restart" nsenter -t "$CT_PID" -a -- hhlctl restart socketserver-dev1

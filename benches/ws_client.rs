@@ -3,9 +3,9 @@
 //!   ws_client bare PORT N        the same against a bare echo (plain text, no JSON)
 //!   ws_client http PORT N        N HTTP/1.1 keep-alive GET round trips: median, p99 (µs)
 //!   ws_client hold PORT N        open N sessions at once, then one echo on each
-//!   ws_client deploy PORT N CMD...
+//!   ws_client deploy PORT N LABEL CMD...
 //!                                N sessions echoing (10 ms apart) while CMD runs (the
-//!                                deploys); reconnect on 1001; count what was lost
+//!                                deploys, a restart); reconnect on 1001; count what was lost
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -129,6 +129,7 @@ struct Tally {
     away: AtomicUsize,
     dropped: AtomicUsize,
     unanswered: AtomicUsize,
+    refused: AtomicUsize,
     max_us: AtomicUsize,
 }
 
@@ -141,8 +142,9 @@ fn player(port: u16, stop: Arc<AtomicBool>, t: Arc<Tally>) {
             match open(port).and_then(|mut w| text(&mut w).map(|_| w)) {
                 Ok(w) => ws = Some(w),
                 Err(_) => {
-                    t.dropped.fetch_add(1, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(50));
+                    // Between a restart's stop and start nothing listens.
+                    t.refused.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
                     continue;
                 }
             }
@@ -199,7 +201,7 @@ fn player(port: u16, stop: Arc<AtomicBool>, t: Arc<Tally>) {
     }
 }
 
-fn deploy(port: u16, n: usize, cmd: &[String]) {
+fn deploy(port: u16, n: usize, label: &str, cmd: &[String]) {
     let stop = Arc::new(AtomicBool::new(false));
     let t = Arc::new(Tally::default());
     let players: Vec<_> = (0..n)
@@ -217,12 +219,14 @@ fn deploy(port: u16, n: usize, cmd: &[String]) {
         p.join().unwrap();
     }
     println!(
-        "{n} sessions through the deploys ({:.1} s, {status}): {} answered, {} closes with 1001 (reconnected), {} dropped, {} unanswered, slowest answer {:.1} ms",
+        "{n} sessions through {} ({:.2} s, {status}): {} answered, {} closes with 1001 (reconnected), {} dropped, {} unanswered, {} reconnects refused, slowest answer {:.1} ms",
+        label,
         took.as_secs_f64(),
         t.answered.load(Ordering::SeqCst),
         t.away.load(Ordering::SeqCst),
         t.dropped.load(Ordering::SeqCst),
         t.unanswered.load(Ordering::SeqCst),
+        t.refused.load(Ordering::SeqCst),
         t.max_us.load(Ordering::SeqCst) as f64 / 1000.0
     );
 }
@@ -242,9 +246,9 @@ fn main() {
         Some("bare") => latency(num(1) as u16, num(2), false),
         Some("http") => http(num(1) as u16, num(2)),
         Some("hold") => hold(num(1) as u16, num(2)),
-        Some("deploy") => deploy(num(1) as u16, num(2), &a[3..]),
+        Some("deploy") => deploy(num(1) as u16, num(2), &a[3], &a[4..]),
         _ => {
-            eprintln!("usage: ws_client latency|bare|http|hold PORT N | deploy PORT N CMD...");
+            eprintln!("usage: ws_client latency|bare|http|hold PORT N | deploy PORT N LABEL CMD...");
             std::process::exit(2);
         }
     }
