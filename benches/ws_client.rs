@@ -77,7 +77,7 @@ fn http(port: u16, n: usize) {
         let mut len = 0;
         loop {
             let mut line = String::new();
-            r.read_line(&mut line).unwrap();
+            assert!(r.read_line(&mut line).unwrap() > 0, "the server closed the connection");
             if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                 len = v.trim().parse().unwrap();
             }
