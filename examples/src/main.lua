@@ -13,5 +13,7 @@ elseif uri == "/stats" then
     ngx.header["Content-Type"] = "application/json"
     ngx.say(require("cjson").encode(require("game.session").stats()))
 else
+    -- A wrong URL on a development server is worth a line in the developer's log.
+    require("hhl.log").info("not found", { uri = uri })
     ngx.exit(ngx.HTTP_NOT_FOUND)
 end

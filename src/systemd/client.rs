@@ -197,7 +197,7 @@ impl Systemd {
             let stopped = jobs
                 .iter()
                 .filter(|(_, k)| matches!(k, JobKind::Stop | JobKind::Restart))
-                .filter_map(|(u, _)| rows.get(u));
+                .filter_map(|(u, k)| Some((rows.get(u)?, *k)));
             let killed = self.killed(stopped, enqueued_at).await;
             Ok(jobs
                 .iter()
@@ -325,21 +325,29 @@ impl Systemd {
 
     /// Units among `rows` whose stop since `since` (µs, realtime) systemd finished with
     /// SIGKILL. A stop leaves `Result=timeout`; a restart starts again and resets
-    /// `Result`, but its stop lasted from ActiveExit to InactiveEnter, and only a stop
-    /// that was killed lasts TimeoutStopSec.
-    async fn killed<'r>(&self, rows: impl Iterator<Item = &'r super::dbus::UnitRow>, since: u64) -> HashSet<String> {
+    /// `Result` (which may then be a start's timeout), but its stop lasted from
+    /// ActiveExit to InactiveEnter, and only a stop that was killed lasts TimeoutStopSec.
+    async fn killed<'r>(
+        &self,
+        rows: impl Iterator<Item = (&'r super::dbus::UnitRow, JobKind)>,
+        since: u64,
+    ) -> HashSet<String> {
         const SVC: &str = "org.freedesktop.systemd1.Service";
         const UNIT: &str = "org.freedesktop.systemd1.Unit";
-        let calls = rows.map(|row| async move {
+        let calls = rows.map(|(row, kind)| async move {
             let u64_of = |v: Option<OwnedValue>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
-            let result = self.get(&row.6, SVC, "Result").await;
-            let result = result.and_then(|v| String::try_from(v).ok()).unwrap_or_default();
             let exit = u64_of(self.get(&row.6, UNIT, "ActiveExitTimestamp").await);
-            let inactive = u64_of(self.get(&row.6, UNIT, "InactiveEnterTimestamp").await);
-            let timeout = u64_of(self.get(&row.6, SVC, "TimeoutStopUSec").await);
-            let this_stop = exit >= since;
-            let killed =
-                this_stop && (result == "timeout" || (timeout > 0 && inactive.saturating_sub(exit) >= timeout));
+            if exit < since {
+                return None; // not stopped by this job
+            }
+            let killed = if kind == JobKind::Stop {
+                let result = self.get(&row.6, SVC, "Result").await;
+                result.and_then(|v| String::try_from(v).ok()).as_deref() == Some("timeout")
+            } else {
+                let inactive = u64_of(self.get(&row.6, UNIT, "InactiveEnterTimestamp").await);
+                let timeout = u64_of(self.get(&row.6, SVC, "TimeoutStopUSec").await);
+                timeout > 0 && inactive >= exit && inactive - exit >= timeout
+            };
             killed.then(|| row.0.clone())
         });
         stream::iter(calls)
