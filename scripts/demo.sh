@@ -16,7 +16,7 @@ ct rm -f /usr/sbin/policy-rc.d   # the image's Docker policy would block maintai
 ct env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$deb" | grep -E '^(Setting up|Unpacking) hhlctl'
 echo "== hhlctl apply (the shipped /etc/hhl/hhl.yaml)"
 ct hhlctl apply
-ct sh -c "for d in /opt/hhl/*/*/src; do cp /usr/share/doc/hhlctl/examples/src/main.lua \$d/; done"
+ct sh -c "for d in /opt/hhl/*/*/src; do cp -r /usr/share/doc/hhlctl/examples/src/. \$d/; done"
 echo "== hhlctl status"
 ct hhlctl status
 echo "== one answer from each instance"

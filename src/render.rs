@@ -13,16 +13,18 @@ use crate::names::MASTER;
 use crate::templates::Templates;
 use crate::{polkit, rsyslog, units};
 
-/// Lua modules shipped with hhlctl (`hhl.log`).
+/// Lua modules shipped with hhlctl (`hhl.log`, `hhl.websocket`, and the OpenResty
+/// names `resty.websocket.*`, `resty.redis` for Debian's `nginx.*` modules).
 pub const HHL_LUA_DIR: &str = "/usr/share/hhl/lua";
 
 /// `lua_package_path`: the instance's own code first, then the shared library, then
-/// hhlctl's modules, then nginx's default path (`;;`), which holds resty.core.
+/// nginx's default path (`;;`: resty.core, Debian's `nginx.*`, or all of OpenResty's
+/// lualib), then hhlctl's modules, last so that OpenResty's real `resty.*` win.
 pub fn lua_package_path(model: &Model, inst: &Instance) -> String {
     let src = inst.src_dir();
     let lib = &model.paths.lua_lib_dir;
     format!(
-        "{s}/?.lua;{s}/?/init.lua;{l}/?.lua;{l}/?/init.lua;{HHL_LUA_DIR}/?.lua;;",
+        "{s}/?.lua;{s}/?/init.lua;{l}/?.lua;{l}/?/init.lua;;{HHL_LUA_DIR}/?.lua",
         s = src.display(),
         l = lib.display()
     )
@@ -47,6 +49,14 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
             hhl["prefix"] = json!(inst.dir);
             hhl["src_dir"] = json!(inst.src_dir());
             hhl["lua_package_path"] = json!(lua_package_path(model, inst));
+            // The owner's own Redis, for Lua to connect to (templates set $hhl_redis_port).
+            if let Some(r) = model
+                .instances
+                .iter()
+                .find(|r| r.kind == Kind::Redis && r.developer == inst.developer)
+            {
+                hhl["redis_port"] = json!(r.port);
+            }
         }
         Kind::Redis => hhl["data_dir"] = json!(inst.dir),
     }

@@ -480,6 +480,7 @@ pub const BUILTIN_VARS: &[&str] = &[
     "data_dir",
     "lua_lib_dir",
     "lua_package_path",
+    "redis_port",
     "load_modules",
     "nginx_binary",
 ];

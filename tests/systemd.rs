@@ -230,7 +230,7 @@ fn a_config_that_fails_nginx_t_is_refused_and_nothing_changes() {
         &example_yaml()
             .replace("dev3: {port: 1083}", "dev3: {port: 1083, worker_processes: lots}")
             .replace("dev2: {port: 1092}", "dev2: {port: 1095}")
-            .replace("worker_connections: 1024\n        error_log_level: info\n        lua_code_cache: \"off\"\n        server_name: localhost\n      dev1: {port: 1091}", "worker_connections: 1024\n        error_log_level: shouting\n        lua_code_cache: \"off\"\n        server_name: localhost\n      dev1: {port: 1091}"),
+            .replace("port: 1090\n        worker_processes: 1\n        worker_connections: 16384\n        error_log_level: info", "port: 1090\n        worker_processes: 1\n        worker_connections: 16384\n        error_log_level: shouting"),
     );
     let r = c.hhlctl(CFG, "apply");
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);

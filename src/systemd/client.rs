@@ -60,11 +60,17 @@ pub struct JobOutcome {
     /// For a reload, the service's `ReloadResult` (`success`, `exit-code`, …): a failed
     /// reload leaves the unit active, so its state alone cannot tell.
     pub reload_result: Option<String>,
+    /// A stop (or a restart's stop) that outlived TimeoutStopSec and was finished by
+    /// systemd with SIGKILL: not a clean stop, whatever the unit's state now.
+    pub killed: bool,
 }
 
 impl JobOutcome {
     /// Whether the unit reached the state the job aimed at.
     pub fn ok(&self) -> bool {
+        if self.killed {
+            return false;
+        }
         let active = self.active_state == "active";
         match self.kind {
             JobKind::Stop => !active,
@@ -75,7 +81,9 @@ impl JobOutcome {
 
     /// `done` or `failed`, as systemctl words a job's result.
     pub fn result(&self) -> &'static str {
-        if self.ok() {
+        if self.killed {
+            "the stop timed out and systemd finished it with SIGKILL"
+        } else if self.ok() {
             "done"
         } else {
             "failed"
@@ -175,7 +183,9 @@ impl Systemd {
             return Ok(Vec::new());
         }
         let manager = self.manager()?;
-        zbus::block_on(async {
+        let enqueued_at = now_usec();
+        let old_workers = self.nginx_workers(jobs);
+        let outcomes = zbus::block_on(async {
             let calls = jobs.iter().map(|(unit, kind)| {
                 let manager = &manager;
                 async move {
@@ -227,6 +237,11 @@ impl Systemd {
                 .filter(|(_, k)| *k == JobKind::Reload)
                 .filter_map(|(u, _)| rows.get(u));
             let reload_results = self.reload_results(reloaded).await;
+            let stopped = jobs
+                .iter()
+                .filter(|(_, k)| matches!(k, JobKind::Stop | JobKind::Restart))
+                .filter_map(|(u, k)| Some((rows.get(u)?, *k)));
+            let killed = self.killed(stopped, enqueued_at).await;
             Ok(jobs
                 .iter()
                 .map(|(unit, kind)| JobOutcome {
@@ -234,9 +249,43 @@ impl Systemd {
                     kind: *kind,
                     active_state: active_state(&rows, unit),
                     reload_result: reload_results.get(unit).cloned(),
+                    killed: killed.contains(unit),
                 })
-                .collect())
-        })
+                .collect::<Vec<_>>())
+        })?;
+        // See `workers`: reloaded nginx instances accept only with new workers from now.
+        // (A failed reload keeps its workers: nothing to wait for.)
+        let reloaded: Vec<u32> = old_workers
+            .into_iter()
+            .filter(|(unit, _)| outcomes.iter().any(|o| &o.unit == unit && o.ok()))
+            .flat_map(|(_, pids)| pids)
+            .collect();
+        let left = super::workers::wait_stopped_accepting(&reloaded, Duration::from_secs(5));
+        if !left.is_empty() {
+            eprintln!("warning: nginx worker(s) {left:?} still accept 5 s after the reload");
+        }
+        Ok(outcomes)
+    }
+
+    /// The current workers of every nginx (openresty@) unit about to be reloaded.
+    fn nginx_workers(&self, jobs: &[(String, JobKind)]) -> Vec<(String, Vec<u32>)> {
+        let units: Vec<String> = jobs
+            .iter()
+            .filter(|(u, k)| *k == JobKind::Reload && u.starts_with("openresty@"))
+            .map(|(u, _)| u.clone())
+            .collect();
+        if units.is_empty() {
+            return Vec::new();
+        }
+        let Ok(states) = self.states(&units) else {
+            return Vec::new();
+        };
+        let masters: Vec<u32> = states.values().map(|s| s.main_pid).filter(|p| *p != 0).collect();
+        let mut workers = super::workers::children(&masters);
+        states
+            .into_iter()
+            .filter_map(|(unit, s)| Some((unit, workers.remove(&s.main_pid)?)))
+            .collect()
     }
 
     /// The active state of each unit (`inactive` for units systemd does not know).
@@ -312,6 +361,40 @@ impl Systemd {
                 .get(&row.6, "org.freedesktop.systemd1.Service", "ReloadResult")
                 .await;
             Some((row.0.clone(), String::try_from(value?).ok()?))
+        });
+        stream::iter(calls)
+            .buffered(IN_FLIGHT)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await
+    }
+
+    /// Units among `rows` whose stop since `since` (µs, realtime) systemd finished with
+    /// SIGKILL. A stop leaves `Result=timeout`; a restart starts again and resets
+    /// `Result` (which may then be a start's timeout), but its stop lasted from
+    /// ActiveExit to InactiveEnter, and only a stop that was killed lasts TimeoutStopSec.
+    async fn killed<'r>(
+        &self,
+        rows: impl Iterator<Item = (&'r super::dbus::UnitRow, JobKind)>,
+        since: u64,
+    ) -> HashSet<String> {
+        const SVC: &str = "org.freedesktop.systemd1.Service";
+        const UNIT: &str = "org.freedesktop.systemd1.Unit";
+        let calls = rows.map(|(row, kind)| async move {
+            let u64_of = |v: Option<OwnedValue>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+            let exit = u64_of(self.get(&row.6, UNIT, "ActiveExitTimestamp").await);
+            if exit < since {
+                return None; // not stopped by this job
+            }
+            let killed = if kind == JobKind::Stop {
+                let result = self.get(&row.6, SVC, "Result").await;
+                result.and_then(|v| String::try_from(v).ok()).as_deref() == Some("timeout")
+            } else {
+                let inactive = u64_of(self.get(&row.6, UNIT, "InactiveEnterTimestamp").await);
+                let timeout = u64_of(self.get(&row.6, SVC, "TimeoutStopUSec").await);
+                timeout > 0 && inactive >= exit && inactive - exit >= timeout
+            };
+            killed.then(|| row.0.clone())
         });
         stream::iter(calls)
             .buffered(IN_FLIGHT)
@@ -396,6 +479,13 @@ fn capitalized(word: &str) -> String {
         .unwrap_or_default()
 }
 
+fn now_usec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 /// A listed unit's active state; `inactive` for units systemd does not know.
 fn active_state(rows: &HashMap<String, super::dbus::UnitRow>, unit: &str) -> String {
     rows.get(unit).map(|r| r.3.clone()).unwrap_or_else(|| "inactive".into())
@@ -442,6 +532,7 @@ mod tests {
             kind,
             active_state: active_state.into(),
             reload_result: reload_result.map(Into::into),
+            killed: false,
         }
     }
 
@@ -457,5 +548,15 @@ mod tests {
         assert!(!failed.ok());
         assert_eq!(failed.result(), "failed");
         assert!(!outcome(JobKind::Reload, "active", None).ok());
+        // A restart whose stop systemd finished with SIGKILL is back up, yet failed.
+        let killed = JobOutcome {
+            killed: true,
+            ..outcome(JobKind::Restart, "active", None)
+        };
+        assert!(!killed.ok());
+        assert_eq!(
+            killed.result(),
+            "the stop timed out and systemd finished it with SIGKILL"
+        );
     }
 }

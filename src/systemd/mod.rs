@@ -3,5 +3,6 @@
 pub mod client;
 pub mod dbus;
 pub mod journal;
+pub mod workers;
 
 pub use client::{JobKind, JobOutcome, Systemd, UnitState};

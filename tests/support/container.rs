@@ -125,11 +125,11 @@ impl Container {
         c
     }
 
-    /// The example's main.lua into every instance's src.
+    /// The example's Lua (main.lua, game/) into every instance's src.
     pub fn deploy_lua(&self) {
         self.ok(&format!(
-            "for d in /opt/hhl/*/*/src; do cp {} \"$d/\"; done",
-            repo().join("examples/src/main.lua").display()
+            "for d in /opt/hhl/*/*/src; do cp -r {}/. \"$d/\"; done",
+            repo().join("examples/src").display()
         ));
     }
 
