@@ -389,6 +389,10 @@ impl Systemd {
             let killed = if kind == JobKind::Stop {
                 let result = self.get(&row.6, SVC, "Result").await;
                 result.and_then(|v| String::try_from(v).ok()).as_deref() == Some("timeout")
+            } else if row.3 != "active" {
+                // The start failed, and may have been retried: the timestamps no longer
+                // describe the stop, and the restart is reported failed anyway.
+                false
             } else {
                 let inactive = u64_of(self.get(&row.6, UNIT, "InactiveEnterTimestamp").await);
                 let timeout = u64_of(self.get(&row.6, SVC, "TimeoutStopUSec").await);
