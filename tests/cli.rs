@@ -599,6 +599,8 @@ fn apply_refuses_a_port_another_process_holds() {
         .replace("      port: 6379", &format!("      port: {port}"))
         .replace("create: true ", "create: false");
     assert!(yaml.contains(&format!("port: {port}")) && yaml.contains("create: false"));
+    // The line of master's Redis port, wherever the example puts it.
+    let line = 1 + yaml.lines().position(|l| l == format!("      port: {port}")).unwrap();
     sb.write("hhl.yaml", &yaml);
     let r = sb.run(&["apply"]);
     assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
@@ -609,7 +611,7 @@ fn apply_refuses_a_port_another_process_holds() {
                 "error: port {port} of redis@{port}.service is already in use by pid {} (`",
                 std::process::id()
             ),
-            "hhl.yaml:93:",
+            &format!("hhl.yaml:{line}:7"),
             &format!("hint: stop that program, or give {port} another port"),
         ],
     );
