@@ -13,7 +13,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   echo "installing: ${missing[*]}"
-  apt-get update -qq
+  # Wait for another apt (unattended upgrades, a second job) rather than fail.
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
   # Installed packages must not start their own daemons on this host.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
