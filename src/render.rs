@@ -47,6 +47,10 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
             hhl["prefix"] = json!(inst.dir);
             hhl["src_dir"] = json!(inst.src_dir());
             hhl["lua_package_path"] = json!(lua_package_path(model, inst));
+            if let Some(redis) = crate::redis_acl::of(model, &inst.developer) {
+                hhl["redis_port"] = json!(redis.name);
+                hhl["redis_secret"] = json!(crate::redis_acl::secret_path(model, &inst.developer));
+            }
         }
         Kind::Redis => hhl["data_dir"] = json!(inst.dir),
     }

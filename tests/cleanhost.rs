@@ -117,7 +117,7 @@ fn log_page_signs_in(h: &Host) {
     let status = h.sh("systemctl status hhl-web.service").stdout;
     assert!(
         status.contains(
-            "Assertion failed for hhl-web.service - hhl log page (needs /etc/hhl/web.passwd: hhlctl web passwd USER)"
+            "Assertion failed for hhl-web.service - hhl log page (needs /etc/hhl/web.passwd and web.key: hhlctl web passwd USER or hhlctl web link IDENTITY)"
         ),
         "[{}] {status}",
         h.suite
