@@ -32,13 +32,19 @@ pub fn acl_path(model: &Model, inst: &Instance) -> PathBuf {
 
 /// The owner's Redis, if they have one.
 pub fn of<'a>(model: &'a Model, owner: &str) -> Option<&'a Instance> {
-    model.instances.iter().find(|i| i.kind == Kind::Redis && i.developer == owner)
+    model
+        .instances
+        .iter()
+        .find(|i| i.kind == Kind::Redis && i.developer == owner)
 }
 
 /// The ACL file: the default user has the secret and the command rules; no other user.
 pub fn acl_file(secret: &str) -> Result<String, Unsafe> {
     let secret = RedisToken::new(&format!(">{secret}"))?;
-    Ok(format!("user default on resetpass {} ~* &* resetchannels &* {COMMANDS}\n", secret.as_str()))
+    Ok(format!(
+        "user default on resetpass {} ~* &* resetchannels &* {COMMANDS}\n",
+        secret.as_str()
+    ))
 }
 
 /// A secret as `secrets` makes them: 64 hex digits (anything else in the file is refused).

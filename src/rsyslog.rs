@@ -55,7 +55,10 @@ pub fn rules(model: &Model, source: &Path) -> Result<String, Unsafe> {
     s += "# The syslog forward's copies of the instances' lines stay out of /var/log/syslog\n";
     s += "# (the tag decides only that: a forged tag hides a line from it, routes nothing).\n";
     for inst in &model.instances {
-        s += &format!("if $programname == {id} then stop\n", id = quoted(&syslog_identifier(inst))?);
+        s += &format!(
+            "if $programname == {id} then stop\n",
+            id = quoted(&syslog_identifier(inst))?
+        );
     }
     Ok(s)
 }

@@ -278,7 +278,11 @@ if v == false or v == nil then ngx.say("err ", e) else ngx.say("ok ", tostring(v
 fn each_redis_answers_its_owner_only_refuses_admin_commands_and_comes_back() {
     let c = Container::applied(&example_yaml());
     // The secret: made once, root:<instance user> 0640, kept across applies.
-    let secret = |owner: &str| c.ok(&format!("cat /var/lib/hhl/redis/{owner}.secret")).trim().to_string();
+    let secret = |owner: &str| {
+        c.ok(&format!("cat /var/lib/hhl/redis/{owner}.secret"))
+            .trim()
+            .to_string()
+    };
     let (s1, s2) = (secret("dev1"), secret("dev2"));
     assert_eq!(s1.len(), 64);
     assert_ne!(s1, s2);
@@ -291,7 +295,10 @@ fn each_redis_answers_its_owner_only_refuses_admin_commands_and_comes_back() {
     assert_eq!(secret("dev1"), s1, "a second apply changed the secret");
 
     // A plain TCP client (root in a shell, here): no AUTH, no data.
-    let cli = |args: &str| c.sh(&format!("timeout 5 redis-cli --no-auth-warning {args} 2>&1")).stdout;
+    let cli = |args: &str| {
+        c.sh(&format!("timeout 5 redis-cli --no-auth-warning {args} 2>&1"))
+            .stdout
+    };
     for port in [6379, 6381, 6382] {
         let out = cli(&format!("-p {port} get k"));
         assert!(out.contains("NOAUTH Authentication required"), "{port}: {out}");
@@ -355,7 +362,11 @@ fn each_redis_answers_its_owner_only_refuses_admin_commands_and_comes_back() {
         let out = lua(&format!("port={port}&secret=none&cmd=SHUTDOWN"));
         assert!(out.starts_with("raw -NOAUTH"), "{port}: {out}");
     }
-    assert_eq!(cli(&format!("-p 6382 -a {s2} ping")).trim(), "PONG", "dev2's Redis went down");
+    assert_eq!(
+        cli(&format!("-p 6382 -a {s2} ping")).trim(),
+        "PONG",
+        "dev2's Redis went down"
+    );
 
     // A Redis that exits, even cleanly (SIGTERM: exit 0), comes back.
     for signal in ["SIGTERM", "SIGKILL"] {
@@ -363,11 +374,18 @@ fn each_redis_answers_its_owner_only_refuses_admin_commands_and_comes_back() {
         c.ok(&format!("systemctl kill -s {signal} redis@6381.service"));
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let now = c.sh("systemctl show -P MainPID redis@6381.service").stdout.trim().to_string();
+            let now = c
+                .sh("systemctl show -P MainPID redis@6381.service")
+                .stdout
+                .trim()
+                .to_string();
             if now != before && now != "0" && cli(&format!("-p 6381 -a {s1} ping")).trim() == "PONG" {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "redis@6381 did not come back after {signal}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis@6381 did not come back after {signal}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

@@ -87,22 +87,42 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
         "/opt/hhl/socketserver/dev1/src/main.lua",
         "local ok = os.execute(\"logger -t socketserver-dev2 'fake-lua crash'\")\nngx.say(tostring(ok))\n",
     );
-    assert_eq!(c.sh("curl -s http://127.0.0.1:1081/hhl").stdout, "0\n", "dev1's Lua could not run logger");
+    assert_eq!(
+        c.sh("curl -s http://127.0.0.1:1081/hhl").stdout,
+        "0\n",
+        "dev1's Lua could not run logger"
+    );
     // In the journal, as socketserver-dev2 (journald may not place so short a process
     // in dev1's unit; either way it is not dev2's).
-    eventually(&c, "journalctl -t socketserver-dev2 --no-pager | grep -q 'fake-lua crash'");
-    eventually(&c, "journalctl -t socketserver-dev2 --no-pager | grep -q 'fake-shell crash'");
+    eventually(
+        &c,
+        "journalctl -t socketserver-dev2 --no-pager | grep -q 'fake-lua crash'",
+    );
+    eventually(
+        &c,
+        "journalctl -t socketserver-dev2 --no-pager | grep -q 'fake-shell crash'",
+    );
     // Then a real line of dev2's: once it is in dev2's file, the fakes would be too.
     c.write("/opt/hhl/socketserver/dev2/src/main.lua", LUA);
     assert_eq!(c.sh("curl -s 'http://127.0.0.1:1082/hhl?m=real2'").stdout, "logged\n");
-    let dev2 = eventually(&c, "grep 'marker-real2' /var/log/hhl/dev2/socketserver-dev2.log && cat /var/log/hhl/dev2/socketserver-dev2.log");
+    let dev2 = eventually(
+        &c,
+        "grep 'marker-real2' /var/log/hhl/dev2/socketserver-dev2.log && cat /var/log/hhl/dev2/socketserver-dev2.log",
+    );
     assert!(!dev2.contains("fake-"), "a forged line reached dev2's file:\n{dev2}");
     let master = c.sh("cat /var/log/hhl/master/redis-master.log").stdout;
-    assert!(!master.contains("fake-"), "a forged line reached master's Redis file:\n{master}");
+    assert!(
+        !master.contains("fake-"),
+        "a forged line reached master's Redis file:\n{master}"
+    );
     for who in ["root", "dev2"] {
         let r = c.sh_as(who, "hhlctl logs socketserver-dev2 -n 500");
         assert!(r.stdout.contains("marker-real2"), "{who}: {}", r.stdout);
-        assert!(!r.stdout.contains("fake-"), "{who}'s hhlctl logs shows a forged line:\n{}", r.stdout);
+        assert!(
+            !r.stdout.contains("fake-"),
+            "{who}'s hhlctl logs shows a forged line:\n{}",
+            r.stdout
+        );
     }
     c.write("/opt/hhl/socketserver/dev1/src/main.lua", LUA);
 
@@ -365,11 +385,18 @@ fn the_log_page_holds_under_abuse_and_links_sign_in_once() {
         body.contains("Too many sign-in attempts for this user or from this address: try again in"),
         "{body}"
     );
-    let mem: u64 = c.ok("systemctl show -P MemoryCurrent hhl-web.service").trim().parse().unwrap();
+    let mem: u64 = c
+        .ok("systemctl show -P MemoryCurrent hhl-web.service")
+        .trim()
+        .parse()
+        .unwrap();
     eprintln!("hhl-web memory after the storm: {} MiB", mem >> 20);
     assert!(mem < 128 << 20, "hhl-web holds {mem} bytes");
     assert_eq!(c.ok("systemctl show -P NRestarts hhl-web.service").trim(), "0");
-    assert_eq!(c.ok("systemctl show -P MemoryMax hhl-web.service").trim(), (256u64 << 20).to_string());
+    assert_eq!(
+        c.ok("systemctl show -P MemoryMax hhl-web.service").trim(),
+        (256u64 << 20).to_string()
+    );
 
     // An idle connection (no request) is closed after the header timeout (10 s).
     let r = c.ok(&format!(
@@ -380,8 +407,7 @@ fn the_log_page_holds_under_abuse_and_links_sign_in_once() {
     let secs: u64 = it.next().unwrap().parse().unwrap();
     assert!((9..=15).contains(&secs), "closed after {secs} s");
     // 300 idle connections: beyond 256 they are closed at once, and the page answers.
-    let r = c.ok(
-        "python3 -c \"
+    let r = c.ok("python3 -c \"
 import socket, time
 s = [socket.create_connection(('127.0.0.1', 8080)) for _ in range(300)]
 time.sleep(1)
@@ -393,8 +419,7 @@ for x in s:
     except BlockingIOError:
         pass
 print(closed)
-\"",
-    );
+\"");
     let closed: usize = r.trim().parse().unwrap();
     assert!(closed >= 40, "only {closed} of 300 idle connections were refused");
     eventually(&c, &format!("curl -s -m 5 -o /dev/null {url}/login"));
@@ -402,17 +427,34 @@ print(closed)
     // One-time link: only identities, works once, tampering refused.
     let r = c.sh("hhlctl web link mallory");
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("`mallory` is not a developer or an admin in"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`mallory` is not a developer or an admin in"),
+        "{}",
+        r.stderr
+    );
     let link = c.ok("hhlctl web link dev2").trim().to_string();
     assert!(link.starts_with("http://127.0.0.1:8080/link?t=dev2."), "{link}");
-    let first = c.ok(&format!("curl -s -c /tmp/jar -o /dev/null -w '%{{http_code}}' '{link}'"));
+    let first = c.ok(&format!(
+        "curl -s -c /tmp/jar -o /dev/null -w '%{{http_code}}' '{link}'"
+    ));
     assert_eq!(first, "303");
     let again = c.ok(&format!("curl -s -w ' %{{http_code}}' '{link}'"));
-    assert!(again.ends_with(" 403") && again.contains("this sign-in link was used already"), "{again}");
+    assert!(
+        again.ends_with(" 403") && again.contains("this sign-in link was used already"),
+        "{again}"
+    );
     let forged = link.replace("t=dev2.", "t=dev1.");
     let r = c.ok(&format!("curl -s '{forged}'"));
-    assert!(r.contains("this sign-in link is not one of this server&#39;s") || r.contains("not one of this server"), "{r}");
-    assert_eq!(c.ok(&format!("curl -s -b /tmp/jar -o /dev/null -w '%{{http_code}}' {url}/api/logs")), "200");
+    assert!(
+        r.contains("this sign-in link is not one of this server&#39;s") || r.contains("not one of this server"),
+        "{r}"
+    );
+    assert_eq!(
+        c.ok(&format!(
+            "curl -s -b /tmp/jar -o /dev/null -w '%{{http_code}}' {url}/api/logs"
+        )),
+        "200"
+    );
 
     // At most 4 live tails per session.
     for _ in 0..4 {

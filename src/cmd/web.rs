@@ -35,9 +35,7 @@ pub enum Action {
     },
     /// Print a one-time sign-in link for IDENTITY (a developer or an admin), good for
     /// five minutes (root, or the ssh entry account for `ssh … web`).
-    Link {
-        identity: String,
-    },
+    Link { identity: String },
     /// Set USER's password for the log page, read from standard input (root only).
     ///
     /// USER is a developer's unix user or an admin. Only a salted argon2id hash is

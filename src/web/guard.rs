@@ -24,7 +24,8 @@ impl Throttle {
     /// either has used up its window (the attempt is then not counted).
     pub fn attempt(&mut self, user: &str, address: &str, now: Instant) -> Result<(), u64> {
         if self.attempts.len() > MAX_KEYS {
-            self.attempts.retain(|_, v| v.iter().any(|t| now.duration_since(*t) < WINDOW));
+            self.attempts
+                .retain(|_, v| v.iter().any(|t| now.duration_since(*t) < WINDOW));
         }
         let keys = [(format!("u:{user}"), PER_USER), (format!("a:{address}"), PER_ADDRESS)];
         let mut wait = 0;
@@ -67,7 +68,11 @@ pub fn cross_site(headers: &HeaderMap, public: &str) -> Option<String> {
     }
     let origin = get(header::ORIGIN.as_str())?;
     let host = get(header::HOST.as_str()).unwrap_or("");
-    let ours = [public.trim_end_matches('/').to_string(), format!("http://{host}"), format!("https://{host}")];
+    let ours = [
+        public.trim_end_matches('/').to_string(),
+        format!("http://{host}"),
+        format!("https://{host}"),
+    ];
     if ours.iter().any(|o| o == origin) {
         None
     } else {
@@ -111,6 +116,9 @@ mod tests {
         );
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert_eq!(cross_site(&h, "https://logs.example").unwrap(), "Sec-Fetch-Site is cross-site");
+        assert_eq!(
+            cross_site(&h, "https://logs.example").unwrap(),
+            "Sec-Fetch-Site is cross-site"
+        );
     }
 }

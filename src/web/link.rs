@@ -26,7 +26,10 @@ pub const TTL_SECS: u64 = 300;
 type Blake = Blake2bMac<U32>;
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The page's key, made (root, 0600) when missing.
@@ -43,8 +46,11 @@ pub fn ensure_key(path: &Path) -> Result<Vec<u8>> {
 
 pub fn parse_key(text: &str) -> Option<Vec<u8>> {
     let t = text.trim();
-    (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| (0..32).map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0)).collect())
+    (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+        (0..32)
+            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect()
+    })
 }
 
 /// The page's public address: `URL_FILE`'s line, or `DEFAULT_URL`.
@@ -64,11 +70,20 @@ fn mac(key: &[u8], body: &str) -> Blake {
 
 /// A token for `identity`, good until `expiry` (unix seconds).
 pub fn token(key: &[u8], identity: &str, expiry: u64) -> Result<String> {
-    if identity.is_empty() || !identity.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if identity.is_empty()
+        || !identity
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         bail!("`{identity}` is not an identity name");
     }
     let body = format!("{identity}.{expiry}.{}", secrets::random_hex::<16>()?);
-    let tag: String = mac(key, &body).finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let tag: String = mac(key, &body)
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(format!("{body}.{tag}"))
 }
 
@@ -76,7 +91,11 @@ pub fn token(key: &[u8], identity: &str, expiry: u64) -> Result<String> {
 /// Must run as a user who can read (or, root, make) the key.
 pub fn issue(identity: &str) -> Result<String> {
     let key = ensure_key(Path::new(KEY))?;
-    Ok(format!("{}/link?t={}", public_url(), token(&key, identity, now() + TTL_SECS)?))
+    Ok(format!(
+        "{}/link?t={}",
+        public_url(),
+        token(&key, identity, now() + TTL_SECS)?
+    ))
 }
 
 /// Links already taken, by nonce, until they expire.
@@ -119,12 +138,21 @@ mod tests {
         let t = token(&key, "dev1", 1000 + TTL_SECS).unwrap();
         let mut used = Used::default();
         assert_eq!(used.take(&key, &t, 1000), Ok("dev1".to_string()));
-        assert_eq!(used.take(&key, &t, 1001).unwrap_err(), "this sign-in link was used already: ask for a new one (ssh … web)");
+        assert_eq!(
+            used.take(&key, &t, 1001).unwrap_err(),
+            "this sign-in link was used already: ask for a new one (ssh … web)"
+        );
         let late = token(&key, "dev1", 1000 + TTL_SECS).unwrap();
         assert!(used.take(&key, &late, 1000 + TTL_SECS).unwrap_err().contains("expired"));
         let forged = t.replacen("dev1", "dev2", 1);
-        assert!(Used::default().take(&key, &forged, 1000).unwrap_err().contains("not one of this server's"));
-        assert!(Used::default().take(&[8u8; 32], &t, 1000).unwrap_err().contains("not one of this server's"));
+        assert!(Used::default()
+            .take(&key, &forged, 1000)
+            .unwrap_err()
+            .contains("not one of this server's"));
+        assert!(Used::default()
+            .take(&[8u8; 32], &t, 1000)
+            .unwrap_err()
+            .contains("not one of this server's"));
         assert!(token(&key, "a.b", 1).is_err());
     }
 }

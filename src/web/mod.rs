@@ -81,7 +81,8 @@ type Shared = Arc<App>;
 pub fn serve(model: Model, cfg: Config) -> Result<()> {
     let users = match &cfg.passwd {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading the password file {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading the password file {}", p.display()))?;
             auth::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
         }
         None => HashMap::new(),
@@ -127,7 +128,10 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
-        eprintln!("hhlctl web: listening on http://{} (public address {})", cfg.listen, cfg.public_url);
+        eprintln!(
+            "hhlctl web: listening on http://{} (public address {})",
+            cfg.listen, cfg.public_url
+        );
         accept(listener, router).await
     })
 }
@@ -149,9 +153,8 @@ async fn accept(listener: tokio::net::TcpListener, router: Router) -> Result<()>
             drop(stream);
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(
-            router.clone().layer(axum::Extension(ConnectInfo(peer))),
-        );
+        let service =
+            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
         tokio::spawn(async move {
             let _permit = permit;
             let _ = hyper::server::conn::http1::Builder::new()
@@ -312,7 +315,10 @@ async fn link_signin(State(app): State<Shared>, Query(q): Query<LinkQuery>) -> R
         Ok(identity) if app.model.developers.contains(&identity) || app.model.access.admins.contains(&identity) => {
             signed_in_as(&app, &identity)
         }
-        Ok(identity) => login_error(StatusCode::FORBIDDEN, &format!("{identity} is no longer a developer or admin here.")),
+        Ok(identity) => login_error(
+            StatusCode::FORBIDDEN,
+            &format!("{identity} is no longer a developer or admin here."),
+        ),
         Err(why) => login_error(StatusCode::FORBIDDEN, &format!("Sorry: {why}.")),
     }
 }
@@ -432,7 +438,10 @@ impl TailSlot {
             return None;
         }
         *n += 1;
-        Some(TailSlot { app: app.clone(), session })
+        Some(TailSlot {
+            app: app.clone(),
+            session,
+        })
     }
 }
 
