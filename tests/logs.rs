@@ -399,9 +399,9 @@ fn the_log_page_holds_under_abuse_and_links_sign_in_once() {
     );
 
     // An idle connection (no request) is closed after the header timeout (10 s).
-    let r = c.ok(&format!(
-        "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; s=$(date +%s); timeout 30 cat <&3 >/dev/null; echo $? $(( $(date +%s) - s ))'"
-    ));
+    let r = c.ok(
+        "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; s=$(date +%s); timeout 30 cat <&3 >/dev/null; echo $? $(( $(date +%s) - s ))'",
+    );
     let mut it = r.split_whitespace();
     assert_eq!(it.next(), Some("0"), "the idle connection was not closed: {r}");
     let secs: u64 = it.next().unwrap().parse().unwrap();
