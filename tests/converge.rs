@@ -121,9 +121,14 @@ fn check_live(c: &Container, on: bool, step: &str) {
         assert_eq!(state.trim(), if on { "active" } else { "inactive" }, "{ctx}: {unit}");
     }
     if on {
-        // rsyslog took up the new developer's rule: their lines reach their file.
+        // rsyslog took up the new developer's rule: their lines reach their file
+        // (lines of dev5's unit: a tag alone routes nothing).
         let mark = step.replace(':', "-");
-        c.ok(&format!("logger -t socketserver-dev5 converge-{mark}"));
+        c.write(
+            "/opt/hhl/socketserver/dev5/src/main.lua",
+            &format!("ngx.log(ngx.ERR, 'converge-{mark}')\nngx.say('ok')\n"),
+        );
+        c.ok("curl -s -m 5 http://127.0.0.1:1085/hhl");
         wait_until(
             c,
             &format!("{ctx}: dev5's line in /var/log/hhl/dev5/socketserver-dev5.log"),
