@@ -50,12 +50,9 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
             hhl["src_dir"] = json!(inst.src_dir());
             hhl["lua_package_path"] = json!(lua_package_path(model, inst));
             // The owner's own Redis, for Lua to connect to (templates set $hhl_redis_port).
-            if let Some(r) = model
-                .instances
-                .iter()
-                .find(|r| r.kind == Kind::Redis && r.developer == inst.developer)
-            {
-                hhl["redis_port"] = json!(r.port);
+            if let Some(redis) = crate::redis_acl::of(model, &inst.developer) {
+                hhl["redis_port"] = json!(redis.name);
+                hhl["redis_secret"] = json!(crate::redis_acl::secret_path(model, &inst.developer));
             }
         }
         Kind::Redis => hhl["data_dir"] = json!(inst.dir),

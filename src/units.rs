@@ -74,6 +74,8 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 v(format!("HHL_REDIS_CONF={}", inst.config_path.display()))?
             );
             s += &format!("Environment={}\n", v(format!("HHL_REDIS_DIR={}", inst.dir.display()))?);
+            let acl = crate::redis_acl::acl_path(model, inst);
+            s += &format!("Environment={}\n", v(format!("HHL_REDIS_ACL={}", acl.display()))?);
             s += &format!("ReadWritePaths={}\n", pv(&inst.dir)?);
         }
     }

@@ -140,7 +140,8 @@ ngx.say("ok")
 fn an_instance_cannot_reach_another_developers_files() {
     let c = Container::applied(&example_yaml());
     c.write("/opt/hhl/socketserver/dev1/src/main.lua", PROBE);
-    c.ok("redis-cli -p 6382 set k v && redis-cli -p 6382 save");
+    // Data on disk: Redis saves when it stops (SAVE itself is refused to clients).
+    c.ok("redis-cli --no-auth-warning -p 6382 -a $(cat /var/lib/hhl/redis/dev2.secret) set k v && systemctl restart redis@6382.service && test -s /opt/redis/var/6382/6382.rdb");
     let probe = |path: &str, mode: &str| {
         c.sh(&format!(
             "curl -s -m 5 'http://127.0.0.1:1081/hhl?path={path}&mode={mode}'"
@@ -164,6 +165,9 @@ fn an_instance_cannot_reach_another_developers_files() {
         "/opt/hhl/socketserver/dev2/conf/nginx.conf",
         "/opt/redis/var/6382/6382.rdb",
         "/opt/redis/etc/6382.conf",
+        "/var/lib/hhl/redis/dev2.secret",
+        "/var/lib/hhl/redis/master.secret",
+        "/var/lib/hhl/redis/6382.acl",
         "/root/.bashrc",
     ] {
         let got = probe(theirs, "r");
@@ -243,4 +247,146 @@ fn a_runaway_loop_is_held_to_its_cpu_limit_and_others_keep_answering() {
         c.ok("systemctl is-active openresty@socketserver-dev1.service").trim(),
         "active"
     );
+}
+
+/// dev1's Lua talks to Redis through `hhl.redis`: `port`, `secret` (`own` for its
+/// owner's, `none` for no AUTH at all) and a command of words.
+const REDIS_PROBE: &str = r#"local redis = require "hhl.redis"
+local args = ngx.req.get_uri_args()
+local port = tonumber(args.port) or redis.port()
+local words = {}
+for w in (args.cmd or "PING"):gmatch("%S+") do words[#words + 1] = w end
+local red, err
+if args.secret == "none" then
+    local sock = ngx.socket.tcp()
+    sock:settimeouts(1000, 1000, 1000)
+    local ok, e = sock:connect("127.0.0.1", port)
+    if not ok then ngx.say("err ", e) return end
+    sock:send(table.concat(words, " ") .. "\r\n")
+    local line = sock:receive("*l")
+    ngx.say("raw ", line)
+    return
+end
+red, err = redis.connect(port, args.secret ~= "own" and args.secret or nil)
+if not red then ngx.say("err ", err) return end
+local v, e = red:call(unpack(words))
+red:close()
+if v == false or v == nil then ngx.say("err ", e) else ngx.say("ok ", tostring(v)) end
+"#;
+
+#[test]
+fn each_redis_answers_its_owner_only_refuses_admin_commands_and_comes_back() {
+    let c = Container::applied(&example_yaml());
+    // The secret: made once, root:<instance user> 0640, kept across applies.
+    let secret = |owner: &str| {
+        c.ok(&format!("cat /var/lib/hhl/redis/{owner}.secret"))
+            .trim()
+            .to_string()
+    };
+    let (s1, s2) = (secret("dev1"), secret("dev2"));
+    assert_eq!(s1.len(), 64);
+    assert_ne!(s1, s2);
+    assert_eq!(
+        c.ok("stat -c '%a %U:%G' /var/lib/hhl/redis/dev1.secret /var/lib/hhl/redis/6381.acl"),
+        "640 root:dev1\n640 root:dev1\n"
+    );
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(secret("dev1"), s1, "a second apply changed the secret");
+
+    // A plain TCP client (root in a shell, here): no AUTH, no data.
+    let cli = |args: &str| {
+        c.sh(&format!("timeout 5 redis-cli --no-auth-warning {args} 2>&1"))
+            .stdout
+    };
+    for port in [6379, 6381, 6382] {
+        let out = cli(&format!("-p {port} get k"));
+        assert!(out.contains("NOAUTH Authentication required"), "{port}: {out}");
+        let out = cli(&format!("-p {port} shutdown"));
+        assert!(out.contains("NOAUTH"), "{port}: {out}");
+    }
+    // dev1's secret opens dev1's Redis only.
+    let out = cli(&format!("-p 6382 -a {s1} get k"));
+    assert!(out.contains("WRONGPASS"), "{out}");
+    let out = cli(&format!("-p 6379 -a {s1} get k"));
+    assert!(out.contains("WRONGPASS"), "{out}");
+    assert_eq!(cli(&format!("-p 6381 -a {s1} set k v")).trim(), "OK");
+    // Even the owner: nothing that stops, re-points, reconfigures or watches the server.
+    for cmd in [
+        "shutdown",
+        "shutdown nosave",
+        "flushall",
+        "monitor",
+        "replicaof 127.0.0.1 6382",
+        "slaveof 127.0.0.1 6382",
+        "config set dir /tmp",
+        "acl setuser mallory on nopass +@all",
+        "acl save",
+        "debug sleep 0",
+        "module load /tmp/x.so",
+        "save",
+        "bgsave",
+        "client kill type normal",
+        "failover",
+        "swapdb 0 1",
+    ] {
+        let out = cli(&format!("-p 6381 -a {s1} {cmd}"));
+        // DEBUG and MODULE: Redis 7 refuses them to every client before the ACL does.
+        let refused = out.contains("NOPERM")
+            || ((cmd.starts_with("debug") || cmd.starts_with("module")) && out.contains("command not allowed"));
+        assert!(refused, "`{cmd}` on dev1's own Redis: {out}");
+    }
+    assert_eq!(cli(&format!("-p 6381 -a {s1} get k")).trim(), "v");
+
+    // From dev1's Lua: its own Redis works; dev2's and master's do not.
+    c.write("/opt/hhl/socketserver/dev1/src/main.lua", REDIS_PROBE);
+    let lua = |q: &str| {
+        c.sh(&format!("curl -s -m 5 'http://127.0.0.1:1081/hhl?{q}'"))
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(lua("secret=own&cmd=SET+lua+yes"), "ok OK");
+    assert_eq!(lua("secret=own&cmd=GET+lua"), "ok yes");
+    let out = lua("secret=own&cmd=SHUTDOWN");
+    assert!(out.starts_with("err NOPERM"), "{out}");
+    let out = lua("secret=own&cmd=FLUSHALL");
+    assert!(out.starts_with("err NOPERM"), "{out}");
+    let out = lua("secret=own&cmd=CONFIG+GET+requirepass");
+    assert!(out.starts_with("err NOPERM"), "{out}");
+    for port in [6382, 6379] {
+        let out = lua(&format!("port={port}&secret=own&cmd=GET+k"));
+        assert!(out.starts_with("err Redis AUTH: WRONGPASS"), "{port}: {out}");
+        let out = lua(&format!("port={port}&secret=none&cmd=FLUSHALL"));
+        assert!(out.starts_with("raw -NOAUTH"), "{port}: {out}");
+        let out = lua(&format!("port={port}&secret=none&cmd=SHUTDOWN"));
+        assert!(out.starts_with("raw -NOAUTH"), "{port}: {out}");
+    }
+    assert_eq!(
+        cli(&format!("-p 6382 -a {s2} ping")).trim(),
+        "PONG",
+        "dev2's Redis went down"
+    );
+
+    // A Redis that exits, even cleanly (SIGTERM: exit 0), comes back.
+    for signal in ["SIGTERM", "SIGKILL"] {
+        let before = c.main_pid("redis@6381.service");
+        c.ok(&format!("systemctl kill -s {signal} redis@6381.service"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = c
+                .sh("systemctl show -P MainPID redis@6381.service")
+                .stdout
+                .trim()
+                .to_string();
+            if now != before && now != "0" && cli(&format!("-p 6381 -a {s1} ping")).trim() == "PONG" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis@6381 did not come back after {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }

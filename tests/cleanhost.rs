@@ -79,7 +79,7 @@ fn every_instance_answers(h: &Host) {
     }
     for port in REDIS {
         assert_eq!(
-            h.ok(&format!("redis-cli -p {port} ping")).trim(),
+            h.ok(&support::redis_cli(port, "ping")).trim(),
             "PONG",
             "[{}] {port}",
             h.suite
@@ -117,7 +117,7 @@ fn log_page_signs_in(h: &Host) {
     let status = h.sh("systemctl status hhl-web.service").stdout;
     assert!(
         status.contains(
-            "Assertion failed for hhl-web.service - hhl log page (needs /etc/hhl/web.passwd: hhlctl web passwd USER)"
+            "Assertion failed for hhl-web.service - hhl log page (needs /etc/hhl/web.passwd and web.key: hhlctl web passwd USER or hhlctl web link IDENTITY)"
         ),
         "[{}] {status}",
         h.suite
@@ -228,7 +228,7 @@ fn port_taken_and_start_limit(h: &Host) {
         "[{}] apply after the start limit:\n{}\n{}",
         h.suite, r.stdout, r.stderr
     );
-    assert_eq!(h.ok("redis-cli -p 6379 ping").trim(), "PONG");
+    assert_eq!(h.ok(&support::redis_cli(6379, "ping")).trim(), "PONG");
 }
 
 /// `dpkg --purge hhlctl`: no file hhlctl generated is left, nor its units; the

@@ -79,6 +79,53 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
     // Redis has its own file too.
     eventually(&c, "test -s /var/log/hhl/dev2/redis-dev2.log");
 
+    // Forged tags route nothing: dev1 (a shell as its instance user, and its Lua)
+    // claims to be dev2's socketserver and master's Redis.
+    c.ok("runuser -u dev1 -- logger -t socketserver-dev2 'fake-shell crash'");
+    c.ok("runuser -u dev1 -- logger -t redis-master 'fake-shell redis'");
+    c.write(
+        "/opt/hhl/socketserver/dev1/src/main.lua",
+        "local ok = os.execute(\"logger -t socketserver-dev2 'fake-lua crash'\")\nngx.say(tostring(ok))\n",
+    );
+    assert_eq!(
+        c.sh("curl -s http://127.0.0.1:1081/hhl").stdout,
+        "0\n",
+        "dev1's Lua could not run logger"
+    );
+    // In the journal, as socketserver-dev2 (journald may not place so short a process
+    // in dev1's unit; either way it is not dev2's).
+    eventually(
+        &c,
+        "journalctl -t socketserver-dev2 --no-pager | grep -q 'fake-lua crash'",
+    );
+    eventually(
+        &c,
+        "journalctl -t socketserver-dev2 --no-pager | grep -q 'fake-shell crash'",
+    );
+    // Then a real line of dev2's: once it is in dev2's file, the fakes would be too.
+    c.write("/opt/hhl/socketserver/dev2/src/main.lua", LUA);
+    assert_eq!(c.sh("curl -s 'http://127.0.0.1:1082/hhl?m=real2'").stdout, "logged\n");
+    let dev2 = eventually(
+        &c,
+        "grep 'marker-real2' /var/log/hhl/dev2/socketserver-dev2.log && cat /var/log/hhl/dev2/socketserver-dev2.log",
+    );
+    assert!(!dev2.contains("fake-"), "a forged line reached dev2's file:\n{dev2}");
+    let master = c.sh("cat /var/log/hhl/master/redis-master.log").stdout;
+    assert!(
+        !master.contains("fake-"),
+        "a forged line reached master's Redis file:\n{master}"
+    );
+    for who in ["root", "dev2"] {
+        let r = c.sh_as(who, "hhlctl logs socketserver-dev2 -n 500");
+        assert!(r.stdout.contains("marker-real2"), "{who}: {}", r.stdout);
+        assert!(
+            !r.stdout.contains("fake-"),
+            "{who}'s hhlctl logs shows a forged line:\n{}",
+            r.stdout
+        );
+    }
+    c.write("/opt/hhl/socketserver/dev1/src/main.lua", LUA);
+
     // hhlctl logs: root reads the journal; dev1 (no journal access) their file.
     let r = c.sh("hhlctl logs socketserver-dev1 -n 20");
     assert!(r.stdout.contains("structured marker-one"), "{}", r.stdout);
@@ -291,4 +338,140 @@ fn the_log_page_signs_in_shows_only_your_logs_and_tails_live() {
     b.wait_for("return location.pathname == '/login'", "sign-out");
     let status = b.fetch_status("/api/logs");
     assert_eq!(status, serde_json::json!(401));
+}
+
+/// The log page under abuse: a sign-in storm, cross-site POSTs, idle and excess
+/// connections, too many tails; one-time links work once.
+#[test]
+fn the_log_page_holds_under_abuse_and_links_sign_in_once() {
+    let c = Container::boot();
+    c.write(support::container::CFG, &example_yaml());
+    assert_eq!(c.sh("hhlctl apply").code, 0);
+    c.ok("printf 'dev1-secret\\n' | hhlctl web passwd dev1");
+    assert_eq!(c.ok("stat -c '%a %U' /etc/hhl/web.key").trim(), "600 root");
+    c.ok("systemctl start hhl-web.service");
+    eventually(&c, "curl -s -o /dev/null http://127.0.0.1:8080/login");
+    let url = "http://127.0.0.1:8080";
+    // Loopback only, by default.
+    assert!(c.ok("ss -ltnH 'sport = :8080'").contains("127.0.0.1:8080"));
+
+    // Login CSRF: a POST from another origin, or that the browser marks cross-site.
+    for header in ["Origin: https://evil.example", "Sec-Fetch-Site: cross-site"] {
+        let r = c.ok(&format!(
+            "curl -s -w ' %{{http_code}}' -H '{header}' -d 'user=dev1&password=dev1-secret' {url}/login"
+        ));
+        assert!(r.ends_with(" 403"), "{header}: {r}");
+        assert!(r.contains("refused: a cross-site request"), "{r}");
+    }
+
+    // 1,024 parallel wrong sign-ins: at most 10 reach argon2 (the throttle), the rest
+    // are told to wait; memory stays bounded.
+    let codes = c.ok(&format!(
+        "seq 1024 | xargs -P 128 -I{{}} curl -s -o /dev/null -w '%{{http_code}}\\n' -d 'user=dev1&password=wrong{{}}' {url}/login | sort | uniq -c"
+    ));
+    let count = |code: &str| -> usize {
+        codes
+            .lines()
+            .find(|l| l.trim_end().ends_with(code))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    eprintln!("1,024 wrong sign-ins: {codes}");
+    assert!(count("401") <= 10, "{codes}");
+    assert!(count("429") >= 1000, "{codes}");
+    let body = c.ok(&format!("curl -s -d 'user=dev1&password=x' {url}/login"));
+    assert!(
+        body.contains("Too many sign-in attempts for this user or from this address: try again in"),
+        "{body}"
+    );
+    let mem: u64 = c
+        .ok("systemctl show -P MemoryCurrent hhl-web.service")
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!("hhl-web memory after the storm: {} MiB", mem >> 20);
+    assert!(mem < 128 << 20, "hhl-web holds {mem} bytes");
+    assert_eq!(c.ok("systemctl show -P NRestarts hhl-web.service").trim(), "0");
+    assert_eq!(
+        c.ok("systemctl show -P MemoryMax hhl-web.service").trim(),
+        (256u64 << 20).to_string()
+    );
+
+    // An idle connection (no request) is closed after the header timeout (10 s).
+    let r = c.ok(
+        "bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; s=$(date +%s); timeout 30 cat <&3 >/dev/null; echo $? $(( $(date +%s) - s ))'",
+    );
+    let mut it = r.split_whitespace();
+    assert_eq!(it.next(), Some("0"), "the idle connection was not closed: {r}");
+    let secs: u64 = it.next().unwrap().parse().unwrap();
+    assert!((9..=15).contains(&secs), "closed after {secs} s");
+    // 300 idle connections: beyond 256 they are closed at once, and the page answers.
+    let r = c.ok("python3 -c \"
+import socket, time
+s = [socket.create_connection(('127.0.0.1', 8080)) for _ in range(300)]
+time.sleep(1)
+closed = 0
+for x in s:
+    x.setblocking(False)
+    try:
+        closed += x.recv(1) == b''
+    except BlockingIOError:
+        pass
+print(closed)
+\"");
+    let closed: usize = r.trim().parse().unwrap();
+    assert!(closed >= 40, "only {closed} of 300 idle connections were refused");
+    eventually(&c, &format!("curl -s -m 5 -o /dev/null {url}/login"));
+
+    // One-time link: only identities, works once, tampering refused.
+    let r = c.sh("hhlctl web link mallory");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("`mallory` is not a developer or an admin in"),
+        "{}",
+        r.stderr
+    );
+    let link = c.ok("hhlctl web link dev2").trim().to_string();
+    assert!(link.starts_with("http://127.0.0.1:8080/link?t=dev2."), "{link}");
+    let first = c.ok(&format!(
+        "curl -s -c /tmp/jar -o /dev/null -w '%{{http_code}}' '{link}'"
+    ));
+    assert_eq!(first, "303");
+    let again = c.ok(&format!("curl -s -w ' %{{http_code}}' '{link}'"));
+    assert!(
+        again.ends_with(" 403") && again.contains("this sign-in link was used already"),
+        "{again}"
+    );
+    let forged = link.replace("t=dev2.", "t=dev1.");
+    let r = c.ok(&format!("curl -s '{forged}'"));
+    assert!(
+        r.contains("this sign-in link is not one of this server&#39;s") || r.contains("not one of this server"),
+        "{r}"
+    );
+    assert_eq!(
+        c.ok(&format!(
+            "curl -s -b /tmp/jar -o /dev/null -w '%{{http_code}}' {url}/api/logs"
+        )),
+        "200"
+    );
+
+    // At most 4 live tails per session.
+    for _ in 0..4 {
+        c.ok(&format!("(curl -s -N -b /tmp/jar {url}/api/tail >/dev/null 2>&1 &)"));
+    }
+    let r = eventually(
+        &c,
+        &format!("r=$(curl -s -m 3 -w ' %{{http_code}}' -b /tmp/jar {url}/api/tail); echo \"$r\"; case \"$r\" in *429) true;; *) false;; esac"),
+    );
+    assert!(r.contains("at most 4 live tails per session"), "{r}");
+
+    // Behind a TLS proxy (its address in /etc/hhl/web.url): Secure cookies.
+    c.ok("echo https://logs.example > /etc/hhl/web.url && systemctl restart hhl-web.service");
+    eventually(&c, &format!("curl -s -o /dev/null {url}/login"));
+    let link = c.ok("hhlctl web link dev2").trim().to_string();
+    assert!(link.starts_with("https://logs.example/link?t="), "{link}");
+    let local = link.replace("https://logs.example", url);
+    let headers = c.ok(&format!("curl -s -D - -o /dev/null '{local}'"));
+    assert!(headers.contains("HttpOnly; Secure; SameSite=Strict"), "{headers}");
 }

@@ -71,6 +71,10 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     for admin in users::admit_admins(&model.access)? {
         println!("added admin {admin} to the instance owners' groups");
     }
+    // Before any Redis (re)starts: it refuses to start without its ACL file.
+    if crate::secrets::ensure(root, model)? > 0 {
+        println!("made Redis secrets in {}", crate::redis_acl::dir(model).display());
+    }
     if validate::rsyslog_rules(model, &artifacts, &changes)? {
         println!("checked the rsyslog rules with rsyslogd -N1");
     }

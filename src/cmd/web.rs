@@ -1,4 +1,5 @@
-//! `hhlctl web serve` (what hhl-web.service runs) and `hhlctl web passwd USER`.
+//! `hhlctl web serve` (what hhl-web.service runs), `hhlctl web passwd USER` and
+//! `hhlctl web link IDENTITY`.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -21,10 +22,20 @@ pub enum Action {
         /// Address and port to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// The password file (`user:<argon2id hash>` lines).
-        #[arg(long, default_value = PASSWD)]
-        passwd: PathBuf,
+        /// The password file (`user:<argon2id hash>` lines); without it, links only.
+        #[arg(long)]
+        passwd: Option<PathBuf>,
+        /// The key sign-in links are signed with (`hhlctl web link` makes it).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// The page's public address, as browsers see it (for links, the Origin check,
+        /// and `Secure` cookies when https). Default: the line in /etc/hhl/web.url.
+        #[arg(long)]
+        public_url: Option<String>,
     },
+    /// Print a one-time sign-in link for IDENTITY (a developer or an admin), good for
+    /// five minutes (root, or the ssh entry account for `ssh … web`).
+    Link { identity: String },
     /// Set USER's password for the log page, read from standard input (root only).
     ///
     /// USER is a developer's unix user or an admin. Only a salted argon2id hash is
@@ -48,8 +59,34 @@ pub struct Args {
 pub fn run(config: &Path, args: Args) -> Result<i32> {
     let loaded = load::load(config)?;
     match args.action {
-        Action::Serve { listen, passwd } => {
-            web::serve(loaded.model, web::Config { listen, passwd })?;
+        Action::Serve {
+            listen,
+            passwd,
+            key,
+            public_url,
+        } => {
+            let public_url = public_url.unwrap_or_else(web::link::public_url);
+            web::serve(
+                loaded.model,
+                web::Config {
+                    listen,
+                    passwd,
+                    key,
+                    public_url,
+                },
+            )?;
+            Ok(0)
+        }
+        Action::Link { identity } => {
+            let model = &loaded.model;
+            if !model.developers.contains(&identity) && !model.access.admins.contains(&identity) {
+                bail!(
+                    "`{identity}` is not a developer or an admin in {}: no sign-in link",
+                    config.display()
+                );
+            }
+            ensure_passwd(Path::new(PASSWD))?;
+            println!("{}", web::link::issue(&identity)?);
             Ok(0)
         }
         Action::Passwd { user, passwd } => {
@@ -78,6 +115,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             let updated = auth::set(&text, &user, &auth::hash(password)?)?;
             fsapply::write_file(&passwd, updated.as_bytes(), 0o600)?;
             println!("password of {user} set in {}", passwd.display());
+            web::link::ensure_key(Path::new(web::link::KEY))?;
             if let Ok(systemd) = Systemd::connect() {
                 if systemd
                     .active_states(&[UNIT.to_string()])?
@@ -92,4 +130,14 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// hhl-web.service loads the password file as a credential: it must exist, even empty
+/// (sign-in by link only).
+fn ensure_passwd(path: &Path) -> Result<()> {
+    if !path.exists() {
+        let text = "# hhlctl web passwd USER adds lines here; empty: sign-in by link only\n";
+        fsapply::write_file(path, text.as_bytes(), 0o600)?;
+    }
+    Ok(())
 }

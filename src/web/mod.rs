@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod entry;
+pub mod guard;
+pub mod link;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::extract::{Form, Query, State};
+use axum::extract::{ConnectInfo, Form, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -35,25 +37,73 @@ const LOGIN: &str = include_str!("login.html");
 
 pub struct Config {
     pub listen: SocketAddr,
-    pub passwd: PathBuf,
+    /// Optional: without it, sign-in is by one-time link only.
+    pub passwd: Option<PathBuf>,
+    /// The key one-time links are signed with; without it, passwords only.
+    pub key: Option<PathBuf>,
+    /// The page's public address (`https://…` makes cookies `Secure`).
+    pub public_url: String,
 }
+
+/// Password hashes at once (argon2id: 19 MiB and tens of ms each); the rest wait.
+const HASHING: usize = 2;
+/// Open connections at once; beyond, new ones are closed on accept.
+const MAX_CONNECTIONS: usize = 256;
+/// A request's headers must arrive within this (and connections are not kept alive).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Live tails one session may hold open.
+pub const MAX_TAILS: usize = 4;
 
 struct App {
     model: Model,
     users: HashMap<String, String>,
     sessions: Mutex<auth::Sessions>,
+    hashing: tokio::sync::Semaphore,
+    throttle: Mutex<guard::Throttle>,
+    tails: Mutex<HashMap<String, usize>>,
+    key: Option<Vec<u8>>,
+    links: Mutex<link::Used>,
+    public_url: String,
+}
+
+impl App {
+    fn cookie_flags(&self) -> &'static str {
+        if self.public_url.starts_with("https://") {
+            "HttpOnly; Secure; SameSite=Strict; Path=/"
+        } else {
+            "HttpOnly; SameSite=Strict; Path=/"
+        }
+    }
 }
 
 type Shared = Arc<App>;
 
 pub fn serve(model: Model, cfg: Config) -> Result<()> {
-    let text = std::fs::read_to_string(&cfg.passwd)
-        .with_context(|| format!("reading the password file {}", cfg.passwd.display()))?;
-    let users = auth::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", cfg.passwd.display()))?;
+    let users = match &cfg.passwd {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading the password file {}", p.display()))?;
+            auth::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => HashMap::new(),
+    };
+    let key = match &cfg.key {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading the link key {}", p.display()))?;
+            Some(link::parse_key(&text).with_context(|| format!("{}: not 64 hex digits", p.display()))?)
+        }
+        None => None,
+    };
     let app: Shared = Arc::new(App {
         model,
         users,
         sessions: Mutex::new(auth::Sessions::new(Duration::from_secs(12 * 3600))),
+        hashing: tokio::sync::Semaphore::new(HASHING),
+        throttle: Mutex::new(guard::Throttle::default()),
+        tails: Mutex::new(HashMap::new()),
+        key,
+        links: Mutex::new(link::Used::default()),
+        public_url: cfg.public_url.trim_end_matches('/').to_string(),
     });
     let router = Router::new()
         .route("/", get(index))
@@ -62,11 +112,13 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }),
         )
         .route("/login", get(login_page).post(login))
+        .route("/link", get(link_signin))
         .route("/logout", post(logout))
         .route("/api/instances", get(instances))
         .route("/api/logs", get(logs))
         .route("/api/tail", get(tail))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), same_origin_posts))
         .with_state(app);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -76,9 +128,53 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
-        eprintln!("hhlctl web: listening on http://{}", cfg.listen);
-        axum::serve(listener, router).await.context("serving")
+        eprintln!(
+            "hhlctl web: listening on http://{} (public address {})",
+            cfg.listen, cfg.public_url
+        );
+        accept(listener, router).await
     })
+}
+
+/// Serve each connection with a header-read timeout and no keep-alive (an idle
+/// connection is closed), at most `MAX_CONNECTIONS` at once.
+async fn accept(listener: tokio::net::TcpListener, router: Router) -> Result<()> {
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            // EMFILE and friends: wait for connections to close rather than spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service =
+            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Every POST must come from the page itself (login CSRF).
+async fn same_origin_posts(State(app): State<Shared>, req: Request, next: axum::middleware::Next) -> Response {
+    if req.method() == axum::http::Method::POST {
+        if let Some(why) = guard::cross_site(req.headers(), &app.public_url) {
+            return error(StatusCode::FORBIDDEN, format!("refused: a cross-site request ({why})"));
+        }
+    }
+    next.run(req).await
 }
 
 async fn security_headers(mut r: Response) -> Response {
@@ -138,18 +234,49 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(app): State<Shared>, Form(f): Form<LoginForm>) -> Response {
+fn login_error(status: StatusCode, msg: &str) -> Response {
+    let page = LOGIN.replace("{{error}}", &format!("<p class=\"error\">{}</p>", html_escape(msg)));
+    (status, Html(page)).into_response()
+}
+
+async fn login(
+    State(app): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let user = f.user.chars().take(64).collect::<String>();
+    let attempt = app
+        .throttle
+        .lock()
+        .map(|mut t| t.attempt(&user, &peer.ip().to_string(), std::time::Instant::now()))
+        .unwrap_or(Ok(()));
+    if let Err(wait) = attempt {
+        return login_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many sign-in attempts for this user or from this address: try again in {wait} s."),
+        );
+    }
+    // argon2 takes tens of milliseconds and 19 MiB: a few at a time, off the event loop.
+    let Ok(_permit) = app.hashing.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
     let check = app.clone();
-    let (user, password) = (f.user.clone(), f.password);
-    // argon2 takes tens of milliseconds: off the event loop.
-    let ok = tokio::task::spawn_blocking(move || auth::verify(&check.users, &user, &password))
+    let (u, password) = (user.clone(), f.password);
+    let ok = tokio::task::spawn_blocking(move || auth::verify(&check.users, &u, &password))
         .await
         .unwrap_or(false);
     if !ok {
-        let page = LOGIN.replace("{{error}}", "<p class=\"error\">Wrong user name or password.</p>");
-        return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+        return login_error(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     }
-    let token = match app.sessions.lock().map(|mut s| s.open(&f.user)) {
+    if let Ok(mut t) = app.throttle.lock() {
+        t.succeeded(&user);
+    }
+    signed_in_as(&app, &user)
+}
+
+/// Open a session for `user` and send them to the page.
+fn signed_in_as(app: &App, user: &str) -> Response {
+    let token = match app.sessions.lock().map(|mut s| s.open(user)) {
         Ok(Ok(t)) => t,
         _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not open a session"),
     };
@@ -159,11 +286,41 @@ async fn login(State(app): State<Shared>, Form(f): Form<LoginForm>) -> Response 
             (header::LOCATION, "/".to_string()),
             (
                 header::SET_COOKIE,
-                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"),
+                format!("{COOKIE}={token}; {}; Max-Age=43200", app.cookie_flags()),
             ),
         ],
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    t: String,
+}
+
+/// A one-time sign-in link (`hhlctl web link`, `ssh … web`).
+async fn link_signin(State(app): State<Shared>, Query(q): Query<LinkQuery>) -> Response {
+    let Some(key) = &app.key else {
+        return login_error(StatusCode::NOT_FOUND, "Sign-in links are not set up on this server.");
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let taken = match app.links.lock() {
+        Ok(mut used) => used.take(key, &q.t, now),
+        Err(_) => Err("try again"),
+    };
+    match taken {
+        Ok(identity) if app.model.developers.contains(&identity) || app.model.access.admins.contains(&identity) => {
+            signed_in_as(&app, &identity)
+        }
+        Ok(identity) => login_error(
+            StatusCode::FORBIDDEN,
+            &format!("{identity} is no longer a developer or admin here."),
+        ),
+        Err(why) => login_error(StatusCode::FORBIDDEN, &format!("Sorry: {why}.")),
+    }
 }
 
 async fn logout(State(app): State<Shared>, headers: HeaderMap) -> Response {
@@ -176,7 +333,7 @@ async fn logout(State(app): State<Shared>, headers: HeaderMap) -> Response {
             (header::LOCATION, "/login".to_string()),
             (
                 header::SET_COOKIE,
-                format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+                format!("{COOKIE}=; {}; Max-Age=0", app.cookie_flags()),
             ),
         ],
     )
@@ -267,10 +424,50 @@ async fn logs(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
     Json(entries).into_response()
 }
 
+/// One live tail of a session, counted while its stream lives.
+struct TailSlot {
+    app: Shared,
+    session: String,
+}
+
+impl TailSlot {
+    fn take(app: &Shared, session: String) -> Option<TailSlot> {
+        let mut tails = app.tails.lock().ok()?;
+        let n = tails.entry(session.clone()).or_insert(0);
+        if *n >= MAX_TAILS {
+            return None;
+        }
+        *n += 1;
+        Some(TailSlot {
+            app: app.clone(),
+            session,
+        })
+    }
+}
+
+impl Drop for TailSlot {
+    fn drop(&mut self) {
+        if let Ok(mut tails) = self.app.tails.lock() {
+            if let Some(n) = tails.get_mut(&self.session) {
+                *n -= 1;
+                if *n == 0 {
+                    tails.remove(&self.session);
+                }
+            }
+        }
+    }
+}
+
 async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<LogQuery>) -> Response {
     let units = match units_for(&app, &headers, &q) {
         Ok(u) => u,
         Err((status, msg)) => return error(status, msg),
+    };
+    let Some(slot) = TailSlot::take(&app, token(&headers).unwrap_or_default()) else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("at most {MAX_TAILS} live tails per session: close one (another tab) first"),
+        );
     };
     let mut cmd = journalctl(&units);
     cmd.args(["-f", "-n", "0"]).stdout(Stdio::piped());
@@ -282,7 +479,7 @@ async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
     let f = filter(&q);
     // The child lives in the stream: when the browser goes, journalctl is killed.
     let lines = BufReader::new(stdout).lines();
-    let events = stream::unfold((lines, child, f), |(mut lines, child, f)| async move {
+    let events = stream::unfold((lines, (child, slot), f), |(mut lines, child, f)| async move {
         loop {
             match lines.next_line().await {
                 Ok(Some(line)) => {

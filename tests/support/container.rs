@@ -201,7 +201,7 @@ impl Container {
 
     /// Redis PING on `port` inside.
     pub fn ping(&self, port: u16) -> String {
-        self.sh(&format!("redis-cli -p {port} ping")).stdout.trim().to_string()
+        self.sh(&super::redis_cli(port, "ping")).stdout.trim().to_string()
     }
 }
 

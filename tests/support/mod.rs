@@ -95,3 +95,13 @@ impl Sandbox {
             .into()
     }
 }
+
+/// A shell command running `redis-cli -p PORT ARGS` as the Redis's owner: with the
+/// first owner's secret (hhlctl's, under /var/lib/hhl/redis) that port accepts.
+#[allow(dead_code)]
+pub fn redis_cli(port: u16, args: &str) -> String {
+    format!(
+        "for s in /var/lib/hhl/redis/*.secret; do r=$(REDISCLI_AUTH=$(cat $s) redis-cli -p {port} {args} 2>&1); \
+         case \"$r\" in *WRONGPASS*) continue;; esac; break; done; printf '%s\\n' \"$r\""
+    )
+}

@@ -1,0 +1,64 @@
+//! The shell side of `redis_acl`: each owner's Redis secret, made once (random, 256
+//! bits) and kept across applies, in a file only root writes and only the owner's
+//! instance user (and root) reads; and each Redis's ACL file from it.
+
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::fsapply;
+use crate::model::Model;
+use crate::redis_acl;
+use crate::users;
+
+/// `N` random bytes from the kernel.
+pub fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    // SAFETY: getrandom fills the buffer we own.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), N, 0) };
+    if n != N as isize {
+        return Err(std::io::Error::last_os_error()).context("getrandom");
+    }
+    Ok(bytes)
+}
+
+pub fn random_hex<const N: usize>() -> Result<String> {
+    Ok(random::<N>()?.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The owner's secret as stored, if it is one hhlctl made.
+pub fn read(model: &Model, owner: &str) -> Option<String> {
+    let text = std::fs::read_to_string(redis_acl::secret_path(model, owner)).ok()?;
+    let s = text.trim_end().to_string();
+    redis_acl::secret_ok(&s).then_some(s)
+}
+
+/// Make the missing secrets and (re)write the ACL files, owned root:<instance user>
+/// 0640. Returns how many secrets were made.
+pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
+    let dir = fsapply::under(root, &redis_acl::dir(model));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    chown(&dir, Some(0), Some(0)).with_context(|| format!("chown {}", dir.display()))?;
+    let mut made = 0;
+    for owner in model.owners() {
+        let user = model.access.user_of(owner);
+        let gid = users::lookup(user).map(|(_, g)| g);
+        let secret = match read(model, owner) {
+            Some(s) => s,
+            None => {
+                made += 1;
+                random_hex::<32>()?
+            }
+        };
+        let path = fsapply::under(root, &redis_acl::secret_path(model, owner));
+        fsapply::write_file_owned(&path, format!("{secret}\n").as_bytes(), 0o640, gid.map(|g| (0, g)))?;
+        if let Some(inst) = redis_acl::of(model, owner) {
+            let acl = redis_acl::acl_file(&secret).map_err(|e| anyhow::anyhow!("the Redis secret {e}"))?;
+            let path = fsapply::under(root, &redis_acl::acl_path(model, inst));
+            fsapply::write_file_owned(&path, acl.as_bytes(), 0o640, gid.map(|g| (0, g)))?;
+        }
+    }
+    Ok(made)
+}

@@ -1,0 +1,158 @@
+//! Passwordless sign-in: `hhlctl web link IDENTITY` (and `ssh <entry>@server web`)
+//! prints a one-time URL that signs IDENTITY in for `TTL`. The token is
+//! `identity.expiry.nonce.mac`, keyed-BLAKE2b over the rest with the page's key
+//! (`KEY`, root-only, handed to hhl-web.service as a credential); the page takes each
+//! nonce once (it remembers the used ones until they expire).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use blake2::digest::consts::U32;
+use blake2::digest::{KeyInit, Mac};
+use blake2::Blake2bMac;
+
+use crate::fsapply;
+use crate::secrets;
+
+pub const KEY: &str = "/etc/hhl/web.key";
+/// The page's public address (one line, e.g. `https://logs.example.org`), for links.
+pub const URL_FILE: &str = "/etc/hhl/web.url";
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// How long a link stays good.
+pub const TTL_SECS: u64 = 300;
+
+type Blake = Blake2bMac<U32>;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The page's key, made (root, 0600) when missing.
+pub fn ensure_key(path: &Path) -> Result<Vec<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Some(k) = parse_key(&text) {
+            return Ok(k);
+        }
+    }
+    let hex = secrets::random_hex::<32>()?;
+    fsapply::write_file(path, format!("{hex}\n").as_bytes(), 0o600)?;
+    parse_key(&hex).context("the new key")
+}
+
+pub fn parse_key(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim();
+    (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+        (0..32)
+            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect()
+    })
+}
+
+/// The page's public address: `URL_FILE`'s line, or `DEFAULT_URL`.
+pub fn public_url() -> String {
+    std::fs::read_to_string(URL_FILE)
+        .ok()
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
+        .unwrap_or_else(|| DEFAULT_URL.to_string())
+}
+
+fn mac(key: &[u8], body: &str) -> Blake {
+    let mut m = <Blake as KeyInit>::new_from_slice(key).expect("32-byte key");
+    m.update(body.as_bytes());
+    m
+}
+
+/// A token for `identity`, good until `expiry` (unix seconds).
+pub fn token(key: &[u8], identity: &str, expiry: u64) -> Result<String> {
+    if identity.is_empty()
+        || !identity
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!("`{identity}` is not an identity name");
+    }
+    let body = format!("{identity}.{expiry}.{}", secrets::random_hex::<16>()?);
+    let tag: String = mac(key, &body)
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("{body}.{tag}"))
+}
+
+/// The one-time sign-in URL for `identity` (what engineer tools and `ssh … web` print).
+/// Must run as a user who can read (or, root, make) the key.
+pub fn issue(identity: &str) -> Result<String> {
+    let key = ensure_key(Path::new(KEY))?;
+    Ok(format!(
+        "{}/link?t={}",
+        public_url(),
+        token(&key, identity, now() + TTL_SECS)?
+    ))
+}
+
+/// Links already taken, by nonce, until they expire.
+#[derive(Default)]
+pub struct Used(HashMap<String, u64>);
+
+impl Used {
+    /// The identity `token` signs in, taking it: `Err` says why not.
+    pub fn take(&mut self, key: &[u8], token: &str, now: u64) -> Result<String, &'static str> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [identity, expiry, nonce, tag] = parts[..] else {
+            return Err("this sign-in link is malformed");
+        };
+        let body = format!("{identity}.{expiry}.{nonce}");
+        let tag: Vec<u8> = (0..tag.len() / 2)
+            .filter_map(|i| tag.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        if mac(key, &body).verify_slice(&tag).is_err() {
+            return Err("this sign-in link is not one of this server's");
+        }
+        let expiry: u64 = expiry.parse().map_err(|_| "this sign-in link is malformed")?;
+        if expiry <= now || expiry > now + TTL_SECS {
+            return Err("this sign-in link has expired: ask for a new one (ssh … web)");
+        }
+        self.0.retain(|_, e| *e > now);
+        if self.0.insert(nonce.to_string(), expiry).is_some() {
+            return Err("this sign-in link was used already: ask for a new one (ssh … web)");
+        }
+        Ok(identity.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_works_once_and_expires() {
+        let key = [7u8; 32];
+        let t = token(&key, "dev1", 1000 + TTL_SECS).unwrap();
+        let mut used = Used::default();
+        assert_eq!(used.take(&key, &t, 1000), Ok("dev1".to_string()));
+        assert_eq!(
+            used.take(&key, &t, 1001).unwrap_err(),
+            "this sign-in link was used already: ask for a new one (ssh … web)"
+        );
+        let late = token(&key, "dev1", 1000 + TTL_SECS).unwrap();
+        assert!(used.take(&key, &late, 1000 + TTL_SECS).unwrap_err().contains("expired"));
+        let forged = t.replacen("dev1", "dev2", 1);
+        assert!(Used::default()
+            .take(&key, &forged, 1000)
+            .unwrap_err()
+            .contains("not one of this server's"));
+        assert!(Used::default()
+            .take(&[8u8; 32], &t, 1000)
+            .unwrap_err()
+            .contains("not one of this server's"));
+        assert!(token(&key, "a.b", 1).is_err());
+    }
+}
