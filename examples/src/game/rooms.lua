@@ -3,6 +3,8 @@
 --   hhl:room:<room>:players   set of player names
 --   hhl:room:<room>:state     hash of game state
 local redis = require "resty.redis"
+-- The owner's Redis wants the owner's secret (hhlctl makes it; nginx.conf names its file).
+local hhl_redis = require "hhl.redis"
 
 local M = {}
 
@@ -19,6 +21,19 @@ local function connect()
     local ok, err = r:connect(HOST, port)
     if not ok then
         return nil, "redis " .. HOST .. ":" .. port .. ": " .. err
+    end
+    -- A connection from the pool is already authenticated: AUTH only new ones.
+    if r:get_reused_times() == 0 then
+        local secret, serr = hhl_redis.secret()
+        if not secret then
+            r:close()
+            return nil, serr
+        end
+        ok, err = r:auth(secret)
+        if not ok then
+            r:close()
+            return nil, "redis AUTH: " .. tostring(err)
+        end
     end
     return r
 end
