@@ -66,7 +66,10 @@ fn call(ws: &mut Ws, msg: Value) -> Value {
 /// The example applied, its Lua in every instance, dev1's socketserver repository.
 fn game_server() -> Container {
     let c = Container::applied(&example_yaml());
-    c.ok("redis-cli -p 6381 ping && curl -sf http://127.0.0.1:1081/hhl");
+    c.ok(&format!(
+        "{} && curl -sf http://127.0.0.1:1081/hhl",
+        support::redis_cli(6381, "ping")
+    ));
     let r = c.sh("hhlctl repo init");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.ok(&format!(
@@ -203,8 +206,11 @@ fn game_sessions_live_through_deploys_and_restarts() {
             let state = call(&mut ws, json!({"op": "set", "id": 3, "key": "score", "value": port}));
             assert_eq!(state["state"]["score"], port.to_string(), "{state}");
             assert_eq!(
-                c.ok(&format!("redis-cli -p {redis} hget hhl:room:{room}:state score"))
-                    .trim(),
+                c.ok(&support::redis_cli(
+                    *redis,
+                    &format!("hget hhl:room:{room}:state score")
+                ))
+                .trim(),
                 port.to_string()
             );
             // A 100 KB frame is within the limits (lua-resty-websocket's default: 64 KB).
@@ -430,5 +436,8 @@ fn chromium_plays_over_websocket_from_a_page() {
         json!(["hello", "joined", "state", "browser", 1000, true]),
         "{r}"
     );
-    assert_eq!(c.ok("redis-cli -p 6381 hget hhl:room:web:state from").trim(), "browser");
+    assert_eq!(
+        c.ok(&support::redis_cli(6381, "hget hhl:room:web:state from")).trim(),
+        "browser"
+    );
 }
