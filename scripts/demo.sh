@@ -23,8 +23,11 @@ echo "== one answer from each instance"
 for port in 1080 1081 1082 1083 1084 1090 1091 1092 1093 1094 1100; do
   printf 'GET :%s/hhl -> %s\n' "$port" "$(ct curl -s -m 5 "http://127.0.0.1:$port/hhl")"
 done
-for port in 6379 6381 6382 6383 6384; do
-  printf 'redis :%s PING -> %s\n' "$port" "$(ct redis-cli -p "$port" ping)"
+for pair in master:6379 dev1:6381 dev2:6382 dev3:6383 dev4:6384; do
+  owner=${pair%:*} port=${pair#*:}
+  # Each Redis wants its owner's secret (made by apply; root can read them all).
+  printf 'redis :%s PING -> %s\n' "$port" \
+    "$(ct sh -c "REDISCLI_AUTH=\$(cat /var/lib/hhl/redis/$owner.secret) redis-cli -p $port ping")"
 done
 echo "== hhlctl repo init, then dev1 deploys with git push (as unix user dev1)"
 ct hhlctl repo init | tail -3
