@@ -35,14 +35,25 @@ struct Row {
     healthy: bool,
 }
 
-fn port_answers(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
-}
+/// How long a port may take to accept before it counts as not answering.
+const KNOCK_TIMEOUT: Duration = Duration::from_millis(300);
+/// Connections in flight at once (file descriptors are bounded).
+const KNOCKS_IN_FLIGHT: usize = 128;
 
-/// Check every port, a few threads at once (a refused or silent port costs a timeout).
+/// Check every port, all at once on one thread (non-blocking connects), each bounded
+/// by `KNOCK_TIMEOUT`: a silent port costs its own timeout, not its neighbours'.
 pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
-    crate::parallel::map(ports, 8, |p| port_answers(*p))
+    use futures_util::{stream, StreamExt};
+    let knocks = ports.iter().map(|port| async move {
+        let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+        let connect = async_io::Async::<TcpStream>::connect(addr);
+        let timer = async_io::Timer::after(KNOCK_TIMEOUT);
+        match futures_util::future::select(std::pin::pin!(connect), std::pin::pin!(timer)).await {
+            futures_util::future::Either::Left((connected, _)) => connected.is_ok(),
+            futures_util::future::Either::Right(_) => false,
+        }
+    });
+    async_io::block_on(stream::iter(knocks).buffered(KNOCKS_IN_FLIGHT).collect())
 }
 
 fn human_bytes(b: Option<u64>) -> String {
