@@ -83,7 +83,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let ports: Vec<u16> = chosen.iter().map(|i| i.port).collect();
     let (states, answering) = std::thread::scope(|scope| {
         let knocking = scope.spawn(|| ports_answering(&ports));
-        let states = Systemd::connect().and_then(|s| s.states(&units));
+        let states = Systemd::connect_for_reading().and_then(|s| s.states(&units));
         (states, knocking.join().unwrap_or_default())
     });
     let mut states = states?;

@@ -4,11 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-/// The memory charged to the cgroup of process `pid` (bytes), or `None` when it cannot
-/// be read here (the caller then asks systemd).
-pub fn memory_of_pid(pid: u32) -> Option<u64> {
+/// The memory charged to `unit`'s cgroup, found through its main process `pid`
+/// (bytes), or `None` when it cannot be read here (the caller then asks systemd).
+pub fn memory_of_pid(unit: &str, pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let file = memory_file(&text, Path::new("/sys/fs/cgroup"))?;
+    // Only the unit's own group: where systemd did not give the unit a memory group
+    // (no accounting), the process sits in a parent's or the root's, whose figure
+    // would be the wrong one.
+    if file.parent()?.file_name()? != unit {
+        return None;
+    }
     std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
 
@@ -59,6 +65,12 @@ mod tests {
             memory_file("0::/system.slice/r.service\n", Path::new("/sys/fs/cgroup")).unwrap(),
             Path::new("/sys/fs/cgroup/system.slice/r.service/memory.current")
         );
+    }
+
+    #[test]
+    fn a_process_outside_its_units_memory_group_is_not_read() {
+        // The root's figure is the whole machine's, not the unit's.
+        assert_eq!(memory_of_pid("openresty@x.service", std::process::id()), None);
     }
 
     #[test]

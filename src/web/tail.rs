@@ -32,9 +32,11 @@ fn add_unit_matches(journal: &mut Journal, unit: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The system journal positioned after its last entry of `units`.
+/// The journal positioned after its last entry of `units`. All files, as journalctl
+/// opens them: journald puts the lines of a unit running as a developer (uid >= 1000)
+/// in `user-UID.journal`, which the system-only flag would leave out.
 fn open_at_end(units: &[String]) -> std::io::Result<Journal> {
-    let mut journal = OpenOptions::default().system(true).local_only(true).open()?;
+    let mut journal = OpenOptions::default().local_only(true).open()?;
     for unit in units {
         add_unit_matches(&mut journal, unit)?;
     }
