@@ -37,23 +37,19 @@ struct Row {
 
 /// How long a port may take to accept before it counts as not answering.
 const KNOCK_TIMEOUT: Duration = Duration::from_millis(300);
-/// Connections in flight at once (file descriptors are bounded).
-const KNOCKS_IN_FLIGHT: usize = 128;
+/// Threads knocking at once: a silent port holds its thread for `KNOCK_TIMEOUT`.
+const KNOCKERS: usize = 32;
 
-/// Check every port, all at once on one thread (non-blocking connects), each bounded
-/// by `KNOCK_TIMEOUT`: a silent port costs its own timeout, not its neighbours'.
+fn port_answers(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, KNOCK_TIMEOUT).is_ok()
+}
+
+/// Check every port, `KNOCKERS` threads at once, each connect bounded by
+/// `KNOCK_TIMEOUT`: blocking sockets on their own threads, off the async reactor that
+/// the D-Bus connection uses meanwhile.
 pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
-    use futures_util::{stream, StreamExt};
-    let knocks = ports.iter().map(|port| async move {
-        let addr = SocketAddr::from(([127, 0, 0, 1], *port));
-        let connect = async_io::Async::<TcpStream>::connect(addr);
-        let timer = async_io::Timer::after(KNOCK_TIMEOUT);
-        match futures_util::future::select(std::pin::pin!(connect), std::pin::pin!(timer)).await {
-            futures_util::future::Either::Left((connected, _)) => connected.is_ok(),
-            futures_util::future::Either::Right(_) => false,
-        }
-    });
-    async_io::block_on(stream::iter(knocks).buffered(KNOCKS_IN_FLIGHT).collect())
+    crate::parallel::map(ports, KNOCKERS, |p| port_answers(*p))
 }
 
 fn human_bytes(b: Option<u64>) -> String {
@@ -83,7 +79,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let ports: Vec<u16> = chosen.iter().map(|i| i.port).collect();
     let (states, answering) = std::thread::scope(|scope| {
         let knocking = scope.spawn(|| ports_answering(&ports));
-        let states = Systemd::connect_for_reading().and_then(|s| s.states(&units));
+        let states = Systemd::connect().and_then(|s| s.states(&units));
         (states, knocking.join().unwrap_or_default())
     });
     let mut states = states?;

@@ -360,36 +360,6 @@ impl Systemd {
     }
 }
 
-/// systemd's own socket, where root's systemctl talks to it without the bus daemon.
-const PRIVATE_SOCKET: &str = "/run/systemd/private";
-
-impl Systemd {
-    /// For reading state in bulk: as root, systemd's private socket (as systemctl does),
-    /// so hundreds of calls skip the bus daemon's routing; otherwise, or if that fails,
-    /// the system bus. The same systemd answers either way.
-    pub fn connect_for_reading() -> Result<Systemd> {
-        if unsafe { libc::geteuid() } == 0 {
-            if let Ok(conn) = Self::connect_private() {
-                return Ok(Systemd { conn });
-            }
-        }
-        Self::connect()
-    }
-
-    fn connect_private() -> Result<Connection> {
-        let timeout = call_timeout();
-        let stream = std::os::unix::net::UnixStream::connect(PRIVATE_SOCKET)?;
-        let connect = async {
-            zbus::connection::Builder::async_io_unix_stream(stream)
-                .p2p()
-                .method_timeout(timeout)
-                .build()
-                .await
-        };
-        Ok(zbus::block_on(within(timeout, connect))??)
-    }
-}
-
 impl Systemd {
     /// `explain`, and a call that timed out named with how long it was waited for.
     fn explain_call(&self, e: zbus::Error, call: &str) -> anyhow::Error {
