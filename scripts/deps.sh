@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install the Debian packages hhlctl's tests and demo use (as root; idempotent).
+# Install the Debian packages hhlctl's build (libsystemd-dev: the log page reads the
+# journal through sd-journal), tests and demo use (as root; idempotent).
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
-pkgs=(nginx libnginx-mod-http-lua lua-resty-core lua-nginx-websocket lua-nginx-redis lua-cjson redis-server systemd-container dbus polkitd git curl rsyslog logrotate chromium chromium-driver lintian man-db debootstrap debian-archive-keyring)
+pkgs=(libsystemd-dev pkg-config nginx libnginx-mod-http-lua lua-resty-core lua-nginx-websocket lua-nginx-redis lua-cjson redis-server systemd-container dbus polkitd git curl rsyslog logrotate chromium chromium-driver lintian man-db debootstrap debian-archive-keyring)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,14 +35,21 @@ struct Row {
     healthy: bool,
 }
 
+/// How long a port may take to accept before it counts as not answering.
+const KNOCK_TIMEOUT: Duration = Duration::from_millis(300);
+/// Threads knocking at once: a silent port holds its thread for `KNOCK_TIMEOUT`.
+const KNOCKERS: usize = 32;
+
 fn port_answers(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+    TcpStream::connect_timeout(&addr, KNOCK_TIMEOUT).is_ok()
 }
 
-/// Check every port, a few threads at once (a refused or silent port costs a timeout).
+/// Check every port, `KNOCKERS` threads at once, each connect bounded by
+/// `KNOCK_TIMEOUT`: blocking sockets on their own threads, off the async reactor that
+/// the D-Bus connection uses meanwhile.
 pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
-    crate::parallel::map(ports, 8, |p| port_answers(*p))
+    crate::parallel::map(ports, KNOCKERS, |p| port_answers(*p))
 }
 
 fn human_bytes(b: Option<u64>) -> String {

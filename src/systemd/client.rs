@@ -309,11 +309,13 @@ impl Systemd {
         Ok(rows.into_iter().map(|r| (r.0.clone(), r)).collect())
     }
 
+    /// One listing for the states, then three properties per unit pipelined; memory
+    /// comes from the unit's cgroup file (what systemd reads for `MemoryCurrent`), and
+    /// from systemd only where that file cannot be read.
     async fn states_async(&self, units: &[String]) -> Result<HashMap<String, UnitState>> {
         let rows = self.list(units).await?;
-        const PROPS: [(&str, &str); 4] = [
+        const PROPS: [(&str, &str); 3] = [
             ("org.freedesktop.systemd1.Service", "MainPID"),
-            ("org.freedesktop.systemd1.Service", "MemoryCurrent"),
             ("org.freedesktop.systemd1.Service", "NRestarts"),
             ("org.freedesktop.systemd1.Unit", "ActiveEnterTimestamp"),
         ];
@@ -322,22 +324,39 @@ impl Systemd {
             .iter()
             .flat_map(|row| PROPS.iter().map(move |(iface, prop)| self.get(&row.6, iface, prop)));
         let values: Vec<Option<OwnedValue>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
+        let u32_of = |v: &Option<OwnedValue>| v.as_ref().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
+        let u64_of = |v: Option<OwnedValue>| v.and_then(|v| u64::try_from(v).ok());
         let mut out = HashMap::new();
+        let mut ask_memory = Vec::new();
         for (row, vals) in loaded.iter().zip(values.chunks(PROPS.len())) {
-            let u32_of = |v: &Option<OwnedValue>| v.as_ref().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
-            let u64_of = |v: &Option<OwnedValue>| v.as_ref().and_then(|v| u64::try_from(v).ok());
+            let main_pid = u32_of(&vals[0]);
+            let memory = (main_pid > 0)
+                .then(|| super::cgroup::memory_of_pid(&row.0, main_pid))
+                .flatten();
+            if memory.is_none() {
+                ask_memory.push(*row);
+            }
             out.insert(
                 row.0.clone(),
                 UnitState {
                     load_state: row.2.clone(),
                     active_state: row.3.clone(),
                     sub_state: row.4.clone(),
-                    main_pid: u32_of(&vals[0]),
-                    memory: u64_of(&vals[1]).filter(|m| *m != u64::MAX),
-                    restarts: u32_of(&vals[2]),
-                    active_enter_usec: u64_of(&vals[3]).unwrap_or(0),
+                    main_pid,
+                    memory,
+                    restarts: u32_of(&vals[1]),
+                    active_enter_usec: u64_of(vals[2].clone()).unwrap_or(0),
                 },
             );
+        }
+        let calls = ask_memory
+            .iter()
+            .map(|row| self.get(&row.6, "org.freedesktop.systemd1.Service", "MemoryCurrent"));
+        let memories: Vec<Option<OwnedValue>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
+        for (row, memory) in ask_memory.iter().zip(memories) {
+            if let Some(state) = out.get_mut(&row.0) {
+                state.memory = u64_of(memory).filter(|m| *m != u64::MAX);
+            }
         }
         for u in units {
             out.entry(u.clone()).or_insert_with(|| UnitState {

@@ -1,5 +1,6 @@
 //! Talking to systemd over D-Bus (zbus), and reading the journal.
 
+pub mod cgroup;
 pub mod client;
 pub mod dbus;
 pub mod journal;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod entry;
 pub mod guard;
 pub mod link;
+mod tail;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -25,7 +26,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::model::Model;
 use entry::{Entry, Filter, Visible};
@@ -469,28 +469,21 @@ async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
             format!("at most {MAX_TAILS} live tails per session: close one (another tab) first"),
         );
     };
-    let mut cmd = journalctl(&units);
-    cmd.args(["-f", "-n", "0"]).stdout(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("journalctl: {e}")),
+    let lines = match tail::follow(units.iter().map(|v| v.unit.clone()).collect()) {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the journal: {e}")),
     };
-    let stdout = child.stdout.take().expect("piped");
     let f = filter(&q);
-    // The child lives in the stream: when the browser goes, journalctl is killed.
-    let lines = BufReader::new(stdout).lines();
-    let events = stream::unfold((lines, (child, slot), f), |(mut lines, child, f)| async move {
-        loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    if let Some(e) = entry::parse(&line).filter(|e| f.keeps(e)) {
-                        let data = serde_json::to_string(&e).unwrap_or_default();
-                        return Some((Ok::<Event, Infallible>(Event::default().data(data)), (lines, child, f)));
-                    }
-                }
-                _ => return None,
+    // The reader ends when this stream (and so its receiver) is dropped; the slot is
+    // given back with it.
+    let events = stream::unfold((lines, slot, f), |(mut lines, slot, f)| async move {
+        while let Some(line) = lines.recv().await {
+            if let Some(e) = entry::parse(&line).filter(|e| f.keeps(e)) {
+                let data = serde_json::to_string(&e).unwrap_or_default();
+                return Some((Ok::<Event, Infallible>(Event::default().data(data)), (lines, slot, f)));
             }
         }
+        None
     });
     sse(events).into_response()
 }
