@@ -142,7 +142,9 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     let tmp = dir.join(format!(".tmp-{id}"));
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     extract(git_dir, commit, &tmp)?;
-    let files = share_with_group(&tmp)?;
+    // Others read a release only where they read the app (the shared Lua library).
+    let others = fs::metadata(app).map(|m| m.permissions().mode() & 0o005).unwrap_or(0);
+    let files = share_with_group(&tmp, others)?;
     fs::rename(&tmp, dir.join(&id)).with_context(|| format!("renaming {} into place", tmp.display()))?;
     let previous = current(app);
     mark_reload(app, &deploy_record(&id))?;
@@ -282,7 +284,7 @@ pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
 
 /// Group-writable, so the owner and admins (members of the owner's group) can both
 /// prune what either deployed. Returns the number of files.
-fn share_with_group(root: &Path) -> Result<usize> {
+fn share_with_group(root: &Path, others: u32) -> Result<usize> {
     let mut files = 0;
     for entry in WalkDir::new(root) {
         let entry = entry?;
@@ -294,7 +296,14 @@ fn share_with_group(root: &Path) -> Result<usize> {
             files += 1;
         }
         let mode = meta.permissions().mode() & 0o7777;
-        let want = if meta.is_dir() { mode | 0o2070 } else { mode | 0o060 };
+        // The instance's group reads (and runs) what is there and writes nothing.
+        let exec = meta.is_dir() || mode & 0o100 != 0;
+        let group = if exec { 0o050 } else { 0o040 } | if exec { others } else { others & 0o004 };
+        let want = if meta.is_dir() {
+            (mode & 0o700) | 0o2000 | group
+        } else {
+            (mode & 0o700) | group
+        };
         if want != mode {
             fs::set_permissions(entry.path(), fs::Permissions::from_mode(want))?;
         }

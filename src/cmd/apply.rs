@@ -65,11 +65,8 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
 
     // Users first: configs are tested as the user that will run them.
-    for user in users::create_missing(&model.access)? {
+    for user in users::create_missing(&model.access, &model.paths.entry_home)? {
         println!("created unix user {user}");
-    }
-    for admin in users::admit_admins(&model.access)? {
-        println!("added admin {admin} to the instance owners' groups");
     }
     if validate::rsyslog_rules(model, &artifacts, &changes)? {
         println!("checked the rsyslog rules with rsyslogd -N1");
@@ -324,7 +321,7 @@ fn refuse_system_accounts(loaded: &Loaded) -> Result<()> {
         let index;
         let at: Vec<&str> = if owner == MASTER {
             vec!["users", "master"]
-        } else if access.users.get(owner).is_some_and(|u| u != owner) {
+        } else if access.users.get(owner).is_some_and(|u| *u != format!("hhl-{owner}")) {
             vec!["users", "map", owner]
         } else {
             index = loaded
