@@ -2,7 +2,7 @@
 # Install the Debian packages hhlctl's tests and demo use (as root; idempotent).
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
-pkgs=(nginx libnginx-mod-http-lua lua-resty-core redis-server systemd-container dbus polkitd git curl rsyslog logrotate chromium chromium-driver lintian man-db debootstrap debian-archive-keyring)
+pkgs=(nginx libnginx-mod-http-lua lua-resty-core redis-server systemd-container dbus polkitd git curl rsyslog logrotate chromium chromium-driver lintian man-db debootstrap debian-archive-keyring openssh-server openssh-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -554,9 +554,10 @@ fn escaped_values_pass_nginx_t() {
 fn system_accounts_on_the_host_are_found() {
     let mut access = hhlctl::access::Access {
         create: true,
-        shell: "/usr/bin/git-shell".into(),
         users: Default::default(),
+        entry: "hhl".into(),
         admins: Vec::new(),
+        identities: Default::default(),
         limits: Default::default(),
     };
     access.users.insert("master".into(), "daemon".into());
