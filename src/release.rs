@@ -5,7 +5,7 @@
 //! `.tmp-` directory, which the next one clears.
 
 use std::fs::{self, File};
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,13 +38,28 @@ impl Lock {
     /// `what` words the holder in the message: "another {what} {dir} has held its lock…".
     pub fn take_for(app: &Path, timeout: Duration, what: &str) -> Result<Lock> {
         let path = app.join(".lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let _ = f.set_permissions(fs::Permissions::from_mode(0o660));
+        // Never through a link planted at the lock's path (O_NOFOLLOW); a lock root
+        // creates goes to the app's owner (fchown on the open file, not the path), and
+        // a lock file someone else made is still lockable read-only.
+        let open = |write: bool| {
+            fs::OpenOptions::new()
+                .create(write)
+                .truncate(false)
+                .write(write)
+                .read(!write)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+        };
+        let f = open(true)
+            .or_else(|e| if e.kind() == std::io::ErrorKind::PermissionDenied { open(false) } else { Err(e) })
+            .with_context(|| format!("opening {} (a symbolic link there is refused)", path.display()))?;
+        if unsafe { libc::geteuid() } == 0 {
+            if let Ok(dir) = fs::symlink_metadata(app) {
+                use std::os::unix::fs::MetadataExt;
+                let _ = std::os::unix::fs::fchown(&f, Some(dir.uid()), Some(dir.gid()));
+            }
+        }
+        let _ = f.set_permissions(fs::Permissions::from_mode(0o640));
         let deadline = Instant::now() + timeout;
         loop {
             // SAFETY: flock on a file descriptor we own.

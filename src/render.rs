@@ -145,7 +145,9 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
                 if let Some(server_dir) = inst.dir.parent() {
                     out.push(Artifact::dir(server_dir, 0o755));
                 }
-                out.push(Artifact::dir(&inst.dir, 0o750).owned(reads.clone()));
+                // 0751: the entry account passes through to app/ (its own); nobody
+                // but the owner's group lists or reads anything here.
+                out.push(Artifact::dir(&inst.dir, 0o751).owned(reads.clone()));
                 out.push(Artifact::dir(inst.dir.join("conf"), 0o750).owned(reads));
                 for sub in ["logs", "temp"] {
                     out.push(Artifact::dir(inst.dir.join(sub), 0o750).owned(writes.clone()));

@@ -173,7 +173,7 @@ fn dev1_reaches_nothing_but_their_own() {
         "Permission denied",
     );
     refused(&c.sh("setpriv --reuid=hhl-dev1 --regid=hhl-dev1 --clear-groups sh -c 'ls /srv/git' 2>&1"), "Permission denied");
-    refused(&c.sh("setpriv --reuid=hhl-dev1 --regid=hhl-dev1 --clear-groups sh -c 'systemctl restart openresty@socketserver-dev2' 2>&1"), "Access denied");
+    refused(&c.sh("setpriv --reuid=hhl-dev1 --regid=hhl-dev1 --clear-groups sh -c 'systemctl restart openresty@socketserver-dev2' 2>&1"), "Interactive authentication required");
 
     assert_eq!(snapshot(&c), before, "something moved");
 
