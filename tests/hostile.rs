@@ -190,8 +190,8 @@ fn dev1_reaches_nothing_but_their_own() {
     assert!(r.stdout.contains("socketserver-dev1") && !r.stdout.contains("socketserver-dev2"), "{}", r.stdout);
     let r = ssh(&c, "dev1", "'logs -n 5 socketserver-dev1'");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    let r = ssh(&c, "dev1", "releases");
-    assert!(r.stdout.lines().count() >= 2, "{}", r.stdout);
+    let r = ssh(&c, "dev1", "releases socketserver-dev1");
+    assert!(r.stdout.lines().count() >= 2, "{}\n{}", r.stdout, r.stderr);
     let r = ssh(&c, "dev1", "rollback socketserver-dev1");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_ne!(c.get_hhl(1081), "dev1-v1\n");
