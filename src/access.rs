@@ -179,11 +179,16 @@ pub fn resolve(raw: &RawConfig, developers: &[String], src: &Source, errs: &mut 
     let runs_instances = |u: &String| *u == users.entry;
     if users.entry == users.master
         || users.map.values().any(runs_instances)
-        || developers.iter().any(|d| format!("hhl-{d}") == users.entry && !users.map.contains_key(d))
+        || developers
+            .iter()
+            .any(|d| format!("hhl-{d}") == users.entry && !users.map.contains_key(d))
     {
         errs.push(
-            src.diag(&["users", "entry"], format!("users.entry `{}` also runs instances", users.entry))
-                .hint("the entry account owns everybody's code; instances need their own users (default `hhl-<owner>`)"),
+            src.diag(
+                &["users", "entry"],
+                format!("users.entry `{}` also runs instances", users.entry),
+            )
+            .hint("the entry account owns everybody's code; instances need their own users (default `hhl-<owner>`)"),
         );
     }
     for dev in developers {
@@ -392,22 +397,94 @@ mod may_tests {
         let all = repos(&m);
         let server = &all[0];
         let serverctrl = all.iter().find(|r| r.kind == RepoKind::Serverctrl).unwrap();
-        assert_eq!(may(&m, "dev1", Action::Read { repo: server, branch: "master" }), Ok(()));
-        assert_eq!(may(&m, "dev1", Action::Read { repo: server, branch: "dev1" }), Ok(()));
         assert_eq!(
-            may(&m, "dev1", Action::Read { repo: server, branch: "dev2" }).unwrap_err(),
+            may(
+                &m,
+                "dev1",
+                Action::Read {
+                    repo: server,
+                    branch: "master"
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            may(
+                &m,
+                "dev1",
+                Action::Read {
+                    repo: server,
+                    branch: "dev1"
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            may(
+                &m,
+                "dev1",
+                Action::Read {
+                    repo: server,
+                    branch: "dev2"
+                }
+            )
+            .unwrap_err(),
             "socketserver: branch `dev2` is not yours to read"
         );
-        assert!(may(&m, "dev1", Action::Read { repo: serverctrl, branch: "master" }).is_err());
+        assert!(may(
+            &m,
+            "dev1",
+            Action::Read {
+                repo: serverctrl,
+                branch: "master"
+            }
+        )
+        .is_err());
         assert_eq!(
             may(&m, "dev1", Action::Write { repo: serverctrl }).unwrap_err(),
             "serverctrl: only admins push here (you are `dev1`); ask one (users.admins in hhl.yaml)"
         );
-        assert_eq!(may(&m, "dev1", Action::Push { repo: server, update: &update("dev1") }), Ok(()));
-        let theirs = may(&m, "dev1", Action::Push { repo: server, update: &update("dev2") }).unwrap_err();
+        assert_eq!(
+            may(
+                &m,
+                "dev1",
+                Action::Push {
+                    repo: server,
+                    update: &update("dev1")
+                }
+            ),
+            Ok(())
+        );
+        let theirs = may(
+            &m,
+            "dev1",
+            Action::Push {
+                repo: server,
+                update: &update("dev2"),
+            },
+        )
+        .unwrap_err();
         assert!(theirs.contains("branch `dev2` belongs to dev2"), "{theirs}");
-        assert!(may(&m, "dev1", Action::Push { repo: server, update: &update("master") }).is_err());
-        assert_eq!(may(&m, "lead", Action::Push { repo: server, update: &update("master") }), Ok(()));
+        assert!(may(
+            &m,
+            "dev1",
+            Action::Push {
+                repo: server,
+                update: &update("master")
+            }
+        )
+        .is_err());
+        assert_eq!(
+            may(
+                &m,
+                "lead",
+                Action::Push {
+                    repo: server,
+                    update: &update("master")
+                }
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -443,6 +520,9 @@ mod may_tests {
         });
         let e = e.unwrap_err();
         assert!(e.contains("h.yaml:3:"), "{e}");
-        assert!(e.contains("unix user `hhl-dev1` would run") || e.contains("users.entry `hhl-dev1` also runs instances"), "{e}");
+        assert!(
+            e.contains("unix user `hhl-dev1` would run") || e.contains("users.entry `hhl-dev1` also runs instances"),
+            "{e}"
+        );
     }
 }

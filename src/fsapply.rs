@@ -29,7 +29,9 @@ fn ids(owner: &Owner) -> Option<(u32, u32)> {
         Owner::Root => Some((0, 0)),
         Owner::User(u) => users::lookup(u),
         Owner::ReadBy(u) => users::lookup(u).map(|(_, gid)| (0, gid)),
-        Owner::Entry(e, u) => users::lookup(e).zip(users::lookup(u)).map(|((uid, _), (_, gid))| (uid, gid)),
+        Owner::Entry(e, u) => users::lookup(e)
+            .zip(users::lookup(u))
+            .map(|((uid, _), (_, gid))| (uid, gid)),
     }
 }
 

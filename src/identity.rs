@@ -58,7 +58,9 @@ impl PublicKey {
             .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
             .and_then(|n| bytes.get(4..4 + n));
         if inner != Some(kind.as_bytes()) {
-            return Err(format!("the base64 part is not a {kind} key (truncated, or of another type)"));
+            return Err(format!(
+                "the base64 part is not a {kind} key (truncated, or of another type)"
+            ));
         }
         let comment = parts.next().map(str::trim).filter(|c| !c.is_empty()).map(String::from);
         Ok(PublicKey {
@@ -98,7 +100,12 @@ pub struct Identity {
 /// Every identity in `keys:`, validated: a known developer or admin, each key valid
 /// and unique across identities. Admins are listed in users.admins; a name may be both
 /// (the admin role wins).
-pub fn resolve(raw: &RawConfig, developers: &[String], src: &Source, errs: &mut Diagnostics) -> IndexMap<String, Identity> {
+pub fn resolve(
+    raw: &RawConfig,
+    developers: &[String],
+    src: &Source,
+    errs: &mut Diagnostics,
+) -> IndexMap<String, Identity> {
     let admins = &raw.users.admins;
     for (i, a) in admins.iter().enumerate() {
         if let Some(p) = names::developer_problem(a) {
@@ -117,8 +124,16 @@ pub fn resolve(raw: &RawConfig, developers: &[String], src: &Source, errs: &mut 
             Role::Developer
         } else {
             errs.push(
-                src.diag(&["keys", name], format!("keys: `{}` is neither a developer nor an admin", crate::error::excerpt(name)))
-                    .hint(format!("add `{name}` to `developers` or to users.admins, or remove these keys")),
+                src.diag(
+                    &["keys", name],
+                    format!(
+                        "keys: `{}` is neither a developer nor an admin",
+                        crate::error::excerpt(name)
+                    ),
+                )
+                .hint(format!(
+                    "add `{name}` to `developers` or to users.admins, or remove these keys"
+                )),
             );
             continue;
         };
@@ -165,7 +180,10 @@ mod tests {
         let k = PublicKey::parse(ED).unwrap();
         assert_eq!(k.kind, "ssh-ed25519");
         assert_eq!(k.comment.as_deref(), Some("dev1@laptop"));
-        assert!(PublicKey::parse(ED.rsplit_once(' ').unwrap().0).unwrap().comment.is_none());
+        assert!(PublicKey::parse(ED.rsplit_once(' ').unwrap().0)
+            .unwrap()
+            .comment
+            .is_none());
     }
 
     #[test]
@@ -173,9 +191,15 @@ mod tests {
         let cases = [
             ("", "the key is empty"),
             ("ssh-dss AAAA", "`ssh-dss` is not an OpenSSH key type"),
-            ("command=\"sh\" ssh-ed25519 AAAA", "`command=\"sh\"` is not an OpenSSH key type"),
+            (
+                "command=\"sh\" ssh-ed25519 AAAA",
+                "`command=\"sh\"` is not an OpenSSH key type",
+            ),
             ("ssh-ed25519", "the ssh-ed25519 key has no base64 part"),
-            ("ssh-ed25519 !!!!", "the ssh-ed25519 key's second field is not valid base64"),
+            (
+                "ssh-ed25519 !!!!",
+                "the ssh-ed25519 key's second field is not valid base64",
+            ),
             (
                 "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
                 "the base64 part is not a ssh-rsa key",

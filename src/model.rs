@@ -448,7 +448,10 @@ fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
                 .hint("an absolute, normalised path, e.g. /srv/git"),
         );
     }
-    for (key, v) in [("max_object_size", &git.max_object_size), ("max_push_size", &git.max_push_size)] {
+    for (key, v) in [
+        ("max_object_size", &git.max_object_size),
+        ("max_push_size", &git.max_push_size),
+    ] {
         if let Err(p) = crate::push_limits::parse_size(v) {
             errs.push(
                 src.diag(&["git", key], format!("git.{key}: {p}"))

@@ -40,9 +40,12 @@ pub fn name_problem(path: &[u8]) -> Option<String> {
             String::from_utf8_lossy(path).escape_debug()
         ));
     };
-    s.chars()
-        .any(char::is_control)
-        .then(|| format!("file name `{}` contains a control character (a newline?); rename it", s.escape_debug()))
+    s.chars().any(char::is_control).then(|| {
+        format!(
+            "file name `{}` contains a control character (a newline?); rename it",
+            s.escape_debug()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -56,7 +59,10 @@ mod tests {
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert_eq!(parse_size("10MB").unwrap_err(), "`10MB` is not a size");
         assert_eq!(parse_size("").unwrap_err(), "`` is not a size");
-        assert_eq!(parse_size("512").unwrap_err(), "`512` is less than 1K: no push would fit");
+        assert_eq!(
+            parse_size("512").unwrap_err(),
+            "`512` is less than 1K: no push would fit"
+        );
         assert!(parse_size("99999999999G").is_err());
         assert_eq!(human(10 << 20), "10M");
         assert_eq!(human(1500), "1500 bytes");
@@ -66,6 +72,8 @@ mod tests {
     fn names() {
         assert_eq!(name_problem(b"a/main.lua"), None);
         assert!(name_problem(b"a\xff.lua").unwrap().contains("not valid UTF-8"));
-        assert!(name_problem(b"a\nb.lua").unwrap().contains("`a\\nb.lua` contains a control character"));
+        assert!(name_problem(b"a\nb.lua")
+            .unwrap()
+            .contains("`a\\nb.lua` contains a control character"));
     }
 }

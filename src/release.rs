@@ -51,7 +51,13 @@ impl Lock {
                 .open(&path)
         };
         let f = open(true)
-            .or_else(|e| if e.kind() == std::io::ErrorKind::PermissionDenied { open(false) } else { Err(e) })
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    open(false)
+                } else {
+                    Err(e)
+                }
+            })
             .with_context(|| format!("opening {} (a symbolic link there is refused)", path.display()))?;
         if unsafe { libc::geteuid() } == 0 {
             if let Ok(dir) = fs::symlink_metadata(app) {

@@ -152,7 +152,13 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
                 for sub in ["logs", "temp"] {
                     out.push(Artifact::dir(inst.dir.join(sub), 0o750).owned(writes.clone()));
                 }
-                out.extend(release_artifacts(model, &inst.app_dir(), &inst.src_dir(), 0o2750, &inst.user));
+                out.extend(release_artifacts(
+                    model,
+                    &inst.app_dir(),
+                    &inst.src_dir(),
+                    0o2750,
+                    &inst.user,
+                ));
             }
             Kind::Redis => {
                 out.push(Artifact::dir(&model.paths.redis_data_dir, 0o755));

@@ -16,7 +16,9 @@ fn server() -> Container {
     let c = Container::boot();
     let mut keys = String::from("keys:\n");
     for id in IDS {
-        c.ok(&format!("mkdir -p /root/keys && ssh-keygen -q -t ed25519 -N '' -C {id}@pc -f /root/keys/{id}"));
+        c.ok(&format!(
+            "mkdir -p /root/keys && ssh-keygen -q -t ed25519 -N '' -C {id}@pc -f /root/keys/{id}"
+        ));
         let public = c.ok(&format!("cat /root/keys/{id}.pub"));
         keys.push_str(&format!("  {id}: [\"{}\"]\n", public.trim()));
     }
@@ -95,14 +97,26 @@ fn dev1_reaches_nothing_but_their_own() {
     // No shell, no other program, no forwarding.
     refused(&ssh(&c, "dev1", "sh"), "refused: `sh` is not a command here");
     refused(&ssh(&c, "dev1", "'sh -c id'"), "refused: `sh` is not a command here");
-    refused(&ssh(&c, "dev1", "'git update-ref refs/heads/dev2 HEAD'"), "refused: `git` is not a command here");
-    refused(&ssh(&c, "dev1", "'status; sh'"), "refused: `status;` is not a command here");
+    refused(
+        &ssh(&c, "dev1", "'git update-ref refs/heads/dev2 HEAD'"),
+        "refused: `git` is not a command here",
+    );
+    refused(
+        &ssh(&c, "dev1", "'status; sh'"),
+        "refused: `status;` is not a command here",
+    );
     let r = ssh(&c, "dev1", "");
     refused(&r, "there is no shell on this account");
-    let r = c.sh(&format!("{} -W 127.0.0.1:1082 hhl@127.0.0.1 </dev/null", ssh_cmd("dev1")));
+    let r = c.sh(&format!(
+        "{} -W 127.0.0.1:1082 hhl@127.0.0.1 </dev/null",
+        ssh_cmd("dev1")
+    ));
     refused(&r, "stdio forwarding failed");
     // Repositories outside git.root, traversal, several arguments.
-    refused(&ssh(&c, "dev1", "\"git-upload-pack '/etc'\""), "refused: no repository `/etc` here");
+    refused(
+        &ssh(&c, "dev1", "\"git-upload-pack '/etc'\""),
+        "refused: no repository `/etc` here",
+    );
     refused(
         &ssh(&c, "dev1", "\"git-upload-pack '../../etc/shadow'\""),
         "refused: no repository `../../etc/shadow` here",
@@ -120,9 +134,16 @@ fn dev1_reaches_nothing_but_their_own() {
 
     // Git: dev2's branch is hidden and not theirs to push; serverctrl is admins'.
     let seen = git(&c, "dev1", "git ls-remote origin");
-    assert!(seen.stdout.contains("refs/heads/master") && !seen.stdout.contains("dev2"), "{}", seen.stdout);
+    assert!(
+        seen.stdout.contains("refs/heads/master") && !seen.stdout.contains("dev2"),
+        "{}",
+        seen.stdout
+    );
     refused(&push_lua(&c, "dev1", "dev2", "evil"), "deny updating a hidden ref");
-    refused(&push_lua(&c, "dev1", "master", "evil2"), "only admins push it (you are `dev1`)");
+    refused(
+        &push_lua(&c, "dev1", "master", "evil2"),
+        "only admins push it (you are `dev1`)",
+    );
     refused(
         &git(&c, "dev1", "git push origin HEAD:refs/tags/x"),
         "deny updating a hidden ref",
@@ -132,7 +153,10 @@ fn dev1_reaches_nothing_but_their_own() {
         "couldn't find remote ref refs/heads/dev2",
     );
     refused(
-        &c.sh(&format!("cd /root && GIT_SSH_COMMAND='{}' git clone hhl@127.0.0.1:serverctrl sc 2>&1", ssh_cmd("dev1"))),
+        &c.sh(&format!(
+            "cd /root && GIT_SSH_COMMAND='{}' git clone hhl@127.0.0.1:serverctrl sc 2>&1",
+            ssh_cmd("dev1")
+        )),
         "serverctrl: only admins read or push here (you are `dev1`)",
     );
 
@@ -143,12 +167,20 @@ fn dev1_reaches_nothing_but_their_own() {
     );
     git(&c, "dev1", "git reset -q --hard HEAD~1");
     refused(
-        &git(&c, "dev1", "ln -sf /etc/shadow main.lua && git add -A && git commit -qm link && git push origin HEAD:dev1"),
+        &git(
+            &c,
+            "dev1",
+            "ln -sf /etc/shadow main.lua && git add -A && git commit -qm link && git push origin HEAD:dev1",
+        ),
         "`main.lua` is a symbolic link; commit the file itself",
     );
     git(&c, "dev1", "git reset -q --hard HEAD~1");
     refused(
-        &git(&c, "dev1", "printf 'x' > \"$(printf 'a\\nb.lua')\" && git add -A && git commit -qm nl && git push origin HEAD:dev1"),
+        &git(
+            &c,
+            "dev1",
+            "printf 'x' > \"$(printf 'a\\nb.lua')\" && git add -A && git commit -qm nl && git push origin HEAD:dev1",
+        ),
         "contains a control character",
     );
     git(&c, "dev1", "git reset -q --hard HEAD~1");
@@ -157,14 +189,32 @@ fn dev1_reaches_nothing_but_their_own() {
     assert_eq!(loose.trim(), "0", "objects of refused pushes were kept");
 
     // dev2's and master's instances, and the admin commands.
-    refused(&ssh(&c, "dev1", "restart socketserver-dev2"), "not yours: the instances of `dev2` belong to dev2");
-    refused(&ssh(&c, "dev1", "reload socketserver-master"), "not yours: the instances of `master`");
+    refused(
+        &ssh(&c, "dev1", "restart socketserver-dev2"),
+        "not yours: the instances of `dev2` belong to dev2",
+    );
+    refused(
+        &ssh(&c, "dev1", "reload socketserver-master"),
+        "not yours: the instances of `master`",
+    );
     refused(&ssh(&c, "dev1", "restart 6382"), "not yours: the instances of `dev2`");
     refused(&ssh(&c, "dev1", "'status --all'"), "--all is for admins");
-    refused(&ssh(&c, "dev1", "logs socketserver-dev2"), "may not read the logs of `dev2`");
-    refused(&ssh(&c, "dev1", "rollback socketserver-dev2"), "not yours: the instances of `dev2`");
-    refused(&ssh(&c, "dev1", "releases socketserver-dev2"), "not yours: the instances of `dev2`");
-    refused(&ssh(&c, "dev1", "apply"), "that is an admin command, and `dev1` is not an admin");
+    refused(
+        &ssh(&c, "dev1", "logs socketserver-dev2"),
+        "may not read the logs of `dev2`",
+    );
+    refused(
+        &ssh(&c, "dev1", "rollback socketserver-dev2"),
+        "not yours: the instances of `dev2`",
+    );
+    refused(
+        &ssh(&c, "dev1", "releases socketserver-dev2"),
+        "not yours: the instances of `dev2`",
+    );
+    refused(
+        &ssh(&c, "dev1", "apply"),
+        "that is an admin command, and `dev1` is not an admin",
+    );
     refused(&ssh(&c, "dev1", "stop socketserver-dev1"), "that is an admin command");
 
     // As the instance user (what dev1's Lua runs as): the code is not writable.
@@ -172,7 +222,10 @@ fn dev1_reaches_nothing_but_their_own() {
         &c.sh("setpriv --reuid=hhl-dev1 --regid=hhl-dev1 --clear-groups sh -c 'echo x > /opt/hhl/socketserver/dev1/app/current/main.lua' 2>&1"),
         "Permission denied",
     );
-    refused(&c.sh("setpriv --reuid=hhl-dev1 --regid=hhl-dev1 --clear-groups sh -c 'ls /srv/git' 2>&1"), "Permission denied");
+    refused(
+        &c.sh("setpriv --reuid=hhl-dev1 --regid=hhl-dev1 --clear-groups sh -c 'ls /srv/git' 2>&1"),
+        "Permission denied",
+    );
     refused(&c.sh("setpriv --reuid=hhl-dev1 --regid=hhl-dev1 --clear-groups sh -c 'systemctl restart openresty@socketserver-dev2' 2>&1"), "Interactive authentication required");
 
     assert_eq!(snapshot(&c), before, "something moved");
@@ -187,7 +240,11 @@ fn dev1_reaches_nothing_but_their_own() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_ne!(c.main_pid("openresty@socketserver-dev1.service"), pid);
     let r = ssh(&c, "dev1", "status");
-    assert!(r.stdout.contains("socketserver-dev1") && !r.stdout.contains("socketserver-dev2"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("socketserver-dev1") && !r.stdout.contains("socketserver-dev2"),
+        "{}",
+        r.stdout
+    );
     let r = ssh(&c, "dev1", "'logs -n 5 socketserver-dev1'");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let r = ssh(&c, "dev1", "releases socketserver-dev1");
@@ -196,7 +253,11 @@ fn dev1_reaches_nothing_but_their_own() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_ne!(c.get_hhl(1081), "dev1-v1\n");
     let r = ssh(&c, "dev1", "help");
-    assert!(r.stdout.contains("rollback INSTANCE") && !r.stdout.contains("admin commands"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("rollback INSTANCE") && !r.stdout.contains("admin commands"),
+        "{}",
+        r.stdout
+    );
 
     // An admin: master's branch, anyone's instances.
     let r = push_lua(&c, "lead", "master", "master-v2");

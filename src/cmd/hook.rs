@@ -23,8 +23,6 @@ use crate::systemd::{JobKind, Systemd};
 use crate::users;
 use crate::validate;
 
-
-
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Hook {
     PreReceive,

@@ -77,7 +77,9 @@ pub fn tree(git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
 pub fn tree_problems(listing: &[u8]) -> Vec<String> {
     let mut problems = Vec::new();
     for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
-        let Some(tab) = entry.iter().position(|b| *b == b'\t') else { continue };
+        let Some(tab) = entry.iter().position(|b| *b == b'\t') else {
+            continue;
+        };
         let (meta, path) = (&entry[..tab], &entry[tab + 1..]);
         let shown = String::from_utf8_lossy(path).escape_debug().to_string();
         if let Some(p) = push_limits::name_problem(path) {
@@ -97,11 +99,22 @@ mod tests {
 
     #[test]
     fn listing() {
-        let z = b"100644 blob aaaa\tmain.lua\0120000 blob bbbb\tlink.lua\0160000 commit cccc\tsub\0100644 blob dddd\tbad\nname.lua\0100644 blob eeee\tx\xff.lua\0";
-        let p = tree_problems(z);
+        let entries: [&[u8]; 5] = [
+            b"100644 blob aaaa\tmain.lua",
+            b"120000 blob bbbb\tlink.lua",
+            b"160000 commit cccc\tsub",
+            b"100644 blob dddd\tbad\nname.lua",
+            b"100644 blob eeee\tx\xff.lua",
+        ];
+        let z: Vec<u8> = entries.iter().flat_map(|e| e.iter().copied().chain([0])).collect();
+        let p = tree_problems(&z);
         assert_eq!(p[0], "`link.lua` is a symbolic link; commit the file itself");
         assert_eq!(p[1], "`sub` is a submodule; commit the files instead");
-        assert!(p[2].contains("`bad\\nname.lua` contains a control character"), "{}", p[2]);
+        assert!(
+            p[2].contains("`bad\\nname.lua` contains a control character"),
+            "{}",
+            p[2]
+        );
         assert!(p[3].contains("is not valid UTF-8"), "{}", p[3]);
         assert_eq!(p.len(), 4);
     }

@@ -48,7 +48,11 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         let created = init_one(&repo, entry)?;
         crate::fault::point("repo:created");
         for hook in ["pre-receive", "post-receive"] {
-            write_as(entry, &repo.path.join("hooks").join(hook), &repos::hook_script(&hhlctl, &config, hook))?;
+            write_as(
+                entry,
+                &repo.path.join("hooks").join(hook),
+                &repos::hook_script(&hhlctl, &config, hook),
+            )?;
         }
         // Seeded when its branch is missing, not when just created: a run killed in
         // between leaves a repository without it, and the next run seeds it.
@@ -63,7 +67,11 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     }
     println!(
         "push: git push {entry}@<server>:<repo> HEAD:<your name> (repos: {}); options: {}",
-        repos::repos(model).iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "),
+        repos::repos(model)
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         repos::PUSH_OPTIONS
     );
     Ok(0)

@@ -22,13 +22,19 @@ impl AuthorizedKey {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !ok_name {
-            return Err(Unsafe(format!("identity `{}` is not a plain name", identity.escape_debug())));
+            return Err(Unsafe(format!(
+                "identity `{}` is not a plain name",
+                identity.escape_debug()
+            )));
         }
-        let exe = hhlctl.to_str().filter(|p| {
-            p.starts_with('/') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b))
-        });
+        let exe = hhlctl
+            .to_str()
+            .filter(|p| p.starts_with('/') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b)));
         let Some(exe) = exe else {
-            return Err(Unsafe(format!("hhlctl's path {} cannot stand in command=\"…\"", hhlctl.display())));
+            return Err(Unsafe(format!(
+                "hhlctl's path {} cannot stand in command=\"…\"",
+                hhlctl.display()
+            )));
         };
         let line = match &key.comment {
             Some(c) => format!("{} {} {c}", key.kind, key.blob),
@@ -38,7 +44,9 @@ impl AuthorizedKey {
         if again != *key {
             return Err(Unsafe("the key does not read back as itself".into()));
         }
-        Ok(AuthorizedKey(format!("restrict,command=\"{exe} ssh {identity}\" {line}")))
+        Ok(AuthorizedKey(format!(
+            "restrict,command=\"{exe} ssh {identity}\" {line}"
+        )))
     }
 
     pub fn as_str(&self) -> &str {
@@ -107,7 +115,9 @@ mod tests {
             "identity `dev1\\\" x` is not a plain name"
         );
         assert_eq!(
-            AuthorizedKey::new(h, "dev1", &key(Some("a\nssh-ed25519 AAAA"))).unwrap_err().0,
+            AuthorizedKey::new(h, "dev1", &key(Some("a\nssh-ed25519 AAAA")))
+                .unwrap_err()
+                .0,
             "the key contains a newline"
         );
         assert!(AuthorizedKey::new(Path::new("/opt/my hhl"), "dev1", &key(None))

@@ -16,7 +16,11 @@ pub enum Request {
     Status(Vec<String>),
     Restart(Vec<String>),
     Reload(Vec<String>),
-    Logs { follow: bool, lines: usize, names: Vec<String> },
+    Logs {
+        follow: bool,
+        lines: usize,
+        names: Vec<String>,
+    },
     Releases(Option<String>),
     Rollback(String),
     Web,
@@ -132,10 +136,7 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
 /// `'/socketserver.git'` or its full path under git.root. Only names of hhl's own
 /// repositories match; anything else (`/etc`, `../x`) is refused.
 fn repo_named(model: &Model, arg: &str) -> Result<Repo, String> {
-    let unquoted = arg
-        .strip_prefix('\'')
-        .and_then(|a| a.strip_suffix('\''))
-        .unwrap_or(arg);
+    let unquoted = arg.strip_prefix('\'').and_then(|a| a.strip_suffix('\'')).unwrap_or(arg);
     let full = Path::new(unquoted);
     let name = unquoted.trim_start_matches('/');
     let name = name.strip_suffix(".git").unwrap_or(name);

@@ -53,7 +53,13 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             Ok(0)
         }
         Request::Status(names) => match authorized(model, identity, &names) {
-            Ok(sel) => crate::cmd::status::run(config, crate::cmd::status::Args { selection: sel, json: false }),
+            Ok(sel) => crate::cmd::status::run(
+                config,
+                crate::cmd::status::Args {
+                    selection: sel,
+                    json: false,
+                },
+            ),
             Err(e) => refuse(&e),
         },
         Request::Restart(names) => jobs(config, model, identity, &names, JobKind::Restart),
@@ -84,7 +90,12 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 Ok(i) => i,
                 Err(e) => return refuse(&e),
             };
-            crate::cmd::rollback::run(config, crate::cmd::rollback::Args { instance: inst.name.clone() })
+            crate::cmd::rollback::run(
+                config,
+                crate::cmd::rollback::Args {
+                    instance: inst.name.clone(),
+                },
+            )
         }
         Request::Web => match web_link::issue(model, identity) {
             Ok(link) => {
@@ -210,7 +221,10 @@ fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
 fn apply() -> Result<i32> {
     let systemd = crate::systemd::Systemd::connect()?;
     let outcome = systemd.run_jobs(&[(crate::cmd::hook::APPLY_UNIT.to_string(), JobKind::Start)])?;
-    for line in std::fs::read_to_string(crate::cmd::hook::APPLY_LOG).unwrap_or_default().lines() {
+    for line in std::fs::read_to_string(crate::cmd::hook::APPLY_LOG)
+        .unwrap_or_default()
+        .lines()
+    {
         println!("apply: {line}");
     }
     let ok = outcome.iter().all(|o| o.ok() || o.active_state == "inactive");
@@ -249,10 +263,17 @@ fn git(model: &Model, identity: &str, service: &str, repo: &Repo) -> Result<i32>
 
 /// The `git -c` settings for one session. Pure.
 pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> Vec<(String, String)> {
-    let mut out = vec![("core.hooksPath".to_string(), repo.path.join("hooks").display().to_string())];
+    let mut out = vec![(
+        "core.hooksPath".to_string(),
+        repo.path.join("hooks").display().to_string(),
+    )];
     let push = crate::push_limits::parse_size(&model.git.max_push_size).unwrap_or(100 << 20);
     out.push(("receive.maxInputSize".into(), push.to_string()));
-    let hide = if service == "receive-pack" { "receive.hideRefs" } else { "uploadpack.hideRefs" };
+    let hide = if service == "receive-pack" {
+        "receive.hideRefs"
+    } else {
+        "uploadpack.hideRefs"
+    };
     if !model.access.is_admin(identity) {
         // Hide every ref, then show the branches this identity may read.
         out.push((hide.into(), "refs/".into()));
@@ -275,6 +296,9 @@ mod web_link {
     use crate::model::Model;
 
     pub fn issue(_model: &Model, _identity: &str) -> Result<String, String> {
-        Err("one-time sign-in links are not available on this build yet; sign in on the log page with your password".into())
+        Err(
+            "one-time sign-in links are not available on this build yet; sign in on the log page with your password"
+                .into(),
+        )
     }
 }
