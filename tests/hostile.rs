@@ -274,9 +274,14 @@ fn dev1_reaches_nothing_but_their_own() {
     // root works: root refuses or replaces them, never follows them.
     let issue = c.ok("sha256sum /etc/issue");
     c.ok("runuser -u hhl -- sh -c 'rm -f /opt/hhl/socketserver/dev1/app/.lock && ln -s /etc/issue /opt/hhl/socketserver/dev1/app/.lock'");
-    refused(&c.sh("hhlctl rollback socketserver-dev1"), "a symbolic link there is refused");
+    refused(
+        &c.sh("hhlctl rollback socketserver-dev1"),
+        "a symbolic link there is refused",
+    );
     c.ok("runuser -u hhl -- sh -c 'rm -f /srv/git/socketserver.git/hooks/pre-receive && ln -s /etc/issue /srv/git/socketserver.git/hooks/pre-receive'");
     c.ok("hhlctl repo init");
-    c.ok("test -f /srv/git/socketserver.git/hooks/pre-receive && ! test -L /srv/git/socketserver.git/hooks/pre-receive");
+    c.ok(
+        "test -f /srv/git/socketserver.git/hooks/pre-receive && ! test -L /srv/git/socketserver.git/hooks/pre-receive",
+    );
     assert_eq!(c.ok("sha256sum /etc/issue"), issue, "/etc/issue changed");
 }

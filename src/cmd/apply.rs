@@ -353,7 +353,7 @@ fn refuse_missing_users(loaded: &Loaded) -> Result<()> {
     for (owner, user) in users::missing(access) {
         let at: Vec<String> = if owner == MASTER {
             vec!["users".into(), "master".into()]
-        } else if access.users.get(owner).is_some_and(|u| u != owner) {
+        } else if access.users.get(owner).is_some_and(|u| *u != format!("hhl-{owner}")) {
             vec!["users".into(), "map".into(), owner.into()]
         } else {
             let i = loaded.model.developers.iter().position(|d| d == owner).unwrap_or(0);
