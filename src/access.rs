@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::config::{RawConfig, RawLimits, Source};
 use crate::error::Diagnostics;
-use crate::identity::{self, Identity, Role};
+use crate::identity::{self, Identity};
 use crate::model::Model;
 use crate::names::{self, MASTER};
 use crate::repos::{RefUpdate, Repo, RepoKind};
