@@ -3,7 +3,7 @@
 # journal through sd-journal), tests and demo use (as root; idempotent).
 # Runs `apt-get update` once, and only when something is missing.
 set -euo pipefail
-pkgs=(libsystemd-dev pkg-config nginx libnginx-mod-http-lua lua-resty-core lua-nginx-websocket lua-nginx-redis lua-cjson redis-server systemd-container dbus polkitd git curl rsyslog logrotate chromium chromium-driver lintian man-db debootstrap debian-archive-keyring)
+pkgs=(libsystemd-dev pkg-config nginx libnginx-mod-http-lua lua-resty-core lua-nginx-websocket lua-nginx-redis lua-cjson redis-server systemd-container dbus polkitd git curl rsyslog logrotate chromium chromium-driver lintian man-db debootstrap debian-archive-keyring openssh-server openssh-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

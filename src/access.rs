@@ -2,25 +2,28 @@
 //! resource limits of each owner's slice. Pure: resolved from hhl.yaml; creating users
 //! is the shell's job (`users`).
 
-use std::path::PathBuf;
-
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::config::{RawLimits, RawUsers, Source};
+use crate::config::{RawConfig, RawLimits, Source};
 use crate::error::Diagnostics;
+use crate::identity::{self, Identity};
+use crate::model::Model;
 use crate::names::{self, MASTER};
+use crate::repos::{RefUpdate, Repo, RepoKind};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Access {
     /// `hhlctl apply` creates missing unix users.
     pub create: bool,
-    /// Login shell of created developer users.
-    pub shell: PathBuf,
-    /// Owner (`master` or a developer) → the unix user their instances run as.
+    /// Owner (`master` or a developer) → the system user their instances run as.
     pub users: IndexMap<String, String>,
-    /// Unix users who may control every instance.
+    /// The ssh entry account: owns repositories and releases, runs `hhlctl ssh`.
+    pub entry: String,
+    /// Identities who may do everything through ssh.
     pub admins: Vec<String>,
+    /// Identity → their role and ssh keys.
+    pub identities: IndexMap<String, Identity>,
     /// Owner → limits of `hhl-<owner>.slice`.
     pub limits: IndexMap<String, Limits>,
 }
@@ -31,9 +34,96 @@ impl Access {
         self.users.get(owner).map(String::as_str).unwrap_or(owner)
     }
 
-    /// Whether unix user `who` may control instances of `owner`.
-    pub fn may_control(&self, who: &str, owner: &str) -> bool {
-        who == "root" || self.admins.iter().any(|a| a == who) || self.user_of(owner) == who
+    /// Whether unix user `who` may control instances of `owner` from a shell: root and
+    /// the entry account (which authorizes each identity with `may` first).
+    pub fn may_control(&self, who: &str, _owner: &str) -> bool {
+        who == "root" || who == self.entry
+    }
+
+    pub fn is_admin(&self, identity: &str) -> bool {
+        identity == "root" || self.admins.iter().any(|a| a == identity)
+    }
+}
+
+/// Everything an identity may ask for, through ssh, a git hook or the log page.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// status, start, stop, restart, reload, rollback, releases of `owner`'s instances.
+    Control { owner: &'a str },
+    /// Read the logs of `owner`'s instances.
+    ReadLogs { owner: &'a str },
+    /// See (fetch) `branch` of `repo`.
+    Read { repo: &'a Repo, branch: &'a str },
+    /// Connect to `repo` to push at all (before any ref is known).
+    Write { repo: &'a Repo },
+    /// Make one ref update in `repo`.
+    Push { repo: &'a Repo, update: &'a RefUpdate },
+    /// apply, plan and every instance: admin commands.
+    Admin,
+}
+
+/// THE authorization question: may `identity` do `action`? `Err` says why not, in a
+/// sentence the identity reads. Used by `hhlctl ssh`, the git hooks and the log page.
+/// `root` (a local admin at the console) may do everything.
+pub fn may(model: &Model, identity: &str, action: Action) -> Result<(), String> {
+    let access = &model.access;
+    if access.is_admin(identity) {
+        return match action {
+            Action::Push { repo, update } => push_refusal(model, repo, identity, None, true, update),
+            _ => Ok(()),
+        };
+    }
+    let Some(me) = access.identities.get(identity) else {
+        return Err(format!("`{identity}` is not an identity in hhl.yaml (keys:)"));
+    };
+    let mine = |owner: &str| owner == me.name;
+    match action {
+        Action::Control { owner } | Action::ReadLogs { owner } if mine(owner) => Ok(()),
+        Action::Control { owner } => Err(format!(
+            "not yours: the instances of `{owner}` belong to {owner}, and you are `{identity}`"
+        )),
+        Action::ReadLogs { owner } => Err(format!(
+            "not yours: you are `{identity}` and may not read the logs of `{owner}`"
+        )),
+        Action::Read { repo, branch } => match &repo.kind {
+            // Developers read master (to merge from) and their own branch; other
+            // developers' branches are hidden.
+            RepoKind::Server(_) if branch == MASTER || mine(branch) => Ok(()),
+            RepoKind::Server(_) => Err(format!("{}: branch `{branch}` is not yours to read", repo.name)),
+            RepoKind::Lualib => Ok(()),
+            RepoKind::Serverctrl => Err(format!(
+                "{}: only admins read or push here (you are `{identity}`)",
+                repo.name
+            )),
+        },
+        Action::Write { repo } => match repo.kind {
+            RepoKind::Server(_) => Ok(()),
+            _ => Err(format!(
+                "{}: only admins push here (you are `{identity}`); ask one (users.admins in hhl.yaml)",
+                repo.name
+            )),
+        },
+        Action::Push { repo, update } => push_refusal(model, repo, identity, Some(me.name.as_str()), false, update),
+        Action::Admin => Err(format!("that is an admin command, and `{identity}` is not an admin")),
+    }
+}
+
+fn push_refusal(
+    model: &Model,
+    repo: &Repo,
+    identity: &str,
+    owner: Option<&str>,
+    admin: bool,
+    update: &RefUpdate,
+) -> Result<(), String> {
+    let pusher = crate::repos::Pusher {
+        user: identity,
+        owner,
+        admin,
+    };
+    match crate::repos::refusal(model, repo, &pusher, update) {
+        Some(r) => Err(r),
+        None => Ok(()),
     }
 }
 
@@ -51,17 +141,18 @@ impl Limits {
     }
 }
 
-pub fn resolve(
-    users: &RawUsers,
-    limits: &IndexMap<String, RawLimits>,
-    developers: &[String],
-    src: &Source,
-    errs: &mut Diagnostics,
-) -> Access {
+pub fn resolve(raw: &RawConfig, developers: &[String], src: &Source, errs: &mut Diagnostics) -> Access {
+    let (users, limits) = (&raw.users, &raw.limits);
     let user_hint =
         "unix user names: lowercase letters, digits, `_` and `-`, starting with a letter, at most 32, not root";
     let mut resolved = IndexMap::new();
-    if let Some(p) = names::run_as_problem(&users.master, "hhl") {
+    if let Some(p) = names::run_as_problem(&users.entry, "hhl") {
+        errs.push(
+            src.diag(&["users", "entry"], format!("users.entry: {p}"))
+                .hint(user_hint),
+        );
+    }
+    if let Some(p) = names::run_as_problem(&users.master, "hhl-master") {
         errs.push(
             src.diag(&["users", "master"], format!("users.master: {p}"))
                 .hint(user_hint),
@@ -84,8 +175,25 @@ pub fn resolve(
             );
         }
     }
+    let identities = identity::resolve(raw, developers, src, errs);
+    let runs_instances = |u: &String| *u == users.entry;
+    if users.entry == users.master
+        || users.map.values().any(runs_instances)
+        || developers
+            .iter()
+            .any(|d| format!("hhl-{d}") == users.entry && !users.map.contains_key(d))
+    {
+        errs.push(
+            src.diag(
+                &["users", "entry"],
+                format!("users.entry `{}` also runs instances", users.entry),
+            )
+            .hint("the entry account owns everybody's code; instances need their own users (default `hhl-<owner>`)"),
+        );
+    }
     for dev in developers {
-        let user = users.map.get(dev).unwrap_or(dev);
+        let default = format!("hhl-{dev}");
+        let user = users.map.get(dev).unwrap_or(&default);
         if let Some((other, _)) = resolved.iter().find(|(_, u)| *u == user) {
             let at: Vec<&str> = if users.map.contains_key(dev) {
                 vec!["users", "map", dev]
@@ -102,29 +210,6 @@ pub fn resolve(
         }
         resolved.insert(dev.clone(), user.clone());
     }
-    for (i, admin) in users.admins.iter().enumerate() {
-        if let Some(p) = names::user_problem(admin) {
-            errs.push(
-                src.diag(&["users", "admins", &i.to_string()], format!("users.admins: {p}"))
-                    .hint(user_hint),
-            );
-        }
-    }
-    if let Some(p) = crate::paths::path_problem(&users.shell) {
-        errs.push(
-            src.diag(&["users", "shell"], format!("users.shell: {p}"))
-                .hint("e.g. /usr/bin/git-shell (push only) or /bin/bash"),
-        );
-    } else if !users.shell.is_absolute() {
-        errs.push(
-            src.diag(
-                &["users", "shell"],
-                format!("users.shell `{}` is not an absolute path", users.shell.display()),
-            )
-            .hint("e.g. /usr/bin/git-shell (push only) or /bin/bash"),
-        );
-    }
-
     let base = limits.get(MASTER).cloned().unwrap_or_default();
     for owner in limits.keys() {
         if owner != MASTER && !developers.contains(owner) {
@@ -199,9 +284,10 @@ pub fn resolve(
 
     Access {
         create: users.create,
-        shell: users.shell.clone(),
         users: resolved,
+        entry: users.entry.clone(),
         admins: users.admins.clone(),
+        identities,
         limits: out,
     }
 }
@@ -249,5 +335,194 @@ mod tests {
         }
         assert!(valid_cpu("150%") && !valid_cpu("1.5") && !valid_cpu("0%"));
         assert!(valid_tasks("512") && valid_tasks("infinity") && !valid_tasks("0") && !valid_tasks("many"));
+    }
+}
+
+#[cfg(test)]
+mod may_tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::repos::repos;
+
+    const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev1";
+    const K2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDE5+m+Gef4gsADICwtTmejOZAgQIw/87ICuoaZ/3he7 dev2";
+    const KA: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJDTUkz/5Nx8r2QKT8SYP2EBfKfesbPg8WcSLUZGn8k7 lead";
+
+    fn model(extra: &str) -> Result<Model, String> {
+        let text = format!(
+            "developers: [dev1, dev2]\nservers:\n  socketserver:\n    template: builtin:socketserver\n    values:\n      master: {{port: 9000}}\n      dev1: {{port: 9001}}\n      dev2: {{port: 9002}}\nusers: {{admins: [lead]}}\nkeys:\n  dev1: [\"{K1}\"]\n  dev2: [\"{K2}\"]\n  lead: [\"{KA}\"]\n{extra}"
+        );
+        let path = PathBuf::from("/etc/hhl/hhl.yaml");
+        let raw = crate::config::parse(&path, &text).map_err(|d| d.to_string())?;
+        let src = Source { path, text };
+        crate::model::build(&raw, &src, crate::model::Flavor::Debian).map_err(|d| d.to_string())
+    }
+
+    fn update(branch: &str) -> RefUpdate {
+        RefUpdate {
+            old: "0".repeat(40),
+            new: "1".repeat(40),
+            refname: format!("refs/heads/{branch}"),
+        }
+    }
+
+    #[test]
+    fn developers_act_on_their_own_only() {
+        let m = model("").unwrap();
+        assert_eq!(may(&m, "dev1", Action::Control { owner: "dev1" }), Ok(()));
+        assert_eq!(
+            may(&m, "dev1", Action::Control { owner: "dev2" }).unwrap_err(),
+            "not yours: the instances of `dev2` belong to dev2, and you are `dev1`"
+        );
+        assert_eq!(
+            may(&m, "dev1", Action::ReadLogs { owner: "master" }).unwrap_err(),
+            "not yours: you are `dev1` and may not read the logs of `master`"
+        );
+        assert_eq!(
+            may(&m, "dev1", Action::Admin).unwrap_err(),
+            "that is an admin command, and `dev1` is not an admin"
+        );
+        assert_eq!(may(&m, "lead", Action::Control { owner: "dev2" }), Ok(()));
+        assert_eq!(may(&m, "root", Action::Admin), Ok(()));
+        assert_eq!(
+            may(&m, "mallory", Action::Control { owner: "mallory" }).unwrap_err(),
+            "`mallory` is not an identity in hhl.yaml (keys:)"
+        );
+    }
+
+    #[test]
+    fn repositories() {
+        let m = model("").unwrap();
+        let all = repos(&m);
+        let server = &all[0];
+        let serverctrl = all.iter().find(|r| r.kind == RepoKind::Serverctrl).unwrap();
+        assert_eq!(
+            may(
+                &m,
+                "dev1",
+                Action::Read {
+                    repo: server,
+                    branch: "master"
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            may(
+                &m,
+                "dev1",
+                Action::Read {
+                    repo: server,
+                    branch: "dev1"
+                }
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            may(
+                &m,
+                "dev1",
+                Action::Read {
+                    repo: server,
+                    branch: "dev2"
+                }
+            )
+            .unwrap_err(),
+            "socketserver: branch `dev2` is not yours to read"
+        );
+        assert!(may(
+            &m,
+            "dev1",
+            Action::Read {
+                repo: serverctrl,
+                branch: "master"
+            }
+        )
+        .is_err());
+        assert_eq!(
+            may(&m, "dev1", Action::Write { repo: serverctrl }).unwrap_err(),
+            "serverctrl: only admins push here (you are `dev1`); ask one (users.admins in hhl.yaml)"
+        );
+        assert_eq!(
+            may(
+                &m,
+                "dev1",
+                Action::Push {
+                    repo: server,
+                    update: &update("dev1")
+                }
+            ),
+            Ok(())
+        );
+        let theirs = may(
+            &m,
+            "dev1",
+            Action::Push {
+                repo: server,
+                update: &update("dev2"),
+            },
+        )
+        .unwrap_err();
+        assert!(theirs.contains("branch `dev2` belongs to dev2"), "{theirs}");
+        assert!(may(
+            &m,
+            "dev1",
+            Action::Push {
+                repo: server,
+                update: &update("master")
+            }
+        )
+        .is_err());
+        assert_eq!(
+            may(
+                &m,
+                "lead",
+                Action::Push {
+                    repo: server,
+                    update: &update("master")
+                }
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn keys_are_checked_where_written() {
+        let e = model("  dev3: [\"ssh-ed25519 AAAA\"]\n").unwrap_err();
+        assert!(e.contains("keys: `dev3` is neither a developer nor an admin"), "{e}");
+        assert!(e.contains(":14:"), "{e}");
+        let e = model(&format!("  master: [\"{K1}\"]\n")).unwrap_err();
+        assert!(e.contains("keys: `master` is neither"), "{e}");
+        let text = format!("developers: [dev1, dev2]\nservers: {{}}\nkeys:\n  dev1: [\"{K1}\"]\n  dev2: [\"{K1}\"]\n");
+        let path = PathBuf::from("h.yaml");
+        let raw = crate::config::parse(&path, &text).unwrap();
+        let e = crate::model::build(&raw, &Source { path, text }, crate::model::Flavor::Debian)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("keys.dev2[0]: this key is also dev1's"), "{e}");
+        assert!(e.contains("h.yaml:5:"), "{e}");
+    }
+
+    #[test]
+    fn instance_users_and_entry() {
+        let m = model("").unwrap();
+        assert_eq!(m.access.user_of("dev1"), "hhl-dev1");
+        assert_eq!(m.access.user_of("master"), "hhl-master");
+        assert_eq!(m.access.entry, "hhl");
+        let e = model("").map(|_| ()).and_then(|_| {
+            let text = "developers: [dev1]\nservers: {}\nusers: {entry: hhl-dev1}\n".to_string();
+            let path = PathBuf::from("h.yaml");
+            let raw = crate::config::parse(&path, &text).unwrap();
+            crate::model::build(&raw, &Source { path, text }, crate::model::Flavor::Debian)
+                .map(|_| ())
+                .map_err(|d| d.to_string())
+        });
+        let e = e.unwrap_err();
+        assert!(e.contains("h.yaml:3:"), "{e}");
+        assert!(
+            e.contains("unix user `hhl-dev1` would run") || e.contains("users.entry `hhl-dev1` also runs instances"),
+            "{e}"
+        );
     }
 }

@@ -36,6 +36,9 @@ pub enum Owner {
     User(String),
     /// root, with the user's primary group: what an instance reads but may not change.
     ReadBy(String),
+    /// The entry account (first), with the second user's primary group: code the
+    /// entry account deploys and that user's instances read.
+    Entry(String, String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -118,6 +118,14 @@ pub enum Command {
     )]
     Web(cmd::web::Args),
 
+    /// What sshd runs for each key in the entry account's authorized_keys; internal.
+    ///
+    /// Reads SSH_ORIGINAL_COMMAND (git-receive-pack, git-upload-pack, or one of the
+    /// developer commands: `ssh <entry>@server help`) and runs it for IDENTITY when
+    /// hhl.yaml allows it.
+    #[command(hide = true)]
+    Ssh(crate::ssh::dispatch::Args),
+
     /// What git hooks run (pre-receive, post-receive); not for direct use.
     #[command(hide = true)]
     Hook(cmd::hook::Args),

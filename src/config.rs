@@ -41,6 +41,14 @@ pub struct RawConfig {
     /// Where the git repositories developers push to live.
     #[serde(default, skip_serializing_if = "RawGit::is_default")]
     pub git: RawGit,
+    /// Identity (a developer or an admin) → their OpenSSH public keys: how they reach
+    /// the server (`ssh <users.entry>@server`), with no unix account of their own.
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "crate::strict::map"
+    )]
+    pub keys: IndexMap<String, Vec<String>>,
 }
 
 /// The bare repositories: `<root>/<server>.git` per logic server, `serverctrl.git`
@@ -49,10 +57,12 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RawGit {
     pub root: PathBuf,
-    /// The unix group of everybody who may push (developers and admins).
-    pub group: String,
     /// Releases kept per instance, for `hhlctl rollback`.
     pub keep: usize,
+    /// The largest object (file) a push may contain, in bytes (K, M, G suffixes).
+    pub max_object_size: String,
+    /// The largest push (its pack), in bytes (K, M, G suffixes).
+    pub max_push_size: String,
 }
 
 impl RawGit {
@@ -65,26 +75,28 @@ impl Default for RawGit {
     fn default() -> Self {
         RawGit {
             root: "/srv/git".into(),
-            group: "hhl-git".into(),
             keep: 5,
+            max_object_size: "10M".into(),
+            max_push_size: "100M".into(),
         }
     }
 }
 
-/// Unix identities: each developer's instances run as (and are controlled by) their
-/// unix user; master's as a system user.
+/// Unix accounts: one system user per owner runs that owner's instances (no login);
+/// one entry account is where every identity's ssh key lands.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawUsers {
-    /// `hhlctl apply` creates unix users that are missing (`useradd`).
+    /// `hhlctl apply` creates unix users that are missing (`useradd --system`).
     pub create: bool,
     /// The system user master's (and shared servers') instances run as.
     pub master: String,
-    /// Login shell of the developer users it creates; git-shell allows `git push` only.
-    pub shell: PathBuf,
-    /// Unix users who may control every instance.
+    /// The one ssh entry account: owns the repositories and releases; its
+    /// authorized_keys runs `hhlctl ssh <identity>` for every key in `keys:`.
+    pub entry: String,
+    /// Identities (names in `keys:`) who may do everything through ssh.
     pub admins: Vec<String>,
-    /// Developer → unix user, where they differ (default: the developer's name).
+    /// Developer → the system user their instances run as (default: `hhl-<developer>`).
     #[serde(deserialize_with = "crate::strict::map")]
     pub map: IndexMap<String, String>,
 }
@@ -99,8 +111,8 @@ impl Default for RawUsers {
     fn default() -> Self {
         RawUsers {
             create: true,
-            master: "hhl".into(),
-            shell: "/usr/bin/git-shell".into(),
+            master: "hhl-master".into(),
+            entry: "hhl".into(),
             admins: Vec::new(),
             map: IndexMap::new(),
         }
@@ -161,11 +173,14 @@ pub struct RawPaths {
     pub log_dir: PathBuf,
     /// The rsyslog rules that route each instance's lines to its file.
     pub rsyslog_conf: PathBuf,
+    /// Home of the ssh entry account (users.entry): root-owned, holds
+    /// `.ssh/authorized_keys` that `hhlctl apply` writes.
+    pub entry_home: PathBuf,
 }
 
 impl RawPaths {
     /// Every path, with its key under `paths:` in hhl.yaml.
-    pub fn named_mut(&mut self) -> [(&'static str, &mut PathBuf); 9] {
+    pub fn named_mut(&mut self) -> [(&'static str, &mut PathBuf); 10] {
         [
             ("hhl_root", &mut self.hhl_root),
             ("redis_conf_dir", &mut self.redis_conf_dir),
@@ -176,6 +191,7 @@ impl RawPaths {
             ("polkit_rules", &mut self.polkit_rules),
             ("log_dir", &mut self.log_dir),
             ("rsyslog_conf", &mut self.rsyslog_conf),
+            ("entry_home", &mut self.entry_home),
         ]
     }
 }
@@ -192,6 +208,7 @@ impl Default for RawPaths {
             polkit_rules: "/etc/polkit-1/rules.d/50-hhl.rules".into(),
             log_dir: "/var/log/hhl".into(),
             rsyslog_conf: "/etc/rsyslog.d/40-hhl.conf".into(),
+            entry_home: "/var/lib/hhl-entry".into(),
         }
     }
 }

@@ -29,13 +29,16 @@ fn ids(owner: &Owner) -> Option<(u32, u32)> {
         Owner::Root => Some((0, 0)),
         Owner::User(u) => users::lookup(u),
         Owner::ReadBy(u) => users::lookup(u).map(|(_, gid)| (0, gid)),
+        Owner::Entry(e, u) => users::lookup(e)
+            .zip(users::lookup(u))
+            .map(|((uid, _), (_, gid))| (uid, gid)),
     }
 }
 
 fn owner_name(owner: &Owner) -> &str {
     match owner {
         Owner::Root => "root",
-        Owner::User(u) | Owner::ReadBy(u) => u,
+        Owner::User(u) | Owner::ReadBy(u) | Owner::Entry(_, u) => u,
     }
 }
 

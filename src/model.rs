@@ -213,7 +213,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
 
     check_paths(raw, src, &mut errs);
     check_git(&raw.git, src, &mut errs);
-    let access = access::resolve(&raw.users, &raw.limits, &developers, src, &mut errs);
+    let access = access::resolve(raw, &developers, src, &mut errs);
 
     let mut instances = Vec::new();
     for (server, s) in &raw.servers {
@@ -448,14 +448,16 @@ fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
                 .hint("an absolute, normalised path, e.g. /srv/git"),
         );
     }
-    if let Some(p) = names::user_problem(&git.group) {
-        errs.push(
-            src.diag(
-                &["git", "group"],
-                format!("git.group: {}", p.replace("unix user name", "group name")),
-            )
-            .hint("lowercase letters, digits, `_` and `-`, starting with a letter"),
-        );
+    for (key, v) in [
+        ("max_object_size", &git.max_object_size),
+        ("max_push_size", &git.max_push_size),
+    ] {
+        if let Err(p) = crate::push_limits::parse_size(v) {
+            errs.push(
+                src.diag(&["git", key], format!("git.{key}: {p}"))
+                    .hint("bytes, or a number with K, M or G (`10M`), at least 1K"),
+            );
+        }
     }
     if git.keep < 2 {
         errs.push(
@@ -537,6 +539,11 @@ fn check_paths(raw: &RawConfig, src: &Source, errs: &mut Diagnostics) {
             "paths.rsyslog_conf".into(),
             vec!["paths".into(), "rsyslog_conf".into()],
             p.rsyslog_conf.clone(),
+        ),
+        (
+            "paths.entry_home".into(),
+            vec!["paths".into(), "entry_home".into()],
+            p.entry_home.clone(),
         ),
         (
             "git.root".into(),

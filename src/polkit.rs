@@ -1,16 +1,17 @@
-//! The polkit rule that lets developers control their own units without sudo. systemd
-//! asks polkit (`org.freedesktop.systemd1.manage-units`, with the `unit` and `verb`
+//! The polkit rule that lets the ssh entry account control the hhl units. systemd asks
+//! polkit (`org.freedesktop.systemd1.manage-units`, with the `unit` and `verb`
 //! details) before it starts, stops, restarts or reloads a unit for a non-root caller;
-//! the rule answers yes for the unit's owner and for admins. Pure: rule text as data.
+//! the rule answers yes for the entry account only (which serves every identity after
+//! `access::may`). Developers have no unix account and reach no D-Bus, so the job
+//! mode (which polkit cannot see) is always hhlctl's `replace`. Pure: rule text as data.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::artifact::{generated_header, Artifact};
 use crate::model::Model;
 use crate::reconcile::TARGET;
 
-/// What a developer may do to their own units. Not `kill`, `set-property` (which
+/// What the entry account may do to hhl units. Not `kill`, `set-property` (which
 /// could lift their limits) or `clean`.
 pub const VERBS: [&str; 8] = [
     "start",
@@ -24,39 +25,34 @@ pub const VERBS: [&str; 8] = [
 ];
 
 pub fn rules(model: &Model, source: &Path) -> String {
-    let owners: BTreeMap<String, &str> = model.instances.iter().map(|i| (i.unit(), i.user.as_str())).collect();
+    let units: Vec<String> = model.instances.iter().map(|i| i.unit()).collect();
     let header = generated_header(source, None);
     format!(
         "//{header_rest}\
-// Unix users may start, stop, restart and reload the hhl units they own; admins may do
-// so to every hhl unit (and {TARGET}), and start hhl-apply.service. Everything else
-// is left to other rules.
+// Only the ssh entry account ({entry}) may start, stop, restart and reload the hhl
+// units (and {TARGET}) and start hhl-apply.service: `hhlctl ssh` authorizes every
+// identity first. Root needs no rule; everybody else is left to other rules.
 polkit.addRule(function(action, subject) {{
-    if (action.id != \"org.freedesktop.systemd1.manage-units\") {{
+    if (action.id != \"org.freedesktop.systemd1.manage-units\" || subject.user != {entry_js}) {{
         return polkit.Result.NOT_HANDLED;
     }}
-    var owners = {owners};
-    var admins = {admins};
+    var units = {units};
     var verbs = {verbs};
     var unit = action.lookup(\"unit\");
     var verb = action.lookup(\"verb\");
-    var ours = Object.prototype.hasOwnProperty.call(owners, unit);
-    // A push to serverctrl: apply as root, for admins only.
-    if (unit == {apply} && verb == \"start\" && admins.indexOf(subject.user) >= 0) {{
+    if (unit == {apply} && verb == \"start\") {{
         return polkit.Result.YES;
     }}
-    if ((!ours && unit != {target}) || verbs.indexOf(verb) < 0) {{
-        return polkit.Result.NOT_HANDLED;
-    }}
-    if (admins.indexOf(subject.user) >= 0 || (ours && owners[unit] == subject.user)) {{
+    if ((units.indexOf(unit) >= 0 || unit == {target}) && verbs.indexOf(verb) >= 0) {{
         return polkit.Result.YES;
     }}
     return polkit.Result.NOT_HANDLED;
 }});
 ",
         header_rest = header.trim_start_matches('#'),
-        owners = js(&owners),
-        admins = js(&model.access.admins),
+        entry = crate::escape::comment(&model.access.entry),
+        entry_js = js(&model.access.entry),
+        units = js(&units),
         verbs = js(&VERBS),
         target = js(TARGET),
         apply = js(crate::cmd::hook::APPLY_UNIT),

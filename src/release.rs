@@ -5,7 +5,7 @@
 //! `.tmp-` directory, which the next one clears.
 
 use std::fs::{self, File};
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,13 +38,34 @@ impl Lock {
     /// `what` words the holder in the message: "another {what} {dir} has held its lock…".
     pub fn take_for(app: &Path, timeout: Duration, what: &str) -> Result<Lock> {
         let path = app.join(".lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let _ = f.set_permissions(fs::Permissions::from_mode(0o660));
+        // Never through a link planted at the lock's path (O_NOFOLLOW); a lock root
+        // creates goes to the app's owner (fchown on the open file, not the path), and
+        // a lock file someone else made is still lockable read-only.
+        let open = |write: bool| {
+            fs::OpenOptions::new()
+                .create(write)
+                .truncate(false)
+                .write(write)
+                .read(!write)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+        };
+        let f = open(true)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    open(false)
+                } else {
+                    Err(e)
+                }
+            })
+            .with_context(|| format!("opening {} (a symbolic link there is refused)", path.display()))?;
+        if unsafe { libc::geteuid() } == 0 {
+            if let Ok(dir) = fs::symlink_metadata(app) {
+                use std::os::unix::fs::MetadataExt;
+                let _ = std::os::unix::fs::fchown(&f, Some(dir.uid()), Some(dir.gid()));
+            }
+        }
+        let _ = f.set_permissions(fs::Permissions::from_mode(0o640));
         let deadline = Instant::now() + timeout;
         loop {
             // SAFETY: flock on a file descriptor we own.
@@ -144,7 +165,9 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     let tmp = dir.join(format!(".tmp-{id}"));
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     extract(git_dir, commit, &tmp)?;
-    let files = share_with_group(&tmp)?;
+    // Others read a release only where they read the app (the shared Lua library).
+    let others = fs::metadata(app).map(|m| m.permissions().mode() & 0o005).unwrap_or(0);
+    let files = share_with_group(&tmp, others)?;
     fs::rename(&tmp, dir.join(&id)).with_context(|| format!("renaming {} into place", tmp.display()))?;
     let previous = current(app);
     mark_reload(app, &deploy_record(&id))?;
@@ -284,7 +307,7 @@ pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
 
 /// Group-writable, so the owner and admins (members of the owner's group) can both
 /// prune what either deployed. Returns the number of files.
-fn share_with_group(root: &Path) -> Result<usize> {
+fn share_with_group(root: &Path, others: u32) -> Result<usize> {
     let mut files = 0;
     for entry in WalkDir::new(root) {
         let entry = entry?;
@@ -296,7 +319,14 @@ fn share_with_group(root: &Path) -> Result<usize> {
             files += 1;
         }
         let mode = meta.permissions().mode() & 0o7777;
-        let want = if meta.is_dir() { mode | 0o2070 } else { mode | 0o060 };
+        // The instance's group reads (and runs) what is there and writes nothing.
+        let exec = meta.is_dir() || mode & 0o100 != 0;
+        let group = if exec { 0o050 } else { 0o040 } | if exec { others } else { others & 0o004 };
+        let want = if meta.is_dir() {
+            (mode & 0o700) | 0o2000 | group
+        } else {
+            (mode & 0o700) | group
+        };
         if want != mode {
             fs::set_permissions(entry.path(), fs::Permissions::from_mode(want))?;
         }

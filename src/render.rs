@@ -62,10 +62,11 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
 }
 
 /// A deploy target: `app` holds `releases/` and `current` (a link to one of them,
-/// swapped by deploys), `link` points at `app/current` for nginx. `app` is setgid, so
-/// what an admin deploys stays in the owner's group.
-fn release_artifacts(app: &Path, link: &Path, mode: u32, user: &str) -> Vec<Artifact> {
-    let owner = Owner::User(user.to_string());
+/// swapped by deploys), `link` points at `app/current` for nginx. The entry account
+/// owns it (hooks deploy as it); `app` is setgid to the owner's group, which reads
+/// the code and cannot change it.
+fn release_artifacts(model: &Model, app: &Path, link: &Path, mode: u32, user: &str) -> Vec<Artifact> {
+    let owner = Owner::Entry(model.access.entry.clone(), user.to_string());
     let rel = |p: &Path| -> PathBuf {
         match (p.parent(), app.parent()) {
             (Some(a), Some(b)) if a == b => Path::new(app.file_name().unwrap_or_default()).join("current"),
@@ -81,13 +82,14 @@ fn release_artifacts(app: &Path, link: &Path, mode: u32, user: &str) -> Vec<Arti
     ]
 }
 
-/// The shared Lua library: `lua_lib_dir` links to `<lua_lib_dir>.app/current`; master's
-/// user owns the releases, every instance may read them.
+/// The shared Lua library: `lua_lib_dir` links to `<lua_lib_dir>.app/current`, in
+/// master's group; every instance may read it (the lib releases are world-readable).
 fn lib_artifacts(model: &Model) -> Vec<Artifact> {
     release_artifacts(
+        model,
         &lib_app_dir(model),
         &model.paths.lua_lib_dir,
-        0o2775,
+        0o2755,
         model.access.user_of(MASTER),
     )
 }
@@ -150,12 +152,20 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
                 if let Some(server_dir) = inst.dir.parent() {
                     out.push(Artifact::dir(server_dir, 0o755));
                 }
-                out.push(Artifact::dir(&inst.dir, 0o750).owned(reads.clone()));
+                // 0751: the entry account passes through to app/ (its own); nobody
+                // but the owner's group lists or reads anything here.
+                out.push(Artifact::dir(&inst.dir, 0o751).owned(reads.clone()));
                 out.push(Artifact::dir(inst.dir.join("conf"), 0o750).owned(reads));
                 for sub in ["logs", "temp"] {
                     out.push(Artifact::dir(inst.dir.join(sub), 0o750).owned(writes.clone()));
                 }
-                out.extend(release_artifacts(&inst.app_dir(), &inst.src_dir(), 0o2770, &inst.user));
+                out.extend(release_artifacts(
+                    model,
+                    &inst.app_dir(),
+                    &inst.src_dir(),
+                    0o2750,
+                    &inst.user,
+                ));
             }
             Kind::Redis => {
                 out.push(Artifact::dir(&model.paths.redis_data_dir, 0o755));
@@ -177,6 +187,16 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
         Err(e) => errs.push(unsafe_source(e)),
     }
     out.extend(polkit::artifact(model, source));
+    if !model.access.identities.is_empty() {
+        let hhlctl = Path::new(crate::ssh::authorized_keys::HHLCTL);
+        match crate::ssh::authorized_keys::artifacts(model, hhlctl, source) {
+            Ok(a) => out.extend(a),
+            Err(e) => errs.push(
+                Diagnostic::new(source, format!("cannot write the entry account's authorized_keys: {e}"))
+                    .hint("fix the key in `keys:`"),
+            ),
+        }
+    }
     match rsyslog::artifacts(model, source) {
         Ok(a) => out.extend(a),
         Err(e) => errs.push(unsafe_source(e)),

@@ -110,7 +110,7 @@ pub fn parse_push_options(opts: &[String]) -> Result<PushOptions, String> {
     Ok(o)
 }
 
-/// Who is pushing: a unix user, with the developer (or master) they are, if any.
+/// Who is pushing: an identity, with the developer they are, if any.
 pub struct Pusher<'a> {
     pub user: &'a str,
     pub owner: Option<&'a str>,
@@ -119,13 +119,8 @@ pub struct Pusher<'a> {
 
 impl<'a> Pusher<'a> {
     pub fn new(model: &'a Model, user: &'a str) -> Pusher<'a> {
-        let owner = model
-            .access
-            .users
-            .iter()
-            .find(|(_, u)| u.as_str() == user)
-            .map(|(o, _)| o.as_str());
-        let admin = user == "root" || model.access.admins.iter().any(|a| a == user);
+        let owner = model.developers.iter().find(|d| *d == user).map(String::as_str);
+        let admin = model.access.is_admin(user);
         Pusher { user, owner, admin }
     }
 }
@@ -182,7 +177,7 @@ pub fn refusal(model: &Model, repo: &Repo, pusher: &Pusher, update: &RefUpdate) 
                     None => "you own no branch here".into(),
                 };
                 return Some(format!(
-                    "{}: branch `{branch}` belongs to {branch}, and you are unix user `{who}`; {yours}",
+                    "{}: branch `{branch}` belongs to {branch}, and you are `{who}`; {yours}",
                     repo.name
                 ));
             }
@@ -247,10 +242,7 @@ mod tests {
         let m = model();
         assert_eq!(push(&m, "socketserver", "dev1", "dev1"), None);
         let no = push(&m, "socketserver", "dev1", "dev2").unwrap();
-        assert!(
-            no.contains("branch `dev2` belongs to dev2, and you are unix user `dev1`"),
-            "{no}"
-        );
+        assert!(no.contains("branch `dev2` belongs to dev2, and you are `dev1`"), "{no}");
         assert!(push(&m, "socketserver", "dev1", "master")
             .unwrap()
             .contains("only admins push it"));

@@ -2,12 +2,12 @@
 //! ones with `useradd`, the distribution's own tool.
 
 use std::ffi::{CStr, CString};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
 use crate::access::Access;
-use crate::names::MASTER;
 
 /// Read one passwd entry: `get` is getpwnam_r or getpwuid_r with its key bound;
 /// `read` takes what is wanted while the entry's buffer is alive.
@@ -61,7 +61,7 @@ pub fn system_accounts(access: &Access) -> Vec<(&str, &str, u32)> {
                 },
             )?;
             let ours = gecos.starts_with(&format!("hhl {owner}"));
-            (uid < UID_MIN && !(owner == MASTER && ours)).then_some((owner.as_str(), user.as_str(), uid))
+            (uid < UID_MIN && !ours).then_some((owner.as_str(), user.as_str(), uid))
         })
         .collect()
 }
@@ -132,16 +132,17 @@ pub fn add_to_groups(user: &str, groups: &[String]) -> Result<bool> {
     Ok(true)
 }
 
-/// Admins join every owner's group, so they can deploy into anyone's releases.
-pub fn admit_admins(access: &Access) -> Result<Vec<String>> {
-    let groups: Vec<String> = access.users.values().cloned().collect();
-    let mut changed = Vec::new();
-    for admin in &access.admins {
-        if lookup(admin).is_some() && add_to_groups(admin, &groups)? {
-            changed.push(admin.clone());
-        }
+/// `program` run as `user`: through `runuser` when we are root, so that root does
+/// the work in a tree `user` can write as `user` (nothing planted there can redirect
+/// a root write), else directly.
+pub fn as_user(user: &str, program: &str) -> Command {
+    if unsafe { libc::geteuid() } == 0 && user != "root" {
+        let mut c = Command::new("runuser");
+        c.args(["-u", user, "--", program]);
+        c
+    } else {
+        Command::new(program)
     }
-    Ok(changed)
 }
 
 /// Users in `access` that do not exist on this host, as (owner, user).
@@ -154,20 +155,31 @@ pub fn missing(access: &Access) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Create the missing users: master's as a system user with no login, developers' with
-/// a home (for their ssh keys) and `access.shell`. Returns who was created.
-pub fn create_missing(access: &Access) -> Result<Vec<String>> {
+/// Create the missing users: every owner's as a system user with no login, no shell
+/// and no home; the entry account as a system user whose shell (`/bin/sh`, which sshd
+/// runs the forced command with) is reachable only through its authorized_keys, with
+/// a locked password, a root-owned home, and read access to the journal (for `logs`).
+/// Returns who was created.
+pub fn create_missing(access: &Access, entry_home: &Path) -> Result<Vec<String>> {
     let mut created = Vec::new();
-    for (owner, user) in missing(access) {
+    let entry = (access.entry.as_str(), access.entry.as_str());
+    let wanted = missing(access)
+        .into_iter()
+        .chain((lookup(&access.entry).is_none()).then_some(entry));
+    for (owner, user) in wanted {
         let mut cmd = Command::new("useradd");
-        cmd.arg("--user-group");
-        if owner == MASTER {
-            cmd.args(["--system", "--no-create-home", "--home-dir", "/nonexistent"])
-                .args(["--shell", "/usr/sbin/nologin"]);
+        cmd.args(["--user-group", "--system", "--no-create-home"]);
+        if user == access.entry {
+            cmd.arg("--home-dir").arg(entry_home).args(["--shell", "/bin/sh"]);
+            if group_exists("systemd-journal") {
+                cmd.args(["--groups", "systemd-journal"]);
+            }
+            cmd.args(["--comment", "hhl entry"]);
         } else {
-            cmd.arg("--create-home").arg("--shell").arg(&access.shell);
+            cmd.args(["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"]);
+            cmd.args(["--comment", &format!("hhl {owner}")]);
         }
-        cmd.args(["--comment", &format!("hhl {owner}")]).arg(user);
+        cmd.arg(user);
         let out = cmd.output().context("running useradd (from the passwd package)")?;
         if !out.status.success() {
             bail!("useradd {user} failed: {}", String::from_utf8_lossy(&out.stderr).trim());

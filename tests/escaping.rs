@@ -279,14 +279,8 @@ fn yaml_tags_duplicates_and_nulls() {
 fn zero_memory_and_shell_with_newline() {
     let e = refused(&format!("{MINI}limits:\n  master: {{memory: 0}}\n"));
     has(&e, &["limits.master.memory: `0` is not a valid limit", "hhl.yaml:14:"]);
-    let e = refused(&format!("{MINI}users:\n  shell: \"/bin/bash\\n\"\n"));
-    has(
-        &e,
-        &[
-            "users.shell: `/bin/bash\\n` contains a control character",
-            "hhl.yaml:14:3",
-        ],
-    );
+    let e = refused(&format!("{MINI}users:\n  entry: \"hhl\\n\"\n"));
+    has(&e, &["users.entry: ", "hhl.yaml:14:3"]);
 }
 
 // ---- Paths that collide or escape ----
@@ -554,9 +548,10 @@ fn escaped_values_pass_nginx_t() {
 fn system_accounts_on_the_host_are_found() {
     let mut access = hhlctl::access::Access {
         create: true,
-        shell: "/usr/bin/git-shell".into(),
         users: Default::default(),
+        entry: "hhl".into(),
         admins: Vec::new(),
+        identities: Default::default(),
         limits: Default::default(),
     };
     access.users.insert("master".into(), "daemon".into());

@@ -65,11 +65,8 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
 
     // Users first: configs are tested as the user that will run them.
-    for user in users::create_missing(&model.access)? {
+    for user in users::create_missing(&model.access, &model.paths.entry_home)? {
         println!("created unix user {user}");
-    }
-    for admin in users::admit_admins(&model.access)? {
-        println!("added admin {admin} to the instance owners' groups");
     }
     // Before any Redis (re)starts: it refuses to start without its ACL file.
     if crate::secrets::ensure(root, model)? > 0 {
@@ -328,7 +325,7 @@ fn refuse_system_accounts(loaded: &Loaded) -> Result<()> {
         let index;
         let at: Vec<&str> = if owner == MASTER {
             vec!["users", "master"]
-        } else if access.users.get(owner).is_some_and(|u| u != owner) {
+        } else if access.users.get(owner).is_some_and(|u| *u != format!("hhl-{owner}")) {
             vec!["users", "map", owner]
         } else {
             index = loaded
@@ -360,7 +357,7 @@ fn refuse_missing_users(loaded: &Loaded) -> Result<()> {
     for (owner, user) in users::missing(access) {
         let at: Vec<String> = if owner == MASTER {
             vec!["users".into(), "master".into()]
-        } else if access.users.get(owner).is_some_and(|u| u != owner) {
+        } else if access.users.get(owner).is_some_and(|u| *u != format!("hhl-{owner}")) {
             vec!["users".into(), "map".into(), owner.into()]
         } else {
             let i = loaded.model.developers.iter().position(|d| d == owner).unwrap_or(0);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::apply::report;
+use crate::access::{self, Action};
 use crate::artifact::Content;
 use crate::fsapply::{self, Ownership};
 use crate::load::{self, Loaded};
@@ -74,6 +75,19 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     }
 }
 
+/// Who is pushing: the identity `hhlctl ssh` set (clients cannot set it: see
+/// `ssh::IDENTITY_ENV`), or root at the console.
+fn identity() -> Result<String> {
+    if let Ok(id) = std::env::var(crate::ssh::IDENTITY_ENV) {
+        return Ok(id);
+    }
+    let me = users::current()?;
+    if me == "root" {
+        return Ok(me);
+    }
+    bail!("pushes come through ssh (`git push <entry>@server:<repo>`); unix user `{me}` pushed without an identity")
+}
+
 /// `git push -o X` arrives as GIT_PUSH_OPTION_<n>.
 fn push_options() -> Vec<String> {
     let n: usize = std::env::var("GIT_PUSH_OPTION_COUNT")
@@ -87,11 +101,10 @@ fn push_options() -> Vec<String> {
 
 fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i32> {
     let model = &loaded.model;
-    let me = users::current()?;
-    let pusher = repos::Pusher::new(model, &me);
+    let me = identity()?;
     let refusals: Vec<String> = updates
         .iter()
-        .filter_map(|u| repos::refusal(model, repo, &pusher, u))
+        .filter_map(|u| access::may(model, &me, Action::Push { repo, update: u }).err())
         .collect();
     if !refusals.is_empty() {
         for r in &refusals {
@@ -102,6 +115,18 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
     }
     let mut failed = false;
     for u in updates.iter().filter(|u| !u.is_delete()) {
+        let mut problems = super::push_checks::objects(model, &repo.path, u)?;
+        if problems.is_empty() && repo.kind != RepoKind::Serverctrl {
+            problems = super::push_checks::tree(&repo.path, u)?;
+        }
+        if !problems.is_empty() {
+            eprintln!("refused: {} {}:", repo.name, u.refname);
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            failed = true;
+            continue;
+        }
         let problems = match &repo.kind {
             RepoKind::Server(_) | RepoKind::Lualib => check_lua(model, &repo.path, u)?,
             RepoKind::Serverctrl if u.branch() == Some(MAIN_BRANCH) => check_serverctrl(loaded, &repo.path, u)?,
@@ -212,13 +237,12 @@ fn diagnostic_text(e: &anyhow::Error) -> String {
 
 fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &PushOptions) -> Result<i32> {
     let model = &loaded.model;
-    let me = users::current()?;
-    let pusher = repos::Pusher::new(model, &me);
+    let me = identity()?;
     let mut failed = 0;
     for u in updates.iter().filter(|u| !u.is_delete()) {
         let Some(branch) = u.branch() else { continue };
         // pre-receive refused these already; run by hand, this hook must not deploy them.
-        if let Some(why) = repos::refusal(model, repo, &pusher, u) {
+        if let Err(why) = access::may(model, &me, Action::Push { repo, update: u }) {
             eprintln!("not deployed: {why}");
             failed += 1;
             continue;

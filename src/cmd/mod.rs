@@ -7,6 +7,7 @@ pub mod hook;
 pub mod import;
 pub mod logs;
 pub mod plan;
+pub mod push_checks;
 pub mod ready;
 pub mod render;
 pub mod repo;
@@ -37,6 +38,7 @@ pub fn dispatch(args: Arguments) -> Result<i32> {
         Command::GenerateAssets(a) => assets::run(a),
         Command::Repo(a) => repo::run(&args.config, a),
         Command::Hook(a) => hook::run(&args.config, a),
+        Command::Ssh(a) => crate::ssh::dispatch::run(&args.config, a),
         Command::Rollback(a) => rollback::run(&args.config, a),
         Command::Web(a) => web::run(&args.config, a),
     }

@@ -1,23 +1,24 @@
-//! `hhlctl repo init`: the bare repositories developers push to, their hooks, and the
-//! group that may push. Idempotent: history is never touched; hooks and membership
-//! are brought up to date.
+//! `hhlctl repo init`: the bare repositories developers push to (through the entry
+//! account: `git push hhl@server:socketserver`) and their hooks. Idempotent: history
+//! is never touched; hooks are brought up to date. Everything inside git.root is done
+//! as the entry account, which owns it: root never writes into a tree another user
+//! can change.
 
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fsapply;
-use crate::git;
 use crate::load::{self, Loaded};
 use crate::model::TemplateRef;
-use crate::release::Scratch;
 use crate::repos::{self, Repo, RepoKind, MAIN_BRANCH};
 use crate::users;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// Create missing repositories, install hooks, set up the push group.
+    /// Create missing repositories and the entry account, install hooks.
     Init,
 }
 
@@ -30,50 +31,33 @@ pub struct Args {
 pub fn run(config: &Path, args: Args) -> Result<i32> {
     let Action::Init = args.action;
     if unsafe { libc::geteuid() } != 0 {
-        bail!("repo init needs root: it creates a group, repositories and hooks under git.root");
+        bail!("repo init needs root: it creates the entry account and git.root");
     }
     let loaded = load::load(config)?;
     let model = &loaded.model;
-    for user in users::create_missing(&model.access)? {
+    for user in users::create_missing(&model.access, &model.paths.entry_home)? {
         println!("created unix user {user}");
     }
-    let group = &model.git.group;
-    if users::ensure_group(group)? {
-        println!("created group {group}");
-    }
-    // Everybody who pushes: developers and admins.
-    let pushers = model
-        .developers
-        .iter()
-        .map(|d| model.access.user_of(d).to_string())
-        .chain(model.access.admins.iter().cloned());
-    for user in pushers {
-        if users::add_to_groups(&user, std::slice::from_ref(group))? {
-            println!("added {user} to {group}");
-        }
-    }
+    let entry = &model.access.entry;
+    root_dir(&model.git.root, entry)?;
     let hhlctl = std::env::current_exe().context("finding hhlctl's own path")?;
     let config = config
         .canonicalize()
         .with_context(|| format!("resolving {}", config.display()))?;
     for repo in repos::repos(model) {
-        let created = init_one(&repo, group)?;
+        let created = init_one(&repo, entry)?;
         crate::fault::point("repo:created");
-        let hooks = repo.path.join("hooks");
-        for gone in fsapply::clear_temps(&hooks) {
-            println!("removed {}, left by an interrupted run", gone.display());
-        }
         for hook in ["pre-receive", "post-receive"] {
-            fsapply::write_file(
+            write_as(
+                entry,
                 &repo.path.join("hooks").join(hook),
-                repos::hook_script(&hhlctl, &config, hook).as_bytes(),
-                0o755,
+                &repos::hook_script(&hhlctl, &config, hook),
             )?;
         }
         // Seeded when its branch is missing, not when just created: a run killed in
         // between leaves a repository without it, and the next run seeds it.
-        if repo.kind == RepoKind::Serverctrl && !has_branch(&repo, MAIN_BRANCH) {
-            seed_serverctrl(&loaded, &repo)?;
+        if repo.kind == RepoKind::Serverctrl && !has_branch(&repo, entry, MAIN_BRANCH) {
+            seed_serverctrl(&loaded, &repo, entry)?;
         }
         println!(
             "{} {}",
@@ -82,67 +66,104 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         );
     }
     println!(
-        "push: git push <clone of {}/<server>.git> HEAD:<your name>; options: {}",
-        model.git.root.display(),
+        "push: git push {entry}@<server>:<repo> HEAD:<your name> (repos: {}); options: {}",
+        repos::repos(model)
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         repos::PUSH_OPTIONS
     );
     Ok(0)
 }
 
-fn has_branch(repo: &Repo, branch: &str) -> bool {
-    git::run(
-        git::at(&repo.path),
+/// git.root: created by root (its parent is root's) as a 0700 directory of the entry
+/// account. An existing one must be a real directory the entry account owns.
+fn root_dir(root: &Path, entry: &str) -> Result<()> {
+    let Some((uid, gid)) = users::lookup(entry) else {
+        bail!("the entry account `{entry}` does not exist (users.create is off?)");
+    };
+    match std::fs::symlink_metadata(root) {
+        Ok(m) if m.file_type().is_dir() && m.uid() == uid => return Ok(()),
+        Ok(m) if m.file_type().is_dir() && m.uid() == 0 => {}
+        Ok(_) => bail!(
+            "{} is not a directory owned by `{entry}` or root (a symlink?); move it away and run `hhlctl repo init` again",
+            root.display()
+        ),
+        Err(_) => std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(root)
+            .with_context(|| format!("creating {}", root.display()))?,
+    }
+    // The directory is root's (just made, or left by an older hhlctl): hand it over
+    // without following anything (lchown on a path in a root-owned parent).
+    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).with_context(|| format!("chown {}", root.display()))?;
+    std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
+fn git_as(entry: &str, repo: &Path, args: &[&str]) -> Result<String> {
+    let mut cmd = users::as_user(entry, "git");
+    cmd.arg("--git-dir").arg(repo);
+    crate::git::run(cmd, args)
+}
+
+fn has_branch(repo: &Repo, entry: &str, branch: &str) -> bool {
+    git_as(
+        entry,
+        &repo.path,
         &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")],
     )
     .is_ok()
 }
 
+/// `path`'s content replaced atomically, written by `user`: a link planted at the
+/// path or its temporary name is replaced (mv), never followed.
+fn write_as(user: &str, path: &Path, text: &str) -> Result<()> {
+    let mut child = users::as_user(user, "sh")
+        .args([
+            "-c",
+            r#"set -e; umask 022; t="$1.tmp-$$"; rm -f "$t"; cat > "$t"; chmod 0755 "$t"; mv -fT "$t" "$1""#,
+            "sh",
+        ])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("running sh")?;
+    child.stdin.take().context("stdin")?.write_all(text.as_bytes())?;
+    if !child.wait()?.success() {
+        bail!("writing {} as {user} failed", path.display());
+    }
+    Ok(())
+}
+
 /// Returns whether the repository was created. `git init` runs every time: on an
 /// existing repository it only fills in what is missing (a run killed inside `git init`
 /// leaves a partial one) and never touches history.
-fn init_one(repo: &Repo, group: &str) -> Result<bool> {
+fn init_one(repo: &Repo, entry: &str) -> Result<bool> {
     let path = &repo.path;
     let created = !path.join("HEAD").exists();
-    {
-        let out = Command::new("git")
-            .args(["init", "-q", "--bare", "--shared=0660", "--initial-branch", MAIN_BRANCH])
-            .arg(path)
-            .output()
-            .context("running git init")?;
-        if !out.status.success() {
-            bail!(
-                "git init {} failed: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-    }
-    git::run(git::at(path), &["config", "receive.advertisePushOptions", "true"])?;
-    // The pushers' git refuses a repository another user owns unless it is declared safe.
-    let s = path.display().to_string();
-    let safe = Command::new("git")
-        .args(["config", "--system", "--get-all", "safe.directory"])
+    let out = users::as_user(entry, "git")
+        .args(["init", "-q", "--bare", "--initial-branch", MAIN_BRANCH])
+        .arg(path)
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l == s))
-        .unwrap_or(false);
-    if !safe {
-        let st = Command::new("git")
-            .args(["config", "--system", "--add", "safe.directory", &s])
-            .status()
-            .context("running git config --system")?;
-        if !st.success() {
-            bail!("could not add {s} to git's system safe.directory list");
-        }
+        .context("running git init")?;
+    if !out.status.success() {
+        bail!(
+            "git init {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    let st = Command::new("chgrp").args(["-R", group]).arg(path).status()?;
-    if !st.success() {
-        bail!("chgrp -R {group} {} failed", path.display());
-    }
+    git_as(entry, path, &["config", "receive.advertisePushOptions", "true"])?;
+    // Objects of a refused push stay in git's quarantine and are dropped with it.
+    git_as(entry, path, &["config", "receive.fsckObjects", "true"])?;
     Ok(created)
 }
 
-/// The first commit of serverctrl: the live hhl.yaml and the template files it names.
-fn seed_serverctrl(loaded: &Loaded, repo: &Repo) -> Result<()> {
+/// The first commit of serverctrl: the live hhl.yaml and the template files it names,
+/// read by the entry account.
+fn seed_serverctrl(loaded: &Loaded, repo: &Repo, entry: &str) -> Result<()> {
     let dir = loaded.source.dir();
     let mut files = vec![loaded
         .source
@@ -161,14 +182,16 @@ fn seed_serverctrl(loaded: &Loaded, repo: &Repo) -> Result<()> {
             }
         }
     }
-    let index = Scratch::new("seed")?;
+    let index = repo.path.join("hhl-seed.index");
     let run = |args: &[&str]| -> Result<String> {
-        let mut cmd = git::at(&repo.path);
-        cmd.arg("--work-tree")
+        let mut cmd: Command = users::as_user(entry, "git");
+        cmd.arg("--git-dir")
+            .arg(&repo.path)
+            .arg("--work-tree")
             .arg(dir)
             .args(["-c", "user.name=hhlctl", "-c", "user.email=hhlctl@localhost"])
-            .env("GIT_INDEX_FILE", index.0.join("index"));
-        git::run(cmd, args)
+            .env("GIT_INDEX_FILE", &index);
+        crate::git::run(cmd, args)
     };
     let mut add = vec!["add", "--"];
     add.extend(files.iter().map(String::as_str));
@@ -181,10 +204,7 @@ fn seed_serverctrl(loaded: &Loaded, repo: &Repo) -> Result<()> {
         "hhl.yaml and templates, as found by `hhlctl repo init`",
     ])?;
     run(&["update-ref", &format!("refs/heads/{MAIN_BRANCH}"), &commit])?;
-    let _ = Command::new("chgrp")
-        .args(["-R", &loaded.model.git.group])
-        .arg(&repo.path)
-        .status();
+    let _ = users::as_user(entry, "rm").arg("-f").arg(&index).status();
     println!("seeded {} with {}", repo.path.display(), files.join(", "));
     Ok(())
 }

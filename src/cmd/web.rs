@@ -91,7 +91,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         }
         Action::Passwd { user, passwd } => {
             let model = &loaded.model;
-            let known = model.access.admins.contains(&user) || model.instances.iter().any(|i| i.user == user);
+            let known = model.access.admins.contains(&user) || model.developers.contains(&user);
             if !known {
                 bail!(
                     "`{user}` owns no instance and is not an admin in {}; the log page is for developers' unix users and users.admins",

@@ -153,6 +153,7 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         users: Default::default(),
         limits: Default::default(),
         git: Default::default(),
+        keys: Default::default(),
     };
     let yaml = serde_norway::to_string(&config).expect("the config serializes");
     let header = format!(

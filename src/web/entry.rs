@@ -89,7 +89,7 @@ pub fn visible(model: &Model, user: &str) -> Vec<Visible> {
     model
         .instances
         .iter()
-        .filter(|i| admin || i.user == user)
+        .filter(|i| admin || i.developer == user)
         .map(|i| Visible {
             instance: crate::units::syslog_identifier(i),
             unit: i.unit(),

@@ -1,0 +1,128 @@
+//! The entry account's `~/.ssh/authorized_keys`: one line per key in hhl.yaml,
+//! `restrict,command="<hhlctl> ssh <identity>" <type> <base64> [comment]`. Pure.
+
+use std::path::Path;
+
+use crate::artifact::{generated_header, Artifact};
+use crate::escape::Unsafe;
+use crate::identity::PublicKey;
+use crate::model::Model;
+
+/// One authorized_keys line, or why it cannot be written. The identity lands inside
+/// `command="…"`, so only name characters pass; the key is re-checked (type, base64)
+/// and its comment may hold no control character: a newline would start a line of
+/// the writer's choosing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedKey(String);
+
+impl AuthorizedKey {
+    pub fn new(hhlctl: &Path, identity: &str, key: &PublicKey) -> Result<Self, Unsafe> {
+        let ok_name = !identity.is_empty()
+            && identity
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ok_name {
+            return Err(Unsafe(format!(
+                "identity `{}` is not a plain name",
+                identity.escape_debug()
+            )));
+        }
+        let exe = hhlctl
+            .to_str()
+            .filter(|p| p.starts_with('/') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b)));
+        let Some(exe) = exe else {
+            return Err(Unsafe(format!(
+                "hhlctl's path {} cannot stand in command=\"…\"",
+                hhlctl.display()
+            )));
+        };
+        let line = match &key.comment {
+            Some(c) => format!("{} {} {c}", key.kind, key.blob),
+            None => format!("{} {}", key.kind, key.blob),
+        };
+        let again = PublicKey::parse(&line).map_err(Unsafe)?;
+        if again != *key {
+            return Err(Unsafe("the key does not read back as itself".into()));
+        }
+        Ok(AuthorizedKey(format!(
+            "restrict,command=\"{exe} ssh {identity}\" {line}"
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where the file goes.
+pub fn path(model: &Model) -> std::path::PathBuf {
+    model.paths.entry_home.join(".ssh/authorized_keys")
+}
+
+/// The file's text: a header, then every identity's keys in hhl.yaml order.
+pub fn text(model: &Model, hhlctl: &Path, source: &Path) -> Result<String, Unsafe> {
+    let mut out = generated_header(source, None);
+    for id in model.access.identities.values() {
+        for key in &id.keys {
+            out.push_str(AuthorizedKey::new(hhlctl, &id.name, key)?.as_str());
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Root owns the file and its directories: the entry account reads its keys and
+/// cannot add one.
+pub fn artifacts(model: &Model, hhlctl: &Path, source: &Path) -> Result<Vec<Artifact>, Unsafe> {
+    Ok(vec![
+        Artifact::dir(&model.paths.entry_home, 0o755),
+        Artifact::dir(model.paths.entry_home.join(".ssh"), 0o755),
+        Artifact::file(path(model), text(model, hhlctl, source)?, 0o644),
+    ])
+}
+
+/// Where the installed hhlctl is: the forced command names it.
+pub const HHLCTL: &str = "/usr/bin/hhlctl";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+
+    fn key(comment: Option<&str>) -> PublicKey {
+        PublicKey {
+            kind: "ssh-ed25519".into(),
+            blob: ED.into(),
+            comment: comment.map(String::from),
+        }
+    }
+
+    #[test]
+    fn line() {
+        let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(Some("dev1@pc"))).unwrap();
+        assert_eq!(
+            l.as_str(),
+            format!("restrict,command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED} dev1@pc")
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let h = Path::new(HHLCTL);
+        assert_eq!(
+            AuthorizedKey::new(h, "dev1\" x", &key(None)).unwrap_err().0,
+            "identity `dev1\\\" x` is not a plain name"
+        );
+        assert_eq!(
+            AuthorizedKey::new(h, "dev1", &key(Some("a\nssh-ed25519 AAAA")))
+                .unwrap_err()
+                .0,
+            "the key contains a newline"
+        );
+        assert!(AuthorizedKey::new(Path::new("/opt/my hhl"), "dev1", &key(None))
+            .unwrap_err()
+            .0
+            .contains("cannot stand in command"));
+    }
+}

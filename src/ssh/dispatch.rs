@@ -1,0 +1,304 @@
+//! `hhlctl ssh <identity>`: what sshd runs for every key (the forced command). It
+//! parses SSH_ORIGINAL_COMMAND, asks `access::may` about every instance, repository
+//! and branch involved, and only then runs git or the command, as the entry account.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use super::command::{self, Request, ADMIN_HELP, HELP};
+use super::IDENTITY_ENV;
+use crate::access::{self, Action};
+use crate::cmd::select::Selection;
+use crate::load;
+use crate::model::{Instance, Kind, Model};
+use crate::names::MASTER;
+use crate::release;
+use crate::repos::{Repo, RepoKind};
+use crate::systemd::JobKind;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The identity whose key sshd matched (from authorized_keys, never the client).
+    pub identity: String,
+}
+
+pub fn run(config: &Path, args: Args) -> Result<i32> {
+    let identity = args.identity.as_str();
+    let loaded = load::load(config)?;
+    let model = &loaded.model;
+    if !model.access.is_admin(identity) && !model.access.identities.contains_key(identity) {
+        eprintln!("refused: `{identity}` is no longer an identity in hhl.yaml; ask an admin");
+        return Ok(1);
+    }
+    let Ok(line) = std::env::var("SSH_ORIGINAL_COMMAND") else {
+        // `ssh hhl@server` with no command: there is no shell here.
+        eprintln!("hi {identity}: there is no shell on this account.\n{HELP}");
+        return Ok(1);
+    };
+    let request = match command::parse(model, &line) {
+        Ok(r) => r,
+        Err(e) => return refuse(&e),
+    };
+    match request {
+        Request::Receive(repo) => git(model, identity, "receive-pack", &repo),
+        Request::Upload(repo) => git(model, identity, "upload-pack", &repo),
+        Request::Help => {
+            println!("{HELP}");
+            if model.access.is_admin(identity) {
+                println!("{ADMIN_HELP}");
+            }
+            Ok(0)
+        }
+        Request::Status(names) => match authorized(model, identity, &names) {
+            Ok(sel) => crate::cmd::status::run(
+                config,
+                crate::cmd::status::Args {
+                    selection: sel,
+                    json: false,
+                },
+            ),
+            Err(e) => refuse(&e),
+        },
+        Request::Restart(names) => jobs(config, model, identity, &names, JobKind::Restart),
+        Request::Reload(names) => jobs(config, model, identity, &names, JobKind::Reload),
+        Request::Start(names) | Request::Stop(names) if !model.access.is_admin(identity) => {
+            let _ = names;
+            refuse(&access::may(model, identity, Action::Admin).unwrap_err())
+        }
+        Request::Start(names) => jobs(config, model, identity, &names, JobKind::Start),
+        Request::Stop(names) => jobs(config, model, identity, &names, JobKind::Stop),
+        Request::Logs { follow, lines, names } => {
+            let sel = match authorized_logs(model, identity, &names) {
+                Ok(s) => s,
+                Err(e) => return refuse(&e),
+            };
+            crate::cmd::logs::run(
+                config,
+                crate::cmd::logs::Args {
+                    selection: sel,
+                    follow,
+                    lines,
+                },
+            )
+        }
+        Request::Releases(name) => releases(model, identity, name.as_deref()),
+        Request::Rollback(name) => {
+            let inst = match openresty(model, identity, Some(&name)) {
+                Ok(i) => i,
+                Err(e) => return refuse(&e),
+            };
+            crate::cmd::rollback::run(
+                config,
+                crate::cmd::rollback::Args {
+                    instance: inst.name.clone(),
+                },
+            )
+        }
+        Request::Web => match web_link::issue(model, identity) {
+            Ok(link) => {
+                println!("{link}");
+                Ok(0)
+            }
+            Err(e) => refuse(&e),
+        },
+        Request::Plan | Request::Apply => {
+            if let Err(e) = access::may(model, identity, Action::Admin) {
+                return refuse(&e);
+            }
+            if matches!(request, Request::Plan) {
+                let args = crate::cmd::plan::Args {
+                    root: "/".into(),
+                    json: false,
+                    verbose: false,
+                };
+                return crate::cmd::plan::run(config, args);
+            }
+            apply()
+        }
+    }
+}
+
+fn refuse(why: &str) -> Result<i32> {
+    eprintln!("refused: {why}\n  hint: `ssh <this account>@<server> help` lists what you may run");
+    Ok(1)
+}
+
+/// The selection a control command acts on, every instance authorized. No names:
+/// the identity's own instances (an admin who is no developer: all).
+fn authorized(model: &Model, identity: &str, names: &[String]) -> Result<Selection, String> {
+    let all = names.iter().any(|n| n == "--all");
+    let named: Vec<String> = names.iter().filter(|n| *n != "--all").cloned().collect();
+    let developer = model.developers.iter().any(|d| d == identity);
+    let mut sel = Selection {
+        names: named.clone(),
+        dev: None,
+        server: None,
+        all: false,
+    };
+    if named.is_empty() {
+        if all || !developer {
+            access::may(model, identity, Action::Admin)
+                .map_err(|_| "--all is for admins; without it you get your own instances".to_string())?;
+            sel.all = true;
+        } else {
+            sel.dev = Some(identity.to_string());
+        }
+    }
+    let chosen = sel.resolve(model, false).map_err(|e| e.to_string())?;
+    for i in &chosen {
+        access::may(model, identity, Action::Control { owner: &i.developer })?;
+    }
+    Ok(sel)
+}
+
+fn authorized_logs(model: &Model, identity: &str, names: &[String]) -> Result<Selection, String> {
+    if names.is_empty() {
+        return authorized(model, identity, &[]);
+    }
+    let sel = Selection {
+        names: names.to_vec(),
+        dev: None,
+        server: None,
+        all: false,
+    };
+    let chosen = sel.resolve(model, false).map_err(|e| e.to_string())?;
+    for i in &chosen {
+        access::may(model, identity, Action::ReadLogs { owner: &i.developer })?;
+    }
+    Ok(sel)
+}
+
+fn jobs(config: &Path, model: &Model, identity: &str, names: &[String], kind: JobKind) -> Result<i32> {
+    match authorized(model, identity, names) {
+        Ok(sel) => crate::cmd::control::run(config, kind, sel),
+        Err(e) => refuse(&e),
+    }
+}
+
+/// An OpenResty instance the identity may control: the named one, or their only one.
+fn openresty<'m>(model: &'m Model, identity: &str, name: Option<&str>) -> Result<&'m Instance, String> {
+    let found: Vec<&Instance> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .filter(|i| match name {
+            Some(n) => i.name == n || i.unit() == n,
+            None => i.developer == identity,
+        })
+        .collect();
+    let inst = match (found.as_slice(), name) {
+        ([one], _) => *one,
+        ([], Some(n)) => {
+            return Err(format!(
+                "no OpenResty instance `{}`; yours look like socketserver-{identity}",
+                crate::error::excerpt(n)
+            ))
+        }
+        _ => return Err("say which instance: e.g. socketserver-<you>".into()),
+    };
+    access::may(model, identity, Action::Control { owner: &inst.developer })?;
+    Ok(inst)
+}
+
+fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
+    let inst = match openresty(model, identity, name) {
+        Ok(i) => i,
+        Err(e) => return refuse(&e),
+    };
+    let app = inst.app_dir();
+    let now = release::current(&app);
+    for id in release::list(&app)? {
+        let mark = if Some(&id) == now.as_ref() { "*" } else { " " };
+        println!("{mark} {id}");
+    }
+    Ok(0)
+}
+
+/// Start the unit that applies serverctrl as root, and show what it printed.
+fn apply() -> Result<i32> {
+    let systemd = crate::systemd::Systemd::connect()?;
+    let outcome = systemd.run_jobs(&[(crate::cmd::hook::APPLY_UNIT.to_string(), JobKind::Start)])?;
+    for line in std::fs::read_to_string(crate::cmd::hook::APPLY_LOG)
+        .unwrap_or_default()
+        .lines()
+    {
+        println!("apply: {line}");
+    }
+    let ok = outcome.iter().all(|o| o.ok() || o.active_state == "inactive");
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// `git-receive-pack` / `git-upload-pack` on the repository, as this process (the
+/// entry account), with the refs the identity may not see hidden, the push size
+/// bounded, hooks pinned to the repository's own, and the identity for the hooks.
+fn git(model: &Model, identity: &str, service: &str, repo: &Repo) -> Result<i32> {
+    let first = match repo.kind {
+        RepoKind::Server(_) => Ok(()),
+        _ if service == "receive-pack" => access::may(model, identity, Action::Write { repo }),
+        _ => access::may(model, identity, Action::Read { repo, branch: MASTER }),
+    };
+    if let Err(e) = first {
+        return refuse(&e);
+    }
+    let mut cmd = Command::new("git");
+    for (k, v) in git_config(model, identity, service, repo) {
+        cmd.arg("-c").arg(format!("{k}={v}"));
+    }
+    cmd.arg(service).arg(&repo.path);
+    // Nothing from the client's environment reaches git or the hooks but the
+    // protocol version; the identity is ours to set.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if (k.starts_with("GIT_") && k != "GIT_PROTOCOL") || k.starts_with("HHL_") {
+            cmd.env_remove(k.as_ref());
+        }
+    }
+    cmd.env(IDENTITY_ENV, identity);
+    let err = cmd.exec();
+    Err(err).context("running git")
+}
+
+/// The `git -c` settings for one session. Pure.
+pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> Vec<(String, String)> {
+    let mut out = vec![(
+        "core.hooksPath".to_string(),
+        repo.path.join("hooks").display().to_string(),
+    )];
+    let push = crate::push_limits::parse_size(&model.git.max_push_size).unwrap_or(100 << 20);
+    out.push(("receive.maxInputSize".into(), push.to_string()));
+    let hide = if service == "receive-pack" {
+        "receive.hideRefs"
+    } else {
+        "uploadpack.hideRefs"
+    };
+    if !model.access.is_admin(identity) {
+        // Hide every ref, then show the branches this identity may read.
+        out.push((hide.into(), "refs/".into()));
+        let branches: Vec<&str> = match repo.kind {
+            RepoKind::Server(_) => model.owners().collect(),
+            _ => vec![MASTER],
+        };
+        for b in branches {
+            if access::may(model, identity, Action::Read { repo, branch: b }).is_ok() {
+                out.push((hide.into(), format!("!refs/heads/{b}")));
+            }
+        }
+    }
+    out
+}
+
+/// The one-time sign-in link for the log page. The log page's side (issue 14b,
+/// `web::link::issue`) is merged separately; until then this says so.
+mod web_link {
+    use crate::model::Model;
+
+    pub fn issue(_model: &Model, _identity: &str) -> Result<String, String> {
+        Err(
+            "one-time sign-in links are not available on this build yet; sign in on the log page with your password"
+                .into(),
+        )
+    }
+}
