@@ -1,6 +1,6 @@
 //! An apply killed at any step is finished by the next one. In a real systemd (an
 //! ephemeral container of this machine's root), with real rsyslog: `HHL_FAULT=<step>`
-//! makes hhlctl SIGKILL itself at that step (the test hook in `src/fault.rs`), and the
+//! makes hhlctl SIGKILL itself at that step (the test hook in `src/host/fault.rs`), and the
 //! next plain apply must leave every change live, no leftovers, and say `nothing to do`
 //! only after that. Also: a damaged generated.list, a stuck systemd, and `repo init`
 //! killed midway.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::container::{Container, CFG};
 use support::example_yaml;
 
-/// The apply steps a run can be killed at (`src/fault.rs`), in order.
+/// The apply steps a run can be killed at (`src/host/fault.rs`), in order.
 const APPLY_STEPS: [&str; 10] = [
     "apply:checked",
     "apply:intent",

@@ -393,7 +393,7 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "after-kill\n");
 
-    // Killed after its switch, before its reload (src/fault.rs): the new release is
+    // Killed after its switch, before its reload (src/host/fault.rs): the new release is
     // current and owes a reload, which the next apply runs.
     let app = "/opt/hhl/socketserver/dev1/app";
     let workers = |c: &Container| -> Vec<String> {

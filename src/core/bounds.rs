@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn accepts_the_example() {
-        let text = include_str!("../examples/hhl.yaml");
+        let text = include_str!("../../examples/hhl.yaml");
         scan_yaml(text).unwrap();
         scan_yaml("a: \"it's # not a comment [\"\nb: it's\nc: |\n  '\"[[[ !x\nd: [x, 'y']\n").unwrap();
     }

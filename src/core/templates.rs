@@ -21,17 +21,17 @@ use crate::error::{Diagnostic, Diagnostics, Pos};
 
 /// Built-in templates, usable as `builtin:<name>` in hhl.yaml.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("socketserver", include_str!("../templates/socketserver.conf.hbs")),
-    ("dtserver", include_str!("../templates/dtserver.conf.hbs")),
-    ("httpserver", include_str!("../templates/httpserver.conf.hbs")),
-    ("redis", include_str!("../templates/redis.conf.hbs")),
+    ("socketserver", include_str!("../../templates/socketserver.conf.hbs")),
+    ("dtserver", include_str!("../../templates/dtserver.conf.hbs")),
+    ("httpserver", include_str!("../../templates/httpserver.conf.hbs")),
+    ("redis", include_str!("../../templates/redis.conf.hbs")),
 ];
 
 /// Partials every template may use: `{{> hhl_main}}` at the top of an nginx config
 /// (modules, foreground, pid) and `{{> hhl_http}}` inside `http {}` (temp paths).
 pub const PARTIALS: &[(&str, &str)] = &[
-    ("hhl_main", include_str!("../templates/hhl_main.hbs")),
-    ("hhl_http", include_str!("../templates/hhl_http.hbs")),
+    ("hhl_main", include_str!("../../templates/hhl_main.hbs")),
+    ("hhl_http", include_str!("../../templates/hhl_http.hbs")),
 ];
 
 pub fn builtin(name: &str) -> Option<&'static str> {

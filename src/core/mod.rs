@@ -1,0 +1,27 @@
+//! The pure core: hhl.yaml as written (`config`) → validated instances (`model`) →
+//! artifacts as data (`render`, with `templates`, `units`, `rsyslog`, `polkit`), and
+//! the one authorization function (`access`). No file, process or network I/O here:
+//! everything is a function of its arguments, so it is tested without a host.
+
+pub mod access;
+pub mod artifact;
+pub mod bounds;
+pub mod config;
+pub mod error;
+pub mod escape;
+pub mod identity;
+pub mod legacy;
+pub mod locate;
+pub mod model;
+pub mod names;
+pub mod paths;
+pub mod polkit;
+pub mod push_limits;
+pub mod reconcile;
+pub mod redis_acl;
+pub mod render;
+pub mod rsyslog;
+pub mod strict;
+pub mod table;
+pub mod templates;
+pub mod units;

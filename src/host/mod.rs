@@ -1,0 +1,20 @@
+//! The host side: everything that touches this machine. Files written atomically under
+//! an injected root (`fsapply`), unix users, releases and repositories, Redis secrets,
+//! systemd over D-Bus (`systemd`), and the convergence records of an interrupted apply.
+
+pub mod fault;
+pub mod fsapply;
+pub mod git;
+pub mod layout;
+pub mod load;
+pub mod lua_syntax;
+pub mod optional;
+pub mod parallel;
+pub mod pending;
+pub mod portholder;
+pub mod release;
+pub mod repos;
+pub mod secrets;
+pub mod systemd;
+pub mod users;
+pub mod validate;
