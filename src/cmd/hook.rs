@@ -286,6 +286,8 @@ fn deploy_server(
     let t = Instant::now();
     let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
         .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
+    // For the console's deploys view; a deploy does not fail for want of it.
+    let _ = crate::release_info::record(&inst.app_dir(), &d.id, &repo.path, &u.new);
     println!(
         "deployed {} to {} ({} file{}, release {}) in {} ms",
         short(&u.new),

@@ -1,5 +1,6 @@
 //! One module per subcommand; each has its clap `Args` and a `run`.
 
+pub mod act;
 pub mod apply;
 pub mod assets;
 pub mod control;

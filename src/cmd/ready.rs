@@ -16,6 +16,21 @@ pub const PORT_WAIT: Duration = Duration::from_secs(20);
 /// port; print an error for each that does not within `PORT_WAIT`. Returns how many
 /// never answered.
 pub fn wait_for_ports(model: &Model, outcomes: &[JobOutcome]) -> usize {
+    let pending = silent_ports(model, outcomes);
+    for i in &pending {
+        eprintln!(
+            "error: {} is running but port {} does not answer after {} s; `hhlctl logs {}` shows why",
+            i.unit(),
+            i.port,
+            PORT_WAIT.as_secs(),
+            i.name
+        );
+    }
+    pending.len()
+}
+
+/// `wait_for_ports` without the printing: the instances that never answered.
+pub fn silent_ports<'m>(model: &'m Model, outcomes: &[JobOutcome]) -> Vec<&'m Instance> {
     let mut pending: Vec<&Instance> = outcomes
         .iter()
         .filter(|o| o.ok() && o.kind != JobKind::Stop)
@@ -36,14 +51,5 @@ pub fn wait_for_ports(model: &Model, outcomes: &[JobOutcome]) -> usize {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    for i in &pending {
-        eprintln!(
-            "error: {} is running but port {} does not answer after {} s; `hhlctl logs {}` shows why",
-            i.unit(),
-            i.port,
-            PORT_WAIT.as_secs(),
-            i.name
-        );
-    }
-    pending.len()
+    pending
 }

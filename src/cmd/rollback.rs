@@ -4,11 +4,8 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::apply::report;
 use crate::load;
 use crate::model::Kind;
-use crate::release;
-use crate::systemd::{JobKind, Systemd};
 use crate::users;
 
 #[derive(Debug, clap::Args)]
@@ -39,20 +36,24 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             inst.user
         );
     }
-    let app = inst.app_dir();
-    let (from, to, resumed) = release::rollback(&app)?;
-    if resumed {
-        println!(
-            "{}: finishing the rollback {from} -> {to} that was interrupted before its reload",
-            inst.name
-        );
-    } else {
-        println!("{}: current release {from} -> {to}", inst.name);
+    // The unix user may (root, or the entry account): the rest is the shared path.
+    match super::act::rollback(model, "root", &inst.name, None) {
+        Ok(r) => {
+            if r.resumed {
+                println!(
+                    "{}: finishing the rollback {} -> {} that was interrupted before its reload",
+                    inst.name, r.from, r.to
+                );
+            } else {
+                println!("{}: current release {} -> {}", inst.name, r.from, r.to);
+            }
+            Ok(if super::act::print(std::slice::from_ref(&r.reload)) > 0 {
+                1
+            } else {
+                0
+            })
+        }
+        Err(super::act::Refused::Failed(e)) => Err(e),
+        Err(e) => bail!("{e}"),
     }
-    let systemd = Systemd::connect()?;
-    let failed = report(&systemd.run_jobs(&[(inst.unit(), JobKind::Reload)])?);
-    if failed == 0 {
-        release::reload_done(&app, &release::rollback_record(&from, &to))?;
-    }
-    Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -267,6 +267,31 @@ pub fn rollback(app: &Path) -> Result<(String, String, bool)> {
     Ok((now, before, false))
 }
 
+/// Point `current` at kept release `to`, older or newer than the live one (the
+/// console's rollback to any release). Returns the release it left.
+pub fn rollback_to(app: &Path, to: &str) -> Result<String> {
+    let _lock = Lock::take(app, Duration::from_secs(120))?;
+    let ids = list(app)?;
+    if !ids.iter().any(|i| i == to) {
+        bail!(
+            "no release `{}` is kept in {} (releases: {})",
+            crate::error::excerpt(to),
+            releases_dir(app).display(),
+            ids.join(", ")
+        );
+    }
+    let Some(now) = current(app) else {
+        bail!("{} has no current release", app.display());
+    };
+    if now == to {
+        bail!("{to} is the live release already");
+    }
+    mark_reload(app, &rollback_record(&now, to))?;
+    switch(app, to)?;
+    crate::fault::point("release:switched");
+    Ok(now)
+}
+
 /// Swap `current` to `releases/<id>` with one rename.
 fn switch(app: &Path, id: &str) -> Result<()> {
     let tmp = app.join(format!(".current.tmp-{}", std::process::id()));

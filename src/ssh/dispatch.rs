@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use super::command::{self, Request, ADMIN_HELP, HELP};
 use super::IDENTITY_ENV;
 use crate::access::{self, Action};
+use crate::cmd::act;
 use crate::cmd::select::Selection;
 use crate::load;
-use crate::model::{Instance, Kind, Model};
+use crate::model::Model;
 use crate::names::MASTER;
 use crate::release;
 use crate::repos::{Repo, RepoKind};
@@ -52,7 +53,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             }
             Ok(0)
         }
-        Request::Status(names) => match authorized(model, identity, &names) {
+        Request::Status(names) => match act::selection(model, identity, &names) {
             Ok(sel) => crate::cmd::status::run(
                 config,
                 crate::cmd::status::Args {
@@ -60,16 +61,12 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                     json: false,
                 },
             ),
-            Err(e) => refuse(&e),
+            Err(e) => refuse(&e.to_string()),
         },
-        Request::Restart(names) => jobs(config, model, identity, &names, JobKind::Restart),
-        Request::Reload(names) => jobs(config, model, identity, &names, JobKind::Reload),
-        Request::Start(names) | Request::Stop(names) if !model.access.is_admin(identity) => {
-            let _ = names;
-            refuse(&access::may(model, identity, Action::Admin).unwrap_err())
-        }
-        Request::Start(names) => jobs(config, model, identity, &names, JobKind::Start),
-        Request::Stop(names) => jobs(config, model, identity, &names, JobKind::Stop),
+        Request::Restart(names) => jobs(model, identity, &names, JobKind::Restart),
+        Request::Reload(names) => jobs(model, identity, &names, JobKind::Reload),
+        Request::Start(names) => jobs(model, identity, &names, JobKind::Start),
+        Request::Stop(names) => jobs(model, identity, &names, JobKind::Stop),
         Request::Logs { follow, lines, names } => {
             let sel = match authorized_logs(model, identity, &names) {
                 Ok(s) => s,
@@ -85,18 +82,24 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             )
         }
         Request::Releases(name) => releases(model, identity, name.as_deref()),
-        Request::Rollback(name) => {
-            let inst = match openresty(model, identity, Some(&name)) {
-                Ok(i) => i,
-                Err(e) => return refuse(&e),
-            };
-            crate::cmd::rollback::run(
-                config,
-                crate::cmd::rollback::Args {
-                    instance: inst.name.clone(),
-                },
-            )
-        }
+        Request::Rollback(name) => match act::rollback(model, identity, &name, None) {
+            Ok(r) => {
+                if r.resumed {
+                    println!(
+                        "{name}: finishing the rollback {} -> {} that was interrupted before its reload",
+                        r.from, r.to
+                    );
+                } else {
+                    println!("{name}: current release {} -> {}", r.from, r.to);
+                }
+                Ok(if act::print(std::slice::from_ref(&r.reload)) > 0 {
+                    1
+                } else {
+                    0
+                })
+            }
+            Err(e) => refuse_or_fail(e),
+        },
         Request::Web => match web_link::issue(model, identity) {
             Ok(link) => {
                 println!("{link}");
@@ -126,37 +129,9 @@ fn refuse(why: &str) -> Result<i32> {
     Ok(1)
 }
 
-/// The selection a control command acts on, every instance authorized. No names:
-/// the identity's own instances (an admin who is no developer: all).
-fn authorized(model: &Model, identity: &str, names: &[String]) -> Result<Selection, String> {
-    let all = names.iter().any(|n| n == "--all");
-    let named: Vec<String> = names.iter().filter(|n| *n != "--all").cloned().collect();
-    let developer = model.developers.iter().any(|d| d == identity);
-    let mut sel = Selection {
-        names: named.clone(),
-        dev: None,
-        server: None,
-        all: false,
-    };
-    if named.is_empty() {
-        if all || !developer {
-            access::may(model, identity, Action::Admin)
-                .map_err(|_| "--all is for admins; without it you get your own instances".to_string())?;
-            sel.all = true;
-        } else {
-            sel.dev = Some(identity.to_string());
-        }
-    }
-    let chosen = sel.resolve(model, false).map_err(|e| e.to_string())?;
-    for i in &chosen {
-        access::may(model, identity, Action::Control { owner: &i.developer })?;
-    }
-    Ok(sel)
-}
-
 fn authorized_logs(model: &Model, identity: &str, names: &[String]) -> Result<Selection, String> {
     if names.is_empty() {
-        return authorized(model, identity, &[]);
+        return act::selection(model, identity, &[]).map_err(|e| e.to_string());
     }
     let sel = Selection {
         names: names.to_vec(),
@@ -171,42 +146,26 @@ fn authorized_logs(model: &Model, identity: &str, names: &[String]) -> Result<Se
     Ok(sel)
 }
 
-fn jobs(config: &Path, model: &Model, identity: &str, names: &[String], kind: JobKind) -> Result<i32> {
-    match authorized(model, identity, names) {
-        Ok(sel) => crate::cmd::control::run(config, kind, sel),
-        Err(e) => refuse(&e),
+/// Restart, reload, start or stop through the one shared path (`act`).
+fn jobs(model: &Model, identity: &str, names: &[String], kind: JobKind) -> Result<i32> {
+    match act::jobs(model, identity, names, kind) {
+        Ok(done) => Ok(if act::print(&done) > 0 { 1 } else { 0 }),
+        Err(e) => refuse_or_fail(e),
     }
 }
 
-/// An OpenResty instance the identity may control: the named one, or their only one.
-fn openresty<'m>(model: &'m Model, identity: &str, name: Option<&str>) -> Result<&'m Instance, String> {
-    let found: Vec<&Instance> = model
-        .instances
-        .iter()
-        .filter(|i| i.kind == Kind::Openresty)
-        .filter(|i| match name {
-            Some(n) => i.name == n || i.unit() == n,
-            None => i.developer == identity,
-        })
-        .collect();
-    let inst = match (found.as_slice(), name) {
-        ([one], _) => *one,
-        ([], Some(n)) => {
-            return Err(format!(
-                "no OpenResty instance `{}`; yours look like socketserver-{identity}",
-                crate::error::excerpt(n)
-            ))
-        }
-        _ => return Err("say which instance: e.g. socketserver-<you>".into()),
-    };
-    access::may(model, identity, Action::Control { owner: &inst.developer })?;
-    Ok(inst)
+/// A refusal is told as one; a failure of the host is an error (exit 1 with context).
+fn refuse_or_fail(e: act::Refused) -> Result<i32> {
+    match e {
+        act::Refused::Failed(e) => Err(e),
+        other => refuse(&other.to_string()),
+    }
 }
 
 fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
-    let inst = match openresty(model, identity, name) {
+    let inst = match act::openresty(model, identity, name) {
         Ok(i) => i,
-        Err(e) => return refuse(&e),
+        Err(e) => return refuse(&e.to_string()),
     };
     let app = inst.app_dir();
     let now = release::current(&app);

@@ -1,0 +1,236 @@
+//! The one path from "identity X asks for restart, reload, start, stop or rollback of
+//! these instances" to a systemd job: `access::may` on every instance, then the job,
+//! then the outcome as data. `hhlctl ssh` prints the outcome, the console shows it;
+//! neither authorizes on its own.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::select::Selection;
+use crate::access::{self, Action};
+use crate::model::{Instance, Kind, Model};
+use crate::release;
+use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
+
+/// Why an action did not run.
+#[derive(Debug)]
+pub enum Refused {
+    /// Not this identity's to do (HTTP 403).
+    NotAllowed(String),
+    /// Not a sensible request: unknown instance, Redis reload (HTTP 400).
+    Invalid(String),
+    /// It was allowed and tried, and the host failed (HTTP 500).
+    Failed(anyhow::Error),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::NotAllowed(s) | Refused::Invalid(s) => f.write_str(s),
+            Refused::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+/// What one job did to one instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    pub instance: String,
+    pub unit: String,
+    pub ok: bool,
+    /// `restarted openresty@….service`, or what failed.
+    pub message: String,
+    /// On failure: the lines of its journal that explain it.
+    pub journal: Option<String>,
+}
+
+/// The instances `names` choose, every one authorized for `identity`. No names: the
+/// identity's own instances (an admin who is no developer: all; `--all`: admins).
+pub fn authorized<'m>(model: &'m Model, identity: &str, names: &[String]) -> Result<Vec<&'m Instance>, Refused> {
+    selection(model, identity, names)?
+        .resolve(model, false)
+        .map_err(|e| Refused::Invalid(e.to_string()))
+}
+
+/// `authorized` as a `Selection` (what `status` and `logs` take).
+pub fn selection(model: &Model, identity: &str, names: &[String]) -> Result<Selection, Refused> {
+    let all = names.iter().any(|n| n == "--all");
+    let named: Vec<String> = names.iter().filter(|n| *n != "--all").cloned().collect();
+    let developer = model.developers.iter().any(|d| d == identity);
+    let mut sel = Selection {
+        names: named.clone(),
+        dev: None,
+        server: None,
+        all: false,
+    };
+    if named.is_empty() {
+        if all || !developer {
+            access::may(model, identity, Action::Admin).map_err(|_| {
+                Refused::NotAllowed("--all is for admins; without it you get your own instances".into())
+            })?;
+            sel.all = true;
+        } else {
+            sel.dev = Some(identity.to_string());
+        }
+    }
+    let chosen = sel.resolve(model, false).map_err(|e| Refused::Invalid(e.to_string()))?;
+    for i in &chosen {
+        access::may(model, identity, Action::Control { owner: &i.developer }).map_err(Refused::NotAllowed)?;
+    }
+    Ok(sel)
+}
+
+/// Run `kind` on the instances `names` choose for `identity`, wait for the jobs and
+/// for the ports of what (re)started, and say what happened to each.
+pub fn jobs(model: &Model, identity: &str, names: &[String], kind: JobKind) -> Result<Vec<Done>, Refused> {
+    if matches!(kind, JobKind::Start | JobKind::Stop) {
+        access::may(model, identity, Action::Admin).map_err(Refused::NotAllowed)?;
+    }
+    let chosen = authorized(model, identity, names)?;
+    if kind == JobKind::Reload {
+        if let Some(r) = chosen.iter().find(|i| i.kind == Kind::Redis) {
+            return Err(Refused::Invalid(format!(
+                "{} cannot reload (Redis re-reads its config only on restart); restart {} instead",
+                r.unit(),
+                r.name
+            )));
+        }
+    }
+    let jobs: Vec<(String, JobKind)> = chosen.iter().map(|i| (i.unit(), kind)).collect();
+    let outcomes = Systemd::connect()
+        .and_then(|s| s.run_jobs(&jobs))
+        .map_err(Refused::Failed)?;
+    Ok(judge(model, &outcomes))
+}
+
+/// Each outcome as `Done`: a job that succeeded still fails if the instance does not
+/// answer on its port in time (`ready`).
+fn judge(model: &Model, outcomes: &[JobOutcome]) -> Vec<Done> {
+    let silent = super::ready::silent_ports(model, outcomes);
+    outcomes
+        .iter()
+        .map(|o| {
+            let inst = model.instances.iter().find(|i| i.unit() == o.unit);
+            let name = inst.map(|i| i.name.clone()).unwrap_or_else(|| o.unit.clone());
+            let deaf = inst.filter(|i| silent.iter().any(|s| s.unit() == i.unit()));
+            let (ok, message) = if !o.ok() {
+                (
+                    false,
+                    format!(
+                        "{} {} failed (systemd job: {}; unit now: {})",
+                        o.kind.verb(),
+                        o.unit,
+                        o.result(),
+                        o.active_state
+                    ),
+                )
+            } else if let Some(i) = deaf {
+                (
+                    false,
+                    format!(
+                        "{} is running but port {} does not answer after {} s",
+                        o.unit,
+                        i.port,
+                        super::ready::PORT_WAIT.as_secs()
+                    ),
+                )
+            } else {
+                (true, format!("{} {}", o.kind.past(), o.unit))
+            };
+            Done {
+                instance: name,
+                unit: o.unit.clone(),
+                ok,
+                journal: (!ok).then(|| journal::last_lines(&o.unit, 15)),
+                message,
+            }
+        })
+        .collect()
+}
+
+/// An OpenResty instance the identity may control: the named one, or their only one.
+pub fn openresty<'m>(model: &'m Model, identity: &str, name: Option<&str>) -> Result<&'m Instance, Refused> {
+    let found: Vec<&Instance> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .filter(|i| match name {
+            Some(n) => i.name == n || i.unit() == n,
+            None => i.developer == identity,
+        })
+        .collect();
+    let inst = match (found.as_slice(), name) {
+        ([one], _) => *one,
+        ([], Some(n)) => {
+            return Err(Refused::Invalid(format!(
+                "no OpenResty instance `{}`; yours look like socketserver-{identity}",
+                crate::error::excerpt(n)
+            )))
+        }
+        _ => return Err(Refused::Invalid("say which instance: e.g. socketserver-<you>".into())),
+    };
+    access::may(model, identity, Action::Control { owner: &inst.developer }).map_err(Refused::NotAllowed)?;
+    Ok(inst)
+}
+
+/// What a rollback did: the switch, then the reload.
+#[derive(Debug, Clone, Serialize)]
+pub struct RolledBack {
+    pub from: String,
+    pub to: String,
+    /// A rollback killed before its reload, finished now rather than going further.
+    pub resumed: bool,
+    pub reload: Done,
+}
+
+/// Point `instance`'s code at kept release `to` (default: the one before the live
+/// one) and reload it (start it, if it is not running).
+pub fn rollback(model: &Model, identity: &str, instance: &str, to: Option<&str>) -> Result<RolledBack, Refused> {
+    let inst = openresty(model, identity, Some(instance))?;
+    let app = inst.app_dir();
+    let (from, to, resumed) = match to {
+        Some(to) => release::rollback_to(&app, to)
+            .map(|from| (from, to.to_string(), false))
+            .map_err(|e| Refused::Invalid(format!("{e:#}")))?,
+        None => release::rollback(&app).map_err(|e| Refused::Invalid(format!("{e:#}")))?,
+    };
+    let systemd = Systemd::connect().map_err(Refused::Failed)?;
+    let unit = inst.unit();
+    let running = systemd
+        .active_states(std::slice::from_ref(&unit))
+        .map_err(Refused::Failed)?
+        .get(&unit)
+        .is_some_and(|s| s == "active");
+    let kind = if running { JobKind::Reload } else { JobKind::Start };
+    let outcomes = systemd.run_jobs(&[(unit, kind)]).map_err(Refused::Failed)?;
+    let reload = judge(model, &outcomes).remove(0);
+    if reload.ok {
+        release::reload_done(&app, &release::rollback_record(&from, &to)).map_err(Refused::Failed)?;
+    }
+    Ok(RolledBack {
+        from,
+        to,
+        resumed,
+        reload,
+    })
+}
+
+/// Print outcomes as `hhlctl restart` does; returns how many failed.
+pub fn print(done: &[Done]) -> usize {
+    let mut failed = 0;
+    for d in done {
+        if d.ok {
+            println!("{}", d.message);
+        } else {
+            failed += 1;
+            eprintln!("error: {}", d.message);
+            if let Some(j) = &d.journal {
+                eprintln!("  last lines of its journal (journalctl -u {}):", d.unit);
+                for line in j.lines() {
+                    eprintln!("  | {line}");
+                }
+            }
+        }
+    }
+    failed
+}
