@@ -3,6 +3,8 @@
 const LEVELS = ["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"];
 const $ = (id) => document.getElementById(id);
 let source = null;
+// From the console: `?instance=…` opens that instance, `&at=µs` the lines around a crash.
+const asked = new URLSearchParams(location.search);
 
 function params() {
   const p = new URLSearchParams();
@@ -34,7 +36,8 @@ function state(text) { $("state").textContent = text; }
 async function load() {
   if (source) { source.close(); source = null; }
   const p = params();
-  if ($("since").value) p.set("since", $("since").value);
+  if (asked.get("at")) p.set("at", asked.get("at"));
+  else if ($("since").value) p.set("since", $("since").value);
   state("loading…");
   const r = await fetch("/api/logs?" + p);
   if (r.status === 401) { location.href = "/login"; return; }
@@ -69,9 +72,16 @@ async function init() {
     o.textContent = v.instance;
     $("instance").appendChild(o);
   }
-  for (const id of ["instance", "level", "since", "live"]) $(id).addEventListener("change", load);
+  if (asked.get("instance")) $("instance").value = asked.get("instance");
+  if (asked.get("at")) {
+    // Around a moment: everything, no live tail; changing the view leaves the moment.
+    $("level").value = "7";
+    $("live").checked = false;
+    state("around " + new Date(Number(asked.get("at")) / 1000).toLocaleString());
+  }
+  for (const id of ["instance", "level", "since", "live"]) $(id).addEventListener("change", () => { asked.delete("at"); load(); });
   let timer;
-  $("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(load, 300); });
+  $("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { asked.delete("at"); load(); }, 300); });
   load();
 }
 init();

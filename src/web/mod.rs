@@ -4,6 +4,7 @@
 //! It runs as the hardened `hhl-web.service` (a dynamic user in group systemd-journal).
 
 pub mod auth;
+mod console;
 pub mod entry;
 pub mod guard;
 pub mod link;
@@ -32,6 +33,8 @@ use entry::{Entry, Filter, Visible};
 
 const COOKIE: &str = "hhl_session";
 const PAGE: &str = include_str!("page.html");
+const CONSOLE: &str = include_str!("console.html");
+const CONSOLE_JS: &str = include_str!("console.js");
 const APP_JS: &str = include_str!("app.js");
 const LOGIN: &str = include_str!("login.html");
 
@@ -43,6 +46,8 @@ pub struct Config {
     pub key: Option<PathBuf>,
     /// The page's public address (`https://…` makes cookies `Secure`).
     pub public_url: String,
+    /// hhl.yaml, for the admins' `hhlctl plan` view.
+    pub config: PathBuf,
 }
 
 /// Password hashes at once (argon2id: 19 MiB and tens of ms each); the rest wait.
@@ -64,6 +69,8 @@ struct App {
     key: Option<Vec<u8>>,
     links: Mutex<link::Used>,
     public_url: String,
+    watch: console::Watch,
+    config: PathBuf,
 }
 
 impl App {
@@ -104,13 +111,28 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         key,
         links: Mutex::new(link::Used::default()),
         public_url: cfg.public_url.trim_end_matches('/').to_string(),
+        watch: console::Watch::new(),
+        config: cfg.config,
     });
     let router = Router::new()
-        .route("/", get(index))
+        .route("/", get(console_page))
+        .route("/logs", get(index))
         .route(
             "/app.js",
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], APP_JS) }),
         )
+        .route(
+            "/console.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], CONSOLE_JS) }),
+        )
+        .route("/api/overview", get(console::overview))
+        .route("/api/events", get(console::events))
+        .route("/api/act", post(console::act))
+        .route("/api/rollback", post(console::rollback))
+        .route("/api/releases", get(console::releases))
+        .route("/api/around", get(console::around))
+        .route("/api/admin/apply", get(console::last_apply))
+        .route("/api/admin/plan", get(console::plan))
         .route("/login", get(login_page).post(login))
         .route("/link", get(link_signin))
         .route("/logout", post(logout))
@@ -119,12 +141,13 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         .route("/api/tail", get(tail))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(app.clone(), same_origin_posts))
-        .with_state(app);
+        .with_state(app.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
+        tokio::spawn(console::poll(app));
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
@@ -213,6 +236,22 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
 async fn index(State(app): State<Shared>, headers: HeaderMap) -> Response {
     match signed_in(&app, &headers) {
         Some(user) => Html(PAGE.replace("{{user}}", &html_escape(&user))).into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+/// The console (home page): the signed-in identity's instances.
+async fn console_page(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    match signed_in(&app, &headers) {
+        Some(user) => {
+            let admin = if app.model.access.is_admin(&user) { "admin" } else { "" };
+            Html(
+                CONSOLE
+                    .replace("{{user}}", &html_escape(&user))
+                    .replace("{{role}}", admin),
+            )
+            .into_response()
+        }
         None => Redirect::to("/login").into_response(),
     }
 }
@@ -357,6 +396,9 @@ struct LogQuery {
     /// `15m`, `1h`, `1d`, or nothing for all.
     since: Option<String>,
     lines: Option<usize>,
+    /// A moment (µs since the epoch, e.g. a crash): the lines from a minute before it
+    /// to a few seconds after, instead of `since`.
+    at: Option<u64>,
 }
 
 /// The units the query asks for, if the user may see them all.
@@ -403,7 +445,11 @@ async fn logs(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
     let mut cmd = journalctl(&units);
     // Fetch more than shown: level and text filters run here.
     cmd.args(["-n", &(lines * 4).to_string()]);
-    if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(at) = q.at {
+        let secs = at / 1_000_000;
+        cmd.arg(format!("--since=@{}", secs.saturating_sub(60)));
+        cmd.arg(format!("--until=@{}", secs + 5));
+    } else if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
         if !["15m", "1h", "6h", "1d", "7d"].contains(&since) {
             return error(StatusCode::BAD_REQUEST, "since: one of 15m, 1h, 6h, 1d, 7d");
         }
