@@ -5,6 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::browser::Browser;
 use support::container::Container;
 use support::example_yaml;
 
@@ -142,112 +143,6 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
     );
 }
 
-/// A WebDriver session against chromedriver inside the container.
-struct Browser<'a> {
-    c: &'a Container,
-    session: String,
-}
-
-impl<'a> Browser<'a> {
-    fn call(c: &Container, method: &str, path: &str, body: &serde_json::Value) -> serde_json::Value {
-        c.write("/tmp/wd.json", &body.to_string());
-        let out = c.ok(&format!(
-            "curl -s -m 60 -X {method} -H 'Content-Type: application/json' -d @/tmp/wd.json http://127.0.0.1:9515{path}"
-        ));
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("webdriver {path}: {e}: {out}"))
-    }
-
-    fn start(c: &'a Container) -> Browser<'a> {
-        c.ok("nohup chromedriver --port=9515 >/tmp/chromedriver.log 2>&1 &");
-        eventually(c, "curl -s http://127.0.0.1:9515/status | grep -q '\"ready\":true'");
-        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]}}}});
-        let r = Browser::call(c, "POST", "/session", &caps);
-        let session = r["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {r}"))
-            .to_string();
-        Browser { c, session }
-    }
-
-    fn cmd(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
-        let r = Browser::call(self.c, method, &format!("/session/{}{path}", self.session), &body);
-        assert!(r["value"]["error"].is_null(), "webdriver {path}: {r}");
-        r["value"].clone()
-    }
-
-    fn go(&self, url: &str) {
-        self.cmd("POST", "/url", serde_json::json!({ "url": url }));
-    }
-
-    fn element(&self, css: &str) -> String {
-        let v = self.cmd(
-            "POST",
-            "/element",
-            serde_json::json!({"using": "css selector", "value": css}),
-        );
-        v.as_object()
-            .unwrap()
-            .values()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    fn type_into(&self, css: &str, text: &str) {
-        let e = self.element(css);
-        self.cmd(
-            "POST",
-            &format!("/element/{e}/value"),
-            serde_json::json!({ "text": text }),
-        );
-    }
-
-    fn click(&self, css: &str) {
-        let e = self.element(css);
-        self.cmd("POST", &format!("/element/{e}/click"), serde_json::json!({}));
-    }
-
-    fn script(&self, js: &str) -> serde_json::Value {
-        self.cmd("POST", "/execute/sync", serde_json::json!({ "script": js, "args": [] }))
-    }
-
-    /// The HTTP status of `fetch(path)` from the page, with the page's own session.
-    fn fetch_status(&self, path: &str) -> serde_json::Value {
-        let js = format!("const done = arguments[0]; fetch('{path}').then(r => done(r.status))");
-        self.cmd(
-            "POST",
-            "/execute/async",
-            serde_json::json!({ "script": js, "args": [] }),
-        )
-    }
-
-    /// Poll `js` (returning a boolean) until true.
-    fn wait_for(&self, js: &str, what: &str) -> Duration {
-        let t = Instant::now();
-        while self.script(js) != serde_json::json!(true) {
-            if t.elapsed() > Duration::from_secs(15) {
-                let page = self.script("return location.href + ' | ' + document.body.innerText.slice(0, 800)");
-                panic!("timed out waiting for {what}; the page: {page}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        t.elapsed()
-    }
-}
-
-impl Drop for Browser<'_> {
-    fn drop(&mut self) {
-        let _ = self.c.sh(&format!(
-            "curl -s -X DELETE http://127.0.0.1:9515/session/{}",
-            self.session
-        ));
-    }
-}
-
 #[test]
 fn the_log_page_signs_in_shows_only_your_logs_and_tails_live() {
     let c = Container::boot();
@@ -306,6 +201,9 @@ fn the_log_page_signs_in_shows_only_your_logs_and_tails_live() {
     b.type_into("#user", "dev1");
     b.type_into("#password", "dev1-secret");
     b.click("#signin");
+    // Signed in, the console is home; the log page is one link away.
+    b.wait_for("return location.pathname == '/'", "the console");
+    b.click("#nav-logs");
     b.wait_for(
         "return document.getElementById('state') && document.getElementById('state').textContent == 'live'",
         "the live tail",

@@ -73,7 +73,6 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                     passwd,
                     key,
                     public_url,
-                    config: config.to_path_buf(),
                 },
             )?;
             Ok(0)

@@ -24,14 +24,17 @@ pub const VERBS: [&str; 8] = [
     "reset-failed",
 ];
 
+/// The unit that runs `hhlctl plan` as root for the console's admin view.
+pub const PLAN_UNIT: &str = "hhl-plan.service";
+
 pub fn rules(model: &Model, source: &Path) -> String {
     let units: Vec<String> = model.instances.iter().map(|i| i.unit()).collect();
     let header = generated_header(source, None);
     format!(
         "//{header_rest}\
 // Only the ssh entry account ({entry}) may start, stop, restart and reload the hhl
-// units (and {TARGET}) and start hhl-apply.service: `hhlctl ssh` authorizes every
-// identity first. Root needs no rule; everybody else is left to other rules.
+// units (and {TARGET}) and start hhl-apply.service and {PLAN_UNIT}: `hhlctl ssh`
+// and the console authorize every identity first. Root needs no rule; everybody else is left to other rules.
 polkit.addRule(function(action, subject) {{
     if (action.id != \"org.freedesktop.systemd1.manage-units\" || subject.user != {entry_js}) {{
         return polkit.Result.NOT_HANDLED;
@@ -40,7 +43,7 @@ polkit.addRule(function(action, subject) {{
     var verbs = {verbs};
     var unit = action.lookup(\"unit\");
     var verb = action.lookup(\"verb\");
-    if (unit == {apply} && verb == \"start\") {{
+    if ((unit == {apply} || unit == {plan}) && verb == \"start\") {{
         return polkit.Result.YES;
     }}
     if ((units.indexOf(unit) >= 0 || unit == {target}) && verbs.indexOf(verb) >= 0) {{
@@ -56,6 +59,7 @@ polkit.addRule(function(action, subject) {{
         verbs = js(&VERBS),
         target = js(TARGET),
         apply = js(crate::cmd::hook::APPLY_UNIT),
+        plan = js(PLAN_UNIT),
     )
 }
 

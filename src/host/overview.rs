@@ -130,17 +130,46 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
         .collect())
 }
 
-/// CPU time of `unit`'s cgroup (cgroup v2 `cpu.stat`), found through its main process.
+/// CPU time of `unit`'s cgroup, found through its main process: cgroup v1's cpuacct
+/// controller where the process has one (`cpuacct.usage`, ns), else the unified
+/// tree's `cpu.stat` (`usage_usec`). Only the unit's own group counts.
 fn cpu_of_pid(unit: &str, pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    if rel.split('/').any(|p| p == "..") || rel.rsplit('/').next()? != unit {
-        return None;
+    cpu_file(&text, unit).and_then(|(path, nanos)| {
+        let v = std::fs::read_to_string(&path).ok()?;
+        if nanos {
+            v.trim().parse::<u64>().ok().map(|ns| ns / 1000)
+        } else {
+            v.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|n| n.trim().parse().ok())
+        }
+    })
+}
+
+/// Where the CPU counter of `unit`'s group lives, and whether it counts nanoseconds.
+/// Pure.
+fn cpu_file(proc_cgroup: &str, unit: &str) -> Option<(String, bool)> {
+    let mut unified = None;
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, rel) = (parts.next()?, parts.next()?, parts.next()?);
+        if rel.split('/').any(|p| p == "..") || rel.rsplit('/').next() != Some(unit) {
+            continue;
+        }
+        if controllers.split(',').any(|c| c == "cpuacct") {
+            let dir = if std::path::Path::new("/sys/fs/cgroup/cpuacct").is_dir() {
+                "cpuacct".to_string()
+            } else {
+                controllers.to_string()
+            };
+            return Some((format!("/sys/fs/cgroup/{dir}{rel}/cpuacct.usage"), true));
+        }
+        if controllers.is_empty() {
+            unified = Some(format!("/sys/fs/cgroup{rel}/cpu.stat"));
+        }
     }
-    let stat = std::fs::read_to_string(format!("/sys/fs/cgroup{rel}/cpu.stat")).ok()?;
-    stat.lines()
-        .find_map(|l| l.strip_prefix("usage_usec "))
-        .and_then(|v| v.trim().parse().ok())
+    unified.map(|p| (p, false))
 }
 
 /// The newest abnormal end of each of `units`' main processes, from systemd's lines
@@ -196,6 +225,27 @@ pub fn exits_in(json_lines: &str, units: &[String]) -> HashMap<String, Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_is_read_from_the_units_own_group() {
+        let v2 = "0::/hhl.slice/hhl-dev1.slice/openresty@x.service\n";
+        assert_eq!(
+            cpu_file(v2, "openresty@x.service"),
+            Some((
+                "/sys/fs/cgroup/hhl.slice/hhl-dev1.slice/openresty@x.service/cpu.stat".into(),
+                false
+            ))
+        );
+        let v1 = "2:cpuacct:/hhl.slice/openresty@x.service\n0::/hhl.slice/openresty@x.service\n";
+        let (path, nanos) = cpu_file(v1, "openresty@x.service").unwrap();
+        assert!(
+            path.ends_with("/hhl.slice/openresty@x.service/cpuacct.usage") && nanos,
+            "{path}"
+        );
+        // Not its own group (no accounting), or a path that climbs out: nothing.
+        assert_eq!(cpu_file("0::/\n", "openresty@x.service"), None);
+        assert_eq!(cpu_file("0::/../openresty@x.service\n", "openresty@x.service"), None);
+    }
 
     #[test]
     fn the_newest_exit_of_each_unit_in_words() {

@@ -162,6 +162,7 @@ function exitBox(box, v) {
     const lines = r.ok ? await r.json() : [];
     pre.dataset.loaded = "1";
     pre.textContent = lines.length ? lines.map((l) => new Date(l.t / 1000).toLocaleTimeString() + " " + l.msg).join("\n") : "(no lines)";
+    pre.scrollTop = pre.scrollHeight; // the crash is at the end
   });
   box.append(details);
 }
@@ -232,10 +233,11 @@ async function deploys(instance) {
     showResult($("deploy-result"), false, [data.error || r.statusText]);
     return;
   }
-  for (const rel of data) {
+  const liveAt = data.findIndex((rel) => rel.live);
+  data.forEach((rel, i) => {
     const cell = (label, text, cls) => el("td", { "data-label": label, class: cls || null, text: text === null || text === undefined ? "–" : String(text) });
     const button = rel.live ? el("span", { class: "badge up", text: "live" }) :
-      el("button", { class: "act rollback", text: "Roll back to this", "data-release": rel.id,
+      el("button", { class: "act rollback", text: liveAt >= 0 && i < liveAt ? "Make live again" : "Roll back to this", "data-release": rel.id,
         onclick: (e) => rollback(instance, rel.id, e.target) });
     tbody.append(el("tr", { class: rel.live ? "live" : null, "data-release": rel.id },
       el("td", {}, rel.live ? el("span", { "aria-label": "live", text: "●" }) : null),
@@ -248,7 +250,7 @@ async function deploys(instance) {
       cell("Files", rel.files),
       cell("Size", bytes(rel.bytes)),
       el("td", {}, button)));
-  }
+  });
 }
 
 async function rollback(instance, to, button) {
@@ -294,7 +296,7 @@ async function plan() {
   out.textContent = "running hhlctl plan…";
   const r = await fetch("/api/admin/plan");
   const p = await r.json();
-  out.textContent = r.ok ? (p.output + (p.errors ? "\n" + p.errors : "")) : (p.error || r.statusText);
+  out.textContent = r.ok ? (p.ok ? "" : "hhlctl plan failed:\n") + p.output : (p.error || r.statusText);
 }
 
 // ---- pages ----

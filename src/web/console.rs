@@ -437,7 +437,11 @@ pub(super) async fn last_apply(State(app): State<Shared>, headers: HeaderMap) ->
     }
 }
 
-/// `GET /api/admin/plan`: what `hhlctl plan` prints now (read-only).
+/// Where hhl-plan.service writes what `hhlctl plan` printed.
+const PLAN_LOG: &str = "/run/hhl-plan.log";
+
+/// `GET /api/admin/plan`: what `hhlctl plan` prints now (read-only), run as root by
+/// hhl-plan.service (the entry account may not read every file plan compares).
 pub(super) async fn plan(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(user) = signed_in(&app, &headers) else {
         return error(StatusCode::UNAUTHORIZED, "sign in first");
@@ -445,22 +449,17 @@ pub(super) async fn plan(State(app): State<Shared>, headers: HeaderMap) -> Respo
     if let Err(why) = access::may(&app.model, &user, Action::Admin) {
         return error(StatusCode::FORBIDDEN, format!("refused: {why}"));
     }
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/usr/bin/hhlctl".into());
-    let out = tokio::process::Command::new(exe)
-        .arg("-c")
-        .arg(&app.config)
-        .arg("plan")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(Duration::from_secs(60), out).await {
-        Ok(Ok(o)) => Json(serde_json::json!({
-            "code": o.status.code(),
-            "output": String::from_utf8_lossy(&o.stdout),
-            "errors": String::from_utf8_lossy(&o.stderr),
-        }))
-        .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("running hhlctl plan: {e}")),
-        Err(_) => error(StatusCode::GATEWAY_TIMEOUT, "hhlctl plan took longer than 60 s"),
+    let ran = tokio::task::spawn_blocking(|| {
+        let systemd = crate::systemd::Systemd::connect()?;
+        let outcome = systemd.run_jobs(&[(crate::polkit::PLAN_UNIT.to_string(), JobKind::Start)])?;
+        let ok = outcome.iter().all(|o| o.active_state != "failed");
+        let output = std::fs::read_to_string(PLAN_LOG).map_err(|e| anyhow::anyhow!("reading {PLAN_LOG}: {e}"))?;
+        anyhow::Ok((ok, output))
+    })
+    .await;
+    match ran {
+        Ok(Ok((ok, output))) => Json(serde_json::json!({ "ok": ok, "output": output })).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

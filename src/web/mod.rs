@@ -46,8 +46,6 @@ pub struct Config {
     pub key: Option<PathBuf>,
     /// The page's public address (`https://…` makes cookies `Secure`).
     pub public_url: String,
-    /// hhl.yaml, for the admins' `hhlctl plan` view.
-    pub config: PathBuf,
 }
 
 /// Password hashes at once (argon2id: 19 MiB and tens of ms each); the rest wait.
@@ -70,7 +68,6 @@ struct App {
     links: Mutex<link::Used>,
     public_url: String,
     watch: console::Watch,
-    config: PathBuf,
 }
 
 impl App {
@@ -112,7 +109,6 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         links: Mutex::new(link::Used::default()),
         public_url: cfg.public_url.trim_end_matches('/').to_string(),
         watch: console::Watch::new(),
-        config: cfg.config,
     });
     let router = Router::new()
         .route("/", get(console_page))

@@ -1,6 +1,7 @@
 //! Shared test helpers: run the real hhlctl binary in a temp dir.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod container;
 
 use std::fs;
