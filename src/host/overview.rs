@@ -135,7 +135,7 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
 /// tree's `cpu.stat` (`usage_usec`). Only the unit's own group counts.
 fn cpu_of_pid(unit: &str, pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    cpu_file(&text, unit).and_then(|(path, nanos)| {
+    let counted = cpu_file(&text, unit).and_then(|(path, nanos)| {
         let v = std::fs::read_to_string(&path).ok()?;
         if nanos {
             v.trim().parse::<u64>().ok().map(|ns| ns / 1000)
@@ -144,7 +144,37 @@ fn cpu_of_pid(unit: &str, pid: u32) -> Option<u64> {
                 .find_map(|l| l.strip_prefix("usage_usec "))
                 .and_then(|n| n.trim().parse().ok())
         }
-    })
+    });
+    counted.or_else(|| cpu_of_procs(&text, unit))
+}
+
+/// Where no controller counts the unit's CPU (cgroup v1 without CPUAccounting): the
+/// user and system time of the processes in its group now (those that ended are not
+/// counted, so the page never shows a negative share).
+fn cpu_of_procs(proc_cgroup: &str, unit: &str) -> Option<u64> {
+    let rel = proc_cgroup.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, rel) = (parts.next()?, parts.next()?, parts.next()?);
+        let tracked = controllers.is_empty() || controllers == "name=systemd";
+        (tracked && !rel.split('/').any(|p| p == "..") && rel.rsplit('/').next() == Some(unit)).then_some(rel)
+    })?;
+    let procs = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"]
+        .iter()
+        .find_map(|root| std::fs::read_to_string(format!("{root}{rel}/cgroup.procs")).ok())?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+    let total: u64 = procs
+        .lines()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok())
+        .filter_map(|stat| {
+            // Fields after the command (which may hold spaces) in parentheses.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split(' ').collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    Some(total * 1_000_000 / ticks)
 }
 
 /// Where the CPU counter of `unit`'s group lives, and whether it counts nanoseconds.
