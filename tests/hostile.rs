@@ -6,6 +6,7 @@
 mod support;
 
 use support::container::{Container, CFG};
+use support::entry::{self, ssh, ssh_cmd};
 use support::{example_yaml, Run};
 
 const IDS: [&str; 3] = ["dev1", "dev2", "lead"];
@@ -14,45 +15,24 @@ const IDS: [&str; 3] = ["dev1", "dev2", "lead"];
 /// the repositories made, sshd running, and each identity's clone set up.
 fn server() -> Container {
     let c = Container::boot();
-    let mut keys = String::from("keys:\n");
-    for id in IDS {
-        c.ok(&format!(
-            "mkdir -p /root/keys && ssh-keygen -q -t ed25519 -N '' -C {id}@pc -f /root/keys/{id}"
-        ));
-        let public = c.ok(&format!("cat /root/keys/{id}.pub"));
-        keys.push_str(&format!("  {id}: [\"{}\"]\n", public.trim()));
-    }
     let yaml = example_yaml().replace("admins: []", "admins: [lead]")
-        + &keys
+        + &entry::keys_yaml(&c, &IDS)
         + "git: {max_object_size: 64K, max_push_size: 1M}\n";
     c.write(CFG, &yaml);
     let r = c.sh("hhlctl apply && hhlctl repo init");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.deploy_lua();
-    c.ok("ssh-keygen -A && systemctl start ssh.service && systemctl is-active ssh.service");
+    entry::start_sshd(&c);
     for id in IDS {
-        c.ok(&format!(
-            "mkdir -p /root/{id} && cd /root/{id} && git config --global --add safe.directory '*' \
-             && git -c user.name=x clone -q --config user.name={id} --config user.email={id}@pc \
-             --config core.sshCommand='{}' hhl@127.0.0.1:socketserver",
-            ssh_cmd(id)
-        ));
+        let r = entry::in_clone(&c, id, "socketserver", "true");
+        assert_eq!(r.code, 0, "{}", r.stdout);
     }
     c
 }
 
-fn ssh_cmd(id: &str) -> String {
-    format!("ssh -i /root/keys/{id} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
-}
-
-/// `ssh hhl@server <command>` as `id`.
-fn ssh(c: &Container, id: &str, command: &str) -> Run {
-    c.sh(&format!("{} hhl@127.0.0.1 {command}", ssh_cmd(id)))
-}
-
 /// In `id`'s clone of socketserver.
 fn git(c: &Container, id: &str, script: &str) -> Run {
-    c.sh(&format!("cd /root/{id}/socketserver && {{ {script}; }} 2>&1"))
+    entry::in_clone(c, id, "socketserver", script)
 }
 
 fn push_lua(c: &Container, id: &str, branch: &str, text: &str) -> Run {

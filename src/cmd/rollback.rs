@@ -32,12 +32,8 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         );
     };
     let me = users::current()?;
-    if !model.access.may_control(&me, &inst.developer) {
-        bail!(
-            "not yours: {} belongs to {}, and you are unix user `{me}`",
-            inst.name,
-            inst.user
-        );
+    if let Some(why) = model.access.shell_refusal(&me, "rollback") {
+        bail!(why);
     }
     let app = inst.app_dir();
     let (from, to, resumed) = release::rollback(&app)?;

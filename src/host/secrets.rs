@@ -62,3 +62,24 @@ pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
     }
     Ok(made)
 }
+
+/// The log page's link key (`web::link::KEY`): made once (256 random bits), kept, and
+/// readable by the entry account too, so `ssh <entry>@server web` can sign a link
+/// (hhl-web reads it as a credential). Returns whether it was made.
+pub fn ensure_web_key(root: &Path, model: &Model) -> Result<bool> {
+    let path = fsapply::under(root, Path::new(crate::web::link::KEY));
+    let old = std::fs::read_to_string(&path)
+        .ok()
+        .filter(|t| crate::web::link::parse_key(t).is_some());
+    let made = old.is_none();
+    let text = match old {
+        Some(t) => t,
+        None => format!("{}\n", random_hex::<32>()?),
+    };
+    let gid = users::lookup(&model.access.entry).map(|(_, g)| g);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fsapply::write_file_owned(&path, text.as_bytes(), 0o640, gid.map(|g| (0, g)))?;
+    Ok(made)
+}

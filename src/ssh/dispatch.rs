@@ -290,15 +290,14 @@ pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> 
     out
 }
 
-/// The one-time sign-in link for the log page. The log page's side (issue 14b,
-/// `web::link::issue`) is merged separately; until then this says so.
+/// The one-time sign-in link for the log page, signed with the page's key (which
+/// apply makes readable by the entry account).
 mod web_link {
     use crate::model::Model;
 
-    pub fn issue(_model: &Model, _identity: &str) -> Result<String, String> {
-        Err(
-            "one-time sign-in links are not available on this build yet; sign in on the log page with your password"
-                .into(),
-        )
+    pub fn issue(_model: &Model, identity: &str) -> Result<String, String> {
+        crate::web::link::issue(identity).map_err(|e| {
+            format!("no sign-in link: {e:#}; ask an admin to run `hhlctl apply`, which makes the log page's key")
+        })
     }
 }

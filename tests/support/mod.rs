@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod container;
+pub mod entry;
 
 use std::fs;
 use std::path::{Path, PathBuf};
