@@ -196,6 +196,14 @@ fn dev1_reaches_nothing_but_their_own() {
         "that is an admin command, and `dev1` is not an admin",
     );
     refused(&ssh(&c, "dev1", "stop socketserver-dev1"), "that is an admin command");
+    refused(
+        &ssh(&c, "dev1", "redis-secret dev2"),
+        "not yours: the instances of `dev2` belong to dev2",
+    );
+    refused(
+        &ssh(&c, "dev1", "redis-secret master"),
+        "not yours: the instances of `master`",
+    );
 
     // As the instance user (what dev1's Lua runs as): the code is not writable.
     refused(
@@ -232,6 +240,24 @@ fn dev1_reaches_nothing_but_their_own() {
     let r = ssh(&c, "dev1", "rollback socketserver-dev1");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_ne!(c.get_hhl(1081), "dev1-v1\n");
+    // Their own Redis secret, which opens their own Redis only.
+    let r = ssh(&c, "dev1", "redis-secret");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let secret = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret "))
+        .unwrap()
+        .to_string();
+    assert!(r.stdout.starts_with("port 6381\n"), "{}", r.stdout);
+    assert_eq!(
+        c.ok(&format!("redis-cli --no-auth-warning -p 6381 -a {secret} ping"))
+            .trim(),
+        "PONG"
+    );
+    assert!(c
+        .ok(&format!("redis-cli --no-auth-warning -p 6382 -a {secret} ping 2>&1"))
+        .contains("WRONGPASS"));
     let r = ssh(&c, "dev1", "help");
     assert!(
         r.stdout.contains("rollback INSTANCE") && !r.stdout.contains("admin commands"),
@@ -264,4 +290,21 @@ fn dev1_reaches_nothing_but_their_own() {
         "test -f /srv/git/socketserver.git/hooks/pre-receive && ! test -L /srv/git/socketserver.git/hooks/pre-receive",
     );
     assert_eq!(c.ok("sha256sum /etc/issue"), issue, "/etc/issue changed");
+    // apply: a link where the app's releases directory belongs is refused, and what
+    // it points at is not chowned or chmodded.
+    let app = "/opt/hhl/socketserver/dev2/app";
+    c.ok(&format!(
+        "runuser -u hhl -- sh -c 'cd {app} && mv releases r.bak && ln -s /etc releases'"
+    ));
+    let etc = c.ok("stat -c '%U:%G %a' /etc");
+    refused(
+        &c.sh("hhlctl apply"),
+        "releases is a symbolic link, where hhlctl keeps a directory; a link there is refused, never followed",
+    );
+    assert_eq!(c.ok("stat -c '%U:%G %a' /etc"), etc, "/etc changed");
+    c.ok(&format!(
+        "runuser -u hhl -- sh -c 'cd {app} && rm releases && mv r.bak releases'"
+    ));
+    let r = c.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

@@ -104,6 +104,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             }
             Err(e) => refuse(&e),
         },
+        Request::RedisSecret(owner) => redis_secret(model, identity, owner.as_deref()),
         Request::Plan | Request::Apply => {
             if let Err(e) = access::may(model, identity, Action::Admin) {
                 return refuse(&e);
@@ -118,6 +119,29 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             }
             apply()
         }
+    }
+}
+
+/// `redis-secret [OWNER]`: the port and secret of the identity's own Redis (admins:
+/// anyone's), after the same `access::may` as every other control command.
+fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i32> {
+    let owner = owner.unwrap_or(identity);
+    if let Err(e) = access::may(model, identity, Action::Control { owner }) {
+        return refuse(&e);
+    }
+    let Some(inst) = crate::redis_acl::of(model, owner) else {
+        return refuse(&format!("`{owner}` has no Redis in hhl.yaml"));
+    };
+    let path = crate::redis_acl::entry_secret_path(model, owner);
+    match crate::secrets::read_at(&path) {
+        Some(secret) => {
+            println!("port {}\nsecret {secret}", inst.port);
+            Ok(0)
+        }
+        None => refuse(&format!(
+            "no Redis secret for `{owner}` yet ({}); ask an admin to run `hhlctl apply`",
+            path.display()
+        )),
     }
 }
 
