@@ -234,13 +234,21 @@ fn serverctrl_pushes_are_validated_then_applied() {
     let pids = || c.ok("systemctl show -p MainPID 'openresty@*' 'redis@*'");
     let (sums0, pids0) = (sums(), pids());
 
-    // A developer may not push serverctrl at all.
-    let r = as_user(
-        &c,
-        "dev1",
-        "serverctrl",
-        "git commit -q --allow-empty -m x && git push origin master",
+    // A developer may not read serverctrl, let alone push it.
+    let r = as_user(&c, "dev1", "serverctrl", "true");
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("refused: serverctrl: only admins read or push here (you are `dev1`)"),
+        "{}",
+        r.stdout
     );
+    let r = c.sh(&format!(
+        "cd /root/dev1 && git init -q sc && cd sc && git -c user.name=d -c user.email=d@pc commit -q --allow-empty -m x && \
+         git -c core.sshCommand='{}' push hhl@127.0.0.1:serverctrl HEAD:master 2>&1",
+        entry::ssh_cmd("dev1")
+    ));
+    assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(
         r.stdout
             .contains("refused: serverctrl: only admins push here (you are `dev1`)"),

@@ -93,10 +93,14 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
         "/opt/hhl/socketserver/dev1/src/main.lua",
         "local ok = os.execute(\"logger -t socketserver-dev2 'fake-lua crash'\")\nngx.say(tostring(ok))\n",
     );
+    // The code cache is on: new code runs after a reload, as after a deploy.
+    c.ok("hhlctl reload socketserver-dev1");
+    let got = c.sh("curl -s http://127.0.0.1:1081/hhl").stdout;
     assert_eq!(
-        c.sh("curl -s http://127.0.0.1:1081/hhl").stdout,
+        got,
         "0\n",
-        "dev1's Lua could not run logger"
+        "dev1's Lua could not run logger: {}",
+        c.ok("journalctl -u openresty@socketserver-dev1 -n 15 --no-pager")
     );
     // In the journal, as socketserver-dev2 (journald may not place so short a process
     // in dev1's unit; either way it is not dev2's).
@@ -110,6 +114,7 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
     );
     // Then a real line of dev2's: once it is in dev2's file, the fakes would be too.
     c.write("/opt/hhl/socketserver/dev2/src/main.lua", LUA);
+    c.ok("hhlctl reload socketserver-dev2");
     assert_eq!(c.sh("curl -s 'http://127.0.0.1:1082/hhl?m=real2'").stdout, "logged\n");
     let dev2 = eventually(
         &c,
@@ -136,12 +141,13 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
         );
     }
     c.write("/opt/hhl/socketserver/dev1/src/main.lua", LUA);
+    c.ok("hhlctl reload socketserver-dev1");
 
     // hhlctl logs: root reads the journal; dev1 through the entry point, their own only;
     // an instance user (dev1's code with a shell) nothing.
-    let r = c.sh("hhlctl logs socketserver-dev1 -n 20");
+    let r = c.sh("hhlctl logs socketserver-dev1 -n 200");
     assert!(r.stdout.contains("structured marker-one"), "{}", r.stdout);
-    let r = c.sh(&entry_command("dev1", "logs -n 20 socketserver-dev1"));
+    let r = c.sh(&entry_command("dev1", "logs -n 200 socketserver-dev1"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("structured marker-one"), "{}", r.stdout);
     let r = c.sh(&entry_command("dev1", "logs socketserver-dev2"));
