@@ -247,6 +247,11 @@ fn main() {
         Some("http") => http(num(1) as u16, num(2)),
         Some("hold") => hold(num(1) as u16, num(2)),
         Some("deploy") => deploy(num(1) as u16, num(2), &a[3], &a[4..]),
+        // `cargo test --all-targets` runs every bench target with the harness's flags
+        // (`--test-threads=2`): this client has no tests; benches/ws.sh drives it.
+        Some(flag) if flag.starts_with("--") => {
+            eprintln!("ws_client: a client for benches/ws.sh, which gives it its arguments; no tests here");
+        }
         _ => {
             eprintln!("usage: ws_client latency|bare|http|hold PORT N | deploy PORT N LABEL CMD...");
             std::process::exit(2);
