@@ -1,4 +1,4 @@
-//! Developers as unix users, in a real systemd with real polkit: who may control what,
+//! Instances as system users, in a real systemd with real polkit: who may control what,
 //! what an instance can read, and how far one developer's runaway code reaches.
 
 mod support;
@@ -9,23 +9,31 @@ use support::container::{Container, CFG};
 use support::example_yaml;
 
 #[test]
-fn developers_control_their_own_units_and_only_those() {
+fn instances_run_as_system_users_and_only_the_entry_account_controls_units() {
     let yaml = example_yaml().replace("admins: []", "admins: [lead]");
     let c = Container::boot();
-    c.ok("useradd --user-group --create-home lead");
     c.write(CFG, &yaml);
     let r = c.hhlctl(CFG, "apply");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("created unix user dev1"), "{}", r.stdout);
-    assert!(r.stdout.contains("created unix user hhl"), "{}", r.stdout);
+    for user in ["hhl-dev1", "hhl-master", "hhl"] {
+        assert!(r.stdout.contains(&format!("created unix user {user}")), "{}", r.stdout);
+    }
+    // Developers and admins are identities, not accounts.
+    for nobody in ["dev1", "lead"] {
+        assert_eq!(
+            c.sh(&format!("getent passwd {nobody}")).code,
+            2,
+            "{nobody} got an account"
+        );
+    }
     c.deploy_lua();
 
-    // Each instance runs as its owner; master's and the shared server's as `hhl`.
+    // Each instance runs as its owner's system user.
     for (unit, user) in [
-        ("openresty@socketserver-dev1.service", "dev1"),
-        ("redis@6382.service", "dev2"),
-        ("openresty@socketserver-master.service", "hhl"),
-        ("openresty@httpserver-master.service", "hhl"),
+        ("openresty@socketserver-dev1.service", "hhl-dev1"),
+        ("redis@6382.service", "hhl-dev2"),
+        ("openresty@socketserver-master.service", "hhl-master"),
+        ("openresty@httpserver-master.service", "hhl-master"),
     ] {
         let pid = c.main_pid(unit);
         assert_eq!(c.ok(&format!("ps -o user= -p {pid}")).trim(), user, "{unit}");
@@ -47,78 +55,61 @@ fn developers_control_their_own_units_and_only_those() {
     assert_eq!(scores.len(), 16);
     eprintln!("systemd-analyze security:\n  {}", scores.join("\n  "));
 
-    // Created developers get git-shell: push, but no login.
-    assert_eq!(c.ok("getent passwd dev1 | cut -d: -f7").trim(), "/usr/bin/git-shell");
+    // Instance users cannot log in; the entry account's only program is the forced
+    // command (sshd needs a shell to run it), its password is locked.
+    assert_eq!(c.ok("getent passwd hhl-dev1 | cut -d: -f7").trim(), "/usr/sbin/nologin");
+    assert_eq!(c.ok("getent passwd hhl | cut -d: -f7").trim(), "/bin/sh");
+    assert!(c.ok("passwd -S hhl").split_whitespace().nth(1) == Some("L"));
 
-    // dev1, through hhlctl, without sudo: own instances yes.
-    let before = c.main_pid("openresty@socketserver-dev1.service");
-    let r = c.sh_as("dev1", &format!("{} -c {CFG} restart socketserver-dev1", support::BIN));
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_ne!(c.main_pid("openresty@socketserver-dev1.service"), before);
-    let r = c.sh_as("dev1", &format!("{} -c {CFG} restart --dev dev1", support::BIN));
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(c.get_hhl(1081), "hhl socketserver-dev1 ok\n");
-
-    // Another developer's: refused by name, nothing touched.
+    // polkit: the entry account (what `hhlctl ssh` runs as) may start, stop, restart
+    // and reload hhl units, and nothing more.
     let dev2 = c.main_pid("openresty@socketserver-dev2.service");
-    let r = c.sh_as(
-        "dev1",
-        &format!("{} -c {CFG} restart socketserver-dev2 6381", support::BIN),
-    );
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr
-            .contains("not yours: you are unix user `dev1` and may not restart socketserver-dev2 (belongs to dev2)")
-            && r.stderr.contains("`hhlctl restart --dev dev1` does yours"),
-        "{}",
-        r.stderr
-    );
-    assert!(!r.stderr.contains("6381 (belongs"), "{}", r.stderr);
-    assert_eq!(c.main_pid("openresty@socketserver-dev2.service"), dev2);
-
-    // polkit is the authority, not hhlctl's check: with a doctored copy of hhl.yaml
-    // that names dev1 an admin, systemd still refuses, and hhlctl says so plainly.
-    c.ok(&format!(
-        "sed 's/admins: \\[lead\\]/admins: [dev1]/' {CFG} > /tmp/mine.yaml && chmod 644 /tmp/mine.yaml"
-    ));
-    let r = c.sh_as(
-        "dev1",
-        &format!("{} -c /tmp/mine.yaml stop socketserver-dev2", support::BIN),
-    );
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stderr
-            .contains("systemd refused: you may control only your own instances"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(c.main_pid("openresty@socketserver-dev2.service"), dev2);
-
-    // Plain systemctl, same rule.
-    let r = c.sh_as("dev1", "systemctl reload openresty@dtserver-dev1.service");
+    let r = c.sh_as("hhl", "systemctl restart openresty@socketserver-dev1.service");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = c.sh_as("dev1", "systemctl stop redis@6382.service");
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("Interactive authentication required"), "{}", r.stderr);
-    // Verbs beyond start/stop/restart/reload stay with root, even on dev1's own units:
-    // set-property could lift the slice's limits.
     for cmd in [
         "systemctl kill openresty@socketserver-dev1.service",
         "systemctl set-property --runtime openresty@socketserver-dev1.service CPUQuota=",
         "systemctl daemon-reload",
+        "systemctl restart ssh.service",
+        "systemctl start hhl-web.service",
     ] {
-        let r = c.sh_as("dev1", cmd);
-        assert_ne!(r.code, 0, "`{cmd}` was allowed to dev1");
+        let r = c.sh_as("hhl", cmd);
+        assert_ne!(r.code, 0, "`{cmd}` was allowed to the entry account");
     }
+    // An instance user (say dev2's code got a shell) and any other local account get
+    // nothing: not their own units, not with another job mode.
+    c.ok("useradd --create-home mallory");
+    for user in ["hhl-dev2", "mallory"] {
+        for cmd in [
+            "systemctl restart openresty@socketserver-dev2.service",
+            "systemctl --job-mode=flush start openresty@socketserver-dev2.service",
+            "systemctl --job-mode=replace-irreversibly stop redis@6382.service",
+            "systemctl start hhl-apply.service",
+        ] {
+            let r = c.sh_as(user, cmd);
+            assert_ne!(r.code, 0, "`{cmd}` was allowed to {user}");
+            assert!(
+                r.stderr.contains("Interactive authentication required"),
+                "{user}: {cmd}: {}",
+                r.stderr
+            );
+        }
+        // hhlctl as that user says why, and what to do.
+        let r = c.sh_as(user, &format!("{} -c {CFG} restart socketserver-dev2", support::BIN));
+        assert_eq!(r.code, 1, "{}", r.stdout);
+        assert!(
+            r.stderr.contains(&format!(
+                "only root and the entry account `hhl` may restart instances here, and you are unix user `{user}`"
+            )) && r
+                .stderr
+                .contains("hint: developers and admins use their ssh key: `ssh hhl@<server> restart …`"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(c.main_pid("openresty@socketserver-dev2.service"), dev2);
     assert_eq!(c.ping(6382), "PONG");
-
-    // An admin may control everybody's.
-    let r = c.sh_as(
-        "lead",
-        &format!("{} -c {CFG} restart socketserver-dev2 6382", support::BIN),
-    );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert_ne!(c.main_pid("openresty@socketserver-dev2.service"), dev2);
+    assert_eq!(c.get_hhl(1081), "hhl socketserver-dev1 ok\n");
 }
 
 /// dev1's Lua reports what it can open: `GET /hhl?path=P&mode=r` answers `ok` or the error.
@@ -199,8 +190,8 @@ fn a_runaway_loop_is_held_to_its_cpu_limit_and_others_keep_answering() {
     );
     // CPU seconds of dev1's processes, from /proc (cgroup v1 hosts have no CPUUsageNSec).
     let usage = || -> f64 {
-        let ticks =
-            c.ok("for p in $(pgrep -u dev1); do cat /proc/$p/stat; done | awk '{s += $14 + $15} END {print s + 0}'");
+        let ticks = c
+            .ok("for p in $(pgrep -u hhl-dev1); do cat /proc/$p/stat; done | awk '{s += $14 + $15} END {print s + 0}'");
         ticks.trim().parse::<f64>().expect("clock ticks") / 100.0
     };
     // Four spinning requests, bounded by curl's own timeout.
@@ -288,7 +279,7 @@ fn each_redis_answers_its_owner_only_refuses_admin_commands_and_comes_back() {
     assert_ne!(s1, s2);
     assert_eq!(
         c.ok("stat -c '%a %U:%G' /var/lib/hhl/redis/dev1.secret /var/lib/hhl/redis/6381.acl"),
-        "640 root:dev1\n640 root:dev1\n"
+        "640 root:hhl-dev1\n640 root:hhl-dev1\n"
     );
     let r = c.hhlctl(CFG, "apply");
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -13,18 +13,13 @@ use support::container::{Container, CFG};
 use support::example_yaml;
 
 /// The apply steps a run can be killed at (`src/host/fault.rs`), in order.
-const APPLY_STEPS: [&str; 10] = [
-    "apply:checked",
-    "apply:intent",
-    "apply:stopped",
-    "apply:manifest-ahead",
-    "apply:temp-written",
-    "apply:first-file",
-    "apply:files",
-    "apply:manifest",
-    "apply:daemon-reload",
-    "apply:jobs",
-];
+fn apply_steps() -> Vec<&'static str> {
+    hhlctl::fault::STEPS
+        .iter()
+        .copied()
+        .filter(|s| s.starts_with("apply:"))
+        .collect()
+}
 
 /// The example, changed in every way that needs systemd to act: dev1's socketserver
 /// port (nginx reload), dev2's Redis databases (restart), dev1's slice tasks limit
@@ -167,7 +162,8 @@ fn check_live(c: &Container, on: bool, step: &str) {
 fn an_apply_killed_at_any_step_is_finished_by_the_next() {
     let c = Container::applied(&example_yaml());
     c.start_rsyslog();
-    for step in APPLY_STEPS {
+    let steps = apply_steps();
+    for step in steps.iter().copied() {
         for (yaml, on) in [(changed(), true), (example_yaml(), false)] {
             c.write(CFG, &yaml);
             killed_at(&c, step, "apply");
@@ -185,8 +181,7 @@ fn an_apply_killed_at_any_step_is_finished_by_the_next() {
                 );
             }
             // From the intent record on, the next run says what it finishes.
-            let owes =
-                APPLY_STEPS.iter().position(|s| *s == step) >= APPLY_STEPS.iter().position(|s| *s == "apply:intent");
+            let owes = steps.iter().position(|s| *s == step) >= steps.iter().position(|s| *s == "apply:intent");
             assert_eq!(
                 r.stdout.contains("finishing an interrupted run: "),
                 owes,

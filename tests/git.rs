@@ -1,19 +1,20 @@
-//! Deploying through git, in a real systemd with real polkit: real `git push` over the
-//! file transport as unix users dev1 and lead (an admin), into repositories made by
-//! `hhlctl repo init`.
+//! Deploying through git, in a real systemd with real polkit: real `git push` over real
+//! ssh as the identities dev1, dev2 and lead (an admin), through the entry account,
+//! into repositories made by `hhlctl repo init`.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use support::container::{Container, CFG};
+use support::entry::{self, ssh};
 use support::{example_yaml, Run};
 
 /// The example with `lead` as admin, applied, and the repositories made.
 fn with_repos() -> Container {
     let c = Container::boot();
-    c.ok("useradd --user-group --create-home lead");
-    c.write(CFG, &example_yaml().replace("admins: []", "admins: [lead]"));
+    let keys = entry::keys_yaml(&c, &["dev1", "dev2", "lead"]);
+    c.write(CFG, &(example_yaml().replace("admins: []", "admins: [lead]") + &keys));
     let r = c.sh("hhlctl apply");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let r = c.sh("hhlctl repo init");
@@ -30,20 +31,21 @@ fn with_repos() -> Container {
         again.contains("updated /srv/git/serverctrl.git") && !again.contains("created"),
         "{again}"
     );
-    for user in ["dev1", "dev2", "lead"] {
-        c.ok(&format!(
-            "runuser -u {user} -- sh -c 'cd ~ && git config --global user.email {user}@hhl && git config --global user.name {user}'"
-        ));
-    }
+    entry::start_sshd(&c);
     c
 }
 
-/// As `user`, in their clone of `repo` (made on first use): run `script`.
-fn as_user(c: &Container, user: &str, repo: &str, script: &str) -> Run {
-    c.sh_as(
-        user,
-        &format!("cd ~ && {{ [ -d {repo} ] || git clone -q /srv/git/{repo}.git 2>/dev/null; }} && cd {repo} && {script} 2>&1"),
-    )
+/// As identity `id`, in their clone of `repo` (made over ssh on first use): run `script`.
+fn as_user(c: &Container, id: &str, repo: &str, script: &str) -> Run {
+    entry::in_clone(c, id, repo, script)
+}
+
+/// What `hhlctl ssh <id>` does for `command`, run on the server as the entry account
+/// with `env` added (a fault to inject: clients cannot pass environment through ssh).
+fn entry_with_env(c: &Container, id: &str, env: &str, command: &str) -> Run {
+    c.sh(&format!(
+        "runuser -u hhl -- env {env} SSH_ORIGINAL_COMMAND='{command}' hhlctl ssh {id}"
+    ))
 }
 
 /// Write main.lua answering `text`, commit, push to `branch` with `opts`.
@@ -78,18 +80,15 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
 
     // Someone else's branch: refused before any ref moves; nothing deployed.
     let before_dev2 = c.get_hhl(1082);
+    // (dev2's branch is hidden from dev1, so git itself refuses the update.)
     let r = push_lua(&c, "dev1", "dev2", "intruder", "");
     assert_ne!(r.code, 0);
     assert!(
-        r.stdout.contains(
-            "refused: socketserver: branch `dev2` belongs to dev2, and you are unix user `dev1`; push to `dev1`"
-        ),
+        r.stdout
+            .contains("[remote rejected] HEAD -> dev2 (deny updating a hidden ref)"),
         "{}",
         r.stdout
     );
-    assert!(r
-        .stdout
-        .contains("[remote rejected] HEAD -> dev2 (pre-receive hook declined)"));
     assert_eq!(c.get_hhl(1082), before_dev2);
     assert_eq!(
         c.sh("git --git-dir=/srv/git/socketserver.git rev-parse --verify -q refs/heads/dev2")
@@ -97,12 +96,23 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
         1,
         "the refused branch exists"
     );
-    // Running the hook by hand (dev1 has no shell, but say they had) deploys nothing
-    // that is not theirs either.
-    let r = c.sh_as(
-        "dev1",
-        "cd /srv/git/socketserver.git && echo \"$(printf '0%.0s' $(seq 40)) $(git rev-parse dev1) refs/heads/dev2\" | hhlctl hook post-receive",
+    // The hook run without an identity (not through `hhlctl ssh`) deploys nothing;
+    // with dev1's identity, nothing that is not dev1's.
+    let line = "echo \"$(printf '0%.0s' $(seq 40)) $(git rev-parse dev1) refs/heads/dev2\"";
+    let r = c.sh(&format!(
+        "cd /srv/git/socketserver.git && {line} | runuser -u hhl -- hhlctl hook post-receive"
+    ));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "pushes come through ssh (`git push <entry>@server:<repo>`); unix user `hhl` pushed without an identity"
+        ),
+        "{}",
+        r.stderr
     );
+    let r = c.sh(&format!(
+        "cd /srv/git/socketserver.git && {line} | runuser -u hhl -- env HHL_IDENTITY=dev1 hhlctl hook post-receive"
+    ));
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr
@@ -182,15 +192,15 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert!(r.stdout.contains("not deployed (-o no-deploy)"), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v3\n");
 
-    // Rollback, as dev1, without sudo; not someone else's.
-    let r = c.sh_as("dev1", "hhlctl rollback socketserver-dev1");
+    // Rollback, as dev1 over ssh; not someone else's.
+    let r = ssh(&c, "dev1", "rollback socketserver-dev1");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(c.get_hhl(1081), "v2\n");
-    let r = c.sh_as("dev1", "hhlctl rollback socketserver-dev2");
-    assert_eq!(r.code, 1);
+    let r = ssh(&c, "dev1", "rollback socketserver-dev2");
+    assert_ne!(r.code, 0);
     assert!(
         r.stderr
-            .contains("not yours: socketserver-dev2 belongs to dev2, and you are unix user `dev1`"),
+            .contains("not yours: the instances of `dev2` belong to dev2, and you are `dev1`"),
         "{}",
         r.stderr
     );
@@ -224,13 +234,21 @@ fn serverctrl_pushes_are_validated_then_applied() {
     let pids = || c.ok("systemctl show -p MainPID 'openresty@*' 'redis@*'");
     let (sums0, pids0) = (sums(), pids());
 
-    // A developer may not push serverctrl at all.
-    let r = as_user(
-        &c,
-        "dev1",
-        "serverctrl",
-        "git commit -q --allow-empty -m x && git push origin master",
+    // A developer may not read serverctrl, let alone push it.
+    let r = as_user(&c, "dev1", "serverctrl", "true");
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("refused: serverctrl: only admins read or push here (you are `dev1`)"),
+        "{}",
+        r.stdout
     );
+    let r = c.sh(&format!(
+        "cd /root/dev1 && git init -q sc && cd sc && git -c user.name=d -c user.email=d@pc commit -q --allow-empty -m x && \
+         git -c core.sshCommand='{}' push hhl@127.0.0.1:serverctrl HEAD:master 2>&1",
+        entry::ssh_cmd("dev1")
+    ));
+    assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(
         r.stdout
             .contains("refused: serverctrl: only admins push here (you are `dev1`)"),
@@ -378,8 +396,8 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     // Until the lock is surely held (a non-blocking try fails).
     c.ok("for i in $(seq 100); do flock -n /opt/hhl/socketserver/dev1/app/.lock true || exit 0; sleep 0.05; done; exit 1");
     c.ok(
-        "runuser -u dev1 -- sh -c 'cd ~/socketserver && printf \"ngx.say(\\\"killed\\\")\\n\" > main.lua && git commit -qam k' && \
-         (runuser -u dev1 -- sh -c 'cd ~/socketserver && git push -q origin HEAD:dev1' >/dev/null 2>&1 &)",
+        "cd /root/dev1/socketserver && printf 'ngx.say(\"killed\")\\n' > main.lua && git commit -qam k && \
+         (git push -q origin HEAD:dev1 >/dev/null 2>&1 &)",
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.sh("pgrep -f 'hook post-receiv[e]'").code != 0 {
@@ -405,11 +423,14 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     };
     let before = workers(&c);
     // The hook dies; the ref has moved, and git reports the hook's end as it may.
+    // (The fault is set on the server side: ssh passes no client environment.)
     as_user(
         &c,
         "dev1",
         "socketserver",
-        "printf 'ngx.say(\"switched\")\\n' > main.lua && git commit -qam switched && HHL_FAULT=release:switched git push -q origin HEAD:dev1; true",
+        "printf 'ngx.say(\"switched\")\\n' > main.lua && git commit -qam switched && \
+         git push -q --receive-pack=\"runuser -u hhl -- env HHL_IDENTITY=dev1 HHL_FAULT=release:switched git receive-pack\" \
+         /srv/git/socketserver.git HEAD:dev1; true",
     );
     let record = c.ok(&format!("cat {app}/.reload-pending"));
     assert!(record.starts_with("deploy "), "{record}");
@@ -440,14 +461,11 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     // A rollback killed between its switch and its reload is finished by the next
     // rollback, which does not go back one more.
     let from = c.ok(&format!("readlink {app}/current"));
-    let r = c.sh_as(
-        "dev1",
-        "HHL_FAULT=release:switched hhlctl rollback socketserver-dev1; echo \"exit=$?\"",
-    );
-    assert!(r.stdout.ends_with("exit=137\n"), "{}\n{}", r.stdout, r.stderr);
+    let r = entry_with_env(&c, "dev1", "HHL_FAULT=release:switched", "rollback socketserver-dev1");
+    assert_eq!(r.code, 137, "{}\n{}", r.stdout, r.stderr);
     let to = c.ok(&format!("readlink {app}/current"));
     assert_ne!(to, from);
-    let r = c.sh_as("dev1", "hhlctl rollback socketserver-dev1");
+    let r = ssh(&c, "dev1", "rollback socketserver-dev1");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let (from, to) = (
         from.trim().trim_start_matches("releases/"),
@@ -472,13 +490,15 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     c.ok(&format!("! test -e {app}/.reload-pending"));
 
     // Two pushes at once, to the same instance: serialized by the lock, never mixed.
-    c.ok("runuser -u dev1 -- sh -c 'cd ~ && git clone -q /srv/git/socketserver.git s2 && cd s2 && git checkout -q -b w origin/dev1'");
-    let r = c.sh_as(
-        "dev1",
-        "cd ~/socketserver && printf 'ngx.say(\"A\")\\n' > main.lua && git commit -qam A && \
-         cd ~/s2 && printf 'ngx.say(\"B\")\\n' > other.lua && git commit -qam B && \
-         (cd ~/socketserver && git push -q origin HEAD:dev1 > /tmp/a.out 2>&1) & \
-         (cd ~/s2 && git push -q origin HEAD:dev1 > /tmp/b.out 2>&1) & wait; cat /tmp/a.out /tmp/b.out",
+    c.ok(&format!(
+        "cd /root/dev1 && git clone -q --config core.sshCommand='{}' hhl@127.0.0.1:socketserver s2 && cd s2 && git checkout -q -b w origin/dev1",
+        entry::ssh_cmd("dev1")
+    ));
+    let r = c.sh(
+        "cd /root/dev1/socketserver && printf 'ngx.say(\"A\")\\n' > main.lua && git commit -qam A && \
+         cd /root/dev1/s2 && printf 'ngx.say(\"B\")\\n' > other.lua && git commit -qam B && \
+         (cd /root/dev1/socketserver && git push -q origin HEAD:dev1 > /tmp/a.out 2>&1) & \
+         (cd /root/dev1/s2 && git push -q origin HEAD:dev1 > /tmp/b.out 2>&1) & wait; cat /tmp/a.out /tmp/b.out",
     );
     // One push wins the ref; the other is refused by git as not a fast-forward, or
     // lands after it. Either way the live tree is one whole commit of branch dev1.

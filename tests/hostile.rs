@@ -6,6 +6,7 @@
 mod support;
 
 use support::container::{Container, CFG};
+use support::entry::{self, ssh, ssh_cmd};
 use support::{example_yaml, Run};
 
 const IDS: [&str; 3] = ["dev1", "dev2", "lead"];
@@ -14,45 +15,24 @@ const IDS: [&str; 3] = ["dev1", "dev2", "lead"];
 /// the repositories made, sshd running, and each identity's clone set up.
 fn server() -> Container {
     let c = Container::boot();
-    let mut keys = String::from("keys:\n");
-    for id in IDS {
-        c.ok(&format!(
-            "mkdir -p /root/keys && ssh-keygen -q -t ed25519 -N '' -C {id}@pc -f /root/keys/{id}"
-        ));
-        let public = c.ok(&format!("cat /root/keys/{id}.pub"));
-        keys.push_str(&format!("  {id}: [\"{}\"]\n", public.trim()));
-    }
     let yaml = example_yaml().replace("admins: []", "admins: [lead]")
-        + &keys
+        + &entry::keys_yaml(&c, &IDS)
         + "git: {max_object_size: 64K, max_push_size: 1M}\n";
     c.write(CFG, &yaml);
     let r = c.sh("hhlctl apply && hhlctl repo init");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     c.deploy_lua();
-    c.ok("ssh-keygen -A && systemctl start ssh.service && systemctl is-active ssh.service");
+    entry::start_sshd(&c);
     for id in IDS {
-        c.ok(&format!(
-            "mkdir -p /root/{id} && cd /root/{id} && git config --global --add safe.directory '*' \
-             && git -c user.name=x clone -q --config user.name={id} --config user.email={id}@pc \
-             --config core.sshCommand='{}' hhl@127.0.0.1:socketserver",
-            ssh_cmd(id)
-        ));
+        let r = entry::in_clone(&c, id, "socketserver", "true");
+        assert_eq!(r.code, 0, "{}", r.stdout);
     }
     c
 }
 
-fn ssh_cmd(id: &str) -> String {
-    format!("ssh -i /root/keys/{id} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR")
-}
-
-/// `ssh hhl@server <command>` as `id`.
-fn ssh(c: &Container, id: &str, command: &str) -> Run {
-    c.sh(&format!("{} hhl@127.0.0.1 {command}", ssh_cmd(id)))
-}
-
 /// In `id`'s clone of socketserver.
 fn git(c: &Container, id: &str, script: &str) -> Run {
-    c.sh(&format!("cd /root/{id}/socketserver && {{ {script}; }} 2>&1"))
+    entry::in_clone(c, id, "socketserver", script)
 }
 
 fn push_lua(c: &Container, id: &str, branch: &str, text: &str) -> Run {
@@ -216,6 +196,14 @@ fn dev1_reaches_nothing_but_their_own() {
         "that is an admin command, and `dev1` is not an admin",
     );
     refused(&ssh(&c, "dev1", "stop socketserver-dev1"), "that is an admin command");
+    refused(
+        &ssh(&c, "dev1", "redis-secret dev2"),
+        "not yours: the instances of `dev2` belong to dev2",
+    );
+    refused(
+        &ssh(&c, "dev1", "redis-secret master"),
+        "not yours: the instances of `master`",
+    );
 
     // As the instance user (what dev1's Lua runs as): the code is not writable.
     refused(
@@ -252,6 +240,24 @@ fn dev1_reaches_nothing_but_their_own() {
     let r = ssh(&c, "dev1", "rollback socketserver-dev1");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_ne!(c.get_hhl(1081), "dev1-v1\n");
+    // Their own Redis secret, which opens their own Redis only.
+    let r = ssh(&c, "dev1", "redis-secret");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let secret = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret "))
+        .unwrap()
+        .to_string();
+    assert!(r.stdout.starts_with("port 6381\n"), "{}", r.stdout);
+    assert_eq!(
+        c.ok(&format!("redis-cli --no-auth-warning -p 6381 -a {secret} ping"))
+            .trim(),
+        "PONG"
+    );
+    assert!(c
+        .ok(&format!("redis-cli --no-auth-warning -p 6382 -a {secret} ping 2>&1"))
+        .contains("WRONGPASS"));
     let r = ssh(&c, "dev1", "help");
     assert!(
         r.stdout.contains("rollback INSTANCE") && !r.stdout.contains("admin commands"),
@@ -284,4 +290,21 @@ fn dev1_reaches_nothing_but_their_own() {
         "test -f /srv/git/socketserver.git/hooks/pre-receive && ! test -L /srv/git/socketserver.git/hooks/pre-receive",
     );
     assert_eq!(c.ok("sha256sum /etc/issue"), issue, "/etc/issue changed");
+    // apply: a link where the app's releases directory belongs is refused, and what
+    // it points at is not chowned or chmodded.
+    let app = "/opt/hhl/socketserver/dev2/app";
+    c.ok(&format!(
+        "runuser -u hhl -- sh -c 'cd {app} && mv releases r.bak && ln -s /etc releases'"
+    ));
+    let etc = c.ok("stat -c '%U:%G %a' /etc");
+    refused(
+        &c.sh("hhlctl apply"),
+        "releases is a symbolic link, where hhlctl keeps a directory; a link there is refused, never followed",
+    );
+    assert_eq!(c.ok("stat -c '%U:%G %a' /etc"), etc, "/etc changed");
+    c.ok(&format!(
+        "runuser -u hhl -- sh -c 'cd {app} && rm releases && mv r.bak releases'"
+    ));
+    let r = c.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

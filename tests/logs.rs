@@ -15,6 +15,12 @@ log.warn("structured marker-" .. ngx.var.arg_m, { player = 42, room = "lobby two
 ngx.say("logged")
 "#;
 
+/// What sshd runs for identity `id` asking `command`: the forced command, as the entry
+/// account.
+fn entry_command(id: &str, command: &str) -> String {
+    format!("runuser -u hhl -- env SSH_ORIGINAL_COMMAND='{command}' hhlctl ssh {id}")
+}
+
 /// Wait until `script` succeeds (rsyslog writes asynchronously).
 fn eventually(c: &Container, script: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -63,18 +69,18 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
         "journalctl -u openresty@socketserver-dev1 --no-pager | grep -q 'plain ngx.log marker-one'",
     );
 
-    // rsyslog: dev1's file, root:dev1 0640, in a root:dev1 0750 directory.
+    // rsyslog: dev1's file, root:hhl-dev1 0640, in a root:hhl-dev1 0750 directory.
     let file = "/var/log/hhl/dev1/socketserver-dev1.log";
     let text = eventually(&c, &format!("grep 'marker-one' {file}"));
     assert!(text.contains("warning socketserver-dev1"), "{text}");
     assert!(text.contains("plain ngx.log marker-one"), "{text}");
     assert_eq!(
         c.ok(&format!("stat -c '%U:%G %a' {file} /var/log/hhl/dev1")),
-        "root:dev1 640\nroot:dev1 750\n"
+        "root:hhl-dev1 640\nroot:hhl-dev1 750\n"
     );
-    // Nothing of it in the shared syslog, and dev2 cannot read it.
+    // Nothing of it in the shared syslog, and dev2's instance user cannot read it.
     assert_eq!(c.sh("grep -c marker-one /var/log/syslog").stdout.trim(), "0");
-    let r = c.sh_as("dev2", &format!("cat {file}"));
+    let r = c.sh_as("hhl-dev2", &format!("cat {file}"));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
     // Redis has its own file too.
@@ -82,16 +88,20 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
 
     // Forged tags route nothing: dev1 (a shell as its instance user, and its Lua)
     // claims to be dev2's socketserver and master's Redis.
-    c.ok("runuser -u dev1 -- logger -t socketserver-dev2 'fake-shell crash'");
-    c.ok("runuser -u dev1 -- logger -t redis-master 'fake-shell redis'");
+    c.ok("runuser -u hhl-dev1 -- logger -t socketserver-dev2 'fake-shell crash'");
+    c.ok("runuser -u hhl-dev1 -- logger -t redis-master 'fake-shell redis'");
     c.write(
         "/opt/hhl/socketserver/dev1/src/main.lua",
         "local ok = os.execute(\"logger -t socketserver-dev2 'fake-lua crash'\")\nngx.say(tostring(ok))\n",
     );
+    // The code cache is on: new code runs after a reload, as after a deploy.
+    c.ok("hhlctl reload socketserver-dev1");
+    let got = c.sh("curl -s http://127.0.0.1:1081/hhl").stdout;
     assert_eq!(
-        c.sh("curl -s http://127.0.0.1:1081/hhl").stdout,
+        got,
         "0\n",
-        "dev1's Lua could not run logger"
+        "dev1's Lua could not run logger: {}",
+        c.ok("journalctl -u openresty@socketserver-dev1 -n 15 --no-pager")
     );
     // In the journal, as socketserver-dev2 (journald may not place so short a process
     // in dev1's unit; either way it is not dev2's).
@@ -105,6 +115,7 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
     );
     // Then a real line of dev2's: once it is in dev2's file, the fakes would be too.
     c.write("/opt/hhl/socketserver/dev2/src/main.lua", LUA);
+    c.ok("hhlctl reload socketserver-dev2");
     assert_eq!(c.sh("curl -s 'http://127.0.0.1:1082/hhl?m=real2'").stdout, "logged\n");
     let dev2 = eventually(
         &c,
@@ -116,8 +127,13 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
         !master.contains("fake-"),
         "a forged line reached master's Redis file:\n{master}"
     );
-    for who in ["root", "dev2"] {
-        let r = c.sh_as(who, "hhlctl logs socketserver-dev2 -n 500");
+    // Root's `hhlctl logs`, and dev2's `ssh hhl@server logs` (the forced command, run
+    // here as sshd would: as the entry account, for identity dev2).
+    for (who, run) in [
+        ("root", "hhlctl logs socketserver-dev2 -n 500".to_string()),
+        ("dev2", entry_command("dev2", "logs -n 500 socketserver-dev2")),
+    ] {
+        let r = c.sh(&run);
         assert!(r.stdout.contains("marker-real2"), "{who}: {}", r.stdout);
         assert!(
             !r.stdout.contains("fake-"),
@@ -126,18 +142,29 @@ fn lua_lines_reach_the_journal_and_the_owners_file_only() {
         );
     }
     c.write("/opt/hhl/socketserver/dev1/src/main.lua", LUA);
+    c.ok("hhlctl reload socketserver-dev1");
 
-    // hhlctl logs: root reads the journal; dev1 (no journal access) their file.
-    let r = c.sh("hhlctl logs socketserver-dev1 -n 20");
+    // hhlctl logs: root reads the journal; dev1 through the entry point, their own only;
+    // an instance user (dev1's code with a shell) nothing.
+    let r = c.sh("hhlctl logs socketserver-dev1 -n 200");
     assert!(r.stdout.contains("structured marker-one"), "{}", r.stdout);
-    let r = c.sh_as("dev1", "hhlctl logs socketserver-dev1 -n 20");
+    let r = c.sh(&entry_command("dev1", "logs -n 200 socketserver-dev1"));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("structured marker-one"), "{}", r.stdout);
-    let r = c.sh_as("dev1", "hhlctl logs socketserver-dev2");
+    let r = c.sh(&entry_command("dev1", "logs socketserver-dev2"));
     assert_eq!(r.code, 1);
     assert!(
         r.stderr
-            .contains("not yours: you are unix user `dev1` and may not read the logs of socketserver-dev2"),
+            .contains("refused: not yours: you are `dev1` and may not read the logs of `dev2`"),
+        "{}",
+        r.stderr
+    );
+    let r = c.sh_as("hhl-dev1", "hhlctl logs socketserver-dev1");
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(
+            "only root and the entry account `hhl` may read instances' logs here, and you are unix user `hhl-dev1`"
+        ),
         "{}",
         r.stderr
     );
@@ -246,7 +273,11 @@ fn the_log_page_holds_under_abuse_and_links_sign_in_once() {
     c.write(support::container::CFG, &example_yaml());
     assert_eq!(c.sh("hhlctl apply").code, 0);
     c.ok("printf 'dev1-secret\\n' | hhlctl web passwd dev1");
-    assert_eq!(c.ok("stat -c '%a %U' /etc/hhl/web.key").trim(), "600 root");
+    // apply made the link key: root writes it, the entry account reads it (to sign
+    // `ssh … web` links), nobody else; instance users cannot.
+    assert_eq!(c.ok("stat -c '%a %U:%G' /etc/hhl/web.key").trim(), "640 root:hhl");
+    let r = c.sh_as("hhl-dev1", "cat /etc/hhl/web.key");
+    assert!(r.code != 0 && r.stderr.contains("Permission denied"), "{}", r.stderr);
     c.ok("systemctl start hhl-web.service");
     eventually(&c, "curl -s -o /dev/null http://127.0.0.1:8080/login");
     let url = "http://127.0.0.1:8080";

@@ -72,6 +72,12 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     if crate::secrets::ensure(root, model)? > 0 {
         println!("made Redis secrets in {}", crate::redis_acl::dir(model).display());
     }
+    // The log page starts after the first apply: its link key (readable by the entry
+    // account, for `ssh … web`) and a password file (empty: sign-in by link only).
+    if crate::secrets::ensure_web_key(root, model)? {
+        println!("made the log page's link key {}", crate::web::link::KEY);
+    }
+    super::web::ensure_passwd(&crate::fsapply::under(root, Path::new(super::web::PASSWD)))?;
     if validate::rsyslog_rules(model, &artifacts, &changes)? {
         println!("checked the rsyslog rules with rsyslogd -N1");
     }

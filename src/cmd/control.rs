@@ -25,23 +25,8 @@ pub fn run(config: &Path, kind: JobKind, selection: Selection) -> Result<i32> {
     }
     // polkit has the last word; asking first turns its bare refusal into a clear one.
     let me = users::current()?;
-    let theirs: Vec<String> = chosen
-        .iter()
-        .filter(|i| !loaded.model.access.may_control(&me, &i.developer))
-        .map(|i| format!("{} (belongs to {})", i.name, i.user))
-        .collect();
-    if !theirs.is_empty() {
-        let access = &loaded.model.access;
-        let yours = match access.users.iter().find(|(_, u)| **u == me) {
-            Some((owner, _)) => format!("`hhlctl {} --dev {owner}` does yours", kind.command()),
-            None => "you own no instances".into(),
-        };
-        bail!(
-            "not yours: you are unix user `{me}` and may not {} {}\n  hint: {yours}; an admin (users.admins in {}) can do the rest",
-            kind.command(),
-            theirs.join(", "),
-            config.display()
-        );
+    if let Some(why) = loaded.model.access.shell_refusal(&me, kind.command()) {
+        bail!(why);
     }
     let jobs: Vec<(String, JobKind)> = chosen.iter().map(|i| (i.unit(), kind)).collect();
     let systemd = Systemd::connect()?;

@@ -29,12 +29,8 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         );
     };
     let me = users::current()?;
-    if !model.access.may_control(&me, &inst.developer) {
-        bail!(
-            "not yours: {} belongs to {}, and you are unix user `{me}`",
-            inst.name,
-            inst.user
-        );
+    if let Some(why) = model.access.shell_refusal(&me, "rollback") {
+        bail!(why);
     }
     // The unix user may (root, or the entry account): the rest is the shared path.
     match super::act::rollback(model, "root", &inst.name, None) {

@@ -134,8 +134,11 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
 
 /// hhl-web.service loads the password file as a credential: it must exist, even empty
 /// (sign-in by link only).
-fn ensure_passwd(path: &Path) -> Result<()> {
+pub fn ensure_passwd(path: &Path) -> Result<()> {
     if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let text = "# hhlctl web passwd USER adds lines here; empty: sign-in by link only\n";
         fsapply::write_file(path, text.as_bytes(), 0o600)?;
     }

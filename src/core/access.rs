@@ -40,6 +40,23 @@ impl Access {
         who == "root" || who == self.entry
     }
 
+    /// Why unix user `me` may not run `verb` on instances from a shell: only root and
+    /// the entry account (serving identities through `hhlctl ssh`) do.
+    pub fn shell_refusal(&self, me: &str, verb: &str) -> Option<String> {
+        let what = if verb == "logs" {
+            "read instances' logs".to_string()
+        } else {
+            format!("{verb} instances")
+        };
+        (!self.may_control(me, "")).then(|| {
+            format!(
+                "only root and the entry account `{entry}` may {what} here, and you are unix user `{me}`\n  \
+                 hint: developers and admins use their ssh key: `ssh {entry}@<server> {verb} …` (`ssh {entry}@<server> help`)",
+                entry = self.entry
+            )
+        })
+    }
+
     pub fn is_admin(&self, identity: &str) -> bool {
         identity == "root" || self.admins.iter().any(|a| a == identity)
     }

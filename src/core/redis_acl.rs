@@ -25,6 +25,13 @@ pub fn secret_path(model: &Model, owner: &str) -> PathBuf {
     dir(model).join(format!("{owner}.secret"))
 }
 
+/// The entry account's copy of the owner's secret (root:<entry> 0640, in a root:<entry>
+/// 0750 directory), for `ssh <entry>@server redis-secret`, which hands each developer
+/// their own after `access::may`.
+pub fn entry_secret_path(model: &Model, owner: &str) -> PathBuf {
+    dir(model).join("entry").join(format!("{owner}.secret"))
+}
+
 /// The ACL file Redis loads (`--aclfile`, set in the unit, so a template cannot drop it).
 pub fn acl_path(model: &Model, inst: &Instance) -> PathBuf {
     dir(model).join(format!("{}.acl", inst.name))

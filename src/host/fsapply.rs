@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -274,15 +274,40 @@ fn write_artifact_at(root: &Path, a: &Artifact, own: Ownership, fault: Option<&s
                 Ok(())
             }
         },
-        Content::Dir => {
-            fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-            if let Some((uid, gid)) = owner {
-                chown(&p, Some(uid), Some(gid)).with_context(|| format!("setting the owner of {}", p.display()))?;
-            }
-            fs::set_permissions(&p, fs::Permissions::from_mode(a.mode))
-                .with_context(|| format!("setting mode of {}", p.display()))
-        }
+        Content::Dir => ensure_dir(&p, a.mode, owner),
     }
+}
+
+/// Make directory `p` (mode, owner) without following a link at its place: some of
+/// these directories sit in another user's (the entry account's `app/`), who could
+/// swap one for a link to `/etc` between our check and our chown. The owner and mode
+/// are set on the opened directory (fchown, fchmod), never by path.
+fn ensure_dir(p: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
+            "{} is a symbolic link, where hhlctl keeps a directory; a link there is refused, never followed\n  \
+             hint: remove the link (hhlctl did not make it) and run apply again",
+            p.display()
+        ),
+        Ok(m) if !m.is_dir() => anyhow::bail!(
+            "{} is not a directory, where hhlctl keeps one\n  hint: move it away and run apply again",
+            p.display()
+        ),
+        Ok(_) => {}
+        Err(_) => fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?,
+    }
+    let dir = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(p)
+        .with_context(|| format!("opening {} (a link there is refused)", p.display()))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&dir, Some(uid), Some(gid))
+            .with_context(|| format!("setting the owner of {}", p.display()))?;
+    }
+    dir.set_permissions(fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting mode of {}", p.display()))
 }
 
 fn temp_beside(path: &Path) -> PathBuf {
@@ -375,6 +400,31 @@ pub fn replace_symlink(path: &Path, target: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link planted where a directory belongs is refused, and what it points at
+    /// keeps its mode.
+    #[test]
+    fn a_link_where_a_directory_belongs_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o700)).unwrap();
+        let planted = dir.path().join("releases");
+        symlink(&victim, &planted).unwrap();
+        let a = Artifact::dir("/releases", 0o2775);
+        let e = write_artifact(dir.path(), &a, Ownership::Ignore).unwrap_err();
+        assert!(
+            format!("{e:#}").contains(
+                "releases is a symbolic link, where hhlctl keeps a directory; a link there is refused, never followed"
+            ),
+            "{e:#}"
+        );
+        assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o7777, 0o700);
+        // A real directory gets its mode.
+        fs::remove_file(&planted).unwrap();
+        write_artifact(dir.path(), &a, Ownership::Ignore).unwrap();
+        assert_eq!(fs::metadata(&planted).unwrap().permissions().mode() & 0o7777, 0o2775);
+    }
 
     #[test]
     fn diff_then_apply_then_nothing_left() {

@@ -29,7 +29,12 @@ pub fn random_hex<const N: usize>() -> Result<String> {
 
 /// The owner's secret as stored, if it is one hhlctl made.
 pub fn read(model: &Model, owner: &str) -> Option<String> {
-    let text = std::fs::read_to_string(redis_acl::secret_path(model, owner)).ok()?;
+    read_at(&redis_acl::secret_path(model, owner))
+}
+
+/// A secret file's secret, if it is one hhlctl made.
+pub fn read_at(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
     let s = text.trim_end().to_string();
     redis_acl::secret_ok(&s).then_some(s)
 }
@@ -41,6 +46,12 @@ pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
     chown(&dir, Some(0), Some(0)).with_context(|| format!("chown {}", dir.display()))?;
+    // The entry account's copies, for `ssh … redis-secret`.
+    let entry_gid = users::lookup(&model.access.entry).map(|(_, g)| g);
+    let entry_dir = fsapply::under(root, &redis_acl::dir(model).join("entry"));
+    std::fs::create_dir_all(&entry_dir).with_context(|| format!("creating {}", entry_dir.display()))?;
+    std::fs::set_permissions(&entry_dir, std::fs::Permissions::from_mode(0o750))?;
+    chown(&entry_dir, Some(0), entry_gid.or(Some(0))).with_context(|| format!("chown {}", entry_dir.display()))?;
     let mut made = 0;
     for owner in model.owners() {
         let user = model.access.user_of(owner);
@@ -54,11 +65,39 @@ pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
         };
         let path = fsapply::under(root, &redis_acl::secret_path(model, owner));
         fsapply::write_file_owned(&path, format!("{secret}\n").as_bytes(), 0o640, gid.map(|g| (0, g)))?;
+        let copy = fsapply::under(root, &redis_acl::entry_secret_path(model, owner));
+        fsapply::write_file_owned(
+            &copy,
+            format!("{secret}\n").as_bytes(),
+            0o640,
+            entry_gid.map(|g| (0, g)),
+        )?;
         if let Some(inst) = redis_acl::of(model, owner) {
             let acl = redis_acl::acl_file(&secret).map_err(|e| anyhow::anyhow!("the Redis secret {e}"))?;
             let path = fsapply::under(root, &redis_acl::acl_path(model, inst));
             fsapply::write_file_owned(&path, acl.as_bytes(), 0o640, gid.map(|g| (0, g)))?;
         }
     }
+    Ok(made)
+}
+
+/// The log page's link key (`web::link::KEY`): made once (256 random bits), kept, and
+/// readable by the entry account too, so `ssh <entry>@server web` can sign a link
+/// (hhl-web reads it as a credential). Returns whether it was made.
+pub fn ensure_web_key(root: &Path, model: &Model) -> Result<bool> {
+    let path = fsapply::under(root, Path::new(crate::web::link::KEY));
+    let old = std::fs::read_to_string(&path)
+        .ok()
+        .filter(|t| crate::web::link::parse_key(t).is_some());
+    let made = old.is_none();
+    let text = match old {
+        Some(t) => t,
+        None => format!("{}\n", random_hex::<32>()?),
+    };
+    let gid = users::lookup(&model.access.entry).map(|(_, g)| g);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fsapply::write_file_owned(&path, text.as_bytes(), 0o640, gid.map(|g| (0, g)))?;
     Ok(made)
 }

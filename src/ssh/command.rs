@@ -24,6 +24,8 @@ pub enum Request {
     Releases(Option<String>),
     Rollback(String),
     Web,
+    /// The Redis port and secret of an owner (a developer's own; admins name one).
+    RedisSecret(Option<String>),
     /// Admin only.
     Start(Vec<String>),
     Stop(Vec<String>),
@@ -41,6 +43,7 @@ commands (ssh <entry>@server <command>):
   releases [INSTANCE]           the kept releases of an OpenResty instance
   rollback INSTANCE             back to the release before the current one
   web                           a one-time sign-in link for the log page
+  redis-secret                  your Redis's port and secret (for redis-cli and tools)
   help                          this text
 git: git push/fetch <entry>@server:<repo> (socketserver, lualib, …)";
 
@@ -122,6 +125,11 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
             _ => Err("rollback takes one instance: rollback socketserver-<you>".into()),
         },
         "web" if args.is_empty() => Ok(Request::Web),
+        "redis-secret" => match args {
+            [] => Ok(Request::RedisSecret(None)),
+            [one] if !one.starts_with('-') => Ok(Request::RedisSecret(Some(one.to_string()))),
+            _ => Err("redis-secret takes at most one owner".into()),
+        },
         "plan" if args.is_empty() => Ok(Request::Plan),
         "apply" if args.is_empty() => Ok(Request::Apply),
         "web" | "plan" | "apply" => Err(format!("{verb} takes no arguments")),

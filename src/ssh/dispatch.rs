@@ -107,6 +107,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             }
             Err(e) => refuse(&e),
         },
+        Request::RedisSecret(owner) => redis_secret(model, identity, owner.as_deref()),
         Request::Plan | Request::Apply => {
             if let Err(e) = access::may(model, identity, Action::Admin) {
                 return refuse(&e);
@@ -121,6 +122,29 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             }
             apply()
         }
+    }
+}
+
+/// `redis-secret [OWNER]`: the port and secret of the identity's own Redis (admins:
+/// anyone's), after the same `access::may` as every other control command.
+fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i32> {
+    let owner = owner.unwrap_or(identity);
+    if let Err(e) = access::may(model, identity, Action::Control { owner }) {
+        return refuse(&e);
+    }
+    let Some(inst) = crate::redis_acl::of(model, owner) else {
+        return refuse(&format!("`{owner}` has no Redis in hhl.yaml"));
+    };
+    let path = crate::redis_acl::entry_secret_path(model, owner);
+    match crate::secrets::read_at(&path) {
+        Some(secret) => {
+            println!("port {}\nsecret {secret}", inst.port);
+            Ok(0)
+        }
+        None => refuse(&format!(
+            "no Redis secret for `{owner}` yet ({}); ask an admin to run `hhlctl apply`",
+            path.display()
+        )),
     }
 }
 
@@ -249,15 +273,14 @@ pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> 
     out
 }
 
-/// The one-time sign-in link for the log page. The log page's side (issue 14b,
-/// `web::link::issue`) is merged separately; until then this says so.
+/// The one-time sign-in link for the log page, signed with the page's key (which
+/// apply makes readable by the entry account).
 mod web_link {
     use crate::model::Model;
 
-    pub fn issue(_model: &Model, _identity: &str) -> Result<String, String> {
-        Err(
-            "one-time sign-in links are not available on this build yet; sign in on the log page with your password"
-                .into(),
-        )
+    pub fn issue(_model: &Model, identity: &str) -> Result<String, String> {
+        crate::web::link::issue(identity).map_err(|e| {
+            format!("no sign-in link: {e:#}; ask an admin to run `hhlctl apply`, which makes the log page's key")
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod container;
+pub mod entry;
 
 use std::fs;
 use std::path::{Path, PathBuf};
