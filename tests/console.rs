@@ -271,6 +271,71 @@ fn developers_see_and_act_on_their_own_instances_and_admins_on_all() {
         "{r}"
     );
 
+    // Bad requests are told what is wrong.
+    let bad = [
+        (
+            "/api/act",
+            serde_json::json!({"verb": "kill", "instances": ["socketserver-dev1"]}),
+            "verb: restart or reload",
+        ),
+        (
+            "/api/act",
+            serde_json::json!({"verb": "restart"}),
+            "say `instances` or `owner`",
+        ),
+        (
+            "/api/act",
+            serde_json::json!({"verb": "restart", "instances": ["nosuch-dev1"]}),
+            "no instance `nosuch-dev1` in hhl.yaml",
+        ),
+        (
+            "/api/act",
+            serde_json::json!({"verb": "reload", "instances": ["6381"]}),
+            "redis@6381.service cannot reload (Redis re-reads its config only on restart)",
+        ),
+        (
+            "/api/rollback",
+            serde_json::json!({"instance": "socketserver-dev1", "to": "../../etc"}),
+            "no release `../../etc` is kept in /opt/hhl/socketserver/dev1/app/releases",
+        ),
+        (
+            "/api/rollback",
+            serde_json::json!({"instance": "socketserver-dev1", "to": v1}),
+            "is the live release already",
+        ),
+        (
+            "/api/rollback",
+            serde_json::json!({"instance": "redis-dev1"}),
+            "no OpenResty instance `redis-dev1`",
+        ),
+    ];
+    for (path, body, want) in bad {
+        let r = b.post(path, body.clone());
+        assert_eq!(r[0], 400, "{path} {body}: {r}");
+        assert!(r[1].as_str().unwrap().contains(want), "{path} {body}: {r}");
+    }
+
+    // A reload that fails (a config nginx refuses) shows why, from the journal; the
+    // instance keeps running what it had.
+    let conf = "/opt/hhl/socketserver/dev1/conf/nginx.conf";
+    c.ok(&format!(
+        "cp {conf} /tmp/nginx.conf.good && echo 'no_such_directive on;' >> {conf}"
+    ));
+    b.click(&format!("{ss1} button.reload"));
+    b.wait_for(
+        "const r = document.getElementById('result'); return r.classList.contains('fail') && r.innerText.includes('reloading openresty@socketserver-dev1.service failed') && r.innerText.includes('unknown directive \"no_such_directive\"')",
+        "the failed reload and its journal lines",
+    );
+    assert_eq!(c.get_hhl(1081), "dev1-v1\n");
+    b.script("window.scrollTo(0, 0)");
+    shot(&b, "console-failure.png");
+    c.ok(&format!("cp /tmp/nginx.conf.good {conf}"));
+    b.click(&format!("{ss1} button.reload"));
+    b.wait_for(
+        "const r = document.getElementById('result'); return r.classList.contains('ok') && r.innerText.includes('✓ reloaded openresty@socketserver-dev1.service')",
+        "the reload once the config is good",
+    );
+
     // The phone-sized page.
     b.resize(390, 844);
     b.wait_for("return document.querySelectorAll('.card').length == 3", "the console");

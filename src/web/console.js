@@ -48,7 +48,11 @@ function showResult(box, ok, lines, journal) {
   box.className = "result " + (ok ? "ok" : "fail");
   box.replaceChildren();
   for (const l of lines) box.append(el("div", { text: l }));
-  for (const j of journal || []) box.append(el("pre", { text: j }));
+  for (const j of journal || []) {
+    const pre = el("pre", { text: j });
+    box.append(pre);
+    pre.scrollTop = pre.scrollHeight; // what failed is at the end
+  }
 }
 
 async function post(path, body) {

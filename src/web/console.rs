@@ -176,23 +176,45 @@ pub(super) async fn overview(State(app): State<Shared>, headers: HeaderMap) -> R
     Json(visible(&app.model, &user, &snap)).into_response()
 }
 
-/// `GET /api/events`: the overview again each time it is read.
+/// `GET /api/events`: the overview again each time it is read, while the session
+/// lasts. Counts as one of the session's live streams (`MAX_TAILS`).
 pub(super) async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(user) = signed_in(&app, &headers) else {
         return error(StatusCode::UNAUTHORIZED, "sign in first");
     };
+    let session = super::token(&headers).unwrap_or_default();
+    let Some(slot) = super::TailSlot::take(&app, session.clone()) else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "at most {} live views per session: close one (another tab) first",
+                super::MAX_TAILS
+            ),
+        );
+    };
     let mut rx = app.watch.tx.subscribe();
     rx.mark_changed();
     app.watch.kick.notify_one();
-    let events = stream::unfold((rx, app, user), |(mut rx, app, user)| async move {
+    let state = (rx, app, user, session, slot);
+    let events = stream::unfold(state, |(mut rx, app, user, session, slot)| async move {
         loop {
             rx.changed().await.ok()?;
+            // Signed out (or expired): the stream ends with the session.
+            let still = app
+                .sessions
+                .lock()
+                .ok()
+                .and_then(|s| s.user(&session).map(|u| u == user));
+            if still != Some(true) {
+                return None;
+            }
             let snap = rx.borrow_and_update().clone();
             if snap.at == 0 {
                 continue;
             }
             let data = serde_json::to_string(&visible(&app.model, &user, &snap)).unwrap_or_default();
-            return Some((Ok::<Event, Infallible>(Event::default().data(data)), (rx, app, user)));
+            let event = Ok::<Event, Infallible>(Event::default().data(data));
+            return Some((event, (rx, app, user, session, slot)));
         }
     });
     sse(events).into_response()
@@ -461,5 +483,72 @@ pub(super) async fn plan(State(app): State<Shared>, headers: HeaderMap) -> Respo
         Ok(Ok((ok, output))) => Json(serde_json::json!({ "ok": ok, "output": output })).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn model() -> Model {
+        let text = "developers: [dev1, dev2]\nservers:\n  socketserver:\n    template: builtin:socketserver\n    values:\n      master: {port: 9000}\n      dev1: {port: 9001}\n      dev2: {port: 9002}\nusers: {admins: [lead]}\n".to_string();
+        let path = PathBuf::from("/etc/hhl/hhl.yaml");
+        let raw = crate::config::parse(&path, &text).unwrap();
+        let src = crate::config::Source { path, text };
+        crate::model::build(&raw, &src, crate::model::Flavor::Debian).unwrap()
+    }
+
+    fn snapshot(m: &Model) -> Snapshot {
+        let all: Vec<&Instance> = m.instances.iter().collect();
+        let views = all
+            .iter()
+            .map(|i| View {
+                instance: i.name.clone(),
+                label: crate::units::syslog_identifier(i),
+                unit: i.unit(),
+                owner: i.developer.clone(),
+                server: i.server.clone(),
+                kind: "openresty",
+                port: i.port,
+                active_state: "active".into(),
+                sub_state: "running".into(),
+                main_pid: 1,
+                since_usec: 1,
+                restarts: 0,
+                memory: None,
+                cpu_usec: None,
+                port_answers: true,
+                healthy: true,
+                last_exit: None,
+            })
+            .collect();
+        Snapshot {
+            at: 1,
+            views,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn each_identity_sees_its_own_and_admins_every_owner_grouped() {
+        let m = model();
+        let snap = snapshot(&m);
+        let owners = |who: &str| -> Vec<String> {
+            visible(&m, who, &snap)
+                .groups
+                .iter()
+                .map(|g| {
+                    assert!(g.instances.iter().all(|v| v.owner == g.owner));
+                    g.owner.to_string()
+                })
+                .collect()
+        };
+        assert_eq!(owners("dev1"), ["dev1"]);
+        assert_eq!(owners("dev2"), ["dev2"]);
+        assert_eq!(owners("lead"), ["master", "dev1", "dev2"]);
+        assert!(owners("mallory").is_empty());
+        assert!(visible(&m, "lead", &snap).admin && !visible(&m, "dev1", &snap).admin);
     }
 }
