@@ -206,6 +206,10 @@ fn developers_see_and_act_on_their_own_instances_and_admins_on_all() {
     );
     assert_eq!(c.get_hhl(1081), "dev1-v1\n");
     shot(&b, "console-deploys.png");
+    // ssh says the same.
+    let r = c.sh(&format!("{} hhl@127.0.0.1 releases socketserver-dev1", ssh_cmd("dev1")));
+    assert!(r.stdout.contains(&format!("* {v1}  ")), "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("  dev1-v2 (pushed by dev1)"), "{}", r.stdout);
 
     // Nothing of dev2's, by any request from dev1's own session (and the same words as ssh).
     b.go(&format!("{URL}/"));

@@ -16,7 +16,6 @@ use crate::cmd::select::Selection;
 use crate::load;
 use crate::model::Model;
 use crate::names::MASTER;
-use crate::release;
 use crate::repos::{Repo, RepoKind};
 use crate::systemd::JobKind;
 
@@ -191,11 +190,27 @@ fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
         Ok(i) => i,
         Err(e) => return refuse(&e.to_string()),
     };
-    let app = inst.app_dir();
-    let now = release::current(&app);
-    for id in release::list(&app)? {
-        let mark = if Some(&id) == now.as_ref() { "*" } else { " " };
-        println!("{mark} {id}");
+    // What the console's deploys view shows, oldest first, the live one starred.
+    let git_dir = crate::repos::repos(model)
+        .into_iter()
+        .find(|r| r.kind == RepoKind::Server(inst.server.clone()))
+        .map(|r| r.path);
+    for r in crate::release_info::releases(&inst.app_dir(), git_dir.as_deref())?
+        .iter()
+        .rev()
+    {
+        let mark = if r.live { "*" } else { " " };
+        let commit = r.commit.as_deref().map(|c| &c[..c.len().min(10)]).unwrap_or("-");
+        let pusher = r
+            .pusher
+            .as_deref()
+            .map(|p| format!(" (pushed by {p})"))
+            .unwrap_or_default();
+        println!(
+            "{mark} {}  {commit}  {}{pusher}",
+            r.id,
+            r.subject.as_deref().unwrap_or("")
+        );
     }
     Ok(0)
 }
