@@ -210,6 +210,19 @@ fn developers_see_and_act_on_their_own_instances_and_admins_on_all() {
     let r = c.sh(&format!("{} hhl@127.0.0.1 releases socketserver-dev1", ssh_cmd("dev1")));
     assert!(r.stdout.contains(&format!("* {v1}  ")), "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("  dev1-v2 (pushed by dev1)"), "{}", r.stdout);
+    let v2 = b.script(
+        "return [...document.querySelectorAll('#releases tr')].find(r => r.querySelector('.subject') && r.querySelector('.subject').textContent == 'dev1-v2').dataset.release",
+    );
+    let v2 = v2.as_str().unwrap().to_string();
+    for (to, answer) in [(&v2, "dev1-v2\n"), (&v1, "dev1-v1\n")] {
+        let r = c.sh(&format!(
+            "{} hhl@127.0.0.1 rollback socketserver-dev1 {to}",
+            ssh_cmd("dev1")
+        ));
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(&format!(" -> {to}")), "{}", r.stdout);
+        assert_eq!(c.get_hhl(1081), answer);
+    }
 
     // Nothing of dev2's, by any request from dev1's own session (and the same words as ssh).
     b.go(&format!("{URL}/"));
@@ -274,6 +287,26 @@ fn developers_see_and_act_on_their_own_instances_and_admins_on_all() {
         r.ends_with(" 403") && r.contains("refused: a cross-site request"),
         "{r}"
     );
+
+    // Without a session: 401 for every API, the page sends to sign-in.
+    for path in [
+        "/api/overview",
+        "/api/events",
+        "/api/releases?instance=socketserver-dev1",
+    ] {
+        assert_eq!(
+            c.ok(&format!("curl -s -o /dev/null -w '%{{http_code}}' {URL}{path}")),
+            "401",
+            "{path}"
+        );
+    }
+    for path in ["/api/act", "/api/rollback"] {
+        let r = c.ok(&format!(
+            "curl -s -w ' %{{http_code}}' -H 'Content-Type: application/json' -d '{{\"verb\":\"restart\",\"instances\":[\"socketserver-dev1\"],\"instance\":\"socketserver-dev1\"}}' {URL}{path}"
+        ));
+        assert!(r.ends_with(" 401") && r.contains("sign in first"), "{path}: {r}");
+    }
+    assert_eq!(c.ok(&format!("curl -s -o /dev/null -w '%{{http_code}}' {URL}/")), "303");
 
     // Bad requests are told what is wrong.
     let bad = [

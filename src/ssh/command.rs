@@ -22,7 +22,8 @@ pub enum Request {
         names: Vec<String>,
     },
     Releases(Option<String>),
-    Rollback(String),
+    /// The instance, and the kept release to make live (default: the one before).
+    Rollback(String, Option<String>),
     Web,
     /// The Redis port and secret of an owner (a developer's own; admins name one).
     RedisSecret(Option<String>),
@@ -41,7 +42,7 @@ commands (ssh <entry>@server <command>):
   reload [INSTANCE…]            graceful reload (nginx config test, then HUP)
   logs [-f] [-n N] [INSTANCE…]  your instances' logs; -f follows
   releases [INSTANCE]           the kept releases of an OpenResty instance
-  rollback INSTANCE             back to the release before the current one
+  rollback INSTANCE [RELEASE]   back to the release before the current one (or RELEASE)
   web                           a one-time sign-in link for the log page
   redis-secret                  your Redis's port and secret (for redis-cli and tools)
   help                          this text
@@ -121,8 +122,11 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
             _ => Err("releases takes at most one instance".into()),
         },
         "rollback" => match args {
-            [one] if !one.starts_with('-') => Ok(Request::Rollback(one.to_string())),
-            _ => Err("rollback takes one instance: rollback socketserver-<you>".into()),
+            [one] if !one.starts_with('-') => Ok(Request::Rollback(one.to_string(), None)),
+            [one, to] if !one.starts_with('-') && !to.starts_with('-') => {
+                Ok(Request::Rollback(one.to_string(), Some(to.to_string())))
+            }
+            _ => Err("rollback takes an instance and maybe a release: rollback socketserver-<you> [RELEASE]".into()),
         },
         "web" if args.is_empty() => Ok(Request::Web),
         "redis-secret" => match args {
@@ -159,4 +163,42 @@ fn repo_named(model: &Model, arg: &str) -> Result<Repo, String> {
                 names.join(", ")
             )
         })
+}
+
+#[cfg(test)]
+mod rollback_tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn rollback_takes_an_instance_and_maybe_a_release() {
+        let text = "developers: [dev1]\nservers: {}\n".to_string();
+        let path = PathBuf::from("h.yaml");
+        let raw = crate::config::parse(&path, &text).unwrap();
+        let m = crate::model::build(
+            &raw,
+            &crate::config::Source { path, text },
+            crate::model::Flavor::Debian,
+        )
+        .unwrap();
+        assert_eq!(
+            parse(&m, "rollback socketserver-dev1"),
+            Ok(Request::Rollback("socketserver-dev1".into(), None))
+        );
+        assert_eq!(
+            parse(&m, "rollback socketserver-dev1 1795695114.503-cbe0cf30b09d"),
+            Ok(Request::Rollback(
+                "socketserver-dev1".into(),
+                Some("1795695114.503-cbe0cf30b09d".into())
+            ))
+        );
+        for bad in ["rollback", "rollback a b c", "rollback a --to"] {
+            assert_eq!(
+                parse(&m, bad).unwrap_err(),
+                "rollback takes an instance and maybe a release: rollback socketserver-<you> [RELEASE]",
+                "{bad}"
+            );
+        }
+    }
 }

@@ -81,7 +81,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             )
         }
         Request::Releases(name) => releases(model, identity, name.as_deref()),
-        Request::Rollback(name) => match act::rollback(model, identity, &name, None) {
+        Request::Rollback(name, to) => match act::rollback(model, identity, &name, to.as_deref()) {
             Ok(r) => {
                 if r.resumed {
                     println!(
