@@ -4,6 +4,10 @@
 #   container_boot        sets CT_PID (the container's systemd) and installs units/
 #   ct CMD...             runs CMD inside
 #   container_stop        clean shutdown (also run on EXIT by container_boot)
+#   container_dev_key ID  an ssh key for identity ID in /root/.ssh (ID's machine),
+#                         its line in CONFIG's `keys:`, `Host hhl` in ssh's config,
+#                         apply, and sshd running: then `ct ssh hhl …`, `git clone
+#                         hhl:socketserver` work as ID
 
 container_boot() {
   CT_MNT=$(mktemp -d /var/tmp/hhlroot.XXXXXX)
@@ -38,4 +42,15 @@ container_stop() {
   rmdir "$CT_MNT" 2>/dev/null || true
   "$PWD/scripts/nspawn-boot.sh" --cleanup "$CT_NAME" || true
   CT_NSPAWN=
+}
+
+container_dev_key() {
+  local id=$1 config=${2:-/etc/hhl/hhl.yaml}
+  ct sh -c "mkdir -p -m 700 /root/.ssh && rm -f /root/.ssh/id_ed25519* &&
+    ssh-keygen -q -t ed25519 -N '' -C $id@laptop -f /root/.ssh/id_ed25519 &&
+    printf 'keys:\n  $id: [\"%s\"]\n' \"\$(cat /root/.ssh/id_ed25519.pub)\" >> $config &&
+    printf 'Host hhl\n    HostName 127.0.0.1\n    User hhl\n    StrictHostKeyChecking accept-new\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n    BatchMode yes\n' > /root/.ssh/config &&
+    git config --global user.email $id@hhl && git config --global user.name $id"
+  ct hhlctl -c "$config" apply > /dev/null
+  ct sh -c 'ssh-keygen -A >/dev/null && systemctl start ssh.service'
 }

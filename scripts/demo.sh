@@ -2,7 +2,8 @@
 # The whole main job, anywhere we are root: build the .deb, boot an ephemeral systemd
 # container of this machine's root, install the package, apply the shipped example,
 # deploy the example Lua, print `hhlctl status` and one answer from every instance,
-# then a developer's day: deploy by git push, restart without sudo, read their logs;
+# then a developer's day over ssh with their key: deploy by git push, restart, read
+# their logs, sign in to the log page by a one-time link;
 # then shut the container down (nothing it did reaches this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,20 +30,22 @@ for pair in master:6379 dev1:6381 dev2:6382 dev3:6383 dev4:6384; do
   printf 'redis :%s PING -> %s\n' "$port" \
     "$(ct sh -c "REDISCLI_AUTH=\$(cat /var/lib/hhl/redis/$owner.secret) redis-cli -p $port ping")"
 done
-echo "== hhlctl repo init, then dev1 deploys with git push (as unix user dev1)"
+echo "== dev1's key in hhl.yaml (keys:), apply; dev1 deploys with git push over ssh"
 ct hhlctl repo init | tail -3
-ct runuser -u dev1 -- sh -c 'cd ~ && git config --global user.email dev1@hhl && git config --global user.name dev1 &&
-  git clone -q /srv/git/socketserver.git s 2>/dev/null && cd s &&
+container_dev_key dev1
+ct sh -c 'cd /root && git clone -q hhl:socketserver s 2>/dev/null && cd s &&
   printf "local log = require \"hhl.log\"\nlog.info(\"hello\", { from = \"dev1\" })\nngx.say(\"deployed by git push\")\n" > main.lua &&
   git add -A && git commit -qm first && git push origin HEAD:dev1 2>&1 | grep remote:'
 printf 'GET :1081/hhl -> %s\n' "$(ct curl -s -m 5 http://127.0.0.1:1081/hhl)"
 echo "== dev1 pushing dev2's branch"
-ct runuser -u dev1 -- sh -c 'cd ~/s && git push origin HEAD:dev2 2>&1 | grep -E "remote: refused|rejected"' || true
-echo "== dev1 restarts their own instance without sudo, and not dev2's"
-ct runuser -u dev1 -- hhlctl restart socketserver-dev1
-ct runuser -u dev1 -- hhlctl restart socketserver-dev2 || true
-echo "== dev1's log file, and the log page"
-ct sh -c 'sleep 1; grep -m1 "msg=hello" /var/log/hhl/dev1/socketserver-dev1.log'
-ct sh -c "printf 'dev1-password\n' | hhlctl web passwd dev1 && systemctl start hhl-web.service && sleep 1"
-printf 'POST :8080/login as dev1 -> HTTP %s\n' "$(ct curl -s -o /dev/null -w '%{http_code}' -d 'user=dev1&password=dev1-password' http://127.0.0.1:8080/login)"
+ct sh -c 'cd /root/s && git push origin HEAD:dev2 2>&1 | grep -E "rejected"' || true
+echo "== dev1 restarts their own instance over ssh, and not dev2's"
+ct ssh hhl restart socketserver-dev1
+ct ssh hhl restart socketserver-dev2 || true
+echo "== dev1's logs over ssh, and the log page by a one-time link"
+ct sh -c 'for i in $(seq 50); do ssh hhl logs -n 50 socketserver-dev1 | grep -m1 "msg=hello" && exit 0; sleep 0.1; done; exit 1'
+ct systemctl start hhl-web.service
+link=$(ct ssh hhl web)
+ct sh -c 'for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8080/login && exit 0; sleep 0.05; done; exit 1'
+printf 'GET %s (from ssh hhl web) -> HTTP %s\n' "${link%%\?*}?t=…" "$(ct curl -s -o /dev/null -w '%{http_code}' "$link")"
 echo "== shutting the container down"

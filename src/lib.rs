@@ -19,6 +19,7 @@ pub mod web;
 
 pub use crate::core::access;
 pub use crate::core::artifact;
+pub use crate::core::authorized_keys;
 pub use crate::core::bounds;
 pub use crate::core::config;
 pub use crate::core::error;

@@ -1,5 +1,5 @@
 //! The example game server with real WebSocket clients, in a real systemd through the
-//! real deploy path (`git push` as dev1): handshake, echo and Redis round trips on every
+//! real deploy path (`git push` over ssh as dev1): handshake, echo and Redis round trips on every
 //! instance; 50 sessions kept across 20 deploys with no dropped or unanswered message;
 //! old workers gone within worker_shutdown_timeout; sessions opened as `git push`
 //! returns run the new code; restart closes sessions with 1001 and is back at once; a
@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::container::Container;
+use support::container::{Container, CFG};
+use support::entry;
 use support::{example_yaml, repo};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
@@ -63,33 +64,47 @@ fn call(ws: &mut Ws, msg: Value) -> Value {
     recv(ws)
 }
 
-/// The example applied, its Lua in every instance, dev1's socketserver repository.
+/// The example applied (with dev1's key), its Lua in every instance, dev1's
+/// socketserver repository cloned over ssh.
 fn game_server() -> Container {
-    let c = Container::applied(&example_yaml());
+    let c = Container::boot();
+    let keys = entry::keys_yaml(&c, &["dev1"]);
+    c.write(CFG, &(example_yaml() + &keys));
+    let r = c.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    c.deploy_lua();
     c.ok(&format!(
         "{} && curl -sf http://127.0.0.1:1081/hhl",
         support::redis_cli(6381, "ping")
     ));
     let r = c.sh("hhlctl repo init");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    c.ok(&format!(
-        "runuser -u dev1 -- sh -c 'cd ~ && git config --global user.email dev1@hhl && git config --global user.name dev1 \
-         && git clone -q /srv/git/socketserver.git && cd socketserver && cp -r {}/. . && git add -A && git commit -qm game'",
-        repo().join("examples/src").display()
-    ));
+    entry::start_sshd(&c);
+    let r = entry::in_clone(
+        &c,
+        "dev1",
+        "socketserver",
+        &format!(
+            "cp -r {}/. . && git add -A && git commit -qm game",
+            repo().join("examples/src").display()
+        ),
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
     push_version(&c, "v0");
     c
 }
 
 /// dev1 pushes the game with `game/version.lua` returning `v`; returns when git does.
 fn push_version(c: &Container, v: &str) {
-    let r = c.sh_as(
+    let r = entry::in_clone(
+        c,
         "dev1",
+        "socketserver",
         &format!(
-            "cd ~/socketserver && printf 'return \"{v}\"\\n' > game/version.lua && git commit -qam {v} && git push -q origin HEAD:dev1 2>&1"
+            "printf 'return \"{v}\"\\n' > game/version.lua && git commit -qam {v} && git push -q origin HEAD:dev1"
         ),
     );
-    assert_eq!(r.code, 0, "push {v}: {}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0, "push {v}: {}", r.stdout);
 }
 
 /// PIDs of the nginx workers of `unit`.

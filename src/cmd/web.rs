@@ -94,7 +94,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             let known = model.access.admins.contains(&user) || model.developers.contains(&user);
             if !known {
                 bail!(
-                    "`{user}` owns no instance and is not an admin in {}; the log page is for developers' unix users and users.admins",
+                    "`{user}` owns no instance and is not an admin in {}; the log page is for identities: names in `developers` and users.admins",
                     config.display()
                 );
             }

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod artifact;
+pub mod authorized_keys;
 pub mod bounds;
 pub mod config;
 pub mod error;

@@ -187,9 +187,11 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
         Err(e) => errs.push(unsafe_source(e)),
     }
     out.extend(polkit::artifact(model, source));
-    if !model.access.identities.is_empty() {
-        let hhlctl = Path::new(crate::ssh::authorized_keys::HHLCTL);
-        match crate::ssh::authorized_keys::artifacts(model, hhlctl, source) {
+    // Only when someone has a key; a file once written and now without keys is
+    // removed by apply like any file no longer generated.
+    if model.access.identities.values().any(|i| !i.keys.is_empty()) {
+        let hhlctl = Path::new(crate::core::authorized_keys::HHLCTL);
+        match crate::core::authorized_keys::artifacts(model, hhlctl, source) {
             Ok(a) => out.extend(a),
             Err(e) => errs.push(
                 Diagnostic::new(source, format!("cannot write the entry account's authorized_keys: {e}"))

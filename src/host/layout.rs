@@ -10,7 +10,8 @@ use crate::units::DROPIN_NAME;
 
 /// Whether `path` is a file or link the layout `paths` could have generated: an
 /// instance's config or `src` link, a Redis config, a drop-in, slice or `.wants` link of
-/// an hhl unit, the shared library's link, or the polkit and rsyslog rules.
+/// an hhl unit, the shared library's link, the polkit and rsyslog rules, or the entry
+/// account's authorized_keys.
 pub fn generatable(paths: &RawPaths, path: &Path) -> bool {
     if !plain_absolute(path) {
         return false;
@@ -18,6 +19,7 @@ pub fn generatable(paths: &RawPaths, path: &Path) -> bool {
     if [&paths.polkit_rules, &paths.rsyslog_conf, &paths.lua_lib_dir]
         .iter()
         .any(|p| path == p.as_path())
+        || path == crate::authorized_keys::path_under(&paths.entry_home)
     {
         return true;
     }
@@ -100,6 +102,7 @@ mod tests {
             "/etc/systemd/system/openresty@socketserver-dev1.service.d/50-hhl.conf",
             "/etc/polkit-1/rules.d/50-hhl.rules",
             "/etc/rsyslog.d/40-hhl.conf",
+            "/var/lib/hhl-entry/.ssh/authorized_keys",
         ] {
             assert!(generatable(&p, Path::new(yes)), "{yes}");
         }

@@ -56,7 +56,12 @@ impl AuthorizedKey {
 
 /// Where the file goes.
 pub fn path(model: &Model) -> std::path::PathBuf {
-    model.paths.entry_home.join(".ssh/authorized_keys")
+    path_under(&model.paths.entry_home)
+}
+
+/// The file under the entry account's home `entry_home`.
+pub fn path_under(entry_home: &std::path::Path) -> std::path::PathBuf {
+    entry_home.join(".ssh/authorized_keys")
 }
 
 /// The file's text: a header, then every identity's keys in hhl.yaml order.
