@@ -412,7 +412,9 @@ print(closed)
         "[ $(grep -l '^HTTP/1.1 200' /tmp/tail-*.h 2>/dev/null | wc -l) = 4 ]",
         40,
     );
-    let r = c.ok(&format!("curl -s -m 10 -w ' %{{http_code}}' -b /tmp/jar {url}/api/tail"));
+    let r = c.ok(&format!(
+        "curl -s -m 10 -w ' %{{http_code}}' -b /tmp/jar {url}/api/tail"
+    ));
     assert!(r.contains("at most 4 live tails per session"), "{r}");
 
     // Behind a TLS proxy (its address in /etc/hhl/web.url): Secure cookies.
