@@ -1,7 +1,8 @@
 //! The developer's console, in headless Chromium against the real hhl-web.service in a
 //! real systemd: real instances, real crashes, real `git push` deploys over ssh. dev1
 //! sees and acts on their own instances only; an admin sees and acts on all.
-//! Screenshots of each page go to docs/screenshots/ (the README shows them).
+//! Screenshots of each page go to target/screenshots/ (`UPDATE_SCREENSHOTS=1`:
+//! docs/screenshots/, which the README shows).
 
 mod support;
 
@@ -75,11 +76,17 @@ fn push_lua(c: &Container, id: &str, branch: &str, text: &str) -> Run {
     ))
 }
 
+/// A screenshot of the page, into target/screenshots; with `UPDATE_SCREENSHOTS` set,
+/// into docs/screenshots, which the README shows (as `UPDATE_GOLDEN` does for golden
+/// trees: a plain test run leaves the source tree alone).
 fn shot(b: &Browser, name: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("docs/screenshots")
-        .join(name);
-    b.screenshot(&path);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    };
+    b.screenshot(&dir.join(name));
 }
 
 fn sign_in(b: &Browser, who: &str) {
