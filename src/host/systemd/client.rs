@@ -487,10 +487,24 @@ fn now_usec() -> u64 {
 /// Full state of each unit, for `status`: over systemd's private socket where hhlctl
 /// may use it (as root), else through the bus. Both read the same properties.
 pub fn unit_states(units: &[String]) -> Result<HashMap<String, UnitState>> {
-    if let Some(mut private) = Private::connect(call_timeout()) {
-        if let Ok(states) = states_private(&mut private, units) {
-            return Ok(states);
-        }
+    let timeout = call_timeout();
+    let started = Instant::now();
+    // A systemd that did not answer here in time would not on the bus either: say so
+    // now rather than wait as long again.
+    let stuck = |e: anyhow::Error| {
+        e.context(format!(
+            "no answer from systemd within {:.1} s: systemd is stuck or overloaded (`systemctl list-jobs` and `journalctl -b` on the host show what it is doing)",
+            timeout.as_secs_f64()
+        ))
+    };
+    match Private::connect(timeout) {
+        Some(Ok(mut private)) => match states_private(&mut private, units) {
+            Ok(states) => return Ok(states),
+            Err(e) if started.elapsed() >= timeout => return Err(stuck(e)),
+            Err(_) => {}
+        },
+        Some(Err(e)) => return Err(stuck(e)),
+        None => {}
     }
     Systemd::connect()?.states(units)
 }

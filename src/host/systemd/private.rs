@@ -39,8 +39,10 @@ fn text(e: impl std::fmt::Debug) -> anyhow::Error {
 
 impl Private {
     /// A connection to systemd's private socket, or `None` where there is none to be
-    /// had (not root, no socket, refused): the caller then goes through the bus.
-    pub fn connect(timeout: Duration) -> Option<Private> {
+    /// had (not root, no socket, refused): the caller then goes through the bus. An
+    /// error if systemd did not complete the handshake within `timeout` (sd-bus's own
+    /// limit for that is 90 s).
+    pub fn connect(timeout: Duration) -> Option<Result<Private>> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 || !Path::new(SOCKET).exists() {
             return None;
@@ -60,7 +62,31 @@ impl Private {
             {
                 return None;
             }
-            Some(Private { bus, timeout })
+            let mut private = Private { bus, timeout };
+            let deadline = Instant::now() + timeout;
+            loop {
+                match libsystemd_sys::bus::sd_bus_is_ready(raw) {
+                    r if r > 0 => return Some(Ok(private)),
+                    r if r < 0 => return None,
+                    _ => {}
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Some(Err(anyhow!(
+                        "no handshake on {SOCKET} within {:.1} s",
+                        timeout.as_secs_f64()
+                    )));
+                }
+                match private.bus.process() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        if private.bus.wait(Some(left)).is_err() {
+                            return None;
+                        }
+                    }
+                    Err(_) => return None,
+                }
+            }
         }
     }
 
