@@ -44,6 +44,7 @@ pub use crate::host::fault;
 pub use crate::host::fsapply;
 pub use crate::host::git;
 pub use crate::host::layout;
+pub use crate::host::listening;
 pub use crate::host::load;
 pub use crate::host::lua_syntax;
 pub use crate::host::optional;

@@ -247,6 +247,11 @@ fn a_stuck_systemd_is_reported_not_waited_for() {
         "HHL_DBUS_TIMEOUT=2 timeout 60 hhlctl -c {CFG} restart socketserver-dev1"
     ));
     let took = t.elapsed();
+    // status as root talks to systemd's private socket: bounded there too, and not
+    // waited for again on the bus.
+    let t = Instant::now();
+    let s = c.sh(&format!("HHL_DBUS_TIMEOUT=2 timeout 60 hhlctl -c {CFG} status"));
+    let status_took = t.elapsed();
     let cont = std::process::Command::new("kill")
         .args(["-CONT", &c.leader.to_string()])
         .status()
@@ -261,6 +266,14 @@ fn a_stuck_systemd_is_reported_not_waited_for() {
         r.stderr
     );
     assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(s.code, 1, "{}\n{}", s.stdout, s.stderr);
+    assert!(
+        s.stderr
+            .contains("no answer from systemd within 2.0 s: systemd is stuck or overloaded"),
+        "{}",
+        s.stderr
+    );
+    assert!(status_took < Duration::from_secs(10), "status took {status_took:?}");
     // Once systemd runs again, so does hhlctl.
     let r = c.hhlctl(CFG, "restart socketserver-dev1");
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -1,16 +1,19 @@
 //! `hhlctl status`: one row per instance, read from systemd over D-Bus, plus whether
 //! its port answers. Exits 1 when any chosen instance is unhealthy.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpStream;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::select::Selection;
 use crate::load;
-use crate::systemd::{Systemd, UnitState};
+use crate::systemd::UnitState;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,19 +40,52 @@ struct Row {
 
 /// How long a port may take to accept before it counts as not answering.
 const KNOCK_TIMEOUT: Duration = Duration::from_millis(300);
-/// Threads knocking at once: a silent port holds its thread for `KNOCK_TIMEOUT`.
-const KNOCKERS: usize = 32;
 
-fn port_answers(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpStream::connect_timeout(&addr, KNOCK_TIMEOUT).is_ok()
+/// Whether each port answers on 127.0.0.1: a port with a listening socket there (with
+/// room in its accept queue, read from the kernel in one request) does; the others are
+/// knocked on (`knock`).
+pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
+    let listening = crate::listening::loopback_listeners().unwrap_or_default();
+    let unknown: Vec<u16> = ports.iter().copied().filter(|p| !listening.contains(p)).collect();
+    let knocked: std::collections::HashMap<u16, bool> = unknown.iter().copied().zip(knock(&unknown)).collect();
+    ports
+        .iter()
+        .map(|p| listening.contains(p) || knocked.get(p).copied().unwrap_or(false))
+        .collect()
 }
 
-/// Check every port, `KNOCKERS` threads at once, each connect bounded by
-/// `KNOCK_TIMEOUT`: blocking sockets on their own threads, off the async reactor that
-/// the D-Bus connection uses meanwhile.
-pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
-    crate::parallel::map(ports, KNOCKERS, |p| port_answers(*p))
+/// Connect to every port at once from one thread (non-blocking connects on a
+/// single-threaded reactor), each bounded by `KNOCK_TIMEOUT`: no thread per port to
+/// start and schedule, and nothing waits behind a silent port.
+pub fn knock(ports: &[u16]) -> Vec<bool> {
+    if ports.is_empty() {
+        return Vec::new();
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return vec![false; ports.len()];
+    };
+    rt.block_on(async {
+        let knocks = ports.iter().map(|p| async move {
+            let addr = SocketAddr::from(([127, 0, 0, 1], *p));
+            matches!(
+                tokio::time::timeout(KNOCK_TIMEOUT, TcpStream::connect(addr)).await,
+                Ok(Ok(_))
+            )
+        });
+        futures_util::future::join_all(knocks).await
+    })
+}
+
+/// With HHL_TIMES set, how long the phases took (ms since the start), on stderr: where
+/// status's time goes (benches/status.sh).
+fn times(phases: &[(&str, Duration)]) {
+    if std::env::var_os("HHL_TIMES").is_some() {
+        let text: Vec<String> = phases
+            .iter()
+            .map(|(what, d)| format!("{what} {:.1}", d.as_secs_f64() * 1000.0))
+            .collect();
+        eprintln!("status times (ms since start): {}", text.join(", "));
+    }
 }
 
 fn human_bytes(b: Option<u64>) -> String {
@@ -72,15 +108,23 @@ fn human_secs(s: Option<u64>) -> String {
 }
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
+    let t0 = Instant::now();
     let loaded = load::load(config)?;
+    let t_load = t0.elapsed();
     let chosen = args.selection.resolve(&loaded.model, true)?;
     let units: Vec<String> = chosen.iter().map(|i| i.unit()).collect();
     // Knock on the ports while systemd answers: the two do not depend on each other.
     let ports: Vec<u16> = chosen.iter().map(|i| i.port).collect();
     let (states, answering) = std::thread::scope(|scope| {
-        let knocking = scope.spawn(|| ports_answering(&ports));
-        let states = Systemd::connect().and_then(|s| s.states(&units));
-        (states, knocking.join().unwrap_or_default())
+        let knocking = scope.spawn(|| {
+            let answers = ports_answering(&ports);
+            (answers, t0.elapsed())
+        });
+        let states = crate::systemd::unit_states(&units);
+        let t_states = t0.elapsed();
+        let (answers, t_knocks) = knocking.join().unwrap_or_default();
+        times(&[("loaded", t_load), ("states", t_states), ("ports", t_knocks)]);
+        (states, answers)
     });
     let mut states = states?;
     let now_usec = SystemTime::now()

@@ -6,6 +6,7 @@ pub mod fault;
 pub mod fsapply;
 pub mod git;
 pub mod layout;
+pub mod listening;
 pub mod load;
 pub mod lua_syntax;
 pub mod optional;

@@ -13,6 +13,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 use zbus::Connection;
 
 use super::dbus::ManagerProxy;
+use super::private::{Listed, Private};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -203,8 +204,11 @@ impl Systemd {
             let enqueued_paths: Vec<OwnedObjectPath> = enqueued.into_iter().collect::<Result<_>>()?;
             let mut pending: HashSet<OwnedObjectPath> = enqueued_paths.iter().cloned().collect();
             let deadline = Instant::now() + JOB_DEADLINE;
+            // A push's one reload is polled often, so that the push returns as soon as
+            // it is done; hundreds of jobs (apply) less often, not to load the bus.
+            let poll = Duration::from_millis(if jobs.len() <= 8 { 5 } else { 25 });
             while !pending.is_empty() {
-                async_io::Timer::after(Duration::from_millis(25)).await;
+                async_io::Timer::after(poll).await;
                 let running: HashSet<OwnedObjectPath> = manager
                     .list_jobs()
                     .await
@@ -309,64 +313,35 @@ impl Systemd {
         Ok(rows.into_iter().map(|r| (r.0.clone(), r)).collect())
     }
 
-    /// One listing for the states, then three properties per unit pipelined; memory
-    /// comes from the unit's cgroup file (what systemd reads for `MemoryCurrent`), and
-    /// from systemd only where that file cannot be read.
+    /// One listing for the states, then three properties per unit pipelined (see
+    /// `assemble`).
     async fn states_async(&self, units: &[String]) -> Result<HashMap<String, UnitState>> {
         let rows = self.list(units).await?;
-        const PROPS: [(&str, &str); 3] = [
-            ("org.freedesktop.systemd1.Service", "MainPID"),
-            ("org.freedesktop.systemd1.Service", "NRestarts"),
-            ("org.freedesktop.systemd1.Unit", "ActiveEnterTimestamp"),
-        ];
-        let loaded: Vec<&super::dbus::UnitRow> = units.iter().filter_map(|u| rows.get(u)).collect();
-        let calls = loaded
+        let listed: Vec<Listed> = units
             .iter()
-            .flat_map(|row| PROPS.iter().map(move |(iface, prop)| self.get(&row.6, iface, prop)));
-        let values: Vec<Option<OwnedValue>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
-        let u32_of = |v: &Option<OwnedValue>| v.as_ref().and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
-        let u64_of = |v: Option<OwnedValue>| v.and_then(|v| u64::try_from(v).ok());
-        let mut out = HashMap::new();
-        let mut ask_memory = Vec::new();
-        for (row, vals) in loaded.iter().zip(values.chunks(PROPS.len())) {
-            let main_pid = u32_of(&vals[0]);
-            let memory = (main_pid > 0)
-                .then(|| super::cgroup::memory_of_pid(&row.0, main_pid))
-                .flatten();
-            if memory.is_none() {
-                ask_memory.push(*row);
-            }
-            out.insert(
-                row.0.clone(),
-                UnitState {
-                    load_state: row.2.clone(),
-                    active_state: row.3.clone(),
-                    sub_state: row.4.clone(),
-                    main_pid,
-                    memory,
-                    restarts: u32_of(&vals[1]),
-                    active_enter_usec: u64_of(vals[2].clone()).unwrap_or(0),
-                },
-            );
-        }
-        let calls = ask_memory
-            .iter()
-            .map(|row| self.get(&row.6, "org.freedesktop.systemd1.Service", "MemoryCurrent"));
-        let memories: Vec<Option<OwnedValue>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
-        for (row, memory) in ask_memory.iter().zip(memories) {
-            if let Some(state) = out.get_mut(&row.0) {
-                state.memory = u64_of(memory).filter(|m| *m != u64::MAX);
-            }
-        }
-        for u in units {
-            out.entry(u.clone()).or_insert_with(|| UnitState {
-                load_state: "not-loaded".into(),
-                active_state: "inactive".into(),
-                sub_state: "dead".into(),
-                ..Default::default()
-            });
-        }
+            .filter_map(|u| rows.get(u))
+            .map(|r| Listed {
+                name: r.0.clone(),
+                load: r.2.clone(),
+                active: r.3.clone(),
+                sub: r.4.clone(),
+                path: r.6.to_string(),
+            })
+            .collect();
+        let values = self.numbers(&state_props(&listed)).await;
+        let (mut out, ask) = assemble(&listed, &values, &memories_of(&listed));
+        let memories = self.numbers(&memory_props(&ask)).await;
+        finish(&mut out, &ask, memories, units);
         Ok(out)
+    }
+
+    /// Numeric properties, pipelined.
+    async fn numbers(&self, props: &[(&str, &str, &str)]) -> Vec<Option<u64>> {
+        let calls = props.iter().map(|(path, iface, prop)| async move {
+            let path = OwnedObjectPath::try_from(*path).ok()?;
+            number(self.get(&path, iface, prop).await?)
+        });
+        stream::iter(calls).buffered(IN_FLIGHT).collect().await
     }
 
     /// Each listed unit's `ReloadResult`, pipelined. A unit whose result cannot be read
@@ -507,6 +482,141 @@ fn now_usec() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+/// Full state of each unit, for `status`: over systemd's private socket where hhlctl
+/// may use it (as root), else through the bus. Both read the same properties.
+pub fn unit_states(units: &[String]) -> Result<HashMap<String, UnitState>> {
+    let timeout = call_timeout();
+    let started = Instant::now();
+    // A systemd that did not answer here in time would not on the bus either: say so
+    // now rather than wait as long again.
+    let stuck = |e: anyhow::Error| {
+        e.context(format!(
+            "no answer from systemd within {:.1} s: systemd is stuck or overloaded (`systemctl list-jobs` and `journalctl -b` on the host show what it is doing)",
+            timeout.as_secs_f64()
+        ))
+    };
+    match Private::connect(timeout) {
+        Some(Ok(mut private)) => match states_private(&mut private, units) {
+            Ok(states) => return Ok(states),
+            Err(e) if started.elapsed() >= timeout => return Err(stuck(e)),
+            Err(_) => {}
+        },
+        Some(Err(e)) => return Err(stuck(e)),
+        None => {}
+    }
+    Systemd::connect()?.states(units)
+}
+
+fn states_private(p: &mut Private, units: &[String]) -> Result<HashMap<String, UnitState>> {
+    let patterns: Vec<&str> = units.iter().map(String::as_str).collect();
+    let mut listed = p.list(&patterns)?;
+    let wanted: HashSet<&str> = patterns.iter().copied().collect();
+    listed.retain(|l| wanted.contains(l.name.as_str()));
+    // The cgroup files do not depend on systemd's answers: read them meanwhile.
+    let (values, memories) = std::thread::scope(|scope| {
+        let memories = scope.spawn(|| memories_of(&listed));
+        let values = p.numbers(&state_props(&listed));
+        (values, memories.join().unwrap_or_default())
+    });
+    let (mut out, ask) = assemble(&listed, &values?, &memories);
+    let memories = p.numbers(&memory_props(&ask))?;
+    finish(&mut out, &ask, memories, units);
+    Ok(out)
+}
+
+/// What status reads of each unit besides the listing: the only per-unit reads left,
+/// since memory comes from the unit's cgroup file.
+const STATE_PROPS: [(&str, &str); 3] = [
+    ("org.freedesktop.systemd1.Service", "MainPID"),
+    ("org.freedesktop.systemd1.Service", "NRestarts"),
+    ("org.freedesktop.systemd1.Unit", "ActiveEnterTimestamp"),
+];
+
+fn state_props(listed: &[Listed]) -> Vec<(&str, &'static str, &'static str)> {
+    listed
+        .iter()
+        .flat_map(|l| {
+            STATE_PROPS
+                .iter()
+                .map(move |(iface, prop)| (l.path.as_str(), *iface, *prop))
+        })
+        .collect()
+}
+
+fn memory_props(ask: &[Listed]) -> Vec<(&str, &'static str, &'static str)> {
+    ask.iter()
+        .map(|l| (l.path.as_str(), "org.freedesktop.systemd1.Service", "MemoryCurrent"))
+        .collect()
+}
+
+/// Each listed unit's memory from its cgroup file (what systemd reads for
+/// `MemoryCurrent`), `None` where there is none to read here.
+fn memories_of(listed: &[Listed]) -> Vec<Option<u64>> {
+    let groups = super::cgroup::MemoryGroups::read();
+    listed.iter().map(|l| groups.memory(&l.name)).collect()
+}
+
+/// Each listed unit's state from its `STATE_PROPS` values (in order) and its memory
+/// (`memories_of`). Also returns the units whose memory systemd must be asked for.
+fn assemble(
+    listed: &[Listed],
+    values: &[Option<u64>],
+    memories: &[Option<u64>],
+) -> (HashMap<String, UnitState>, Vec<Listed>) {
+    let mut out = HashMap::new();
+    let mut ask = Vec::new();
+    for (i, (l, vals)) in listed.iter().zip(values.chunks(STATE_PROPS.len())).enumerate() {
+        let at = |i: usize| vals.get(i).copied().flatten().unwrap_or(0);
+        let main_pid = u32::try_from(at(0)).unwrap_or(0);
+        let memory = memories.get(i).copied().flatten();
+        if memory.is_none() {
+            ask.push(l.clone());
+        }
+        out.insert(
+            l.name.clone(),
+            UnitState {
+                load_state: l.load.clone(),
+                active_state: l.active.clone(),
+                sub_state: l.sub.clone(),
+                main_pid,
+                memory,
+                restarts: u32::try_from(at(1)).unwrap_or(0),
+                active_enter_usec: at(2),
+            },
+        );
+    }
+    (out, ask)
+}
+
+/// Memory systemd reported for `ask` (`u64::MAX`: not accounted), and a row for every
+/// unit systemd does not know.
+fn finish(out: &mut HashMap<String, UnitState>, ask: &[Listed], memories: Vec<Option<u64>>, units: &[String]) {
+    for (l, memory) in ask.iter().zip(memories) {
+        if let Some(state) = out.get_mut(&l.name) {
+            state.memory = memory.filter(|m| *m != u64::MAX);
+        }
+    }
+    for u in units {
+        out.entry(u.clone()).or_insert_with(|| UnitState {
+            load_state: "not-loaded".into(),
+            active_state: "inactive".into(),
+            sub_state: "dead".into(),
+            ..Default::default()
+        });
+    }
+}
+
+/// A numeric property value (`u`, `t` or `i`).
+fn number(v: OwnedValue) -> Option<u64> {
+    if let Ok(n) = u32::try_from(&v) {
+        return Some(n.into());
+    }
+    if let Ok(n) = u64::try_from(&v) {
+        return Some(n);
+    }
+    i32::try_from(&v).ok().and_then(|n| u64::try_from(n).ok())
 }
 
 /// A listed unit's active state; `inactive` for units systemd does not know.

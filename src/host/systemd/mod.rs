@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod client;
 pub mod dbus;
 pub mod journal;
+pub mod private;
 pub mod workers;
 
-pub use client::{JobKind, JobOutcome, Systemd, UnitState};
+pub use client::{unit_states, JobKind, JobOutcome, Systemd, UnitState};
