@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark: push-to-live latency of a 1,000-file Lua tree, inside a real-systemd
-# container. dev1 pushes RUNS commits (each changes main.lua) over the file transport;
+# container. dev1 pushes RUNS commits (each changes main.lua) over ssh with their key
+# (the entry account's forced command, as developers do);
 # for each: how long `git push` takes (pre-receive checks, deploy, graceful reload),
 # and the lag from `git push` returning until GET /hhl serves the new content.
-# Prints p50 and p95 of each and of their sum.
+# Prints p50 and p95 of each and of their sum, and two anchors from the same run:
+# the floor (the same tree checked out with git archive | tar, plus one symlink swap)
+# and a bare `systemctl reload` of the same unit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-21}
@@ -11,15 +14,15 @@ files=${FILES:-1000}
 . benches/lib.sh
 bench_example_container
 ct hhlctl repo init > /dev/null
-ct runuser -u dev1 -- sh -c "
-  cd ~ && git config --global user.email dev1@hhl && git config --global user.name dev1 &&
-  git clone -q /srv/git/socketserver.git s 2>/dev/null && cd s && mkdir -p lib &&
+container_dev_key dev1
+ct sh -c "
+  cd /root && git clone -q hhl:socketserver s 2>/dev/null && cd s && mkdir -p lib &&
   for i in \$(seq $files); do printf 'local M = {}\nfunction M.f(x) return x + %d end\nreturn M\n' \$i > lib/m\$i.lua; done &&
   echo 'ngx.say(\"run 0\")' > main.lua && git add -A && git commit -qm tree && git push -q origin HEAD:dev1 2>/dev/null"
 ct sh -c 'find /opt/hhl/socketserver/dev1/src/ -name "*.lua" | wc -l' | sed 's/^/files live: /'
 
-results=$(ct runuser -u dev1 -- sh -c "
-  cd ~/s
+results=$(ct sh -c "
+  cd /root/s
   for n in \$(seq $runs); do
     echo \"ngx.say(\\\"run \$n\\\")\" > main.lua && git commit -qam \"run \$n\"
     t0=\$(date +%s%N); git push -q origin HEAD:dev1 2>/dev/null; t1=\$(date +%s%N)
@@ -34,3 +37,19 @@ echo "runs: $runs, tree: $files files + main.lua"
 echo "git push (check + deploy + reload):  p50 $(pct 1 50 <<< "$sums") ms  p95 $(pct 1 95 <<< "$sums") ms"
 echo "push returned -> new content served: p50 $(pct 2 50 <<< "$sums") ms  p95 $(pct 2 95 <<< "$sums") ms"
 echo "git push start -> new content:       p50 $(pct 3 50 <<< "$sums") ms  p95 $(pct 3 95 <<< "$sums") ms"
+
+# Anchors, same container, same tree: the floor and the reload job alone.
+anchors=$(ct sh -c "
+  for n in \$(seq $runs); do
+    t0=\$(date +%s%N)
+    rm -rf /tmp/floor.\$n && mkdir /tmp/floor.\$n &&
+      git --git-dir=/srv/git/socketserver.git archive dev1 | tar -x -C /tmp/floor.\$n &&
+      ln -sfn /tmp/floor.\$n /tmp/floor.next && mv -T /tmp/floor.next /tmp/floor.current
+    t1=\$(date +%s%N)
+    systemctl reload openresty@socketserver-dev1.service
+    t2=\$(date +%s%N)
+    echo \$(( (t1 - t0) / 1000 )) \$(( (t2 - t1) / 1000 ))
+  done; rm -rf /tmp/floor.*")
+echo "anchor: checkout + symlink swap:     p50 $(pct 1 50 <<< "$anchors") ms  p95 $(pct 1 95 <<< "$anchors") ms"
+echo "anchor: systemctl reload (the unit): p50 $(pct 2 50 <<< "$anchors") ms  p95 $(pct 2 95 <<< "$anchors") ms"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -50,7 +50,7 @@ container_dev_key() {
     ssh-keygen -q -t ed25519 -N '' -C $id@laptop -f /root/.ssh/id_ed25519 &&
     printf 'keys:\n  $id: [\"%s\"]\n' \"\$(cat /root/.ssh/id_ed25519.pub)\" >> $config &&
     printf 'Host hhl\n    HostName 127.0.0.1\n    User hhl\n    StrictHostKeyChecking accept-new\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n    BatchMode yes\n' > /root/.ssh/config &&
-    git config --global user.email $id@hhl && git config --global user.name $id"
+    git config --global user.email $id@hhl && git config --global user.name $id && git config --global --add safe.directory '*'"
   ct hhlctl -c "$config" apply > /dev/null
   ct sh -c 'ssh-keygen -A >/dev/null && systemctl start ssh.service'
 }
