@@ -168,12 +168,12 @@ pub fn resolve(
     }
     // Every developer and admin is an identity; keys are only how one comes in over
     // ssh. Without any, the log page (password) is their only door.
-    let keyless = developers
-        .iter()
-        .map(|d| (d, Role::Developer))
-        .chain(admins.iter().map(|a| (a, Role::Admin)));
-    for (name, role) in keyless {
-        let role = if admins.contains(name) { Role::Admin } else { role };
+    for name in developers.iter().chain(admins) {
+        let role = if admins.contains(name) {
+            Role::Admin
+        } else {
+            Role::Developer
+        };
         out.entry(name.clone()).or_insert_with(|| Identity {
             name: name.clone(),
             role,

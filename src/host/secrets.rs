@@ -81,23 +81,25 @@ pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
     Ok(made)
 }
 
-/// The log page's link key (`web::link::KEY`): made once (256 random bits), kept, and
-/// readable by the entry account too, so `ssh <entry>@server web` can sign a link
+/// The log page's link key (`web::link::KEY`): made once by `web::link::ensure_key`,
+/// then owned root:<entry> 0640 so `ssh <entry>@server web` can sign a link too
 /// (hhl-web reads it as a credential). Returns whether it was made.
 pub fn ensure_web_key(root: &Path, model: &Model) -> Result<bool> {
-    let path = fsapply::under(root, Path::new(crate::web::link::KEY));
-    let old = std::fs::read_to_string(&path)
+    use crate::web::link;
+    let path = fsapply::under(root, Path::new(link::KEY));
+    let made = std::fs::read_to_string(&path)
         .ok()
-        .filter(|t| crate::web::link::parse_key(t).is_some());
-    let made = old.is_none();
-    let text = match old {
-        Some(t) => t,
-        None => format!("{}\n", random_hex::<32>()?),
-    };
-    let gid = users::lookup(&model.access.entry).map(|(_, g)| g);
+        .and_then(|t| link::parse_key(&t))
+        .is_none();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    fsapply::write_file_owned(&path, text.as_bytes(), 0o640, gid.map(|g| (0, g)))?;
+    link::ensure_key(&path)?;
+    let gid = users::lookup(&model.access.entry).map(|(_, g)| g);
+    if let Some(gid) = gid {
+        chown(&path, Some(0), Some(gid)).with_context(|| format!("chown {}", path.display()))?;
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))
+        .with_context(|| format!("chmod {}", path.display()))?;
     Ok(made)
 }
