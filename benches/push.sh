@@ -6,7 +6,8 @@
 # and the lag from `git push` returning until GET /hhl serves the new content.
 # Prints p50 and p95 of each and of their sum, and two anchors from the same run:
 # the floor (the same tree checked out with git archive | tar, plus one symlink swap)
-# and a bare `systemctl reload` of the same unit.
+# a bare `systemctl reload` of the same unit, and `ssh hhl help` (the ssh handshake,
+# sshd and `hhlctl ssh` starting: the floor of any push over ssh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-21}
@@ -48,8 +49,11 @@ anchors=$(ct sh -c "
     t1=\$(date +%s%N)
     systemctl reload openresty@socketserver-dev1.service
     t2=\$(date +%s%N)
-    echo \$(( (t1 - t0) / 1000 )) \$(( (t2 - t1) / 1000 ))
+    ssh hhl help > /dev/null 2>&1
+    t3=\$(date +%s%N)
+    echo \$(( (t1 - t0) / 1000 )) \$(( (t2 - t1) / 1000 )) \$(( (t3 - t2) / 1000 ))
   done; rm -rf /tmp/floor.*")
 echo "anchor: checkout + symlink swap:     p50 $(pct 1 50 <<< "$anchors") ms  p95 $(pct 1 95 <<< "$anchors") ms"
 echo "anchor: systemctl reload (the unit): p50 $(pct 2 50 <<< "$anchors") ms  p95 $(pct 2 95 <<< "$anchors") ms"
+echo "anchor: ssh hhl help (ssh floor):   p50 $(pct 3 50 <<< "$anchors") ms  p95 $(pct 3 95 <<< "$anchors") ms"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
