@@ -67,9 +67,11 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     assert!(r.stdout.contains("to socketserver-dev1 (1 file,"), "{}", r.stdout);
+    // The reload is a SIGHUP to the master (no sandboxed ExecReload), seen through.
     assert!(
-        r.stdout
-            .contains("remote: reloaded openresty@socketserver-dev1.service"),
+        r.stdout.contains(
+            "remote: reloaded openresty@socketserver-dev1.service by SIGHUP to its master: new workers in "
+        ),
         "{}",
         r.stdout
     );
@@ -209,6 +211,44 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     let r = push_lua(&c, "lead", "master", "integration", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1080), "integration\n");
+
+    // A config the master will not load (changed as root after apply tested it):
+    // the SIGHUP starts no new workers, the push says so with the journal's reason
+    // and the way back, and the old workers go on serving the old code.
+    let r = push_lua(&c, "dev1", "dev1", "v5", "");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "v5\n");
+    let conf = "/opt/hhl/socketserver/dev1/conf/nginx.conf";
+    c.ok(&format!("cp {conf} /tmp/nginx.conf.good && echo 'no_such_directive on;' >> {conf}"));
+    let master = c.main_pid("openresty@socketserver-dev1.service");
+    let workers = c.ok(&format!("pgrep -P {master} | sort"));
+    let r = push_lua(&c, "dev1", "dev1", "v6", "");
+    assert!(
+        r.stdout.contains(
+            "remote: error: reloading openresty@socketserver-dev1.service failed: its master started no new workers within 10 s after SIGHUP, so the old workers go on serving"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("unknown directive \"no_such_directive\""), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("`hhlctl rollback socketserver-dev1` goes back to"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.main_pid("openresty@socketserver-dev1.service"), master);
+    assert_eq!(c.ok(&format!("pgrep -P {master} | sort")), workers, "the workers changed");
+    assert_eq!(c.get_hhl(1081), "v5\n");
+    // Fixed, the next push goes through.
+    c.ok(&format!("cp /tmp/nginx.conf.good {conf}"));
+    let r = push_lua(&c, "dev1", "dev1", "v7", "");
+    assert!(
+        r.stdout
+            .contains("remote: reloaded openresty@socketserver-dev1.service by SIGHUP"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.get_hhl(1081), "v7\n");
 }
 
 /// As lead (an admin): change dev2's socketserver entry in serverctrl's hhl.yaml to
@@ -335,7 +375,8 @@ fn the_lua_library_deploys_to_every_instance() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("to /opt/hhl/lib (1 file,"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("remote: reloaded openresty@dtserver-dev4.service"),
+        r.stdout
+            .contains("remote: reloaded openresty@dtserver-dev4.service by SIGHUP to its master"),
         "{}",
         r.stdout
     );
