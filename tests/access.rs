@@ -75,7 +75,7 @@ fn instances_run_as_system_users_and_only_the_entry_account_controls_units() {
     for cmd in [
         "systemctl kill -s HUP redis@6381.service",
         "systemctl kill hhl.target",
-        "systemctl kill -s HUP hhl-web.service",
+        "systemctl kill -s HUP systemd-journald.service",
         "systemctl kill -s HUP ssh.service",
         "systemctl set-property --runtime openresty@socketserver-dev1.service CPUQuota=",
         "systemctl daemon-reload",

@@ -311,7 +311,7 @@ fn deploy_server(
     let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
         .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
     // For the console's deploys view; a deploy does not fail for want of it.
-    let _ = crate::release_info::record(&inst.app_dir(), &d.id, &repo.path, &u.new);
+    let _ = crate::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
     println!(
         "deployed {} to {} ({} file{}, release {}) in {} ms",
         short(&u.new),
