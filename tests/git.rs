@@ -69,9 +69,8 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert!(r.stdout.contains("to socketserver-dev1 (1 file,"), "{}", r.stdout);
     // The reload is a SIGHUP to the master (no sandboxed ExecReload), seen through.
     assert!(
-        r.stdout.contains(
-            "remote: reloaded openresty@socketserver-dev1.service by SIGHUP to its master: new workers in "
-        ),
+        r.stdout
+            .contains("remote: reloaded openresty@socketserver-dev1.service by SIGHUP to its master: new workers in "),
         "{}",
         r.stdout
     );
@@ -219,7 +218,9 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v5\n");
     let conf = "/opt/hhl/socketserver/dev1/conf/nginx.conf";
-    c.ok(&format!("cp {conf} /tmp/nginx.conf.good && echo 'no_such_directive on;' >> {conf}"));
+    c.ok(&format!(
+        "cp {conf} /tmp/nginx.conf.good && echo 'no_such_directive on;' >> {conf}"
+    ));
     let master = c.main_pid("openresty@socketserver-dev1.service");
     let workers = c.ok(&format!("pgrep -P {master} | sort"));
     let r = push_lua(&c, "dev1", "dev1", "v6", "");
@@ -230,14 +231,22 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("unknown directive \"no_such_directive\""), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("unknown directive \"no_such_directive\""),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout.contains("`hhlctl rollback socketserver-dev1` goes back to"),
         "{}",
         r.stdout
     );
     assert_eq!(c.main_pid("openresty@socketserver-dev1.service"), master);
-    assert_eq!(c.ok(&format!("pgrep -P {master} | sort")), workers, "the workers changed");
+    assert_eq!(
+        c.ok(&format!("pgrep -P {master} | sort")),
+        workers,
+        "the workers changed"
+    );
     assert_eq!(c.get_hhl(1081), "v5\n");
     // Fixed, the next push goes through.
     c.ok(&format!("cp /tmp/nginx.conf.good {conf}"));

@@ -417,11 +417,7 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
     }
     let mut outcomes = hupped.outcomes;
     if !hupped.not_sent.is_empty() {
-        let jobs: Vec<(String, JobKind)> = hupped
-            .not_sent
-            .into_iter()
-            .map(|(u, _)| (u, JobKind::Reload))
-            .collect();
+        let jobs: Vec<(String, JobKind)> = hupped.not_sent.into_iter().map(|(u, _)| (u, JobKind::Reload)).collect();
         let done = systemd.run_jobs(&jobs)?;
         failed += report(&done);
         outcomes.extend(done);

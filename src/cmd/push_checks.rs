@@ -118,7 +118,15 @@ pub fn changes(git_dir: &Path, u: &RefUpdate) -> Result<Option<Vec<Changed>>> {
     let out = Command::new("git")
         .arg("--git-dir")
         .arg(git_dir)
-        .args(["diff-tree", "-r", "-z", "--no-renames", "--diff-filter=d", &u.old, &u.new])
+        .args([
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--diff-filter=d",
+            &u.old,
+            &u.new,
+        ])
         .output()
         .context("running git diff-tree")?;
     if !out.status.success() {
@@ -180,7 +188,10 @@ pub fn write_changed_lua(git_dir: &Path, changed: &[Changed], into: &Path) -> Re
     // `<blob> blob <size>\n<contents>\n` each, in the order asked.
     let mut rest = &out.stdout[..];
     for c in &lua {
-        let nl = rest.iter().position(|b| *b == b'\n').context("git cat-file: short output")?;
+        let nl = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .context("git cat-file: short output")?;
         let header = String::from_utf8_lossy(&rest[..nl]).to_string();
         let size: usize = header
             .split(' ')

@@ -6,8 +6,8 @@
 
 use std::fs::{self, File};
 use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

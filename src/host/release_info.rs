@@ -75,7 +75,14 @@ fn drop_pruned(app: &Path) -> anyhow::Result<()> {
 
 /// `record` for a deploy that knows its tree's size already: no walk of the tree and
 /// one git process (the subject and author), on the push's critical path.
-pub fn record_deployed(app: &Path, id: &str, git_dir: &Path, commit: &str, files: usize, bytes: u64) -> anyhow::Result<()> {
+pub fn record_deployed(
+    app: &Path,
+    id: &str,
+    git_dir: &Path,
+    commit: &str,
+    files: usize,
+    bytes: u64,
+) -> anyhow::Result<()> {
     let (subject, author) = describe(git_dir, commit);
     let info = ReleaseInfo {
         id: id.to_string(),

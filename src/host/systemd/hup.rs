@@ -55,7 +55,13 @@ impl Systemd {
             };
             let calls = masters.iter().map(|(unit, _)| {
                 let manager = &manager;
-                async move { manager.kill_unit(unit, "main", libc::SIGHUP).await.err().map(|e| e.to_string()) }
+                async move {
+                    manager
+                        .kill_unit(unit, "main", libc::SIGHUP)
+                        .await
+                        .err()
+                        .map(|e| e.to_string())
+                }
             });
             stream::iter(calls).buffered(64).collect().await
         });
