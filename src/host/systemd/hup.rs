@@ -5,9 +5,10 @@
 //! main process (`KillUnit`: nothing is spawned) and then watches nginx do the
 //! reload: the master re-reads its config itself and, if that fails, logs why and keeps
 //! its old workers, so a broken config still never reaches the running master. The
-//! reload happened once a new worker runs under the master and every worker from
-//! before has stopped accepting (see `workers`); a master that starts none within
-//! the limit did not take the reload, and the caller reports it failed.
+//! reload happened once a new worker runs under the master; a master that starts none
+//! within the limit did not take the reload, and the caller reports it failed. Then,
+//! as after a reload job, wait (bounded) until every worker from before has stopped
+//! accepting (see `workers`), so that the push returns when new code answers.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -79,8 +80,7 @@ impl Systemd {
             let now = workers::children(&waiting.iter().map(|(_, p)| *p).collect::<Vec<_>>());
             waiting.retain(|(unit, master)| {
                 let before = old.get(master).map(Vec::as_slice).unwrap_or_default();
-                let fresh = now.get(master).is_some_and(|c| c.iter().any(|p| !before.contains(p)));
-                let reloaded = fresh && workers::wait_stopped_accepting(before, Duration::ZERO).is_empty();
+                let reloaded = now.get(master).is_some_and(|c| c.iter().any(|p| !before.contains(p)));
                 if reloaded {
                     done.insert(unit.clone(), true);
                 }
@@ -90,6 +90,15 @@ impl Systemd {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
+        }
+        // Old workers busy in a long handler take the QUIT late: warned, as after a job.
+        let old_of_reloaded: Vec<u32> = masters_of(&signalled, &states)
+            .filter(|(u, _)| done.contains_key(*u))
+            .flat_map(|(_, m)| old.get(&m).cloned().unwrap_or_default())
+            .collect();
+        let left = workers::wait_stopped_accepting(&old_of_reloaded, Duration::from_secs(5));
+        if !left.is_empty() {
+            eprintln!("warning: nginx worker(s) {left:?} still accept 5 s after the reload");
         }
         let outcomes = signalled
             .into_iter()
@@ -106,4 +115,12 @@ impl Systemd {
             .collect();
         Ok(Hupped { outcomes, not_sent })
     }
+}
+
+/// Each of `units` with its master's pid as read before the signal.
+fn masters_of<'u>(
+    units: &'u [String],
+    states: &'u HashMap<String, super::client::UnitState>,
+) -> impl Iterator<Item = (&'u String, u32)> + 'u {
+    units.iter().filter_map(move |u| Some((u, states.get(u)?.main_pid)))
 }
