@@ -148,6 +148,17 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert!(r.stdout.contains("Lua syntax: broken.lua:2:"), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v1\n");
     as_user(&c, "dev1", "socketserver", "git reset -q --hard HEAD~1");
+    // Only what a push changes is compiled, and a file that becomes `.lua` is a change:
+    // a broken text file renamed into a module is refused with its path.
+    let r = as_user(
+        &c,
+        "dev1",
+        "socketserver",
+        "mkdir -p lib && printf 'return {\\n' > lib/notes.txt && git add -A && git commit -qm notes && git push -q origin HEAD:dev1 && git mv lib/notes.txt lib/notes.lua && git commit -qm rename && git push origin HEAD:dev1",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("Lua syntax: lib/notes.lua:"), "{}", r.stdout);
+    as_user(&c, "dev1", "socketserver", "git reset -q --hard HEAD~1");
 
     // An unknown push option is refused with the list of known ones.
     let r = push_lua(&c, "dev1", "dev1", "v-bogus", "-o reboot");
