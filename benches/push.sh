@@ -4,9 +4,11 @@
 # (the entry account's forced command, as developers do);
 # for each: how long `git push` takes (pre-receive checks, deploy, graceful reload),
 # and the lag from `git push` returning until GET /hhl serves the new content.
-# Prints p50 and p95 of each and of their sum, and two anchors from the same run:
-# the floor (the same tree checked out with git archive | tar, plus one symlink swap)
-# and a bare `systemctl reload` of the same unit.
+# Prints p50 and p95 of each and of their sum (with the hook's own deploy and reload
+# figures), and anchors from the same run:
+# the floor (the same tree checked out with git archive | tar, plus one symlink swap),
+# a bare `systemctl reload` of the same unit, and `ssh hhl help` (the ssh handshake,
+# sshd and `hhlctl ssh` starting: the floor of any push over ssh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-21}
@@ -25,18 +27,23 @@ results=$(ct sh -c "
   cd /root/s
   for n in \$(seq $runs); do
     echo \"ngx.say(\\\"run \$n\\\")\" > main.lua && git commit -qam \"run \$n\"
-    t0=\$(date +%s%N); git push -q origin HEAD:dev1 2>/dev/null; t1=\$(date +%s%N)
+    t0=\$(date +%s%N); git push -q origin HEAD:dev1 2>/tmp/push.out; t1=\$(date +%s%N)
     until [ \"\$(curl -s http://127.0.0.1:1081/hhl)\" = \"run \$n\" ]; do :; done; t2=\$(date +%s%N)
-    echo \$(( (t1 - t0) / 1000 )) \$(( (t2 - t1) / 1000 ))
+    # The hook's own figures: the deploy (checkout + swap), then the reload.
+    d=\$(sed -n 's/.*remote: deployed .* in \\([0-9]*\\) ms.*/\\1/p' /tmp/push.out)
+    r=\$(sed -n 's/.*remote: reloaded .* in \\([0-9]*\\) ms.*/\\1/p' /tmp/push.out)
+    echo \$(( (t1 - t0) / 1000 )) \$(( (t2 - t1) / 1000 )) \$(( \${d:-0} * 1000 )) \$(( \${r:-0} * 1000 ))
   done")
 pct() { # column percentile
   awk -v c="$1" '{ print $c }' | sort -n | awk -v p="$2" '{ a[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; printf "%.1f", a[i] / 1000 }'
 }
-sums=$(awk '{ print $1, $2, $1 + $2 }' <<< "$results")
+sums=$(awk '{ print $1, $2, $1 + $2, $3, $4 }' <<< "$results")
 echo "runs: $runs, tree: $files files + main.lua"
 echo "git push (check + deploy + reload):  p50 $(pct 1 50 <<< "$sums") ms  p95 $(pct 1 95 <<< "$sums") ms"
 echo "push returned -> new content served: p50 $(pct 2 50 <<< "$sums") ms  p95 $(pct 2 95 <<< "$sums") ms"
 echo "git push start -> new content:       p50 $(pct 3 50 <<< "$sums") ms  p95 $(pct 3 95 <<< "$sums") ms"
+echo "  of which the hook's deploy:         p50 $(pct 4 50 <<< "$sums") ms  p95 $(pct 4 95 <<< "$sums") ms"
+echo "  of which the hook's reload:         p50 $(pct 5 50 <<< "$sums") ms  p95 $(pct 5 95 <<< "$sums") ms"
 
 # Anchors, same container, same tree: the floor and the reload job alone.
 anchors=$(ct sh -c "
@@ -48,8 +55,11 @@ anchors=$(ct sh -c "
     t1=\$(date +%s%N)
     systemctl reload openresty@socketserver-dev1.service
     t2=\$(date +%s%N)
-    echo \$(( (t1 - t0) / 1000 )) \$(( (t2 - t1) / 1000 ))
+    ssh hhl help > /dev/null 2>&1
+    t3=\$(date +%s%N)
+    echo \$(( (t1 - t0) / 1000 )) \$(( (t2 - t1) / 1000 )) \$(( (t3 - t2) / 1000 ))
   done; rm -rf /tmp/floor.*")
 echo "anchor: checkout + symlink swap:     p50 $(pct 1 50 <<< "$anchors") ms  p95 $(pct 1 95 <<< "$anchors") ms"
 echo "anchor: systemctl reload (the unit): p50 $(pct 2 50 <<< "$anchors") ms  p95 $(pct 2 95 <<< "$anchors") ms"
+echo "anchor: ssh hhl help (ssh floor):   p50 $(pct 3 50 <<< "$anchors") ms  p95 $(pct 3 95 <<< "$anchors") ms"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -62,12 +62,21 @@ fn instances_run_as_system_users_and_only_the_entry_account_controls_units() {
     assert!(c.ok("passwd -S hhl").split_whitespace().nth(1) == Some("L"));
 
     // polkit: the entry account (what `hhlctl ssh` runs as) may start, stop, restart
-    // and reload hhl units, and nothing more.
+    // and reload hhl units, signal the OpenResty ones (a deploy's reload is a SIGHUP),
+    // and nothing more.
     let dev2 = c.main_pid("openresty@socketserver-dev2.service");
     let r = c.sh_as("hhl", "systemctl restart openresty@socketserver-dev1.service");
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = c.sh_as(
+        "hhl",
+        "systemctl kill --kill-whom=main -s HUP openresty@socketserver-dev1.service",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
     for cmd in [
-        "systemctl kill openresty@socketserver-dev1.service",
+        "systemctl kill -s HUP redis@6381.service",
+        "systemctl kill hhl.target",
+        "systemctl kill -s HUP systemd-journald.service",
+        "systemctl kill -s HUP ssh.service",
         "systemctl set-property --runtime openresty@socketserver-dev1.service CPUQuota=",
         "systemctl daemon-reload",
         "systemctl restart ssh.service",
@@ -75,6 +84,13 @@ fn instances_run_as_system_users_and_only_the_entry_account_controls_units() {
     ] {
         let r = c.sh_as("hhl", cmd);
         assert_ne!(r.code, 0, "`{cmd}` was allowed to the entry account");
+        if cmd.contains(" kill ") {
+            assert!(
+                r.stderr.contains("Interactive authentication required"),
+                "{cmd}: {}",
+                r.stderr
+            );
+        }
     }
     // An instance user (say dev2's code got a shell) and any other local account get
     // nothing: not their own units, not with another job mode.
@@ -85,6 +101,8 @@ fn instances_run_as_system_users_and_only_the_entry_account_controls_units() {
             "systemctl --job-mode=flush start openresty@socketserver-dev2.service",
             "systemctl --job-mode=replace-irreversibly stop redis@6382.service",
             "systemctl start hhl-apply.service",
+            "systemctl kill -s HUP openresty@socketserver-dev2.service",
+            "systemctl kill -s KILL redis@6382.service",
         ] {
             let r = c.sh_as(user, cmd);
             assert_ne!(r.code, 0, "`{cmd}` was allowed to {user}");

@@ -67,9 +67,10 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     assert!(r.stdout.contains("to socketserver-dev1 (1 file,"), "{}", r.stdout);
+    // The reload is a SIGHUP to the master (no sandboxed ExecReload), seen through.
     assert!(
         r.stdout
-            .contains("remote: reloaded openresty@socketserver-dev1.service"),
+            .contains("remote: reloaded openresty@socketserver-dev1.service by SIGHUP to its master: new workers in "),
         "{}",
         r.stdout
     );
@@ -147,6 +148,17 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert!(r.stdout.contains("Lua syntax: broken.lua:2:"), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v1\n");
     as_user(&c, "dev1", "socketserver", "git reset -q --hard HEAD~1");
+    // Only what a push changes is compiled, and a file that becomes `.lua` is a change:
+    // a broken text file renamed into a module is refused with its path.
+    let r = as_user(
+        &c,
+        "dev1",
+        "socketserver",
+        "mkdir -p lib && printf 'return {\\n' > lib/notes.txt && git add -A && git commit -qm notes && git push -q origin HEAD:dev1 && git mv lib/notes.txt lib/notes.lua && git commit -qm rename && git push origin HEAD:dev1",
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("Lua syntax: lib/notes.lua:"), "{}", r.stdout);
+    as_user(&c, "dev1", "socketserver", "git reset -q --hard HEAD~1");
 
     // An unknown push option is refused with the list of known ones.
     let r = push_lua(&c, "dev1", "dev1", "v-bogus", "-o reboot");
@@ -209,6 +221,54 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     let r = push_lua(&c, "lead", "master", "integration", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1080), "integration\n");
+
+    // A config the master will not load (changed as root after apply tested it):
+    // the SIGHUP starts no new workers, the push says so with the journal's reason
+    // and the way back, and the old workers go on serving the old code.
+    let r = push_lua(&c, "dev1", "dev1", "v5", "");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "v5\n");
+    let conf = "/opt/hhl/socketserver/dev1/conf/nginx.conf";
+    c.ok(&format!(
+        "cp {conf} /tmp/nginx.conf.good && echo 'no_such_directive on;' >> {conf}"
+    ));
+    let master = c.main_pid("openresty@socketserver-dev1.service");
+    let workers = c.ok(&format!("pgrep -P {master} | sort"));
+    let r = push_lua(&c, "dev1", "dev1", "v6", "");
+    assert!(
+        r.stdout.contains(
+            "remote: error: reloading openresty@socketserver-dev1.service failed: its master started no new workers within 10 s after SIGHUP, so the old workers go on serving"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("unknown directive \"no_such_directive\""),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("`hhlctl rollback socketserver-dev1` goes back to"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.main_pid("openresty@socketserver-dev1.service"), master);
+    assert_eq!(
+        c.ok(&format!("pgrep -P {master} | sort")),
+        workers,
+        "the workers changed"
+    );
+    assert_eq!(c.get_hhl(1081), "v5\n");
+    // Fixed, the next push goes through.
+    c.ok(&format!("cp /tmp/nginx.conf.good {conf}"));
+    let r = push_lua(&c, "dev1", "dev1", "v7", "");
+    assert!(
+        r.stdout
+            .contains("remote: reloaded openresty@socketserver-dev1.service by SIGHUP"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.get_hhl(1081), "v7\n");
 }
 
 /// As lead (an admin): change dev2's socketserver entry in serverctrl's hhl.yaml to
@@ -335,7 +395,8 @@ fn the_lua_library_deploys_to_every_instance() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("to /opt/hhl/lib (1 file,"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("remote: reloaded openresty@dtserver-dev4.service"),
+        r.stdout
+            .contains("remote: reloaded openresty@dtserver-dev4.service by SIGHUP to its master"),
         "{}",
         r.stdout
     );

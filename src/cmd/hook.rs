@@ -19,7 +19,8 @@ use crate::model::{Kind, Model};
 use crate::release;
 use crate::render;
 use crate::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
-use crate::systemd::{JobKind, Systemd};
+use crate::systemd::hup::HUP_WAIT;
+use crate::systemd::{JobKind, JobOutcome, Systemd};
 use crate::users;
 use crate::validate;
 
@@ -116,8 +117,17 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
     let mut failed = false;
     for u in updates.iter().filter(|u| !u.is_delete()) {
         let mut problems = super::push_checks::objects(model, &repo.path, u)?;
+        // Code repositories: what changed on the branch (the tip it replaces passed
+        // these checks), or the whole tree of a new branch.
+        let changes = match repo.kind {
+            RepoKind::Serverctrl => None,
+            _ => super::push_checks::changes(&repo.path, u)?,
+        };
         if problems.is_empty() && repo.kind != RepoKind::Serverctrl {
-            problems = super::push_checks::tree(&repo.path, u)?;
+            problems = match &changes {
+                Some(c) => super::push_checks::changed_problems(c),
+                None => super::push_checks::tree(&repo.path, u)?,
+            };
         }
         if !problems.is_empty() {
             eprintln!("refused: {} {}:", repo.name, u.refname);
@@ -128,7 +138,7 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
             continue;
         }
         let problems = match &repo.kind {
-            RepoKind::Server(_) | RepoKind::Lualib => check_lua(model, &repo.path, u)?,
+            RepoKind::Server(_) | RepoKind::Lualib => check_lua(model, &repo.path, u, changes.as_deref())?,
             RepoKind::Serverctrl if u.branch() == Some(MAIN_BRANCH) => check_serverctrl(loaded, &repo.path, u)?,
             RepoKind::Serverctrl => Vec::new(),
         };
@@ -147,13 +157,27 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
     Ok(0)
 }
 
-fn check_lua(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
+/// Compile the `.lua` files the push changes (`changes`), or every one of a new branch.
+fn check_lua(
+    model: &Model,
+    git_dir: &Path,
+    u: &RefUpdate,
+    changes: Option<&[super::push_checks::Changed]>,
+) -> Result<Vec<String>> {
+    if changes.is_some_and(|c| !c.iter().any(|c| c.path.ends_with(b".lua"))) {
+        return Ok(Vec::new());
+    }
     let scratch = release::Scratch::new("check")?;
     let tree = scratch.0.join("tree");
     let nginx = scratch.0.join("nginx");
     std::fs::create_dir(&tree)?;
     std::fs::create_dir(&nginx)?;
-    release::extract(git_dir, &u.new, &tree)?;
+    match changes {
+        Some(c) => {
+            super::push_checks::write_changed_lua(git_dir, c, &tree)?;
+        }
+        None => release::extract(git_dir, &u.new, &tree)?,
+    }
     Ok(match lua_syntax::check(model.flavor, &tree, &nginx)? {
         Outcome::Clean(_) => Vec::new(),
         Outcome::Errors(e) => e.into_iter().map(|l| format!("Lua syntax: {l}")).collect(),
@@ -287,7 +311,7 @@ fn deploy_server(
     let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
         .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
     // For the console's deploys view; a deploy does not fail for want of it.
-    let _ = crate::release_info::record(&inst.app_dir(), &d.id, &repo.path, &u.new);
+    let _ = crate::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
     println!(
         "deployed {} to {} ({} file{}, release {}) in {} ms",
         short(&u.new),
@@ -333,7 +357,6 @@ fn deploy_server(
 /// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
 /// how to go back.
 fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
-    let t = Instant::now();
     let systemd = Systemd::connect()?;
     let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
     let active = systemd.active_states(&units)?;
@@ -342,9 +365,20 @@ fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previou
             *kind = JobKind::Start;
         }
     }
-    let outcomes = systemd.run_jobs(&jobs)?;
-    let failed = report(&outcomes) + super::ready::wait_for_ports(model, &outcomes);
-    println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
+    // A deploy's reload of a running nginx is a SIGHUP (see `systemd::hup`).
+    let (hups, jobs): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|(u, k)| *k == JobKind::Reload && u.starts_with("openresty@"));
+    let hups: Vec<String> = hups.into_iter().map(|(u, _)| u).collect();
+    let (mut outcomes, mut failed) = reload_by_hup(&systemd, &hups)?;
+    if !jobs.is_empty() {
+        let t = Instant::now();
+        let done = systemd.run_jobs(&jobs)?;
+        failed += report(&done);
+        println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
+        outcomes.extend(done);
+    }
+    failed += super::ready::wait_for_ports(model, &outcomes);
     if failed > 0 {
         if let Some(p) = previous {
             println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
@@ -352,6 +386,43 @@ fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previou
         return Ok(false);
     }
     Ok(true)
+}
+
+/// Reload the running nginx `units` by SIGHUP to their masters and report each; those
+/// systemd would not signal (polkit rules from before `kill` was granted: run
+/// `hhlctl apply`) get a reload job instead. Returns the outcomes and how many failed.
+fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>, usize)> {
+    if units.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let t = Instant::now();
+    let hupped = systemd.hup_nginx(units, HUP_WAIT)?;
+    let ms = t.elapsed().as_millis();
+    let mut failed = 0;
+    for o in &hupped.outcomes {
+        if o.ok() {
+            println!("reloaded {} by SIGHUP to its master: new workers in {ms} ms", o.unit);
+        } else {
+            failed += 1;
+            eprintln!(
+                "error: reloading {} failed: its master started no new workers within {} s after SIGHUP, so the old workers go on serving (nginx keeps them when its config does not load)",
+                o.unit,
+                HUP_WAIT.as_secs()
+            );
+            eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
+            for line in crate::systemd::journal::last_lines(&o.unit, 15).lines() {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+    let mut outcomes = hupped.outcomes;
+    if !hupped.not_sent.is_empty() {
+        let jobs: Vec<(String, JobKind)> = hupped.not_sent.into_iter().map(|(u, _)| (u, JobKind::Reload)).collect();
+        let done = systemd.run_jobs(&jobs)?;
+        failed += report(&done);
+        outcomes.extend(done);
+    }
+    Ok((outcomes, failed))
 }
 
 fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
@@ -376,12 +447,11 @@ fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
         .map(|i| i.unit())
         .collect();
     let active = systemd.active_states(&units)?;
-    let jobs: Vec<(String, JobKind)> = units
+    let running: Vec<String> = units
         .into_iter()
         .filter(|u| active.get(u).map(String::as_str) == Some("active"))
-        .map(|u| (u, JobKind::Reload))
         .collect();
-    let failed = report(&systemd.run_jobs(&jobs)?);
+    let (_, failed) = reload_by_hup(&systemd, &running)?;
     if failed == 0 {
         release::reload_done(&render::lib_app_dir(model), &release::deploy_record(&d.id))?;
     }

@@ -80,22 +80,164 @@ pub fn tree_problems(listing: &[u8]) -> Vec<String> {
         let Some(tab) = entry.iter().position(|b| *b == b'\t') else {
             continue;
         };
-        let (meta, path) = (&entry[..tab], &entry[tab + 1..]);
-        let shown = String::from_utf8_lossy(path).escape_debug().to_string();
-        if let Some(p) = push_limits::name_problem(path) {
-            problems.push(p);
-        } else if meta.starts_with(b"120000") {
-            problems.push(format!("`{shown}` is a symbolic link; commit the file itself"));
-        } else if meta.starts_with(b"160000") {
-            problems.push(format!("`{shown}` is a submodule; commit the files instead"));
-        }
+        problems.extend(entry_problem(&entry[..tab], &entry[tab + 1..]));
     }
     problems
+}
+
+/// What is wrong with one entry of the tree that would deploy (`mode` first).
+fn entry_problem(mode: &[u8], path: &[u8]) -> Option<String> {
+    let shown = String::from_utf8_lossy(path).escape_debug().to_string();
+    if let Some(p) = push_limits::name_problem(path) {
+        Some(p)
+    } else if mode.starts_with(b"120000") {
+        Some(format!("`{shown}` is a symbolic link; commit the file itself"))
+    } else if mode.starts_with(b"160000") {
+        Some(format!("`{shown}` is a submodule; commit the files instead"))
+    } else {
+        None
+    }
+}
+
+/// A file the push adds or changes on its branch.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub mode: String,
+    pub blob: String,
+    pub path: Vec<u8>,
+}
+
+/// What an update of an existing branch changes, against the tip it replaces (which
+/// passed these same checks when it was pushed): `None` for a new branch, whose whole
+/// tree is checked. One git process, where the whole tree would take an extraction of
+/// every file.
+pub fn changes(git_dir: &Path, u: &RefUpdate) -> Result<Option<Vec<Changed>>> {
+    if u.old.bytes().all(|b| b == b'0') {
+        return Ok(None);
+    }
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args([
+            "diff-tree",
+            "-r",
+            "-z",
+            "--no-renames",
+            "--diff-filter=d",
+            &u.old,
+            &u.new,
+        ])
+        .output()
+        .context("running git diff-tree")?;
+    if !out.status.success() {
+        bail!("git diff-tree failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(Some(parse_changes(&out.stdout)))
+}
+
+/// Pure: `git diff-tree -r -z` output (`:old new oldblob newblob status NUL path NUL`,
+/// deletions filtered out) → the changed entries.
+pub fn parse_changes(raw: &[u8]) -> Vec<Changed> {
+    let mut out = Vec::new();
+    let mut fields = raw.split(|b| *b == 0);
+    while let (Some(meta), Some(path)) = (fields.next(), fields.next()) {
+        let meta = String::from_utf8_lossy(meta);
+        let words: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+        if let [_, mode, _, blob, _] = words[..] {
+            out.push(Changed {
+                mode: mode.to_string(),
+                blob: blob.to_string(),
+                path: path.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// `tree`'s checks on the changed entries only.
+pub fn changed_problems(changed: &[Changed]) -> Vec<String> {
+    changed
+        .iter()
+        .filter_map(|c| entry_problem(c.mode.as_bytes(), &c.path))
+        .collect()
+}
+
+/// Write the blobs of the changed `.lua` files (regular files) under `into`, at their
+/// paths, with one `git cat-file --batch`. Returns how many.
+pub fn write_changed_lua(git_dir: &Path, changed: &[Changed], into: &Path) -> Result<usize> {
+    let lua: Vec<&Changed> = changed
+        .iter()
+        .filter(|c| c.mode.starts_with("100") && c.path.ends_with(b".lua"))
+        .collect();
+    if lua.is_empty() {
+        return Ok(0);
+    }
+    let mut cat = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running git cat-file")?;
+    let mut stdin = cat.stdin.take().context("stdin")?;
+    let input: String = lua.iter().map(|c| format!("{}\n", c.blob)).collect();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = cat.wait_with_output()?;
+    let _ = writer.join();
+    // `<blob> blob <size>\n<contents>\n` each, in the order asked.
+    let mut rest = &out.stdout[..];
+    for c in &lua {
+        let nl = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .context("git cat-file: short output")?;
+        let header = String::from_utf8_lossy(&rest[..nl]).to_string();
+        let size: usize = header
+            .split(' ')
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("git cat-file: `{header}`"))?;
+        let body = rest.get(nl + 1..nl + 1 + size).context("git cat-file: short output")?;
+        rest = rest.get(nl + 2 + size..).unwrap_or_default();
+        // Names passed `entry_problem` (UTF-8, no control characters); git's own tree
+        // checks refuse `..` and `.` components, and so does this.
+        let name = std::str::from_utf8(&c.path)?;
+        let rel = Path::new(name);
+        if rel.is_absolute() || rel.components().any(|p| !matches!(p, std::path::Component::Normal(_))) {
+            bail!("refused path `{}` in the pushed tree", name.escape_debug());
+        }
+        let file = into.join(rel);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&file, body).with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(lua.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_tree_listing() {
+        let raw = b":100644 100644 aaaa bbbb M\0lib/x.lua\0:000000 120000 0000 cccc A\0link.lua\0:000000 100644 0000 dddd A\0new.lua\0";
+        let c = parse_changes(raw);
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c[0],
+            Changed {
+                mode: "100644".into(),
+                blob: "bbbb".into(),
+                path: b"lib/x.lua".to_vec()
+            }
+        );
+        assert_eq!(
+            changed_problems(&c),
+            vec!["`link.lua` is a symbolic link; commit the file itself".to_string()]
+        );
+    }
 
     #[test]
     fn listing() {

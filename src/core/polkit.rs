@@ -11,8 +11,8 @@ use crate::artifact::{generated_header, Artifact};
 use crate::model::Model;
 use crate::reconcile::TARGET;
 
-/// What the entry account may do to hhl units. Not `kill`, `set-property` (which
-/// could lift their limits) or `clean`.
+/// What the entry account may do to hhl units. Not `set-property` (which could lift
+/// their limits) or `clean`; `kill` only on OpenResty units (`SIGNALLED`).
 pub const VERBS: [&str; 8] = [
     "start",
     "stop",
@@ -24,16 +24,29 @@ pub const VERBS: [&str; 8] = [
     "reset-failed",
 ];
 
+/// A deploy reloads nginx by SIGHUP to its master (`KillUnit`, verb `kill`): no
+/// sandboxed ExecReload to set up. polkit sees the unit and the verb, not the signal,
+/// so the entry account may send any signal to OpenResty units; that is no more than
+/// it may already do (stop or restart them), and only hhlctl runs as it.
+pub const SIGNAL_VERB: &str = "kill";
+
 /// The unit that runs `hhlctl plan` as root for the console's admin view.
 pub const PLAN_UNIT: &str = "hhl-plan.service";
 
 pub fn rules(model: &Model, source: &Path) -> String {
     let units: Vec<String> = model.instances.iter().map(|i| i.unit()).collect();
+    let signalled: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == crate::model::Kind::Openresty)
+        .map(|i| i.unit())
+        .collect();
     let header = generated_header(source, None);
     format!(
         "//{header_rest}\
 // Only the ssh entry account ({entry}) may start, stop, restart and reload the hhl
-// units (and {TARGET}) and start hhl-apply.service and {PLAN_UNIT}: `hhlctl ssh`
+// units (and {TARGET}), signal the OpenResty units (a deploy's reload is a SIGHUP), and
+// start hhl-apply.service and {PLAN_UNIT}: `hhlctl ssh`
 // and the console authorize every identity first. Root needs no rule; everybody else is left to other rules.
 polkit.addRule(function(action, subject) {{
     if (action.id != \"org.freedesktop.systemd1.manage-units\" || subject.user != {entry_js}) {{
@@ -41,12 +54,16 @@ polkit.addRule(function(action, subject) {{
     }}
     var units = {units};
     var verbs = {verbs};
+    var signalled = {signalled};
     var unit = action.lookup(\"unit\");
     var verb = action.lookup(\"verb\");
     if ((unit == {apply} || unit == {plan}) && verb == \"start\") {{
         return polkit.Result.YES;
     }}
     if ((units.indexOf(unit) >= 0 || unit == {target}) && verbs.indexOf(verb) >= 0) {{
+        return polkit.Result.YES;
+    }}
+    if (verb == {signal_verb} && signalled.indexOf(unit) >= 0) {{
         return polkit.Result.YES;
     }}
     return polkit.Result.NOT_HANDLED;
@@ -57,6 +74,8 @@ polkit.addRule(function(action, subject) {{
         entry_js = js(&model.access.entry),
         units = js(&units),
         verbs = js(&VERBS),
+        signalled = js(&signalled),
+        signal_verb = js(SIGNAL_VERB),
         target = js(TARGET),
         apply = js(crate::cmd::hook::APPLY_UNIT),
         plan = js(PLAN_UNIT),

@@ -7,6 +7,7 @@
 use std::fs::{self, File};
 use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -128,6 +129,8 @@ impl Drop for Scratch {
 pub struct Deployed {
     pub id: String,
     pub files: usize,
+    /// Bytes of those files.
+    pub bytes: u64,
     pub previous: Option<String>,
 }
 
@@ -164,17 +167,24 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     let id = new_id(&dir, commit);
     let tmp = dir.join(format!(".tmp-{id}"));
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    extract(git_dir, commit, &tmp)?;
     // Others read a release only where they read the app (the shared Lua library).
     let others = fs::metadata(app).map(|m| m.permissions().mode() & 0o005).unwrap_or(0);
-    let files = share_with_group(&tmp, others)?;
+    // tar creates the files with the modes `share_with_group` wants (0640 or 0644),
+    // so that it has only the directories left to change, not every file.
+    extract_masked(git_dir, commit, &tmp, Some(0o022 | (0o005 & !others)))?;
+    let (files, bytes) = share_with_group(&tmp, others)?;
     fs::rename(&tmp, dir.join(&id)).with_context(|| format!("renaming {} into place", tmp.display()))?;
     let previous = current(app);
     mark_reload(app, &deploy_record(&id))?;
     switch(app, &id)?;
     crate::fault::point("release:switched");
     prune(app, keep)?;
-    Ok(Deployed { id, files, previous })
+    Ok(Deployed {
+        id,
+        files,
+        bytes,
+        previous,
+    })
 }
 
 /// A switch of `current` whose reload has not happened yet: recorded before the
@@ -302,15 +312,30 @@ fn switch(app: &Path, id: &str) -> Result<()> {
 
 /// `git archive | tar -x`: the tree of `commit`, nothing of git's own.
 pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
+    extract_masked(git_dir, commit, into, None)
+}
+
+/// `extract`, with the files' modes under `umask` (for root too) where given.
+fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>) -> Result<()> {
     let mut archive = crate::git::at(git_dir)
         .args(["archive", "--format=tar", commit])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("running git archive")?;
-    let tar = Command::new("tar")
-        .args(["-x", "--no-same-owner", "-C"])
-        .arg(into)
+    let mut tar = Command::new("tar");
+    tar.args(["-x", "--no-same-owner", "-C"]).arg(into);
+    if let Some(mask) = umask {
+        tar.arg("--no-same-permissions");
+        // SAFETY: umask(2) is async-signal-safe and touches only the child.
+        unsafe {
+            tar.pre_exec(move || {
+                libc::umask(mask as libc::mode_t);
+                Ok(())
+            });
+        }
+    }
+    let tar = tar
         .stdin(archive.stdout.take().expect("piped"))
         .output()
         .context("running tar")?;
@@ -331,9 +356,9 @@ pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
 }
 
 /// Group-writable, so the owner and admins (members of the owner's group) can both
-/// prune what either deployed. Returns the number of files.
-fn share_with_group(root: &Path, others: u32) -> Result<usize> {
-    let mut files = 0;
+/// prune what either deployed. Returns the number of files and their bytes.
+fn share_with_group(root: &Path, others: u32) -> Result<(usize, u64)> {
+    let (mut files, mut bytes) = (0, 0);
     for entry in WalkDir::new(root) {
         let entry = entry?;
         let meta = entry.path().symlink_metadata()?;
@@ -342,6 +367,7 @@ fn share_with_group(root: &Path, others: u32) -> Result<usize> {
         }
         if meta.is_file() {
             files += 1;
+            bytes += meta.len();
         }
         let mode = meta.permissions().mode() & 0o7777;
         // The instance's group reads (and runs) what is there and writes nothing.
@@ -356,7 +382,7 @@ fn share_with_group(root: &Path, others: u32) -> Result<usize> {
             fs::set_permissions(entry.path(), fs::Permissions::from_mode(want))?;
         }
     }
-    Ok(files)
+    Ok((files, bytes))
 }
 
 fn new_id(dir: &Path, commit: &str) -> String {

@@ -52,6 +52,11 @@ pub fn record(app: &Path, id: &str, git_dir: &Path, commit: &str) -> anyhow::Res
     info.pusher = pusher;
     info.live = false;
     crate::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
+    drop_pruned(app)
+}
+
+/// Remove the records of releases no longer kept.
+fn drop_pruned(app: &Path) -> anyhow::Result<()> {
     let kept = release::list(app)?;
     if let Ok(entries) = fs::read_dir(app.join(RELEASES)) {
         for e in entries.flatten() {
@@ -66,6 +71,34 @@ pub fn record(app: &Path, id: &str, git_dir: &Path, commit: &str) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// `record` for a deploy that knows its tree's size already: no walk of the tree and
+/// one git process (the subject and author), on the push's critical path.
+pub fn record_deployed(
+    app: &Path,
+    id: &str,
+    git_dir: &Path,
+    commit: &str,
+    files: usize,
+    bytes: u64,
+) -> anyhow::Result<()> {
+    let (subject, author) = describe(git_dir, commit);
+    let info = ReleaseInfo {
+        id: id.to_string(),
+        commit: Some(commit.to_string()),
+        subject,
+        author,
+        pusher: std::env::var(crate::ssh::IDENTITY_ENV)
+            .ok()
+            .or_else(|| crate::users::current().ok()),
+        when: parse_id(id).0,
+        files: Some(files),
+        bytes: Some(bytes),
+        live: false,
+    };
+    crate::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
+    drop_pruned(app)
 }
 
 /// Every kept release of `app`, newest first, the live one marked.

@@ -425,6 +425,11 @@ impl Systemd {
 
 impl Systemd {
     /// `explain`, and a call that timed out named with how long it was waited for.
+    /// The connection, for the calls kept in sibling modules (`hup`).
+    pub(super) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn explain_call(&self, e: zbus::Error, call: &str) -> anyhow::Error {
         let timeout = self.conn.method_timeout().unwrap_or(CALL_TIMEOUT);
         stuck_or(e.into(), call, timeout)
@@ -647,7 +652,7 @@ fn active_state(rows: &HashMap<String, super::dbus::UnitRow>, unit: &str) -> Str
 
 /// A Manager proxy that asks the bus nothing when it is made (no property cache, so
 /// no GetAll round trip per proxy).
-async fn manager_proxy(conn: &Connection) -> zbus::Result<ManagerProxy<'_>> {
+pub(super) async fn manager_proxy(conn: &Connection) -> zbus::Result<ManagerProxy<'_>> {
     ManagerProxy::builder(conn)
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()

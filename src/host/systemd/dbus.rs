@@ -29,6 +29,8 @@ pub trait Manager {
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    /// `systemctl kill --kill-whom=WHOM --signal=SIGNAL UNIT`: no process is spawned.
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
     /// `systemctl reset-failed UNIT`: also clears its start rate limit.
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     /// `systemctl daemon-reload`.

@@ -3,6 +3,7 @@
 pub mod cgroup;
 pub mod client;
 pub mod dbus;
+pub mod hup;
 pub mod journal;
 pub mod private;
 pub mod workers;
