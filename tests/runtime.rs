@@ -132,7 +132,7 @@ fn a_rendered_openresty_instance_serves_get_hhl() {
     // master would hand requests to `nobody` workers. Under systemd nginx runs as the
     // developer's user from the start.
     let child = Command::new("/usr/sbin/nginx")
-        .args(["-g", "user root root;", "-e", "stderr", "-p"])
+        .args(["-g", "user root root; daemon off;", "-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
         .args(["-c", "conf/nginx.conf"])
         .stdout(Stdio::null())

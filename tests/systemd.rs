@@ -102,6 +102,36 @@ fn apply_runs_every_instance_and_a_second_apply_touches_nothing() {
     assert_eq!(again.stdout.trim(), "nothing to do: 16 instances up to date");
     assert_eq!(pids(&c), before, "the second apply restarted something");
 
+    // An edit of hhl.yaml that changes no generated file (a comment) leaves every unit
+    // as systemd loaded it: no NeedDaemonReload ("unit file changed on disk").
+    c.write(CFG, &format!("# a comment\n{}", example_yaml()));
+    let again = c.hhlctl(CFG, "apply");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout.trim(), "nothing to do: 16 instances up to date");
+    let flagged =
+        c.ok("systemctl show -p Id,NeedDaemonReload 'openresty@*' 'redis@*' | grep -B1 NeedDaemonReload=yes || true");
+    assert_eq!(flagged.trim(), "", "units flagged after a no-op edit of hhl.yaml");
+    assert_eq!(pids(&c), before, "a no-op edit restarted something");
+
+    // Type=forking: systemd knows the master from its PID file, and a master started by
+    // systemd daemonized (its parent is systemd, not the process ExecStart ran).
+    let unit = "openresty@socketserver-dev1.service";
+    assert_eq!(
+        c.ok(&format!("systemctl show -p Type --value {unit}")).trim(),
+        "forking"
+    );
+    let pid = c.main_pid(unit);
+    assert_eq!(
+        c.ok("cat /opt/hhl/socketserver/dev1/logs/nginx.pid").trim(),
+        pid.to_string()
+    );
+    assert_eq!(c.ok(&format!("ps -o ppid= -p {pid}")).trim(), "1");
+    assert_eq!(
+        c.ok(&format!("ps -o comm= --ppid {pid} | sort -u")).trim(),
+        "nginx",
+        "workers are the master's children"
+    );
+
     // Every unit and drop-in passes systemd-analyze verify (the man page it names comes with the .deb).
     let verify = c.sh(
         "systemd-analyze verify --man=no /usr/lib/systemd/system/openresty@.service /usr/lib/systemd/system/redis@.service \
@@ -376,4 +406,34 @@ fn hundreds_of_jobs_at_once() {
     let r = c.hhlctl(CFG, "restart --all");
     assert_eq!((r.code, r.stdout.lines().count()), (0, 164), "{}", r.stderr);
     assert_eq!(c.hhlctl(CFG, "status").code, 0);
+}
+
+#[test]
+fn a_template_that_keeps_nginx_in_the_foreground_is_refused() {
+    // The unit runs nginx Type=forking (`-g "daemon on;"`): a template's own
+    // `daemon off;` would hang the start job, so apply's nginx -t refuses it.
+    let c = Container::boot();
+    c.ok(&format!(
+        "mkdir -p /etc/hhl/templates && sed 's/^{{{{> hhl_main}}}}$/&\\ndaemon off;/' {} > /etc/hhl/templates/ss.hbs",
+        repo().join("templates/socketserver.conf.hbs").display()
+    ));
+    c.write(
+        CFG,
+        &example_yaml().replace("template: builtin:socketserver", "template: templates/ss.hbs"),
+    );
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("openresty@socketserver-dev1.service: nginx -t refused the rendered"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\"daemon\" directive is duplicate"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("5 config(s) failed nginx -t; nothing was written and no instance was touched."),
+        "{}",
+        r.stderr
+    );
 }

@@ -44,8 +44,11 @@ pub fn dropin_path(unit_dir: &Path, inst: &Instance) -> PathBuf {
 }
 
 fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsafe> {
+    // No SourcePath=: systemd would flag the unit NeedDaemonReload whenever hhl.yaml is
+    // newer than the last daemon-reload, even when no generated file changed. This file
+    // is the unit's source; apply rewrites it (and reloads systemd) when it changes.
     let mut s = generated_header(source, None);
-    s += &format!("[Unit]\nSourcePath={}\n\n[Service]\n", t(source.display().to_string())?);
+    s += "[Service]\n";
     s += &format!("Slice={}\n", t(slice_name(&inst.developer))?);
     s += &format!("SyslogIdentifier={}\n", t(syslog_identifier(inst))?);
     s += &format!("User={}\n", t(&inst.user)?);
@@ -58,14 +61,17 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 pv(&inst.dir.join("logs"))?,
                 pv(&inst.dir.join("temp"))?
             );
+            // Where `{{> hhl_main}}` has nginx write its master's PID (Type=forking).
+            s += &format!(
+                "PIDFile={}\n",
+                t(inst.dir.join("logs/nginx.pid").display().to_string())?
+            );
             if model.flavor == Flavor::Openresty {
                 // The template unit names Debian's nginx; swap the binary (ExecReload reads HHL_NGINX).
                 let bin = Flavor::Openresty.binary();
                 s += &format!("Environment=HHL_NGINX={bin}\n");
-                s += "ExecStartPre=\n";
-                s += &format!("ExecStartPre={bin} -t -q -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf\n");
                 s += "ExecStart=\n";
-                s += &format!("ExecStart={bin} -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf\n");
+                s += &format!("ExecStart={bin} -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf -g \"daemon on;\"\n");
             }
         }
         Kind::Redis => {

@@ -89,6 +89,9 @@ fn test_one(model: &Model, inst: &Instance, conf: &str, as_owner: bool) -> Resul
         .args(["-t", "-q", "-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
         .args(["-c", &format!("conf/{conf}")])
+        // As the unit runs it (Type=forking): a template that says `daemon off;`, which
+        // would hang the start job, is refused here as a duplicate directive.
+        .args(["-g", "daemon on;"])
         .output()
         .with_context(|| format!("running {} -t", model.flavor.binary()))?;
     if out.status.success() {

@@ -362,7 +362,7 @@ fn convert_placeholders(
 /// Fit an nginx template to systemd: foreground, errors to stderr (the journal),
 /// pid and temp files under the prefix, the Lua module loaded where needed.
 fn fit_nginx(body: &str) -> (String, Vec<String>) {
-    let mut notes = vec!["added {{> hhl_main}} (load_module lines, `daemon off`, pid under the prefix)".to_string()];
+    let mut notes = vec!["added {{> hhl_main}} (load_module lines, pid under the prefix)".to_string()];
     let mut out = String::from("{{> hhl_main}}\n");
     for line in body.lines() {
         let t = line.trim_start();

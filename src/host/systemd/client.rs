@@ -206,7 +206,13 @@ impl Systemd {
             let deadline = Instant::now() + JOB_DEADLINE;
             // A push's one reload is polled often, so that the push returns as soon as
             // it is done; hundreds of jobs (apply) less often, not to load the bus.
-            let poll = Duration::from_millis(if jobs.len() <= 8 { 5 } else { 25 });
+            // (Each ListJobs of hundreds of jobs is work for PID 1, which is also the one
+            // starting them: 100 ms leaves it alone at apply's scale.)
+            let poll = Duration::from_millis(match jobs.len() {
+                0..=8 => 5,
+                9..=64 => 25,
+                _ => 100,
+            });
             while !pending.is_empty() {
                 async_io::Timer::after(poll).await;
                 let running: HashSet<OwnedObjectPath> = manager
