@@ -82,7 +82,8 @@ fn openresty_flavor_swaps_binary_and_modules() {
     )
     .unwrap();
     assert!(
-        dropin.contains("Environment=HHL_NGINX=/usr/bin/openresty\nExecStart=\nExecStart=/usr/bin/openresty -e stderr -p ${HHL_PREFIX} -c conf/nginx.conf -g \"daemon on;\"\n"),
+        dropin.contains("Environment=HHL_NGINX=/usr/bin/openresty\n")
+            && dropin.contains("ExecStartPre=\nExecStart=\nExecStart=/usr/bin/openresty -e stderr -p ${HHL_PREFIX} -c conf/nginx.conf -g \"daemon on;\"\n"),
         "{dropin}"
     );
 }

@@ -61,18 +61,22 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 pv(&inst.dir.join("logs"))?,
                 pv(&inst.dir.join("temp"))?
             );
-            // Where `{{> hhl_main}}` has nginx write its master's PID (Type=forking).
+            // nginx forks its master once its config loaded (see units/openresty@.service;
+            // the template unit keeps the foreground start older instances expect), and
+            // writes its PID where `{{> hhl_main}}` says.
+            let bin = model.flavor.binary();
+            if model.flavor == Flavor::Openresty {
+                // The template unit names Debian's nginx (ExecReload reads HHL_NGINX).
+                s += &format!("Environment=HHL_NGINX={bin}\n");
+            }
+            s += "Type=forking\n";
             s += &format!(
                 "PIDFile={}\n",
                 t(inst.dir.join("logs/nginx.pid").display().to_string())?
             );
-            if model.flavor == Flavor::Openresty {
-                // The template unit names Debian's nginx; swap the binary (ExecReload reads HHL_NGINX).
-                let bin = Flavor::Openresty.binary();
-                s += &format!("Environment=HHL_NGINX={bin}\n");
-                s += "ExecStart=\n";
-                s += &format!("ExecStart={bin} -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf -g \"daemon on;\"\n");
-            }
+            s += "ExecStartPre=\n";
+            s += "ExecStart=\n";
+            s += &format!("ExecStart={bin} -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf -g \"daemon on;\"\n");
         }
         Kind::Redis => {
             s += &format!(
