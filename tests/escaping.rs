@@ -221,7 +221,11 @@ fn config_path_with_a_newline_stays_in_a_comment() {
         }
         let text = fs::read_to_string(entry.path()).unwrap_or_default();
         for line in text.lines() {
-            assert!(!line.starts_with("ExecStartPre=+id"), "{}: {line}", entry.path().display());
+            assert!(
+                !line.starts_with("ExecStartPre=+id"),
+                "{}: {line}",
+                entry.path().display()
+            );
             if line.contains("a\\nExecStartPre=+id/hhl.yaml") {
                 assert!(line.starts_with('#') || line.starts_with("//"), "{line}");
                 headers += 1;
