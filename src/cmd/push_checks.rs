@@ -3,12 +3,11 @@
 //! and no file name that cannot be deployed. A refused push's objects stay in git's
 //! quarantine directory, which git deletes when pre-receive fails.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::git;
 use crate::model::Model;
 use crate::push_limits::{self, human};
 use crate::repos::RefUpdate;
@@ -17,30 +16,14 @@ use crate::repos::RefUpdate;
 /// with its size: those above the limit.
 pub fn objects(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
     let max = push_limits::parse_size(&model.git.max_object_size).unwrap_or(10 << 20);
-    let list = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["rev-list", "--objects", &u.new, "--not", "--all"])
-        .output()
-        .context("running git rev-list")?;
-    if !list.status.success() {
-        bail!("git rev-list failed: {}", String::from_utf8_lossy(&list.stderr).trim());
-    }
-    let mut check = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["cat-file", "--batch-check=%(objectsize) %(objecttype) %(rest)"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running git cat-file")?;
-    let mut stdin = check.stdin.take().context("stdin")?;
-    let input = list.stdout;
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = check.wait_with_output()?;
-    let _ = writer.join();
+    let list = git::bytes(git::at(git_dir), &["rev-list", "--objects", &u.new, "--not", "--all"])?;
+    let out = git::feed(
+        git::at(git_dir),
+        &["cat-file", "--batch-check=%(objectsize) %(objecttype) %(rest)"],
+        Some(list),
+    )?;
     let mut problems = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in String::from_utf8_lossy(&out).lines() {
         let mut it = line.splitn(3, ' ');
         let size: u64 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
         let kind = it.next().unwrap_or("");
@@ -61,16 +44,8 @@ pub fn objects(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<Strin
 /// them out of the release), submodules, and names that are not UTF-8 or hold control
 /// characters.
 pub fn tree(git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["ls-tree", "-r", "-z", "--full-tree", &u.new])
-        .output()
-        .context("running git ls-tree")?;
-    if !out.status.success() {
-        bail!("git ls-tree failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(tree_problems(&out.stdout))
+    let out = git::bytes(git::at(git_dir), &["ls-tree", "-r", "-z", "--full-tree", &u.new])?;
+    Ok(tree_problems(&out))
 }
 
 /// Pure: `git ls-tree -r -z` output → problems.
@@ -115,10 +90,9 @@ pub fn changes(git_dir: &Path, u: &RefUpdate) -> Result<Option<Vec<Changed>>> {
     if u.old.bytes().all(|b| b == b'0') {
         return Ok(None);
     }
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args([
+    let out = git::bytes(
+        git::at(git_dir),
+        &[
             "diff-tree",
             "-r",
             "-z",
@@ -126,13 +100,9 @@ pub fn changes(git_dir: &Path, u: &RefUpdate) -> Result<Option<Vec<Changed>>> {
             "--diff-filter=d",
             &u.old,
             &u.new,
-        ])
-        .output()
-        .context("running git diff-tree")?;
-    if !out.status.success() {
-        bail!("git diff-tree failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(Some(parse_changes(&out.stdout)))
+        ],
+    )?;
+    Ok(Some(parse_changes(&out)))
 }
 
 /// Pure: `git diff-tree -r -z` output (`:old new oldblob newblob status NUL path NUL`,
@@ -172,21 +142,10 @@ pub fn write_changed_lua(git_dir: &Path, changed: &[Changed], into: &Path) -> Re
     if lua.is_empty() {
         return Ok(0);
     }
-    let mut cat = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("running git cat-file")?;
-    let mut stdin = cat.stdin.take().context("stdin")?;
     let input: String = lua.iter().map(|c| format!("{}\n", c.blob)).collect();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = cat.wait_with_output()?;
-    let _ = writer.join();
+    let out = git::feed(git::at(git_dir), &["cat-file", "--batch"], Some(input.into_bytes()))?;
     // `<blob> blob <size>\n<contents>\n` each, in the order asked.
-    let mut rest = &out.stdout[..];
+    let mut rest = &out[..];
     for c in &lua {
         let nl = rest
             .iter()
