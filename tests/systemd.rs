@@ -437,3 +437,109 @@ fn a_template_that_keeps_nginx_in_the_foreground_is_refused() {
         r.stderr
     );
 }
+
+/// What an apply may change on the host: unix users and groups, and every path (with
+/// the content of every file) under the trees it writes. The apply lock
+/// (`/var/lib/hhl/.lock`, and its directory) is left out: it is made before anything
+/// is read, so that two applies never interleave.
+const HOST_STATE: &str = "getent passwd | sort; getent group | sort; cd / && \
+    find etc/hhl opt/hhl opt/redis var/lib/hhl etc/systemd/system etc/polkit-1/rules.d etc/rsyslog.d srv \
+         -xdev 2>/dev/null | grep -vx 'var/lib/hhl\\|var/lib/hhl/.lock' | sort; \
+    find etc/hhl opt/hhl opt/redis var/lib/hhl etc/systemd/system -xdev -type f 2>/dev/null \
+         | grep -vx var/lib/hhl/.lock | sort | xargs -r md5sum";
+
+#[test]
+fn a_refused_apply_writes_nothing() {
+    // A fresh host: no instance user exists yet. Each refusal below used to come after
+    // apply had made the users, the Redis secrets and the log page's key.
+    let c = Container::boot();
+    let broken_template = || {
+        c.ok(&format!(
+            "mkdir -p /etc/hhl/templates && sed 's/^{{{{> hhl_main}}}}$/&\\ndaemon off;/' {} > /etc/hhl/templates/ss.hbs",
+            repo().join("templates/socketserver.conf.hbs").display()
+        ));
+    };
+    broken_template();
+    let broken = example_yaml().replace("template: builtin:socketserver", "template: templates/ss.hbs");
+    c.write(CFG, &broken);
+    let fresh = c.ok(HOST_STATE);
+    assert!(!fresh.contains("hhl-dev1"), "{fresh}");
+
+    // 1. A config nginx -t refuses, of users not made yet: tested in a scratch copy,
+    //    reported with the live paths.
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "openresty@socketserver-dev1.service: nginx -t refused the rendered /opt/hhl/socketserver/dev1/conf/nginx.conf:"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\"daemon\" directive is duplicate"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("/tmp/"),
+        "a scratch path in the report: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("5 config(s) failed nginx -t; nothing was written and no instance was touched."),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("created unix user"), "{}", r.stdout);
+    assert_eq!(c.ok(HOST_STATE), fresh, "the refused apply changed the host");
+
+    // 2. A developer's user that is a system account of this host.
+    let yaml = example_yaml().replace("map: {}", "map: {dev2: daemon}");
+    assert_ne!(yaml, example_yaml());
+    c.write(CFG, &yaml);
+    let state = c.ok(HOST_STATE);
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("unix user `daemon` of `dev2` is a system account (uid 1) on this host"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    assert_eq!(c.ok(HOST_STATE), state, "the refused apply changed the host");
+
+    // 3. A port another process listens on.
+    c.write(CFG, &example_yaml());
+    c.ok("systemd-run --unit=squatter python3 -m http.server --bind 127.0.0.1 1082");
+    c.ok("for i in $(seq 100); do ss -Hltn 'sport = :1082' | grep -q . && exit 0; sleep 0.05; done; exit 1");
+    let state = c.ok(HOST_STATE);
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("port 1082 of openresty@socketserver-dev2.service is already in use by pid"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
+    assert_eq!(c.ok(HOST_STATE), state, "the refused apply changed the host");
+    c.ok("systemctl stop squatter.service");
+
+    // Applied, then 4. a refused change on a running host (users exist: tested in
+    //    place, as each instance's user): nothing changes, nothing restarts.
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("created unix user hhl-dev1"), "{}", r.stdout);
+    let before = pids(&c);
+    c.write(CFG, &broken);
+    let state = c.ok(HOST_STATE);
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("5 config(s) failed nginx -t; nothing was written and no instance was touched."),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(c.ok(HOST_STATE), state, "the refused apply changed the host");
+    assert_eq!(pids(&c), before, "a unit was touched despite the refusal");
+}

@@ -64,7 +64,18 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     }
     let changes = fsapply::diff(root, &artifacts, &previous, Ownership::Apply)?;
 
-    // Users first: configs are tested as the user that will run them.
+    // Every check before the first write: a refusal leaves the host as it was. Configs
+    // are tested as the user that will run them; those of users not made yet, in a
+    // scratch copy of the tree (see `validate::nginx_configs`).
+    if validate::rsyslog_rules(model, &artifacts, &changes)? {
+        println!("checked the rsyslog rules with rsyslogd -N1");
+    }
+    let tested = validate::nginx_configs(&loaded, &artifacts, &changes)?;
+    if tested > 0 {
+        println!("checked {tested} nginx config(s) with nginx -t");
+    }
+    fault::point("apply:checked");
+
     for user in users::create_missing(&model.access, &model.paths.entry_home)? {
         println!("created unix user {user}");
     }
@@ -78,14 +89,6 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         println!("made the log page's link key {}", crate::web::link::KEY);
     }
     super::web::ensure_passwd(&crate::fsapply::under(root, Path::new(super::web::PASSWD)))?;
-    if validate::rsyslog_rules(model, &artifacts, &changes)? {
-        println!("checked the rsyslog rules with rsyslogd -N1");
-    }
-    let tested = validate::nginx_configs(model, &artifacts, &changes)?;
-    if tested > 0 {
-        println!("checked {tested} nginx config(s) with nginx -t");
-    }
-    fault::point("apply:checked");
 
     let systemd = Systemd::connect()?;
     let units: Vec<String> = model

@@ -5,7 +5,7 @@
 //! `.tmp-` directory, which the next one clears.
 
 use std::fs::{self, File};
-use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,6 @@ impl Lock {
             .with_context(|| format!("opening {} (a symbolic link there is refused)", path.display()))?;
         if unsafe { libc::geteuid() } == 0 {
             if let Ok(dir) = fs::symlink_metadata(app) {
-                use std::os::unix::fs::MetadataExt;
                 let _ = std::os::unix::fs::fchown(&f, Some(dir.uid()), Some(dir.gid()));
             }
         }
@@ -172,11 +171,18 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     // tar creates the files with the modes `share_with_group` wants (0640 or 0644),
     // so that it has only the directories left to change, not every file.
     extract_masked(git_dir, commit, &tmp, Some(0o022 | (0o005 & !others)))?;
-    let (files, bytes) = share_with_group(&tmp, others)?;
+    crate::fault::point("release:extracted");
+    // Root (apply deploying a branch a killed push left behind) deploys as the entry
+    // account would: the release belongs to the app's owner, who prunes it later.
+    let owner = (unsafe { libc::geteuid() } == 0)
+        .then(|| fs::metadata(app).map(|m| (m.uid(), m.gid())).ok())
+        .flatten();
+    let (files, bytes) = share_with_group(&tmp, others, owner)?;
     fs::rename(&tmp, dir.join(&id)).with_context(|| format!("renaming {} into place", tmp.display()))?;
     let previous = current(app);
     mark_reload(app, &deploy_record(&id))?;
     switch(app, &id)?;
+    unhold(app)?;
     crate::fault::point("release:switched");
     prune(app, keep)?;
     Ok(Deployed {
@@ -185,6 +191,32 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
         bytes,
         previous,
     })
+}
+
+/// A branch head deliberately not live (`git push -o no-deploy`, a rollback): the
+/// commit the branch had then. Apply and `deploy` leave such a branch as it is while
+/// its head is that commit; the next deploy clears it.
+const HELD: &str = ".held";
+
+/// Record that `app` stays as it is while its branch is at `commit` (`why`: what held it).
+pub fn hold(app: &Path, commit: &str, why: &str) -> Result<()> {
+    crate::fsapply::write_file(&app.join(HELD), format!("{commit} {why}\n").as_bytes(), 0o660)
+}
+
+/// The commit (and the reason) `app` is held at, if any.
+pub fn held(app: &Path) -> Option<(String, String)> {
+    let text = fs::read_to_string(app.join(HELD)).ok()?;
+    let (commit, why) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
+    Some((commit.to_string(), why.to_string()))
+}
+
+fn unhold(app: &Path) -> Result<()> {
+    match fs::remove_file(app.join(HELD)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", app.join(HELD).display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A switch of `current` whose reload has not happened yet: recorded before the
@@ -317,23 +349,27 @@ pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
 
 /// `extract`, with the files' modes under `umask` (for root too) where given.
 fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>) -> Result<()> {
-    let mut archive = crate::git::at(git_dir)
+    let mut archive = crate::git::at(git_dir);
+    archive
         .args(["archive", "--format=tar", commit])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running git archive")?;
+        .stderr(Stdio::piped());
+    // SAFETY: as for tar below.
+    unsafe { archive.pre_exec(die_with_parent) };
+    let mut archive = archive.spawn().context("running git archive")?;
     let mut tar = Command::new("tar");
     tar.args(["-x", "--no-same-owner", "-C"]).arg(into);
     if let Some(mask) = umask {
         tar.arg("--no-same-permissions");
-        // SAFETY: umask(2) is async-signal-safe and touches only the child.
-        unsafe {
-            tar.pre_exec(move || {
+    }
+    // SAFETY: umask(2) and prctl(2) are async-signal-safe and touch only the child.
+    unsafe {
+        tar.pre_exec(move || {
+            if let Some(mask) = umask {
                 libc::umask(mask as libc::mode_t);
-                Ok(())
-            });
-        }
+            }
+            die_with_parent()
+        });
     }
     let tar = tar
         .stdin(archive.stdout.take().expect("piped"))
@@ -355,12 +391,28 @@ fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>)
     Ok(())
 }
 
+/// In a child before exec: killed when the process that started it dies, so that a
+/// deploy killed midway (`kill -9` of a post-receive hook) leaves no tar writing
+/// into the release the next deploy clears.
+fn die_with_parent() -> std::io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling process.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Group-writable, so the owner and admins (members of the owner's group) can both
 /// prune what either deployed. Returns the number of files and their bytes.
-fn share_with_group(root: &Path, others: u32) -> Result<(usize, u64)> {
+/// `owner` (uid, gid): given to every entry (run as root).
+fn share_with_group(root: &Path, others: u32, owner: Option<(u32, u32)>) -> Result<(usize, u64)> {
     let (mut files, mut bytes) = (0, 0);
     for entry in WalkDir::new(root) {
         let entry = entry?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))
+                .with_context(|| format!("chown {}", entry.path().display()))?;
+        }
         let meta = entry.path().symlink_metadata()?;
         if meta.file_type().is_symlink() {
             continue;

@@ -120,6 +120,77 @@ pub fn releases(app: &Path, git_dir: Option<&Path>) -> anyhow::Result<Vec<Releas
     Ok(out)
 }
 
+/// The full commit of the live release of `app`: from its record, else its id's short
+/// commit resolved in `git_dir` (or kept short). None for `initial` (made by apply).
+pub fn live_commit(app: &Path, git_dir: Option<&Path>) -> Option<String> {
+    let id = release::current(app)?;
+    let recorded = fs::read(info_path(app, &id))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ReleaseInfo>(&b).ok())
+        .filter(|i| i.id == id)
+        .and_then(|i| i.commit);
+    if recorded.is_some() {
+        return recorded;
+    }
+    let short = parse_id(&id).1?;
+    git_dir
+        .and_then(|g| full_commit(g, short))
+        .or_else(|| Some(short.to_string()))
+}
+
+/// A deploy target's branch against its live release: what `status` and the console
+/// show, and what apply, `ssh … deploy` and the next push converge.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Deployment {
+    /// The branch that deploys here.
+    pub branch: String,
+    /// Its head (None: nothing was pushed to it).
+    pub pushed: Option<String>,
+    /// The commit of the live release (None: `initial`, before any deploy).
+    pub live: Option<String>,
+    /// The live release's reload has not happened (a deploy killed or failed after its
+    /// switch): apply finishes it.
+    pub reload_pending: bool,
+    /// Why the branch head is deliberately not live (`-o no-deploy`, a rollback).
+    pub held: Option<String>,
+}
+
+impl Deployment {
+    /// The pushed head is not live and nothing held it back: the next push, `deploy`
+    /// or apply deploys it. Pure.
+    pub fn behind(&self) -> bool {
+        match &self.pushed {
+            None => false,
+            Some(p) => self.held.is_none() && !self.live.as_deref().is_some_and(|l| p.starts_with(l)),
+        }
+    }
+}
+
+/// `app`'s `branch` of `git_dir` against its live release.
+pub fn deployment(app: &Path, git_dir: &Path, branch: &str) -> Deployment {
+    let pushed = crate::git::run(
+        crate::git::at(git_dir),
+        &[
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("refs/heads/{branch}^{{commit}}"),
+        ],
+    )
+    .ok()
+    .filter(|c| !c.is_empty());
+    let held = release::held(app)
+        .filter(|(commit, _)| pushed.as_deref() == Some(commit.as_str()))
+        .map(|(_, why)| why);
+    Deployment {
+        branch: branch.to_string(),
+        live: live_commit(app, Some(git_dir)),
+        reload_pending: release::reload_pending(app).is_some(),
+        held,
+        pushed,
+    }
+}
+
 /// What the id, the tree and the repository tell about a release.
 fn derive(app: &Path, id: &str, git_dir: Option<&Path>) -> ReleaseInfo {
     let (when, short) = parse_id(id);

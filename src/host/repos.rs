@@ -200,6 +200,18 @@ pub fn instance_for<'m>(model: &'m Model, server: &str, branch: &str) -> Option<
         .find(|i| i.kind == Kind::Openresty && i.server == server && i.developer == branch)
 }
 
+/// Where `inst`'s code comes from: its server's repository, and the branch named
+/// after its developer (`master` for master's and shared servers' instances).
+pub fn source_of(model: &Model, inst: &Instance) -> Option<(Repo, String)> {
+    if inst.kind != Kind::Openresty {
+        return None;
+    }
+    let repo = repos(model)
+        .into_iter()
+        .find(|r| r.kind == RepoKind::Server(inst.server.clone()))?;
+    Some((repo, inst.developer.clone()))
+}
+
 /// The hook script git runs; all the logic is in `hhlctl hook`.
 pub fn hook_script(hhlctl: &Path, config: &Path, hook: &str) -> String {
     format!(

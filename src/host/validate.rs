@@ -12,23 +12,30 @@ use anyhow::{bail, Context, Result};
 
 use crate::artifact::{Artifact, Content};
 use crate::fsapply::{self, FileChange};
+use crate::load::Loaded;
 use crate::model::{Instance, Kind, Model};
-use crate::users;
+use crate::{render, users};
 use std::os::unix::process::CommandExt;
 
 const STAGED: &str = ".nginx.conf.hhl-check";
 
 /// `nginx -t` every OpenResty config that is new or changed. Returns how many were
 /// tested; on failure, every refusal is in the error and the disk is as it was.
-pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChange]) -> Result<usize> {
+///
+/// A config whose unix user does not exist yet (apply creates users only after every
+/// check passed) is tested in a scratch copy of the whole tree instead (`relocated`),
+/// so that a refusal leaves no user, directory or file behind.
+pub fn nginx_configs(loaded: &Loaded, artifacts: &[Artifact], changes: &[FileChange]) -> Result<usize> {
+    let model = &loaded.model;
     let written = fsapply::written(changes);
     let mut created: Vec<PathBuf> = Vec::new();
     let mut staged = Vec::new();
-    for inst in model
+    let (fresh, existing): (Vec<&Instance>, Vec<&Instance>) = model
         .instances
         .iter()
         .filter(|i| i.kind == Kind::Openresty && written.contains(i.config_path.as_path()))
-    {
+        .partition(|i| users::lookup(&i.user).is_none());
+    for inst in existing {
         let Some(Content::File(bytes)) = artifacts
             .iter()
             .find(|a| a.path == inst.config_path)
@@ -49,7 +56,11 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     for inst in &staged {
         let _ = fs::remove_file(inst.dir.join("conf").join(STAGED));
     }
-    let failures = results?;
+    let mut failures = results?;
+    if !fresh.is_empty() {
+        let names: Vec<&str> = fresh.iter().map(|i| i.name.as_str()).collect();
+        failures.extend(relocated(loaded, &names)?);
+    }
     if !failures.is_empty() {
         for d in created.iter().rev() {
             let _ = fs::remove_dir(d);
@@ -60,7 +71,30 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
             failures.len()
         );
     }
-    Ok(staged.len())
+    Ok(staged.len() + fresh.len())
+}
+
+/// `nginx -t` of the configs of the instances `names`, with every path of the model
+/// moved into a scratch directory: the whole tree rendered there (as the user running
+/// this, owners ignored), tested, removed. Nothing live is read but the templates, or
+/// written. The reports name the live paths.
+pub fn relocated(loaded: &Loaded, names: &[&str]) -> Result<Vec<String>> {
+    let scratch = crate::release::Scratch::new("nginx-t")?;
+    let root = scratch.0.join("root");
+    let moved = loaded.model.relocated(&root);
+    let artifacts = render::render(&moved, &loaded.templates, &loaded.source.path).map_err(anyhow::Error::from)?;
+    for a in &artifacts {
+        fsapply::write_artifact(Path::new("/"), a, fsapply::Ownership::Ignore)?;
+    }
+    let to_test: Vec<&Instance> = moved
+        .instances
+        .iter()
+        .filter(|i| names.contains(&i.name.as_str()))
+        .collect();
+    Ok(test_all(&moved, &to_test, "nginx.conf", false)?
+        .into_iter()
+        .map(|f| f.replace(&format!("{}/", root.display()), "/"))
+        .collect())
 }
 
 /// `nginx -t` of every instance in `insts` (see `test_one`); the reports of those
