@@ -491,16 +491,20 @@ fn a_refused_apply_writes_nothing() {
     assert!(!r.stdout.contains("created unix user"), "{}", r.stdout);
     assert_eq!(c.ok(HOST_STATE), fresh, "the refused apply changed the host");
 
-    // 2. A developer's user that is a system account of this host.
-    let yaml = example_yaml().replace("map: {}", "map: {dev2: daemon}");
+    // 2. A developer's user that is a system account of this host (one that hhlctl did
+    //    not make).
+    let uid = c.ok("useradd --system --no-create-home squatter && id -u squatter");
+    let yaml = example_yaml().replace("map: {}", "map: {dev2: squatter}");
     assert_ne!(yaml, example_yaml());
     c.write(CFG, &yaml);
     let state = c.ok(HOST_STATE);
     let r = c.hhlctl(CFG, "apply");
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr
-            .contains("unix user `daemon` of `dev2` is a system account (uid 1) on this host"),
+        r.stderr.contains(&format!(
+            "unix user `squatter` of `dev2` is a system account (uid {}) on this host",
+            uid.trim()
+        )),
         "{}",
         r.stderr
     );

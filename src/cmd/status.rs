@@ -36,6 +36,9 @@ struct Row {
     uptime_secs: Option<u64>,
     port_answers: bool,
     healthy: bool,
+    /// An OpenResty instance's code: its branch's head against its live release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<crate::release_info::Deployment>,
 }
 
 /// How long a port may take to accept before it counts as not answering.
@@ -88,6 +91,32 @@ fn times(phases: &[(&str, Duration)]) {
     }
 }
 
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+/// The live release's commit (`initial` before any deploy), and whether its reload is owed.
+fn live_column(code: Option<&crate::release_info::Deployment>) -> String {
+    let Some(c) = code else { return "-".into() };
+    let live = c.live.as_deref().map(short).unwrap_or("initial");
+    if c.reload_pending {
+        format!("{live} (reload owed)")
+    } else {
+        live.to_string()
+    }
+}
+
+/// The branch head: `=` when it is live, marked when it is not.
+fn pushed_column(code: Option<&crate::release_info::Deployment>) -> String {
+    let Some(c) = code else { return "-".into() };
+    match (&c.pushed, &c.held) {
+        (None, _) => "-".into(),
+        (Some(_), _) if !c.ahead() => "=".into(),
+        (Some(p), Some(why)) => format!("{} (held: {why})", short(p)),
+        (Some(p), None) => format!("{} NOT LIVE", short(p)),
+    }
+}
+
 fn human_bytes(b: Option<u64>) -> String {
     match b {
         None => "-".into(),
@@ -131,10 +160,12 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
+    let code = crate::release_info::deployments(&loaded.model, &chosen);
     let rows: Vec<Row> = chosen
         .iter()
         .zip(answering)
-        .map(|(i, answers)| {
+        .zip(code)
+        .map(|((i, answers), code)| {
             let state = states.remove(&i.unit()).unwrap_or_default();
             let active = state.active_state == "active";
             let uptime_secs = (active && state.active_enter_usec > 0)
@@ -150,6 +181,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 state,
                 uptime_secs,
                 port_answers: answers,
+                code,
             }
         })
         .collect();
@@ -157,7 +189,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let table: Vec<[String; 10]> = rows
+        let table: Vec<[String; 12]> = rows
             .iter()
             .map(|r| {
                 [
@@ -175,6 +207,8 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                     human_secs(r.uptime_secs),
                     r.state.restarts.to_string(),
                     if r.port_answers { "yes".into() } else { "NO".into() },
+                    live_column(r.code.as_ref()),
+                    pushed_column(r.code.as_ref()),
                 ]
             })
             .collect();
@@ -191,13 +225,26 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                     "MEMORY",
                     "UPTIME",
                     "RESTARTS",
-                    "PORT-OK"
+                    "PORT-OK",
+                    "LIVE",
+                    "PUSHED"
                 ],
                 &table
             )
         );
         if unhealthy > 0 {
             println!("{unhealthy} of {} instances unhealthy", rows.len());
+        }
+        let behind: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.code.as_ref().is_some_and(|c| c.behind()))
+            .map(|r| r.instance.as_str())
+            .collect();
+        if !behind.is_empty() {
+            println!(
+                "pushed but not live: {} (`ssh <entry>@server deploy INSTANCE`, or `hhlctl apply`, deploys the branch head)",
+                behind.join(", ")
+            );
         }
     }
     Ok(if unhealthy > 0 { 1 } else { 0 })

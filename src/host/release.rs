@@ -359,7 +359,7 @@ fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>)
     let mut archive = archive.spawn().context("running git archive")?;
     let mut tar = Command::new("tar");
     tar.args(["-x", "--no-same-owner", "-C"]).arg(into);
-    if let Some(mask) = umask {
+    if umask.is_some() {
         tar.arg("--no-same-permissions");
     }
     // SAFETY: umask(2) and prctl(2) are async-signal-safe and touch only the child.

@@ -159,26 +159,20 @@ impl Deployment {
     /// The pushed head is not live and nothing held it back: the next push, `deploy`
     /// or apply deploys it. Pure.
     pub fn behind(&self) -> bool {
+        self.ahead() && self.held.is_none()
+    }
+
+    /// The pushed head is not the live release's commit (held back or not). Pure.
+    pub fn ahead(&self) -> bool {
         match &self.pushed {
             None => false,
-            Some(p) => self.held.is_none() && !self.live.as_deref().is_some_and(|l| p.starts_with(l)),
+            Some(p) => !self.live.as_deref().is_some_and(|l| p.starts_with(l)),
         }
     }
 }
 
-/// `app`'s `branch` of `git_dir` against its live release.
-pub fn deployment(app: &Path, git_dir: &Path, branch: &str) -> Deployment {
-    let pushed = crate::git::run(
-        crate::git::at(git_dir),
-        &[
-            "rev-parse",
-            "--verify",
-            "-q",
-            &format!("refs/heads/{branch}^{{commit}}"),
-        ],
-    )
-    .ok()
-    .filter(|c| !c.is_empty());
+/// `app`'s `branch`, whose head is `pushed`, against its live release.
+pub fn deployment(app: &Path, git_dir: &Path, branch: &str, pushed: Option<String>) -> Deployment {
     let held = release::held(app)
         .filter(|(commit, _)| pushed.as_deref() == Some(commit.as_str()))
         .map(|(_, why)| why);
@@ -189,6 +183,39 @@ pub fn deployment(app: &Path, git_dir: &Path, branch: &str) -> Deployment {
         held,
         pushed,
     }
+}
+
+/// Branch → head commit of the bare repository `git_dir` (one git process); empty
+/// when it does not exist or cannot be read.
+pub fn heads(git_dir: &Path) -> std::collections::BTreeMap<String, String> {
+    crate::git::run(
+        crate::git::at(git_dir),
+        &[
+            "for-each-ref",
+            "--format=%(refname:strip=2) %(objectname)",
+            "refs/heads/",
+        ],
+    )
+    .unwrap_or_default()
+    .lines()
+    .filter_map(|l| l.split_once(' '))
+    .map(|(b, c)| (b.to_string(), c.to_string()))
+    .collect()
+}
+
+/// The deployment of each of `insts` (None for those that are not deploy targets),
+/// reading each repository's branches once.
+pub fn deployments(model: &crate::model::Model, insts: &[&crate::model::Instance]) -> Vec<Option<Deployment>> {
+    let mut repos: std::collections::BTreeMap<PathBuf, std::collections::BTreeMap<String, String>> = Default::default();
+    insts
+        .iter()
+        .map(|i| {
+            let (repo, branch) = crate::repos::source_of(model, i)?;
+            let heads = repos.entry(repo.path.clone()).or_insert_with(|| heads(&repo.path));
+            let pushed = heads.get(&branch).cloned();
+            Some(deployment(&i.app_dir(), &repo.path, &branch, pushed))
+        })
+        .collect()
 }
 
 /// What the id, the tree and the repository tell about a release.

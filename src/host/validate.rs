@@ -152,7 +152,15 @@ pub fn rsyslog_rules(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     };
     let scratch = crate::release::Scratch::new("rsyslog")?;
     let staged = scratch.0.join("hhl.conf");
-    fs::write(&staged, bytes)?;
+    // rsyslogd -N1 looks each fileGroup/dirGroup up: the groups of users apply has not
+    // made yet (it makes them after every check) are tested as root's.
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    for user in model.instances.iter().map(|i| i.user.as_str()) {
+        if users::lookup(user).is_none() {
+            text = text.replace(&format!("Group=\"{user}\""), "Group=\"root\"");
+        }
+    }
+    fs::write(&staged, text)?;
     let out = Command::new(RSYSLOGD)
         .args(["-N1", "-f"])
         .arg(&staged)

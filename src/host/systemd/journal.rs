@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
@@ -14,19 +15,33 @@ const MAX_ERRORS: usize = 8;
 /// lines of its recent journal (a crash loop buries nginx's one `[alert]` under
 /// systemd's restart messages), then its last `n` lines.
 pub fn last_lines(unit: &str, n: usize) -> String {
+    lines_since(unit, n, None)
+}
+
+/// `last_lines`, of what `unit` logged from `since` on (a job or reload begun then):
+/// the report of one failure never shows the lines of an older one.
+pub fn lines_since(unit: &str, n: usize, since: Option<SystemTime>) -> String {
     if !readable() {
         return "(you may not read the system journal; `hhlctl logs <instance>` shows your instance's log file)\n"
             .into();
     }
+    let since_arg = since.map(|t| {
+        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        format!("--since=@{}.{:06}", d.as_secs(), d.subsec_micros())
+    });
     let journalctl = |args: &[&str]| -> Result<String, String> {
         Command::new("journalctl")
             .args(["--no-pager", "-q", "-u", unit])
+            .args(since_arg.iter())
             .args(args)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .map_err(|e| format!("(journalctl failed: {e})\n"))
     };
     let tail = match journalctl(&["-o", "short-iso", "-n", &n.to_string()]) {
+        Ok(t) if t.trim().is_empty() && since.is_some() => {
+            return "(nothing in its journal since the reload or job began)\n".into()
+        }
         Ok(t) => t,
         Err(e) => return e,
     };
