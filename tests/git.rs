@@ -567,3 +567,204 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     let tip = c.ok("git --git-dir=/srv/git/socketserver.git ls-tree --name-only dev1 | sort | tr '\\n' ' '");
     assert_eq!(live, tip, "live tree is not the branch's tree: {}", r.stdout);
 }
+
+/// The live release's directory name and the branch head of `branch`.
+fn live_and_head(c: &Container, inst_dir: &str, branch: &str) -> (String, String) {
+    (
+        c.ok(&format!("readlink {inst_dir}/app/current")).trim().to_string(),
+        c.ok(&format!(
+            "git --git-dir=/srv/git/socketserver.git rev-parse refs/heads/{branch}"
+        ))
+        .trim()
+        .to_string(),
+    )
+}
+
+/// Push `script`'s commit to dev1 in the background and kill -9 its post-receive hook
+/// while it extracts the release (its `.tmp-` directory exists). Returns the push's
+/// exit code and output.
+fn push_and_kill_the_deploy(c: &Container, script: &str) -> (i32, String) {
+    c.ok(&format!(
+        "rm -f /tmp/push.rc /tmp/push.out; cd /root/dev1/socketserver && {{ {script}; }} >/dev/null && \
+         (git push origin HEAD:dev1 > /tmp/push.out 2>&1; echo $? > /tmp/push.rc) > /dev/null 2>&1 &"
+    ));
+    let killed = c.sh(
+        "for i in $(seq 2000); do \
+           if ls -d /opt/hhl/socketserver/dev1/app/releases/.tmp-* >/dev/null 2>&1; then \
+             p=$(pgrep -f 'hook post-receiv[e]') && kill -9 $p && echo \"killed $p\" && exit 0; \
+           fi; sleep 0.01; done; exit 1",
+    );
+    assert_eq!(killed.code, 0, "the deploy was never seen extracting: {}", c.ok("cat /tmp/push.out; true"));
+    c.ok("for i in $(seq 600); do [ -s /tmp/push.rc ] && exit 0; sleep 0.05; done; exit 1");
+    (
+        c.ok("cat /tmp/push.rc").trim().parse().unwrap(),
+        c.ok("cat /tmp/push.out"),
+    )
+}
+
+#[test]
+fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
+    let c = with_repos();
+    let dev1 = "/opt/hhl/socketserver/dev1";
+    let r = push_lua(&c, "dev1", "dev1", "v1", "");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "v1\n");
+
+    // 1. A config the master refuses (changed as root after apply tested it): the
+    //    push exits 1 and shows the journal of that reload.
+    let conf = format!("{dev1}/conf/nginx.conf");
+    c.ok(&format!("cp {conf} /tmp/good.conf && echo 'no_such_directive on;' >> {conf}"));
+    let r = push_lua(&c, "dev1", "dev1", "v2", "");
+    assert_ne!(r.code, 0, "a failed reload reported as success: {}", r.stdout);
+    assert!(
+        r.stdout.contains("remote: error: reloading openresty@socketserver-dev1.service failed"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("its journal since the SIGHUP"), "{}", r.stdout);
+    assert!(r.stdout.contains("unknown directive \"no_such_directive\""), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("error: the push is stored, but its deploy did not succeed (see above)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.get_hhl(1081), "v1\n");
+    // Visible: the release is switched, its reload owed.
+    let r = ssh(&c, "dev1", "status socketserver-dev1");
+    assert!(r.stdout.contains("(reload owed)"), "{}\n{}", r.stdout, r.stderr);
+    // Fixed: `ssh … deploy` deploys the branch head again.
+    c.ok(&format!("cp /tmp/good.conf {conf}"));
+    let r = ssh(&c, "dev1", "deploy");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("(its reload is owed): deploying"), "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "v2\n");
+
+    // 2. dev1's slice at its task limit: the master forks no new worker. The push
+    //    exits 1 and shows why, from that reload's journal only (not the refused
+    //    directive above).
+    let tasks_max = c.ok("systemctl show -p TasksMax --value hhl-dev1.slice");
+    c.ok("systemctl set-property --runtime hhl-dev1.slice TasksMax=1");
+    let r = push_lua(&c, "dev1", "dev1", "v3", "");
+    c.ok(&format!(
+        "systemctl set-property --runtime hhl-dev1.slice TasksMax={}",
+        tasks_max.trim()
+    ));
+    assert_ne!(r.code, 0, "a failed reload reported as success: {}", r.stdout);
+    assert!(r.stdout.contains("fork() failed"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("no_such_directive"),
+        "an older failure's journal lines: {}",
+        r.stdout
+    );
+    let r = ssh(&c, "dev1", "deploy socketserver-dev1");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.get_hhl(1081), "v3\n");
+
+    // 3. A post-receive killed (kill -9) while it extracts a big tree: the push exits
+    //    1 and says so; status shows the branch ahead; the next push, with nothing new
+    //    to send, deploys it; no partial release is left.
+    let big = "mkdir -p big && for d in $(seq 40); do mkdir -p big/$d && (cd big/$d && seq 1500 | xargs touch); done && \
+               printf 'ngx.say(\"big\")\\n' > main.lua && git add -A && git commit -qm big";
+    let (code, out) = push_and_kill_the_deploy(&c, big);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("error: the push is stored, but its deploy was interrupted"),
+        "{out}"
+    );
+    assert_eq!(c.get_hhl(1081), "v3\n");
+    let (live, head) = live_and_head(&c, dev1, "dev1");
+    assert!(!live.contains(&head[..12]), "{live} {head}");
+    let r = ssh(&c, "dev1", "status socketserver-dev1");
+    assert!(
+        r.stdout.contains(&format!("{} NOT LIVE", &head[..10])),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.contains("pushed but not live: socketserver-dev1"), "{}", r.stdout);
+    let json = c.ok("hhlctl status --json socketserver-dev1");
+    assert!(json.contains(&format!("\"pushed\": \"{head}\"")), "{json}");
+    let r = as_user(&c, "dev1", "socketserver", "git push origin HEAD:dev1");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("Everything up-to-date"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!(
+            "socketserver-dev1: branch `dev1` is at {}, the live release at",
+            &head[..10]
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.get_hhl(1081), "big\n");
+    let (live, head) = live_and_head(&c, dev1, "dev1");
+    assert!(live.ends_with(&head[..12]), "{live} {head}");
+    assert_eq!(
+        c.ok(&format!("ls -a {dev1}/app/releases | grep -c '^\\.tmp-'; true")).trim(),
+        "0",
+        "a partial release is left"
+    );
+    assert_eq!(
+        c.ok(&format!("ls {dev1}/app/releases | grep -c {}", &head[..12])).trim(),
+        "1"
+    );
+
+    // 4. Killed again: apply deploys the branch head and reloads it.
+    let (code, out) = push_and_kill_the_deploy(
+        &c,
+        "printf 'ngx.say(\"big2\")\\n' > main.lua && touch big/1/extra && git add -A && git commit -qm big2",
+    );
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(c.get_hhl(1081), "big\n");
+    let (_, head) = live_and_head(&c, dev1, "dev1");
+    let r = c.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "deployed {} to socketserver-dev1: branch `dev1` was ahead of its live release",
+            &head[..10]
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("reloaded openresty@socketserver-dev1.service"), "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "big2\n");
+    let (live, head) = live_and_head(&c, dev1, "dev1");
+    assert!(live.ends_with(&head[..12]), "{live} {head}");
+    assert_eq!(
+        c.ok(&format!("ls -a {dev1}/app/releases | grep -c '^\\.tmp-'; true")).trim(),
+        "0"
+    );
+    // The release apply made as root belongs to the entry account, which prunes it.
+    assert_eq!(
+        c.ok(&format!("stat -c %U {dev1}/app/{live}/main.lua")).trim(),
+        "hhl"
+    );
+    assert_eq!(c.ok("hhlctl apply").trim(), "nothing to do: 16 instances up to date");
+
+    // 5. A head held back on purpose (-o no-deploy) stays off: apply leaves it, status
+    //    says why; `ssh … deploy` deploys it. Someone else's instance is not yours to
+    //    deploy.
+    let r = push_lua(&c, "dev1", "dev1", "held", "-o no-deploy");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(c.ok("hhlctl apply").trim(), "nothing to do: 16 instances up to date");
+    assert_eq!(c.get_hhl(1081), "big2\n");
+    let r = ssh(&c, "dev1", "status socketserver-dev1");
+    assert!(r.stdout.contains("(held: -o no-deploy)"), "{}", r.stdout);
+    let dev2_before = c.ok("readlink /opt/hhl/socketserver/dev2/app/current");
+    let r = ssh(&c, "dev1", "deploy socketserver-dev2");
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("refused: not yours: the instances of `dev2` belong to dev2, and you are `dev1`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(c.ok("readlink /opt/hhl/socketserver/dev2/app/current"), dev2_before);
+    let r = ssh(&c, "dev1", "deploy");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.get_hhl(1081), "held\n");
+    let r = ssh(&c, "dev1", "deploy");
+    assert!(r.stdout.contains("socketserver-dev1: "), "{}", r.stdout);
+    assert!(r.stdout.contains("is live"), "{}", r.stdout);
+}

@@ -198,6 +198,13 @@ pub fn rollback(model: &Model, identity: &str, instance: &str, to: Option<&str>)
             .map_err(|e| Refused::Invalid(format!("{e:#}")))?,
         None => release::rollback(&app).map_err(|e| Refused::Invalid(format!("{e:#}")))?,
     };
+    // The branch head stays off the live release until the next push or `deploy`:
+    // apply and an up-to-date push do not undo a rollback.
+    if let Some((repo, branch)) = crate::repos::source_of(model, inst) {
+        if let Some(head) = crate::release_info::heads(&repo.path).remove(&branch) {
+            release::hold(&app, &head, "rollback").map_err(Refused::Failed)?;
+        }
+    }
     let systemd = Systemd::connect().map_err(Refused::Failed)?;
     let unit = inst.unit();
     let running = systemd

@@ -15,6 +15,8 @@ use crate::model::{Instance, Kind, Model};
 use crate::names::MASTER;
 use crate::pending::{self, Pending};
 use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::release_info::{self, Deployment};
+use crate::repos::{self, RepoKind, MAIN_BRANCH};
 use crate::{fault, reconcile, release, render, users, validate};
 
 use super::{ready, serverctrl};
@@ -89,6 +91,9 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         println!("made the log page's link key {}", crate::web::link::KEY);
     }
     super::web::ensure_passwd(&crate::fsapply::under(root, Path::new(super::web::PASSWD)))?;
+    // Branches ahead of their live release (a push whose deploy failed or was killed):
+    // deployed here; their reloads are owed, as a killed deploy's are, and run below.
+    let (deployed, mut failed) = deploy_behind(root, model);
 
     let systemd = Systemd::connect()?;
     let units: Vec<String> = model
@@ -109,7 +114,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     store_intent(root, model, &intent)?;
     fault::point("apply:intent");
 
-    let mut failed = report(
+    failed += report(
         &systemd.run_jobs(
             &actions
                 .stop
@@ -158,7 +163,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     if actions.stop.is_empty()
         && actions.jobs.is_empty()
         && !actions.daemon_reload
-        && added + changed + removed + swept == 0
+        && added + changed + removed + swept + deployed == 0
     {
         println!("nothing to do: {} instances up to date", model.instances.len());
     }
@@ -194,6 +199,61 @@ fn sweep_leftovers(root: &Path, config: &Path, model: &Model, artifacts: &[Artif
         n += release::sweep(&fsapply::under(root, &app)).unwrap_or(0);
     }
     n
+}
+
+/// Deploy the head of every branch that is ahead of its live release and not held
+/// back (`release_info::Deployment::behind`): each OpenResty instance's, and the Lua
+/// library's. Only on the live host (`root` is `/`). Returns (deployed, failed).
+fn deploy_behind(root: &Path, model: &Model) -> (usize, usize) {
+    if root != Path::new("/") {
+        return (0, 0);
+    }
+    let insts: Vec<&Instance> = model.instances.iter().filter(|i| i.kind == Kind::Openresty).collect();
+    let mut targets: Vec<(PathBuf, String, PathBuf, Deployment)> = insts
+        .iter()
+        .zip(release_info::deployments(model, &insts))
+        .filter_map(|(i, d)| {
+            let (repo, _) = repos::source_of(model, i)?;
+            Some((i.app_dir(), i.name.clone(), repo.path, d?))
+        })
+        .collect();
+    if let Some(lib) = repos::repos(model).into_iter().find(|r| r.kind == RepoKind::Lualib) {
+        let app = render::lib_app_dir(model);
+        let head = release_info::heads(&lib.path).remove(MAIN_BRANCH);
+        let d = release_info::deployment(&app, &lib.path, MAIN_BRANCH, head);
+        targets.push((app, model.paths.lua_lib_dir.display().to_string(), lib.path, d));
+    }
+    let (mut deployed, mut failed) = (0, 0);
+    for (app, name, git_dir, d) in targets {
+        let Some(head) = d.pushed.as_deref().filter(|_| d.behind()) else {
+            continue;
+        };
+        let live = d.live.as_deref().map(short).unwrap_or("initial");
+        match release::deploy(&git_dir, head, &app, model.git.keep) {
+            Ok(dep) => {
+                let _ = release_info::record_deployed(&app, &dep.id, &git_dir, head, dep.files, dep.bytes);
+                println!(
+                    "deployed {} to {name}: branch `{}` was ahead of its live release {live}",
+                    short(head),
+                    d.branch
+                );
+                deployed += 1;
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: deploying {} (branch `{}`) to {name} failed: {e:#}",
+                    short(head),
+                    d.branch
+                );
+                failed += 1;
+            }
+        }
+    }
+    (deployed, failed)
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
 }
 
 /// Every deploy target: each OpenResty instance's `app/`, and the shared library's.
@@ -303,6 +363,12 @@ fn settle(root: &Path, model: &Model, outcomes: &[JobOutcome], switched: &Switch
 /// Print each job's outcome (with the journal's last lines on failure); returns the
 /// number that failed.
 pub fn report(outcomes: &[JobOutcome]) -> usize {
+    report_since(outcomes, None)
+}
+
+/// `report`, showing only the journal lines logged from `since` on (when the jobs
+/// began), so that a failure never shows the lines of an older one.
+pub fn report_since(outcomes: &[JobOutcome], since: Option<std::time::SystemTime>) -> usize {
     let mut failed = 0;
     for o in outcomes {
         if o.ok() {
@@ -317,7 +383,7 @@ pub fn report(outcomes: &[JobOutcome]) -> usize {
                 o.active_state
             );
             eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
-            for line in journal::last_lines(&o.unit, 15).lines() {
+            for line in journal::lines_since(&o.unit, 15, since).lines() {
                 eprintln!("  | {line}");
             }
         }

@@ -4,12 +4,12 @@
 //! applies, and reports into the pusher's terminal (git prints it as `remote:`).
 
 use std::io::BufRead;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use super::apply::report;
 use crate::access::{self, Action};
 use crate::artifact::Content;
 use crate::fsapply::{self, Ownership};
@@ -19,8 +19,7 @@ use crate::model::{Kind, Model};
 use crate::release;
 use crate::render;
 use crate::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
-use crate::systemd::hup::HUP_WAIT;
-use crate::systemd::{JobKind, JobOutcome, Systemd};
+use crate::systemd::{JobKind, Systemd};
 use crate::users;
 use crate::validate;
 
@@ -72,7 +71,32 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     };
     match args.hook {
         Hook::PreReceive => pre_receive(&loaded, &repo, &updates),
-        Hook::PostReceive => post_receive(&loaded, &repo, &updates, &options),
+        Hook::PostReceive => {
+            // For `hhlctl ssh`, which gives git push its exit code: a hook that began
+            // and never ended was killed; one that ended failed says so.
+            note("begin");
+            let done = post_receive(&loaded, &repo, &updates, &options);
+            note(if matches!(done, Ok(0)) { "end ok" } else { "end failed" });
+            done
+        }
+    }
+}
+
+/// Where `hhlctl ssh` reads how the post-receive hook of its push ended (see `note`).
+pub const PUSH_REPORT_ENV: &str = "HHL_PUSH_REPORT";
+
+/// Append `line` to the push's report file, if `hhlctl ssh` gave one.
+fn note(line: &str) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os(PUSH_REPORT_ENV) {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        if let Ok(mut f) = file {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
     }
 }
 
@@ -273,11 +297,23 @@ fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &Push
         }
         if opts.no_deploy {
             println!("{} {branch}: updated; not deployed (-o no-deploy)", repo.name);
+            // Held: apply and the next up-to-date push leave it; `deploy` deploys it.
+            if let RepoKind::Server(server) = &repo.kind {
+                if let Some(inst) = repos::instance_for(model, server, branch) {
+                    release::hold(&inst.app_dir(), &u.new, "-o no-deploy")?;
+                }
+            }
             continue;
         }
         let ok = match &repo.kind {
-            RepoKind::Server(server) => deploy_server(model, repo, server, branch, u, opts)?,
-            RepoKind::Lualib if branch == MAIN_BRANCH => deploy_lualib(model, repo, u)?,
+            RepoKind::Server(server) => match repos::instance_for(model, server, branch) {
+                Some(inst) => super::deploy::server(model, repo, inst, &u.new, opts)?,
+                None => {
+                    println!("{} {branch}: no instance to deploy to", repo.name);
+                    true
+                }
+            },
+            RepoKind::Lualib if branch == MAIN_BRANCH => super::deploy::lualib(model, repo, &u.new)?,
             RepoKind::Serverctrl if branch == MAIN_BRANCH => apply_serverctrl(model, u)?,
             _ => {
                 println!("{} {branch}: updated; only {MAIN_BRANCH} deploys", repo.name);
@@ -291,172 +327,7 @@ fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &Push
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
-}
-
-fn deploy_server(
-    model: &Model,
-    repo: &Repo,
-    server: &str,
-    branch: &str,
-    u: &RefUpdate,
-    opts: &PushOptions,
-) -> Result<bool> {
-    let Some(inst) = repos::instance_for(model, server, branch) else {
-        println!("{} {branch}: no instance to deploy to", repo.name);
-        return Ok(true);
-    };
-    let t = Instant::now();
-    let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
-        .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
-    // For the console's deploys view; a deploy does not fail for want of it.
-    let _ = crate::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
-    println!(
-        "deployed {} to {} ({} file{}, release {}) in {} ms",
-        short(&u.new),
-        inst.name,
-        d.files,
-        if d.files == 1 { "" } else { "s" },
-        d.id,
-        t.elapsed().as_millis()
-    );
-    let owner_units = |kind: Option<Kind>| -> Vec<String> {
-        model
-            .instances
-            .iter()
-            .filter(|i| i.developer == branch && kind.is_none_or(|k| i.kind == k))
-            .map(|i| i.unit())
-            .collect()
-    };
-    let mut jobs: Vec<(String, JobKind)> = Vec::new();
-    if opts.restart_all {
-        jobs.extend(owner_units(None).into_iter().map(|u| (u, JobKind::Restart)));
-    } else {
-        let kind = if opts.restart {
-            JobKind::Restart
-        } else {
-            JobKind::Reload
-        };
-        jobs.push((inst.unit(), kind));
-        if opts.restart_redis {
-            jobs.extend(
-                owner_units(Some(Kind::Redis))
-                    .into_iter()
-                    .map(|u| (u, JobKind::Restart)),
-            );
-        }
-    }
-    let ok = run_jobs(model, jobs, &inst.name, &d.previous)?;
-    if ok {
-        release::reload_done(&inst.app_dir(), &release::deploy_record(&d.id))?;
-    }
-    Ok(ok)
-}
-
-/// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
-/// how to go back.
-fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
-    let systemd = Systemd::connect()?;
-    let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
-    let active = systemd.active_states(&units)?;
-    for (unit, kind) in &mut jobs {
-        if *kind == JobKind::Reload && active.get(unit).map(String::as_str) != Some("active") {
-            *kind = JobKind::Start;
-        }
-    }
-    // A deploy's reload of a running nginx is a SIGHUP (see `systemd::hup`).
-    let (hups, jobs): (Vec<_>, Vec<_>) = jobs
-        .into_iter()
-        .partition(|(u, k)| *k == JobKind::Reload && u.starts_with("openresty@"));
-    let hups: Vec<String> = hups.into_iter().map(|(u, _)| u).collect();
-    let (mut outcomes, mut failed) = reload_by_hup(&systemd, &hups)?;
-    if !jobs.is_empty() {
-        let t = Instant::now();
-        let done = systemd.run_jobs(&jobs)?;
-        failed += report(&done);
-        println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
-        outcomes.extend(done);
-    }
-    failed += super::ready::wait_for_ports(model, &outcomes);
-    if failed > 0 {
-        if let Some(p) = previous {
-            println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
-        }
-        return Ok(false);
-    }
-    Ok(true)
-}
-
-/// Reload the running nginx `units` by SIGHUP to their masters and report each; those
-/// systemd would not signal (polkit rules from before `kill` was granted: run
-/// `hhlctl apply`) get a reload job instead. Returns the outcomes and how many failed.
-fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>, usize)> {
-    if units.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    let t = Instant::now();
-    let hupped = systemd.hup_nginx(units, HUP_WAIT)?;
-    let ms = t.elapsed().as_millis();
-    let mut failed = 0;
-    for o in &hupped.outcomes {
-        if o.ok() {
-            println!("reloaded {} by SIGHUP to its master: new workers in {ms} ms", o.unit);
-        } else {
-            failed += 1;
-            eprintln!(
-                "error: reloading {} failed: its master started no new workers within {} s after SIGHUP, so the old workers go on serving (nginx keeps them when its config does not load)",
-                o.unit,
-                HUP_WAIT.as_secs()
-            );
-            eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
-            for line in crate::systemd::journal::last_lines(&o.unit, 15).lines() {
-                eprintln!("  | {line}");
-            }
-        }
-    }
-    let mut outcomes = hupped.outcomes;
-    if !hupped.not_sent.is_empty() {
-        let jobs: Vec<(String, JobKind)> = hupped.not_sent.into_iter().map(|(u, _)| (u, JobKind::Reload)).collect();
-        let done = systemd.run_jobs(&jobs)?;
-        failed += report(&done);
-        outcomes.extend(done);
-    }
-    Ok((outcomes, failed))
-}
-
-fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
-    let t = Instant::now();
-    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), model.git.keep)
-        .with_context(|| format!("deploying {} to {}", short(&u.new), model.paths.lua_lib_dir.display()))?;
-    println!(
-        "deployed {} to {} ({} file{}, release {}) in {} ms",
-        short(&u.new),
-        model.paths.lua_lib_dir.display(),
-        d.files,
-        if d.files == 1 { "" } else { "s" },
-        d.id,
-        t.elapsed().as_millis()
-    );
-    // Every OpenResty instance has the library on its lua_package_path.
-    let systemd = Systemd::connect()?;
-    let units: Vec<String> = model
-        .instances
-        .iter()
-        .filter(|i| i.kind == Kind::Openresty)
-        .map(|i| i.unit())
-        .collect();
-    let active = systemd.active_states(&units)?;
-    let running: Vec<String> = units
-        .into_iter()
-        .filter(|u| active.get(u).map(String::as_str) == Some("active"))
-        .collect();
-    let (_, failed) = reload_by_hup(&systemd, &running)?;
-    if failed == 0 {
-        release::reload_done(&render::lib_app_dir(model), &release::deploy_record(&d.id))?;
-    }
-    Ok(failed == 0)
-}
+use super::deploy::short;
 
 /// Apply needs root: start the unit that runs `hhlctl apply --from-repo`, wait, and
 /// show what it printed. A push that lands while an apply runs is merged into that

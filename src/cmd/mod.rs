@@ -4,6 +4,7 @@ pub mod act;
 pub mod apply;
 pub mod assets;
 pub mod control;
+pub mod deploy;
 pub mod hook;
 pub mod import;
 pub mod logs;

@@ -37,6 +37,8 @@ pub struct View {
     pub port_answers: bool,
     pub healthy: bool,
     pub last_exit: Option<Exit>,
+    /// An OpenResty instance's code: its branch head against its live release.
+    pub code: Option<crate::release_info::Deployment>,
 }
 
 /// The last time the instance's main process ended other than by a clean stop.
@@ -117,6 +119,7 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
                 port: i.port,
                 cpu_usec: (s.main_pid > 0).then(|| cpu_of_pid(&i.unit(), s.main_pid)).flatten(),
                 healthy: active && answers,
+                code: None,
                 port_answers: answers,
                 since_usec: if active { s.active_enter_usec } else { 0 },
                 restarts: s.restarts,

@@ -21,6 +21,8 @@ pub enum Request {
         lines: usize,
         names: Vec<String>,
     },
+    /// The branch head of each instance, when it is not live.
+    Deploy(Vec<String>),
     Releases(Option<String>),
     /// The instance, and the kept release to make live (default: the one before).
     Rollback(String, Option<String>),
@@ -41,6 +43,7 @@ commands (ssh <entry>@server <command>):
   restart [INSTANCE…]           restart your instances (default: all of yours)
   reload [INSTANCE…]            graceful reload (nginx config test, then HUP)
   logs [-f] [-n N] [INSTANCE…]  your instances' logs; -f follows
+  deploy [INSTANCE…]            deploy your branch's head where it is not live (after a failed push)
   releases [INSTANCE]           the kept releases of an OpenResty instance
   rollback INSTANCE [RELEASE]   back to the release before the current one (or RELEASE)
   web                           a one-time sign-in link for the log page
@@ -90,6 +93,7 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
         "status" => Ok(Request::Status(names(args)?)),
         "restart" => Ok(Request::Restart(names(args)?)),
         "reload" => Ok(Request::Reload(names(args)?)),
+        "deploy" => Ok(Request::Deploy(names(args)?)),
         "start" => Ok(Request::Start(names(args)?)),
         "stop" => Ok(Request::Stop(names(args)?)),
         "logs" => {

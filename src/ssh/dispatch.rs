@@ -64,6 +64,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         },
         Request::Restart(names) => jobs(model, identity, &names, JobKind::Restart),
         Request::Reload(names) => jobs(model, identity, &names, JobKind::Reload),
+        Request::Deploy(names) => deploy(model, identity, &names),
         Request::Start(names) => jobs(model, identity, &names, JobKind::Start),
         Request::Stop(names) => jobs(model, identity, &names, JobKind::Stop),
         Request::Logs { follow, lines, names } => {
@@ -255,8 +256,79 @@ fn git(model: &Model, identity: &str, service: &str, repo: &Repo) -> Result<i32>
         }
     }
     cmd.env(IDENTITY_ENV, identity);
-    let err = cmd.exec();
-    Err(err).context("running git")
+    if service != "receive-pack" {
+        let err = cmd.exec();
+        return Err(err).context("running git");
+    }
+    // A push: git reports the ref updates before post-receive deploys, and ignores
+    // that hook's exit code; so the hook notes how it ended in a file of this push's,
+    // and this process, whose exit code `git push` takes, tells.
+    let scratch = crate::release::Scratch::new("push")?;
+    let report = scratch.0.join("report");
+    cmd.env(crate::cmd::hook::PUSH_REPORT_ENV, &report);
+    let status = cmd.status().context("running git receive-pack")?;
+    // git's protocol on stdout is over: what follows goes where the hook's lines went.
+    // SAFETY: dup2 on this process's own standard descriptors.
+    unsafe { libc::dup2(2, 1) };
+    if !status.success() {
+        return Ok(status.code().unwrap_or(1));
+    }
+    let noted = std::fs::read_to_string(&report).unwrap_or_default();
+    after_push(model, identity, repo, &noted)
+}
+
+/// After receive-pack: the exit code of `git push`, from how post-receive ended
+/// (`noted`). A push that updated nothing ran no hook: the identity's own branch of
+/// `repo` that a deploy left behind (failed, killed) is deployed now.
+fn after_push(model: &Model, identity: &str, repo: &Repo, noted: &str) -> Result<i32> {
+    let lines: Vec<&str> = noted.lines().collect();
+    if lines.contains(&"end ok") {
+        return Ok(0);
+    }
+    if lines.contains(&"end failed") {
+        eprintln!("error: the push is stored, but its deploy did not succeed (see above); git push exits 1");
+        return Ok(1);
+    }
+    if lines.contains(&"begin") {
+        eprintln!(
+            "error: the push is stored, but its deploy was interrupted (the post-receive hook ended before it finished).\n  \
+             `ssh <entry>@server status` shows the branch ahead of its live release; push again, or run `ssh <entry>@server deploy`, to deploy it"
+        );
+        return Ok(1);
+    }
+    let RepoKind::Server(server) = &repo.kind else {
+        return Ok(0);
+    };
+    let mine: Vec<&crate::model::Instance> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == crate::model::Kind::Openresty && i.server == *server && i.developer == identity)
+        .collect();
+    match crate::cmd::deploy::converge(model, &mine, false)? {
+        (_, 0) => Ok(0),
+        _ => {
+            eprintln!("error: the deploy of the branch head did not succeed (see above)");
+            Ok(1)
+        }
+    }
+}
+
+/// `deploy [INSTANCE…]`: each instance's branch head, when it is not the live release
+/// (held back by `-o no-deploy` or a rollback included), after `access::may`.
+fn deploy(model: &Model, identity: &str, names: &[String]) -> Result<i32> {
+    let chosen = match act::authorized(model, identity, names) {
+        Ok(c) => c,
+        Err(e) => return refuse_or_fail(e),
+    };
+    let targets: Vec<&crate::model::Instance> = chosen
+        .into_iter()
+        .filter(|i| i.kind == crate::model::Kind::Openresty)
+        .collect();
+    if targets.is_empty() {
+        return refuse("deploy: no OpenResty instance chosen (Redis has no code to deploy)");
+    }
+    let (_, failed) = crate::cmd::deploy::converge(model, &targets, true)?;
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 /// The `git -c` settings for one session. Pure.

@@ -111,6 +111,10 @@ function card(v) {
         el("dt", { text: "CPU" }), el("dd", { class: "cpu" }),
         el("dt", { text: "PID" }), el("dd", { class: "pid" }),
         el("dt", { text: "Unit" }), el("dd", { class: "unit", text: v.unit }),
+        v.kind === "openresty" ? el("dt", { text: "Live" }) : null,
+        v.kind === "openresty" ? el("dd", { class: "live" }) : null,
+        v.kind === "openresty" ? el("dt", { text: "Pushed" }) : null,
+        v.kind === "openresty" ? el("dd", { class: "pushed" }) : null,
       ),
       el("div", { class: "exit" }),
       actions,
@@ -140,8 +144,20 @@ function card(v) {
     cpu = (v.cpu_usec / 1e6).toFixed(2) + " s in all";
   }
   q("cpu").textContent = cpu;
+  if (v.code && q("live")) code(q("live"), q("pushed"), v.code);
   exitBox(q("exit"), v);
   return c;
+}
+
+// The live release's commit and the branch head: a head that is not live is marked
+// (a push whose deploy failed or was killed; `ssh … deploy` or the next push deploys it).
+function code(live, pushed, d) {
+  const short = (c) => c ? c.slice(0, 10) : "";
+  const ahead = !!d.pushed && !(d.live && d.pushed.startsWith(d.live));
+  live.textContent = (d.live ? short(d.live) : "initial") + (d.reload_pending ? " · reload owed" : "");
+  pushed.textContent = !d.pushed ? "–" : !ahead ? "= live" : short(d.pushed) + (d.held ? " · held (" + d.held + ")" : " · not live");
+  pushed.classList.toggle("bad", ahead && !d.held);
+  live.classList.toggle("bad", !!d.reload_pending);
 }
 
 // The last crash: reason, time, the journal lines around it (on demand), a link.

@@ -75,7 +75,11 @@ pub(super) async fn poll(app: Shared) {
             let last_seen = seen.clone();
             let read = tokio::task::spawn_blocking(move || {
                 let all: Vec<&Instance> = a.model.instances.iter().collect();
-                let views = overview::read(&all, &known)?;
+                let mut views = overview::read(&all, &known)?;
+                // Live and pushed commits: one read of each repository's branches.
+                for (v, code) in views.iter_mut().zip(crate::release_info::deployments(&a.model, &all)) {
+                    v.code = code;
+                }
                 // A unit that restarted (or was restarted) may have a new exit to show.
                 let moved = views
                     .iter()
@@ -522,6 +526,7 @@ mod tests {
                 port_answers: true,
                 healthy: true,
                 last_exit: None,
+                code: None,
             })
             .collect();
         Snapshot {

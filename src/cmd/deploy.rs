@@ -1,0 +1,239 @@
+//! Deploying a branch's commit to its instance and reloading it: what the post-receive
+//! hook does for a push, what `ssh <entry>@server deploy` does for a branch ahead of
+//! its live release (a deploy that failed or was killed), and what the next push of an
+//! up-to-date branch does for it. One path for the three; `apply` (as root) deploys
+//! such a branch itself and reloads it with its other jobs.
+
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+
+use super::apply::report_since;
+use crate::model::{Instance, Kind, Model};
+use crate::release;
+use crate::release_info::{self, Deployment};
+use crate::render;
+use crate::repos::{self, PushOptions, Repo};
+use crate::systemd::hup::HUP_WAIT;
+use crate::systemd::{JobKind, JobOutcome, Systemd};
+
+pub fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+/// Deploy `commit` of `repo` to `inst` (its developer's branch), reload or restart as
+/// `opts` say, and report. `Ok(false)`: the release is live on disk but its reload
+/// failed (reported, with the way back).
+pub fn server(model: &Model, repo: &Repo, inst: &Instance, commit: &str, opts: &PushOptions) -> Result<bool> {
+    let t = Instant::now();
+    let d = release::deploy(&repo.path, commit, &inst.app_dir(), model.git.keep)
+        .with_context(|| format!("deploying {} to {}", short(commit), inst.name))?;
+    // For the console's deploys view; a deploy does not fail for want of it.
+    let _ = release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, commit, d.files, d.bytes);
+    println!(
+        "deployed {} to {} ({} file{}, release {}) in {} ms",
+        short(commit),
+        inst.name,
+        d.files,
+        if d.files == 1 { "" } else { "s" },
+        d.id,
+        t.elapsed().as_millis()
+    );
+    let owner_units = |kind: Option<Kind>| -> Vec<String> {
+        model
+            .instances
+            .iter()
+            .filter(|i| i.developer == inst.developer && kind.is_none_or(|k| i.kind == k))
+            .map(|i| i.unit())
+            .collect()
+    };
+    let mut jobs: Vec<(String, JobKind)> = Vec::new();
+    if opts.restart_all {
+        jobs.extend(owner_units(None).into_iter().map(|u| (u, JobKind::Restart)));
+    } else {
+        let kind = if opts.restart {
+            JobKind::Restart
+        } else {
+            JobKind::Reload
+        };
+        jobs.push((inst.unit(), kind));
+        if opts.restart_redis {
+            jobs.extend(
+                owner_units(Some(Kind::Redis))
+                    .into_iter()
+                    .map(|u| (u, JobKind::Restart)),
+            );
+        }
+    }
+    let ok = run_jobs(model, jobs, &inst.name, &d.previous)?;
+    if ok {
+        release::reload_done(&inst.app_dir(), &release::deploy_record(&d.id))?;
+    }
+    Ok(ok)
+}
+
+/// Deploy `commit` of the Lua library's repository and reload every running instance.
+pub fn lualib(model: &Model, repo: &Repo, commit: &str) -> Result<bool> {
+    let t = Instant::now();
+    let d = release::deploy(&repo.path, commit, &render::lib_app_dir(model), model.git.keep)
+        .with_context(|| format!("deploying {} to {}", short(commit), model.paths.lua_lib_dir.display()))?;
+    println!(
+        "deployed {} to {} ({} file{}, release {}) in {} ms",
+        short(commit),
+        model.paths.lua_lib_dir.display(),
+        d.files,
+        if d.files == 1 { "" } else { "s" },
+        d.id,
+        t.elapsed().as_millis()
+    );
+    // Every OpenResty instance has the library on its lua_package_path.
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .map(|i| i.unit())
+        .collect();
+    let active = systemd.active_states(&units)?;
+    let running: Vec<String> = units
+        .into_iter()
+        .filter(|u| active.get(u).map(String::as_str) == Some("active"))
+        .collect();
+    let (_, failed) = reload_by_hup(&systemd, &running)?;
+    if failed == 0 {
+        release::reload_done(&render::lib_app_dir(model), &release::deploy_record(&d.id))?;
+    }
+    Ok(failed == 0)
+}
+
+/// `inst`'s branch against its live release, if it is a deploy target.
+pub fn state_of(model: &Model, inst: &Instance) -> Option<(Repo, Deployment)> {
+    let (repo, branch) = repos::source_of(model, inst)?;
+    let pushed = release_info::heads(&repo.path).remove(&branch);
+    let d = release_info::deployment(&inst.app_dir(), &repo.path, &branch, pushed);
+    Some((repo, d))
+}
+
+/// Deploy the branch head of each of `insts` whose live release is not it (or whose
+/// last reload is owed), as `ssh … deploy` and an up-to-date push do; `forced`: also
+/// a branch head held back (`-o no-deploy`, a rollback). Returns (deployed, failed).
+pub fn converge(model: &Model, insts: &[&Instance], forced: bool) -> Result<(usize, usize)> {
+    let (mut deployed, mut failed) = (0, 0);
+    for inst in insts {
+        let Some((repo, d)) = state_of(model, inst) else {
+            continue;
+        };
+        let Some(head) = d.pushed.as_deref() else {
+            if forced {
+                println!(
+                    "{}: nothing pushed to branch `{}` of {} yet",
+                    inst.name, d.branch, repo.name
+                );
+            }
+            continue;
+        };
+        let wanted = if forced { d.ahead() } else { d.behind() };
+        if !wanted && !d.reload_pending {
+            if forced {
+                println!("{}: {} (branch `{}`) is live", inst.name, short(head), d.branch);
+            }
+            continue;
+        }
+        println!(
+            "{}: branch `{}` is at {}, the live release at {}{}: deploying {}",
+            inst.name,
+            d.branch,
+            short(head),
+            d.live.as_deref().map(short).unwrap_or("initial"),
+            if d.reload_pending {
+                " (its reload is owed)"
+            } else {
+                ""
+            },
+            short(head)
+        );
+        deployed += 1;
+        if !server(model, &repo, inst, head, &PushOptions::default())? {
+            failed += 1;
+        }
+    }
+    Ok((deployed, failed))
+}
+
+/// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
+/// how to go back.
+fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
+    let active = systemd.active_states(&units)?;
+    for (unit, kind) in &mut jobs {
+        if *kind == JobKind::Reload && active.get(unit).map(String::as_str) != Some("active") {
+            *kind = JobKind::Start;
+        }
+    }
+    // A deploy's reload of a running nginx is a SIGHUP (see `systemd::hup`).
+    let (hups, jobs): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|(u, k)| *k == JobKind::Reload && u.starts_with("openresty@"));
+    let hups: Vec<String> = hups.into_iter().map(|(u, _)| u).collect();
+    let (mut outcomes, mut failed) = reload_by_hup(&systemd, &hups)?;
+    if !jobs.is_empty() {
+        let t = Instant::now();
+        let since = SystemTime::now();
+        let done = systemd.run_jobs(&jobs)?;
+        failed += report_since(&done, Some(since));
+        println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
+        outcomes.extend(done);
+    }
+    failed += super::ready::wait_for_ports(model, &outcomes);
+    if failed > 0 {
+        if let Some(p) = previous {
+            println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
+        }
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Reload the running nginx `units` by SIGHUP to their masters and report each; those
+/// systemd would not signal (polkit rules from before `kill` was granted: run
+/// `hhlctl apply`) get a reload job instead. Returns the outcomes and how many failed.
+/// A failure shows the journal lines logged since the SIGHUP, not older ones.
+fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>, usize)> {
+    if units.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let t = Instant::now();
+    let since = SystemTime::now();
+    let hupped = systemd.hup_nginx(units, HUP_WAIT)?;
+    let ms = t.elapsed().as_millis();
+    let mut failed = 0;
+    for o in &hupped.outcomes {
+        if o.ok() {
+            println!("reloaded {} by SIGHUP to its master: new workers in {ms} ms", o.unit);
+        } else {
+            failed += 1;
+            eprintln!(
+                "error: reloading {} failed: its master started no new workers within {} s after SIGHUP, so the old workers go on serving (nginx keeps them when its config does not load)",
+                o.unit,
+                HUP_WAIT.as_secs()
+            );
+            eprintln!(
+                "  its journal since the SIGHUP (journalctl -u {}):",
+                o.unit
+            );
+            for line in crate::systemd::journal::lines_since(&o.unit, 15, Some(since)).lines() {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+    let mut outcomes = hupped.outcomes;
+    if !hupped.not_sent.is_empty() {
+        let jobs: Vec<(String, JobKind)> = hupped.not_sent.into_iter().map(|(u, _)| (u, JobKind::Reload)).collect();
+        let since = SystemTime::now();
+        let done = systemd.run_jobs(&jobs)?;
+        failed += report_since(&done, Some(since));
+        outcomes.extend(done);
+    }
+    Ok((outcomes, failed))
+}
