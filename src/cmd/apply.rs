@@ -6,20 +6,22 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::artifact::Artifact;
-use crate::error::Diagnostics;
-use crate::fsapply::{self, Change, Manifest, Ownership};
-use crate::load;
-use crate::load::Loaded;
-use crate::model::{Instance, Kind, Model};
-use crate::names::MASTER;
-use crate::pending::{self, Pending};
-use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
-use crate::release_info::{self, Deployment};
-use crate::repos::{self, RepoKind, MAIN_BRANCH};
-use crate::{fault, reconcile, release, render, users, validate};
+use crate::core::artifact::Artifact;
+use crate::core::artifact::Change;
+use crate::core::error::Diagnostics;
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::names::MASTER;
+use crate::core::pending::{self, Pending};
+use crate::core::{reconcile, render};
+use crate::host::fsapply::{self, Manifest, Ownership};
+use crate::host::load;
+use crate::host::load::Loaded;
+use crate::host::systemd::{JobKind, JobOutcome, Systemd};
+use crate::host::{fault, release, users, validate};
+use crate::core::repos::{self, RepoKind, MAIN_BRANCH};
+use crate::host::release_info::{self, Deployment};
 
-use super::{ready, serverctrl};
+use crate::ops::{ready, serverctrl};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,8 +51,8 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let model = &loaded.model;
     // Nothing is written and nothing running is touched until every check passed.
     refuse_system_accounts(&loaded)?;
-    crate::portholder::refuse_taken(&loaded)?;
-    crate::optional::warn_missing(model);
+    crate::host::portholder::refuse_taken(&loaded)?;
+    crate::host::optional::warn_missing(model);
     if !model.access.create {
         refuse_missing_users(&loaded)?;
     }
@@ -82,15 +84,18 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         println!("created unix user {user}");
     }
     // Before any Redis (re)starts: it refuses to start without its ACL file.
-    if crate::secrets::ensure(root, model)? > 0 {
-        println!("made Redis secrets in {}", crate::redis_acl::dir(model).display());
+    if crate::host::secrets::ensure(root, model)? > 0 {
+        println!("made Redis secrets in {}", crate::core::redis_acl::dir(model).display());
     }
     // The log page starts after the first apply: its link key (readable by the entry
     // account, for `ssh … web`) and a password file (empty: sign-in by link only).
-    if crate::secrets::ensure_web_key(root, model)? {
-        println!("made the log page's link key {}", crate::web::link::KEY);
+    if crate::host::secrets::ensure_web_key(root, model)? {
+        println!("made the log page's link key {}", crate::core::package::WEB_KEY);
     }
-    super::web::ensure_passwd(&crate::fsapply::under(root, Path::new(super::web::PASSWD)))?;
+    super::web::ensure_passwd(&crate::host::fsapply::under(
+        root,
+        Path::new(crate::core::package::WEB_PASSWD),
+    ))?;
     // Branches ahead of their live release (a push whose deploy failed or was killed):
     // deployed here; their reloads are owed, as a killed deploy's are, and run below.
     let (deployed, mut failed) = deploy_behind(root, model);
@@ -363,32 +368,7 @@ fn settle(root: &Path, model: &Model, outcomes: &[JobOutcome], switched: &Switch
 /// Print each job's outcome (with the journal's last lines on failure); returns the
 /// number that failed.
 pub fn report(outcomes: &[JobOutcome]) -> usize {
-    report_since(outcomes, None)
-}
-
-/// `report`, showing only the journal lines logged from `since` on (when the jobs
-/// began), so that a failure never shows the lines of an older one.
-pub fn report_since(outcomes: &[JobOutcome], since: Option<std::time::SystemTime>) -> usize {
-    let mut failed = 0;
-    for o in outcomes {
-        if o.ok() {
-            println!("{} {}", o.kind.past(), o.unit);
-        } else {
-            failed += 1;
-            eprintln!(
-                "error: {} {} failed (systemd job: {}; unit now: {})",
-                o.kind.verb(),
-                o.unit,
-                o.result(),
-                o.active_state
-            );
-            eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
-            for line in journal::lines_since(&o.unit, 15, since).lines() {
-                eprintln!("  | {line}");
-            }
-        }
-    }
-    failed
+    crate::ops::deploy::report_since(outcomes, None)
 }
 
 /// Instances never run as a pre-existing system account (uid below 1000) that hhlctl

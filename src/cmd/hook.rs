@@ -10,18 +10,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::access::{self, Action};
-use crate::artifact::Content;
-use crate::fsapply::{self, Ownership};
-use crate::load::{self, Loaded};
-use crate::lua_syntax::{self, Outcome};
-use crate::model::{Kind, Model};
-use crate::release;
-use crate::render;
-use crate::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
-use crate::systemd::{JobKind, Systemd};
-use crate::users;
-use crate::validate;
+use crate::core::access::{self, Action};
+use crate::core::artifact::Content;
+use crate::core::model::{Kind, Model};
+use crate::core::render;
+use crate::core::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
+use crate::host::fsapply::{self, Ownership};
+use crate::host::load::{self, Loaded};
+use crate::host::lua_syntax::{self, Outcome};
+use crate::host::release;
+use crate::host::systemd::{JobKind, Systemd};
+use crate::host::users;
+use crate::host::validate;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Hook {
@@ -35,11 +35,7 @@ pub struct Args {
     pub hook: Hook,
 }
 
-/// The unit that applies serverctrl's master as root; admins may start it (polkit).
-pub const APPLY_UNIT: &str = "hhl-apply.service";
-/// Where that unit writes its output, and the commit it applied.
-pub const APPLY_LOG: &str = "/run/hhl-apply.log";
-pub const APPLIED_COMMIT: &str = "serverctrl.applied";
+use crate::core::package::{APPLIED_COMMIT, APPLY_LOG, APPLY_UNIT};
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
     let loaded = load::load(config)?;
@@ -82,13 +78,10 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     }
 }
 
-/// Where `hhlctl ssh` reads how the post-receive hook of its push ended (see `note`).
-pub const PUSH_REPORT_ENV: &str = "HHL_PUSH_REPORT";
-
 /// Append `line` to the push's report file, if `hhlctl ssh` gave one.
 fn note(line: &str) {
     use std::io::Write;
-    if let Some(path) = std::env::var_os(PUSH_REPORT_ENV) {
+    if let Some(path) = std::env::var_os(crate::core::package::PUSH_REPORT_ENV) {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
@@ -101,9 +94,9 @@ fn note(line: &str) {
 }
 
 /// Who is pushing: the identity `hhlctl ssh` set (clients cannot set it: see
-/// `ssh::IDENTITY_ENV`), or root at the console.
+/// `package::IDENTITY_ENV`), or root at the console.
 fn identity() -> Result<String> {
-    if let Ok(id) = std::env::var(crate::ssh::IDENTITY_ENV) {
+    if let Ok(id) = std::env::var(crate::core::package::IDENTITY_ENV) {
         return Ok(id);
     }
     let me = users::current()?;
@@ -140,17 +133,17 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
     }
     let mut failed = false;
     for u in updates.iter().filter(|u| !u.is_delete()) {
-        let mut problems = super::push_checks::objects(model, &repo.path, u)?;
+        let mut problems = crate::ops::push_checks::objects(model, &repo.path, u)?;
         // Code repositories: what changed on the branch (the tip it replaces passed
         // these checks), or the whole tree of a new branch.
         let changes = match repo.kind {
             RepoKind::Serverctrl => None,
-            _ => super::push_checks::changes(&repo.path, u)?,
+            _ => crate::ops::push_checks::changes(&repo.path, u)?,
         };
         if problems.is_empty() && repo.kind != RepoKind::Serverctrl {
             problems = match &changes {
-                Some(c) => super::push_checks::changed_problems(c),
-                None => super::push_checks::tree(&repo.path, u)?,
+                Some(c) => crate::ops::push_checks::changed_problems(c),
+                None => crate::ops::push_checks::tree(&repo.path, u)?,
             };
         }
         if !problems.is_empty() {
@@ -186,7 +179,7 @@ fn check_lua(
     model: &Model,
     git_dir: &Path,
     u: &RefUpdate,
-    changes: Option<&[super::push_checks::Changed]>,
+    changes: Option<&[crate::ops::push_checks::Changed]>,
 ) -> Result<Vec<String>> {
     if changes.is_some_and(|c| !c.iter().any(|c| c.path.ends_with(b".lua"))) {
         return Ok(Vec::new());
@@ -198,7 +191,7 @@ fn check_lua(
     std::fs::create_dir(&nginx)?;
     match changes {
         Some(c) => {
-            super::push_checks::write_changed_lua(git_dir, c, &tree)?;
+            crate::ops::push_checks::write_changed_lua(git_dir, c, &tree)?;
         }
         None => release::extract(git_dir, &u.new, &tree)?,
     }
@@ -221,8 +214,8 @@ fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<
     let pushed_yaml = tree.join("hhl.yaml");
     // Load as if it were the live file, so the render compares like with like.
     // Bounded and UTF-8 checked like any hhl.yaml (a pushed file is untrusted input).
-    let text = match load::read_bounded(&pushed_yaml, crate::bounds::MAX_CONFIG_BYTES) {
-        Ok(bytes) => match crate::config::text_of(&pushed_yaml, bytes) {
+    let text = match load::read_bounded(&pushed_yaml, crate::core::bounds::MAX_CONFIG_BYTES) {
+        Ok(bytes) => match crate::core::config::text_of(&pushed_yaml, bytes) {
             Ok(t) => t,
             Err(d) => return Ok(vec![relabel(d.to_string())]),
         },
@@ -277,7 +270,7 @@ fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<
 }
 
 fn diagnostic_text(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<crate::error::Diagnostics>() {
+    match e.downcast_ref::<crate::core::error::Diagnostics>() {
         Some(d) => d.to_string(),
         None => format!("{e:#}"),
     }
@@ -307,13 +300,13 @@ fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &Push
         }
         let ok = match &repo.kind {
             RepoKind::Server(server) => match repos::instance_for(model, server, branch) {
-                Some(inst) => super::deploy::server(model, repo, inst, &u.new, opts)?,
+                Some(inst) => crate::ops::deploy::server(model, repo, inst, &u.new, opts)?,
                 None => {
                     println!("{} {branch}: no instance to deploy to", repo.name);
                     true
                 }
             },
-            RepoKind::Lualib if branch == MAIN_BRANCH => super::deploy::lualib(model, repo, &u.new)?,
+            RepoKind::Lualib if branch == MAIN_BRANCH => crate::ops::deploy::lualib(model, repo, &u.new)?,
             RepoKind::Serverctrl if branch == MAIN_BRANCH => apply_serverctrl(model, u)?,
             _ => {
                 println!("{} {branch}: updated; only {MAIN_BRANCH} deploys", repo.name);
@@ -327,7 +320,7 @@ fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &Push
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-use super::deploy::short;
+use crate::ops::deploy::short;
 
 /// Apply needs root: start the unit that runs `hhlctl apply --from-repo`, wait, and
 /// show what it printed. A push that lands while an apply runs is merged into that

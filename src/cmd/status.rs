@@ -1,19 +1,17 @@
 //! `hhlctl status`: one row per instance, read from systemd over D-Bus, plus whether
 //! its port answers. Exits 1 when any chosen instance is unhealthy.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpStream;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::select::Selection;
-use crate::load;
-use crate::systemd::UnitState;
+use crate::host::load;
+use crate::host::systemd::UnitState;
+use crate::ops::select::Selection;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,45 +36,7 @@ struct Row {
     healthy: bool,
     /// An OpenResty instance's code: its branch's head against its live release.
     #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<crate::release_info::Deployment>,
-}
-
-/// How long a port may take to accept before it counts as not answering.
-const KNOCK_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Whether each port answers on 127.0.0.1: a port with a listening socket there (with
-/// room in its accept queue, read from the kernel in one request) does; the others are
-/// knocked on (`knock`).
-pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
-    let listening = crate::listening::loopback_listeners().unwrap_or_default();
-    let unknown: Vec<u16> = ports.iter().copied().filter(|p| !listening.contains(p)).collect();
-    let knocked: std::collections::HashMap<u16, bool> = unknown.iter().copied().zip(knock(&unknown)).collect();
-    ports
-        .iter()
-        .map(|p| listening.contains(p) || knocked.get(p).copied().unwrap_or(false))
-        .collect()
-}
-
-/// Connect to every port at once from one thread (non-blocking connects on a
-/// single-threaded reactor), each bounded by `KNOCK_TIMEOUT`: no thread per port to
-/// start and schedule, and nothing waits behind a silent port.
-pub fn knock(ports: &[u16]) -> Vec<bool> {
-    if ports.is_empty() {
-        return Vec::new();
-    }
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        return vec![false; ports.len()];
-    };
-    rt.block_on(async {
-        let knocks = ports.iter().map(|p| async move {
-            let addr = SocketAddr::from(([127, 0, 0, 1], *p));
-            matches!(
-                tokio::time::timeout(KNOCK_TIMEOUT, TcpStream::connect(addr)).await,
-                Ok(Ok(_))
-            )
-        });
-        futures_util::future::join_all(knocks).await
-    })
+    code: Option<crate::host::release_info::Deployment>,
 }
 
 /// With HHL_TIMES set, how long the phases took (ms since the start), on stderr: where
@@ -96,7 +56,7 @@ fn short(commit: &str) -> &str {
 }
 
 /// The live release's commit (`initial` before any deploy), and whether its reload is owed.
-fn live_column(code: Option<&crate::release_info::Deployment>) -> String {
+fn live_column(code: Option<&crate::host::release_info::Deployment>) -> String {
     let Some(c) = code else { return "-".into() };
     let live = c.live.as_deref().map(short).unwrap_or("initial");
     if c.reload_pending {
@@ -107,7 +67,7 @@ fn live_column(code: Option<&crate::release_info::Deployment>) -> String {
 }
 
 /// The branch head: `=` when it is live, marked when it is not.
-fn pushed_column(code: Option<&crate::release_info::Deployment>) -> String {
+fn pushed_column(code: Option<&crate::host::release_info::Deployment>) -> String {
     let Some(c) = code else { return "-".into() };
     match (&c.pushed, &c.held) {
         (None, _) => "-".into(),
@@ -146,10 +106,10 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let ports: Vec<u16> = chosen.iter().map(|i| i.port).collect();
     let (states, answering) = std::thread::scope(|scope| {
         let knocking = scope.spawn(|| {
-            let answers = ports_answering(&ports);
+            let answers = crate::host::listening::ports_answering(&ports);
             (answers, t0.elapsed())
         });
-        let states = crate::systemd::unit_states(&units);
+        let states = crate::host::systemd::unit_states(&units);
         let t_states = t0.elapsed();
         let (answers, t_knocks) = knocking.join().unwrap_or_default();
         times(&[("loaded", t_load), ("states", t_states), ("ports", t_knocks)]);
@@ -160,7 +120,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
-    let code = crate::release_info::deployments(&loaded.model, &chosen);
+    let code = crate::host::release_info::deployments(&loaded.model, &chosen);
     let rows: Vec<Row> = chosen
         .iter()
         .zip(answering)
@@ -214,7 +174,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             .collect();
         print!(
             "{}",
-            crate::table::render(
+            crate::core::table::render(
                 &[
                     "INSTANCE",
                     "DEVELOPER",

@@ -19,6 +19,7 @@ pub const STEPS: &[&str] = &[
     "apply:daemon-reload",
     "apply:jobs",
     // rollback, deploy (hook post-receive)
+    "release:extracted",
     "release:switched",
     // repo init
     "repo:created",

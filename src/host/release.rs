@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
-use crate::render::{INITIAL_RELEASE, RELEASES};
+use crate::core::render::{INITIAL_RELEASE, RELEASES};
 
 /// An exclusive `flock` on `<app>/.lock`, held until dropped.
 pub struct Lock(#[allow(dead_code)] File);
@@ -171,7 +171,7 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     // tar creates the files with the modes `share_with_group` wants (0640 or 0644),
     // so that it has only the directories left to change, not every file.
     extract_masked(git_dir, commit, &tmp, Some(0o022 | (0o005 & !others)))?;
-    crate::fault::point("release:extracted");
+    crate::host::fault::point("release:extracted");
     // Root (apply deploying a branch a killed push left behind) deploys as the entry
     // account would: the release belongs to the app's owner, who prunes it later.
     let owner = (unsafe { libc::geteuid() } == 0)
@@ -183,7 +183,7 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     mark_reload(app, &deploy_record(&id))?;
     switch(app, &id)?;
     unhold(app)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     prune(app, keep)?;
     Ok(Deployed {
         id,
@@ -200,7 +200,7 @@ const HELD: &str = ".held";
 
 /// Record that `app` stays as it is while its branch is at `commit` (`why`: what held it).
 pub fn hold(app: &Path, commit: &str, why: &str) -> Result<()> {
-    crate::fsapply::write_file(&app.join(HELD), format!("{commit} {why}\n").as_bytes(), 0o660)
+    crate::host::fsapply::write_file(&app.join(HELD), format!("{commit} {why}\n").as_bytes(), 0o660)
 }
 
 /// The commit (and the reason) `app` is held at, if any.
@@ -235,7 +235,7 @@ pub fn rollback_record(from: &str, to: &str) -> String {
 }
 
 fn mark_reload(app: &Path, what: &str) -> Result<()> {
-    crate::fsapply::write_file(&app.join(RELOAD_PENDING), format!("{what}\n").as_bytes(), 0o660)
+    crate::host::fsapply::write_file(&app.join(RELOAD_PENDING), format!("{what}\n").as_bytes(), 0o660)
 }
 
 /// What switched `current` without the reload that should follow (`deploy <id>`,
@@ -305,7 +305,7 @@ pub fn rollback(app: &Path) -> Result<(String, String, bool)> {
     };
     mark_reload(app, &rollback_record(&now, &before))?;
     switch(app, &before)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     Ok((now, before, false))
 }
 
@@ -317,7 +317,7 @@ pub fn rollback_to(app: &Path, to: &str) -> Result<String> {
     if !ids.iter().any(|i| i == to) {
         bail!(
             "no release `{}` is kept in {} (releases: {})",
-            crate::error::excerpt(to),
+            crate::core::error::excerpt(to),
             releases_dir(app).display(),
             ids.join(", ")
         );
@@ -330,7 +330,7 @@ pub fn rollback_to(app: &Path, to: &str) -> Result<String> {
     }
     mark_reload(app, &rollback_record(&now, to))?;
     switch(app, to)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     Ok(now)
 }
 
@@ -349,7 +349,7 @@ pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
 
 /// `extract`, with the files' modes under `umask` (for root too) where given.
 fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>) -> Result<()> {
-    let mut archive = crate::git::at(git_dir);
+    let mut archive = crate::host::git::at(git_dir);
     archive
         .args(["archive", "--format=tar", commit])
         .stdout(Stdio::piped())
@@ -465,14 +465,14 @@ fn clear_leftovers(dir: &Path) -> usize {
 
 /// `.current.tmp-<pid>` links and `.hhl-tmp.` files of killed switches in `app`.
 fn clear_app_temps(app: &Path) -> usize {
-    let mut n = crate::fsapply::clear_temps(app).len();
+    let mut n = crate::host::fsapply::clear_temps(app).len();
     if let Ok(entries) = fs::read_dir(app) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let dead = name
                 .strip_prefix(".current.tmp-")
                 .and_then(|pid| pid.parse::<u32>().ok())
-                .is_some_and(|pid| !crate::fsapply::alive(pid));
+                .is_some_and(|pid| !crate::host::fsapply::alive(pid));
             if dead && fs::remove_file(e.path()).is_ok() {
                 n += 1;
             }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use walkdir::WalkDir;
 
-use crate::release;
-use crate::render::{INITIAL_RELEASE, RELEASES};
+use crate::core::render::{INITIAL_RELEASE, RELEASES};
+use crate::host::release;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ReleaseInfo {
@@ -39,9 +39,9 @@ fn info_path(app: &Path, id: &str) -> PathBuf {
 /// in the hook's environment, and drop the records of pruned releases. Best effort
 /// for the caller: a deploy does not fail for want of its record.
 pub fn record(app: &Path, id: &str, git_dir: &Path, commit: &str) -> anyhow::Result<()> {
-    let pusher = std::env::var(crate::ssh::IDENTITY_ENV)
+    let pusher = std::env::var(crate::core::package::IDENTITY_ENV)
         .ok()
-        .or_else(|| crate::users::current().ok());
+        .or_else(|| crate::host::users::current().ok());
     let mut info = derive(app, id, Some(git_dir));
     info.commit = Some(commit.to_string());
     if info.subject.is_none() {
@@ -51,7 +51,7 @@ pub fn record(app: &Path, id: &str, git_dir: &Path, commit: &str) -> anyhow::Res
     }
     info.pusher = pusher;
     info.live = false;
-    crate::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
+    crate::host::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
     drop_pruned(app)
 }
 
@@ -89,15 +89,15 @@ pub fn record_deployed(
         commit: Some(commit.to_string()),
         subject,
         author,
-        pusher: std::env::var(crate::ssh::IDENTITY_ENV)
+        pusher: std::env::var(crate::core::package::IDENTITY_ENV)
             .ok()
-            .or_else(|| crate::users::current().ok()),
+            .or_else(|| crate::host::users::current().ok()),
         when: parse_id(id).0,
         files: Some(files),
         bytes: Some(bytes),
         live: false,
     };
-    crate::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
+    crate::host::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
     drop_pruned(app)
 }
 
@@ -188,8 +188,8 @@ pub fn deployment(app: &Path, git_dir: &Path, branch: &str, pushed: Option<Strin
 /// Branch → head commit of the bare repository `git_dir` (one git process); empty
 /// when it does not exist or cannot be read.
 pub fn heads(git_dir: &Path) -> std::collections::BTreeMap<String, String> {
-    crate::git::run(
-        crate::git::at(git_dir),
+    crate::host::git::run(
+        crate::host::git::at(git_dir),
         &[
             "for-each-ref",
             "--format=%(refname:strip=2) %(objectname)",
@@ -205,12 +205,12 @@ pub fn heads(git_dir: &Path) -> std::collections::BTreeMap<String, String> {
 
 /// The deployment of each of `insts` (None for those that are not deploy targets),
 /// reading each repository's branches once.
-pub fn deployments(model: &crate::model::Model, insts: &[&crate::model::Instance]) -> Vec<Option<Deployment>> {
+pub fn deployments(model: &crate::core::model::Model, insts: &[&crate::core::model::Instance]) -> Vec<Option<Deployment>> {
     let mut repos: std::collections::BTreeMap<PathBuf, std::collections::BTreeMap<String, String>> = Default::default();
     insts
         .iter()
         .map(|i| {
-            let (repo, branch) = crate::repos::source_of(model, i)?;
+            let (repo, branch) = crate::core::repos::source_of(model, i)?;
             let heads = repos.entry(repo.path.clone()).or_insert_with(|| heads(&repo.path));
             let pushed = heads.get(&branch).cloned();
             Some(deployment(&i.app_dir(), &repo.path, &branch, pushed))
@@ -267,8 +267,8 @@ fn tree_size(dir: &Path) -> (usize, u64) {
 }
 
 fn full_commit(git_dir: &Path, short: &str) -> Option<String> {
-    crate::git::run(
-        crate::git::at(git_dir),
+    crate::host::git::run(
+        crate::host::git::at(git_dir),
         &["rev-parse", "--verify", "-q", &format!("{short}^{{commit}}")],
     )
     .ok()
@@ -276,8 +276,8 @@ fn full_commit(git_dir: &Path, short: &str) -> Option<String> {
 
 /// (subject, `author <email>`) of `commit`.
 fn describe(git_dir: &Path, commit: &str) -> (Option<String>, Option<String>) {
-    match crate::git::run(
-        crate::git::at(git_dir),
+    match crate::host::git::run(
+        crate::host::git::at(git_dir),
         &["log", "-1", "--format=%s%x00%an <%ae>", commit, "--"],
     ) {
         Ok(out) => {

@@ -10,11 +10,13 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::artifact::{Artifact, Content};
-use crate::fsapply::{self, FileChange};
-use crate::load::Loaded;
-use crate::model::{Instance, Kind, Model};
-use crate::{render, users};
+use crate::core::artifact::FileChange;
+use crate::core::artifact::{Artifact, Content};
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::render;
+use crate::host::fsapply;
+use crate::host::load::Loaded;
+use crate::host::users;
 use std::os::unix::process::CommandExt;
 
 const STAGED: &str = ".nginx.conf.hhl-check";
@@ -79,7 +81,7 @@ pub fn nginx_configs(loaded: &Loaded, artifacts: &[Artifact], changes: &[FileCha
 /// this, owners ignored), tested, removed. Nothing live is read but the templates, or
 /// written. The reports name the live paths.
 pub fn relocated(loaded: &Loaded, names: &[&str]) -> Result<Vec<String>> {
-    let scratch = crate::release::Scratch::new("nginx-t")?;
+    let scratch = crate::host::release::Scratch::new("nginx-t")?;
     let root = scratch.0.join("root");
     let moved = loaded.model.relocated(&root);
     let artifacts = render::render(&moved, &loaded.templates, &loaded.source.path).map_err(anyhow::Error::from)?;
@@ -103,7 +105,7 @@ pub fn test_all(model: &Model, insts: &[&Instance], conf: &str, as_owner: bool) 
     // nginx -t loads the Lua module each time (tens of ms): test on every core.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
     let mut failures = Vec::new();
-    for r in crate::parallel::map(insts, workers, |inst| test_one(model, inst, conf, as_owner)) {
+    for r in crate::host::parallel::map(insts, workers, |inst| test_one(model, inst, conf, as_owner)) {
         failures.extend(r?);
     }
     Ok(failures)
@@ -150,7 +152,7 @@ pub fn rsyslog_rules(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     let Some(Content::File(bytes)) = artifacts.iter().find(|a| &a.path == path).map(|a| &a.content) else {
         return Ok(false);
     };
-    let scratch = crate::release::Scratch::new("rsyslog")?;
+    let scratch = crate::host::release::Scratch::new("rsyslog")?;
     let staged = scratch.0.join("hhl.conf");
     // rsyslogd -N1 looks each fileGroup/dirGroup up: the groups of users apply has not
     // made yet (it makes them after every check) are tested as root's.

@@ -8,14 +8,14 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
-use super::apply::report_since;
-use crate::model::{Instance, Kind, Model};
-use crate::release;
-use crate::release_info::{self, Deployment};
-use crate::render;
-use crate::repos::{self, PushOptions, Repo};
-use crate::systemd::hup::HUP_WAIT;
-use crate::systemd::{JobKind, JobOutcome, Systemd};
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::render;
+use crate::core::repos::{self, PushOptions, Repo};
+use crate::core::systemd_types::JobKind;
+use crate::host::release;
+use crate::host::release_info::{self, Deployment};
+use crate::host::systemd::hup::HUP_WAIT;
+use crate::host::systemd::{journal, JobOutcome, Systemd};
 
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
@@ -185,7 +185,7 @@ fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previou
         println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
         outcomes.extend(done);
     }
-    failed += super::ready::wait_for_ports(model, &outcomes);
+    failed += crate::ops::ready::wait_for_ports(model, &outcomes);
     if failed > 0 {
         if let Some(p) = previous {
             println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
@@ -222,7 +222,7 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
                 "  its journal since the SIGHUP (journalctl -u {}):",
                 o.unit
             );
-            for line in crate::systemd::journal::lines_since(&o.unit, 15, Some(since)).lines() {
+            for line in journal::lines_since(&o.unit, 15, Some(since)).lines() {
                 eprintln!("  | {line}");
             }
         }
@@ -237,3 +237,29 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
     }
     Ok((outcomes, failed))
 }
+
+/// Print each job's outcome (as `apply` does), showing only the journal lines logged from `since` on (when the jobs
+/// began), so that a failure never shows the lines of an older one.
+pub fn report_since(outcomes: &[JobOutcome], since: Option<std::time::SystemTime>) -> usize {
+    let mut failed = 0;
+    for o in outcomes {
+        if o.ok() {
+            println!("{} {}", o.kind.past(), o.unit);
+        } else {
+            failed += 1;
+            eprintln!(
+                "error: {} {} failed (systemd job: {}; unit now: {})",
+                o.kind.verb(),
+                o.unit,
+                o.result(),
+                o.active_state
+            );
+            eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
+            for line in journal::lines_since(&o.unit, 15, since).lines() {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+    failed
+}
+
