@@ -588,13 +588,16 @@ fn push_and_kill_the_deploy(c: &Container, script: &str) -> (i32, String) {
         "rm -f /tmp/push.rc /tmp/push.out; cd /root/dev1/socketserver && {{ {script}; }} >/dev/null && \
          (git push origin HEAD:dev1 > /tmp/push.out 2>&1; echo $? > /tmp/push.rc) > /dev/null 2>&1 &"
     ));
-    let killed = c.sh(
-        "for i in $(seq 2000); do \
+    let killed = c.sh("for i in $(seq 2000); do \
            if ls -d /opt/hhl/socketserver/dev1/app/releases/.tmp-* >/dev/null 2>&1; then \
              p=$(pgrep -f 'hook post-receiv[e]') && kill -9 $p && echo \"killed $p\" && exit 0; \
-           fi; sleep 0.01; done; exit 1",
+           fi; sleep 0.01; done; exit 1");
+    assert_eq!(
+        killed.code,
+        0,
+        "the deploy was never seen extracting: {}",
+        c.ok("cat /tmp/push.out; true")
     );
-    assert_eq!(killed.code, 0, "the deploy was never seen extracting: {}", c.ok("cat /tmp/push.out; true"));
     c.ok("for i in $(seq 600); do [ -s /tmp/push.rc ] && exit 0; sleep 0.05; done; exit 1");
     (
         c.ok("cat /tmp/push.rc").trim().parse().unwrap(),
@@ -613,16 +616,23 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     // 1. A config the master refuses (changed as root after apply tested it): the
     //    push exits 1 and shows the journal of that reload.
     let conf = format!("{dev1}/conf/nginx.conf");
-    c.ok(&format!("cp {conf} /tmp/good.conf && echo 'no_such_directive on;' >> {conf}"));
+    c.ok(&format!(
+        "cp {conf} /tmp/good.conf && echo 'no_such_directive on;' >> {conf}"
+    ));
     let r = push_lua(&c, "dev1", "dev1", "v2", "");
     assert_ne!(r.code, 0, "a failed reload reported as success: {}", r.stdout);
     assert!(
-        r.stdout.contains("remote: error: reloading openresty@socketserver-dev1.service failed"),
+        r.stdout
+            .contains("remote: error: reloading openresty@socketserver-dev1.service failed"),
         "{}",
         r.stdout
     );
     assert!(r.stdout.contains("its journal since the SIGHUP"), "{}", r.stdout);
-    assert!(r.stdout.contains("unknown directive \"no_such_directive\""), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("unknown directive \"no_such_directive\""),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout
             .contains("error: the push is stored, but its deploy did not succeed (see above)"),
@@ -664,7 +674,8 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     // 3. A post-receive killed (kill -9) while it extracts a big tree: the push exits
     //    1 and says so; status shows the branch ahead; the next push, with nothing new
     //    to send, deploys it; no partial release is left.
-    let big = "mkdir -p big && for d in $(seq 40); do mkdir -p big/$d && (cd big/$d && seq 1500 | xargs touch); done && \
+    let big =
+        "mkdir -p big && for d in $(seq 40); do mkdir -p big/$d && (cd big/$d && seq 1500 | xargs touch); done && \
                printf 'ngx.say(\"big\")\\n' > main.lua && git add -A && git commit -qm big";
     let (code, out) = push_and_kill_the_deploy(&c, big);
     assert_eq!(code, 1, "{out}");
@@ -682,7 +693,11 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
         r.stdout,
         r.stderr
     );
-    assert!(r.stdout.contains("pushed but not live: socketserver-dev1"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("pushed but not live: socketserver-dev1"),
+        "{}",
+        r.stdout
+    );
     let json = c.ok("hhlctl status --json socketserver-dev1");
     assert!(json.contains(&format!("\"pushed\": \"{head}\"")), "{json}");
     let r = as_user(&c, "dev1", "socketserver", "git push origin HEAD:dev1");
@@ -700,12 +715,14 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     let (live, head) = live_and_head(&c, dev1, "dev1");
     assert!(live.ends_with(&head[..12]), "{live} {head}");
     assert_eq!(
-        c.ok(&format!("ls -a {dev1}/app/releases | grep -c '^\\.tmp-'; true")).trim(),
+        c.ok(&format!("ls -a {dev1}/app/releases | grep -c '^\\.tmp-'; true"))
+            .trim(),
         "0",
         "a partial release is left"
     );
     assert_eq!(
-        c.ok(&format!("ls {dev1}/app/releases | grep -c {}", &head[..12])).trim(),
+        c.ok(&format!("ls {dev1}/app/releases | grep -c {}", &head[..12]))
+            .trim(),
         "1"
     );
 
@@ -727,19 +744,21 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("reloaded openresty@socketserver-dev1.service"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("reloaded openresty@socketserver-dev1.service"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(c.get_hhl(1081), "big2\n");
     let (live, head) = live_and_head(&c, dev1, "dev1");
     assert!(live.ends_with(&head[..12]), "{live} {head}");
     assert_eq!(
-        c.ok(&format!("ls -a {dev1}/app/releases | grep -c '^\\.tmp-'; true")).trim(),
+        c.ok(&format!("ls -a {dev1}/app/releases | grep -c '^\\.tmp-'; true"))
+            .trim(),
         "0"
     );
     // The release apply made as root belongs to the entry account, which prunes it.
-    assert_eq!(
-        c.ok(&format!("stat -c %U {dev1}/app/{live}/main.lua")).trim(),
-        "hhl"
-    );
+    assert_eq!(c.ok(&format!("stat -c %U {dev1}/app/{live}/main.lua")).trim(), "hhl");
     assert_eq!(c.ok("hhlctl apply").trim(), "nothing to do: 16 instances up to date");
 
     // 5. A head held back on purpose (-o no-deploy) stays off: apply leaves it, status

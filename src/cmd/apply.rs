@@ -12,14 +12,14 @@ use crate::core::error::Diagnostics;
 use crate::core::model::{Instance, Kind, Model};
 use crate::core::names::MASTER;
 use crate::core::pending::{self, Pending};
+use crate::core::repos::{self, RepoKind, MAIN_BRANCH};
 use crate::core::{reconcile, render};
 use crate::host::fsapply::{self, Manifest, Ownership};
 use crate::host::load;
 use crate::host::load::Loaded;
+use crate::host::release_info::{self, Deployment};
 use crate::host::systemd::{JobKind, JobOutcome, Systemd};
 use crate::host::{fault, release, users, validate};
-use crate::core::repos::{self, RepoKind, MAIN_BRANCH};
-use crate::host::release_info::{self, Deployment};
 
 use crate::ops::{ready, serverctrl};
 

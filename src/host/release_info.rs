@@ -205,7 +205,10 @@ pub fn heads(git_dir: &Path) -> std::collections::BTreeMap<String, String> {
 
 /// The deployment of each of `insts` (None for those that are not deploy targets),
 /// reading each repository's branches once.
-pub fn deployments(model: &crate::core::model::Model, insts: &[&crate::core::model::Instance]) -> Vec<Option<Deployment>> {
+pub fn deployments(
+    model: &crate::core::model::Model,
+    insts: &[&crate::core::model::Instance],
+) -> Vec<Option<Deployment>> {
     let mut repos: std::collections::BTreeMap<PathBuf, std::collections::BTreeMap<String, String>> = Default::default();
     insts
         .iter()
@@ -291,6 +294,29 @@ fn describe(git_dir: &Path, commit: &str) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_branch_is_behind_when_its_head_is_not_live_and_not_held() {
+        let d = |pushed: Option<&str>, live: Option<&str>, held: Option<&str>| Deployment {
+            branch: "dev1".into(),
+            pushed: pushed.map(String::from),
+            live: live.map(String::from),
+            reload_pending: false,
+            held: held.map(String::from),
+        };
+        let head = "0123456789abcdef0123456789abcdef01234567";
+        // Nothing pushed: nothing to deploy.
+        assert!(!d(None, None, None).behind());
+        // Pushed, never deployed (`initial` is live): behind.
+        assert!(d(Some(head), None, None).behind());
+        // The live release's id keeps 12 characters of the commit.
+        assert!(!d(Some(head), Some("0123456789ab"), None).ahead());
+        assert!(!d(Some(head), Some(head), None).behind());
+        assert!(d(Some(head), Some("fedcba987654"), None).behind());
+        // Held back (-o no-deploy, a rollback): ahead, not behind.
+        let held = d(Some(head), Some("fedcba987654"), Some("rollback"));
+        assert!(held.ahead() && !held.behind());
+    }
 
     #[test]
     fn ids_give_time_and_commit() {

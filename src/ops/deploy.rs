@@ -145,11 +145,7 @@ pub fn converge(model: &Model, insts: &[&Instance], forced: bool) -> Result<(usi
             d.branch,
             short(head),
             d.live.as_deref().map(short).unwrap_or("initial"),
-            if d.reload_pending {
-                " (its reload is owed)"
-            } else {
-                ""
-            },
+            if d.reload_pending { " (its reload is owed)" } else { "" },
             short(head)
         );
         deployed += 1;
@@ -218,10 +214,7 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
                 o.unit,
                 HUP_WAIT.as_secs()
             );
-            eprintln!(
-                "  its journal since the SIGHUP (journalctl -u {}):",
-                o.unit
-            );
+            eprintln!("  its journal since the SIGHUP (journalctl -u {}):", o.unit);
             for line in journal::lines_since(&o.unit, 15, Some(since)).lines() {
                 eprintln!("  | {line}");
             }
@@ -262,4 +255,3 @@ pub fn report_since(outcomes: &[JobOutcome], since: Option<std::time::SystemTime
     }
     failed
 }
-

@@ -197,6 +197,15 @@ mod rollback_tests {
                 Some("1795695114.503-cbe0cf30b09d".into())
             ))
         );
+        assert_eq!(parse(&m, "deploy"), Ok(Request::Deploy(vec![])));
+        assert_eq!(
+            parse(&m, "deploy socketserver-dev1"),
+            Ok(Request::Deploy(vec!["socketserver-dev1".into()]))
+        );
+        assert_eq!(
+            parse(&m, "deploy --force").unwrap_err(),
+            "deploy: unknown option `--force`"
+        );
         for bad in ["rollback", "rollback a b c", "rollback a --to"] {
             assert_eq!(
                 parse(&m, bad).unwrap_err(),

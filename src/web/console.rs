@@ -77,7 +77,10 @@ pub(super) async fn poll(app: Shared) {
                 let all: Vec<&Instance> = a.model.instances.iter().collect();
                 let mut views = overview::read(&all, &known)?;
                 // Live and pushed commits: one read of each repository's branches.
-                for (v, code) in views.iter_mut().zip(crate::host::release_info::deployments(&a.model, &all)) {
+                for (v, code) in views
+                    .iter_mut()
+                    .zip(crate::host::release_info::deployments(&a.model, &all))
+                {
                     v.code = code;
                 }
                 // A unit that restarted (or was restarted) may have a new exit to show.
