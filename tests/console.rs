@@ -234,6 +234,17 @@ fn developers_see_and_act_on_their_own_instances_and_admins_on_all() {
     // Nothing of dev2's, by any request from dev1's own session (and the same words as ssh).
     b.go(&format!("{URL}/"));
     b.wait_for("return document.querySelectorAll('.card').length == 3", "the console");
+    // The card shows the live release's commit and the branch head, which the
+    // rollback holds back (apply and the next push leave it; `ssh … deploy` deploys it).
+    let head = c.ok("git --git-dir=/srv/git/socketserver.git rev-parse dev1");
+    let live = &v1.split_once('-').unwrap().1[..10];
+    b.wait_for(
+        &format!(
+            "const c = document.querySelector(\"{ss1}\"); return !!c && c.querySelector('.live').textContent == '{live}' && c.querySelector('.pushed').textContent == '{} · held (rollback)'",
+            &head.trim()[..10]
+        ),
+        "the card's live and pushed commits",
+    );
     let dev2_pid = c.main_pid("openresty@socketserver-dev2.service");
     let forbidden = [
         (

@@ -663,6 +663,12 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     assert_ne!(r.code, 0, "a failed reload reported as success: {}", r.stdout);
     assert!(r.stdout.contains("fork() failed"), "{}", r.stdout);
     assert!(
+        r.stdout
+            .contains("its master started no new workers within 10 s after SIGHUP, and its old workers are gone"),
+        "{}",
+        r.stdout
+    );
+    assert!(
         !r.stdout.contains("no_such_directive"),
         "an older failure's journal lines: {}",
         r.stdout

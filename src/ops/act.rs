@@ -202,7 +202,11 @@ pub fn rollback(model: &Model, identity: &str, instance: &str, to: Option<&str>)
     // apply and an up-to-date push do not undo a rollback.
     if let Some((repo, branch)) = crate::core::repos::source_of(model, inst) {
         if let Some(head) = crate::host::release_info::heads(&repo.path).remove(&branch) {
-            release::hold(&app, &head, "rollback").map_err(Refused::Failed)?;
+            // After the switch: a hold that cannot be written fails nothing, it only
+            // leaves the head to the next apply.
+            if let Err(e) = release::hold(&app, &head, "rollback") {
+                eprintln!("warning: {}: the branch head is not held back: {e:#}", inst.name);
+            }
         }
     }
     let systemd = Systemd::connect().map_err(Refused::Failed)?;

@@ -209,8 +209,24 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
             println!("reloaded {} by SIGHUP to its master: new workers in {ms} ms", o.unit);
         } else {
             failed += 1;
+            // nginx keeps its old workers when the new config does not load, but stops
+            // them even when no new one could start (a fork refused: a task limit).
+            let master = systemd
+                .states(std::slice::from_ref(&o.unit))
+                .ok()
+                .and_then(|s| s.get(&o.unit).map(|s| s.main_pid))
+                .unwrap_or(0);
+            let serving = master != 0
+                && crate::host::systemd::workers::children(&[master])
+                    .get(&master)
+                    .is_some_and(|w| !w.is_empty());
+            let then = if serving {
+                "so the old workers go on serving (nginx keeps them when its config does not load)"
+            } else {
+                "and its old workers are gone: the instance serves nothing until a reload succeeds (fix the cause, then `ssh <entry>@server deploy` or `reload`)"
+            };
             eprintln!(
-                "error: reloading {} failed: its master started no new workers within {} s after SIGHUP, so the old workers go on serving (nginx keeps them when its config does not load)",
+                "error: reloading {} failed: its master started no new workers within {} s after SIGHUP, {then}",
                 o.unit,
                 HUP_WAIT.as_secs()
             );
