@@ -7,7 +7,6 @@ pub mod auth;
 mod console;
 pub mod entry;
 pub mod guard;
-pub mod link;
 mod tail;
 
 use std::collections::HashMap;
@@ -65,7 +64,7 @@ struct App {
     throttle: Mutex<guard::Throttle>,
     tails: Mutex<HashMap<String, usize>>,
     key: Option<Vec<u8>>,
-    links: Mutex<link::Used>,
+    links: Mutex<crate::ops::web_link::Used>,
     public_url: String,
     watch: console::Watch,
 }
@@ -109,7 +108,7 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         throttle: Mutex::new(guard::Throttle::default()),
         tails: Mutex::new(HashMap::new()),
         key,
-        links: Mutex::new(link::Used::default()),
+        links: Mutex::new(crate::ops::web_link::Used::default()),
         public_url: cfg.public_url.trim_end_matches('/').to_string(),
         watch: console::Watch::new(),
     });

@@ -8,5 +8,4 @@ pub mod journal;
 pub mod private;
 pub mod workers;
 
-pub use crate::core::systemd_types::JobKind;
-pub use client::{unit_states, JobOutcome, Systemd, UnitState};
+pub use client::{unit_states, Systemd, UnitState};
