@@ -13,12 +13,13 @@ use crate::core::model::{Instance, Kind, Model};
 use crate::core::names::MASTER;
 use crate::core::pending::{self, Pending};
 use crate::core::repos::{self, RepoKind, MAIN_BRANCH};
+use crate::core::systemd_types::{JobKind, JobOutcome};
 use crate::core::{reconcile, render};
 use crate::host::fsapply::{self, Manifest, Ownership};
 use crate::host::load;
 use crate::host::load::Loaded;
 use crate::host::release_info::{self, Deployment};
-use crate::host::systemd::{JobKind, JobOutcome, Systemd};
+use crate::host::systemd::{journal, Systemd};
 use crate::host::{fault, release, users, validate};
 
 use crate::ops::{ready, serverctrl};
@@ -368,7 +369,26 @@ fn settle(root: &Path, model: &Model, outcomes: &[JobOutcome], switched: &Switch
 /// Print each job's outcome (with the journal's last lines on failure); returns the
 /// number that failed.
 pub fn report(outcomes: &[JobOutcome]) -> usize {
-    crate::ops::deploy::report_since(outcomes, None)
+    let mut failed = 0;
+    for o in outcomes {
+        if o.ok() {
+            println!("{} {}", o.kind.past(), o.unit);
+        } else {
+            failed += 1;
+            eprintln!(
+                "error: {} {} failed (systemd job: {}; unit now: {})",
+                o.kind.verb(),
+                o.unit,
+                o.result(),
+                o.active_state
+            );
+            eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
+            for line in journal::last_lines(&o.unit, 15).lines() {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+    failed
 }
 
 /// Instances never run as a pre-existing system account (uid below 1000) that hhlctl

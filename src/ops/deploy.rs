@@ -1,24 +1,84 @@
-//! Deploying a branch's commit to its instance and reloading it: what the post-receive
-//! hook does for a push, what `ssh <entry>@server deploy` does for a branch ahead of
-//! its live release (a deploy that failed or was killed), and what the next push of an
-//! up-to-date branch does for it. One path for the three; `apply` (as root) deploys
-//! such a branch itself and reloads it with its other jobs.
+//! post-receive: deploy what a push moved. A logic server's branch becomes a new
+//! release of its instance, reloaded (by SIGHUP to the nginx master) or restarted; the
+//! Lua library's master reloads every OpenResty instance; serverctrl's master is
+//! applied as root through hhl-apply.service. Reported into the pusher's terminal.
+//!
+//! The same path deploys a branch left ahead of its live release (a deploy that failed
+//! or was killed): `ssh <entry>@server deploy`, and the next push of an up-to-date
+//! branch (`converge`). `apply`, as root, deploys such a branch itself and reloads it
+//! with its other jobs.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 
+use crate::core::access::{self, Action};
 use crate::core::model::{Instance, Kind, Model};
 use crate::core::render;
-use crate::core::repos::{self, PushOptions, Repo};
-use crate::core::systemd_types::JobKind;
+use crate::core::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
+use crate::core::systemd_types::{JobKind, JobOutcome, UnitName};
+use crate::host::load::Loaded;
 use crate::host::release;
 use crate::host::release_info::{self, Deployment};
 use crate::host::systemd::hup::HUP_WAIT;
-use crate::host::systemd::{journal, JobOutcome, Systemd};
+use crate::host::systemd::Systemd;
+use crate::ops::remote_apply;
+use crate::ops::report::{self, report_since};
+
+pub fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &PushOptions, me: &str) -> Result<i32> {
+    let model = &loaded.model;
+    let mut failed = 0;
+    for u in updates.iter().filter(|u| !u.is_delete()) {
+        let Some(branch) = u.branch() else { continue };
+        // pre-receive refused these already; run by hand, this hook must not deploy them.
+        if let Err(why) = access::may(model, me, Action::Push { repo, update: u }) {
+            eprintln!("not deployed: {why}");
+            failed += 1;
+            continue;
+        }
+        if opts.no_deploy {
+            println!("{} {branch}: updated; not deployed (-o no-deploy)", repo.name);
+            // Held: apply and the next up-to-date push leave it; `deploy` deploys it.
+            if let RepoKind::Server(server) = &repo.kind {
+                if let Some(inst) = repos::instance_for(model, server, branch) {
+                    release::hold(&inst.app_dir(), &u.new, "-o no-deploy")?;
+                }
+            }
+            continue;
+        }
+        let ok = match &repo.kind {
+            RepoKind::Server(server) => deploy_server(model, repo, server, branch, u, opts)?,
+            RepoKind::Lualib if branch == MAIN_BRANCH => deploy_lualib(model, repo, u)?,
+            RepoKind::Serverctrl if branch == MAIN_BRANCH => apply_serverctrl(model, u)?,
+            _ => {
+                println!("{} {branch}: updated; only {MAIN_BRANCH} deploys", repo.name);
+                true
+            }
+        };
+        if !ok {
+            failed += 1;
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
 
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
+}
+
+fn deploy_server(
+    model: &Model,
+    repo: &Repo,
+    server_name: &str,
+    branch: &str,
+    u: &RefUpdate,
+    opts: &PushOptions,
+) -> Result<bool> {
+    let Some(inst) = repos::instance_for(model, server_name, branch) else {
+        println!("{} {branch}: no instance to deploy to", repo.name);
+        return Ok(true);
+    };
+    server(model, repo, inst, &u.new, opts)
 }
 
 /// Deploy `commit` of `repo` to `inst` (its developer's branch), reload or restart as
@@ -29,7 +89,7 @@ pub fn server(model: &Model, repo: &Repo, inst: &Instance, commit: &str, opts: &
     let d = release::deploy(&repo.path, commit, &inst.app_dir(), model.git.keep)
         .with_context(|| format!("deploying {} to {}", short(commit), inst.name))?;
     // For the console's deploys view; a deploy does not fail for want of it.
-    let _ = release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, commit, d.files, d.bytes);
+    let _ = crate::host::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, commit, d.files, d.bytes);
     println!(
         "deployed {} to {} ({} file{}, release {}) in {} ms",
         short(commit),
@@ -72,40 +132,6 @@ pub fn server(model: &Model, repo: &Repo, inst: &Instance, commit: &str, opts: &
     Ok(ok)
 }
 
-/// Deploy `commit` of the Lua library's repository and reload every running instance.
-pub fn lualib(model: &Model, repo: &Repo, commit: &str) -> Result<bool> {
-    let t = Instant::now();
-    let d = release::deploy(&repo.path, commit, &render::lib_app_dir(model), model.git.keep)
-        .with_context(|| format!("deploying {} to {}", short(commit), model.paths.lua_lib_dir.display()))?;
-    println!(
-        "deployed {} to {} ({} file{}, release {}) in {} ms",
-        short(commit),
-        model.paths.lua_lib_dir.display(),
-        d.files,
-        if d.files == 1 { "" } else { "s" },
-        d.id,
-        t.elapsed().as_millis()
-    );
-    // Every OpenResty instance has the library on its lua_package_path.
-    let systemd = Systemd::connect()?;
-    let units: Vec<String> = model
-        .instances
-        .iter()
-        .filter(|i| i.kind == Kind::Openresty)
-        .map(|i| i.unit())
-        .collect();
-    let active = systemd.active_states(&units)?;
-    let running: Vec<String> = units
-        .into_iter()
-        .filter(|u| active.get(u).map(String::as_str) == Some("active"))
-        .collect();
-    let (_, failed) = reload_by_hup(&systemd, &running)?;
-    if failed == 0 {
-        release::reload_done(&render::lib_app_dir(model), &release::deploy_record(&d.id))?;
-    }
-    Ok(failed == 0)
-}
-
 /// `inst`'s branch against its live release, if it is a deploy target.
 pub fn state_of(model: &Model, inst: &Instance) -> Option<(Repo, Deployment)> {
     let (repo, branch) = repos::source_of(model, inst)?;
@@ -145,7 +171,11 @@ pub fn converge(model: &Model, insts: &[&Instance], forced: bool) -> Result<(usi
             d.branch,
             short(head),
             d.live.as_deref().map(short).unwrap_or("initial"),
-            if d.reload_pending { " (its reload is owed)" } else { "" },
+            if d.reload_pending {
+                " (its reload is owed)"
+            } else {
+                ""
+            },
             short(head)
         );
         deployed += 1;
@@ -163,14 +193,14 @@ fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previou
     let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
     let active = systemd.active_states(&units)?;
     for (unit, kind) in &mut jobs {
-        if *kind == JobKind::Reload && active.get(unit).map(String::as_str) != Some("active") {
+        if *kind == JobKind::Reload && !active.get(unit).is_some_and(|s| s.is_active()) {
             *kind = JobKind::Start;
         }
     }
     // A deploy's reload of a running nginx is a SIGHUP (see `systemd::hup`).
     let (hups, jobs): (Vec<_>, Vec<_>) = jobs
         .into_iter()
-        .partition(|(u, k)| *k == JobKind::Reload && u.starts_with("openresty@"));
+        .partition(|(u, k)| *k == JobKind::Reload && UnitName::parse(u).kind() == Some(Kind::Openresty));
     let hups: Vec<String> = hups.into_iter().map(|(u, _)| u).collect();
     let (mut outcomes, mut failed) = reload_by_hup(&systemd, &hups)?;
     if !jobs.is_empty() {
@@ -231,7 +261,8 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
                 HUP_WAIT.as_secs()
             );
             eprintln!("  its journal since the SIGHUP (journalctl -u {}):", o.unit);
-            for line in journal::lines_since(&o.unit, 15, Some(since)).lines() {
+            let lines = crate::host::systemd::journal::lines_since(&o.unit, report::JOURNAL_LINES, Some(since));
+            for line in lines.lines() {
                 eprintln!("  | {line}");
             }
         }
@@ -247,27 +278,66 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
     Ok((outcomes, failed))
 }
 
-/// Print each job's outcome (as `apply` does), showing only the journal lines logged from `since` on (when the jobs
-/// began), so that a failure never shows the lines of an older one.
-pub fn report_since(outcomes: &[JobOutcome], since: Option<std::time::SystemTime>) -> usize {
-    let mut failed = 0;
-    for o in outcomes {
-        if o.ok() {
-            println!("{} {}", o.kind.past(), o.unit);
-        } else {
-            failed += 1;
-            eprintln!(
-                "error: {} {} failed (systemd job: {}; unit now: {})",
-                o.kind.verb(),
-                o.unit,
-                o.result(),
-                o.active_state
-            );
-            eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
-            for line in journal::lines_since(&o.unit, 15, since).lines() {
-                eprintln!("  | {line}");
-            }
-        }
+fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
+    let t = Instant::now();
+    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), model.git.keep)
+        .with_context(|| format!("deploying {} to {}", short(&u.new), model.paths.lua_lib_dir.display()))?;
+    println!(
+        "deployed {} to {} ({} file{}, release {}) in {} ms",
+        short(&u.new),
+        model.paths.lua_lib_dir.display(),
+        d.files,
+        if d.files == 1 { "" } else { "s" },
+        d.id,
+        t.elapsed().as_millis()
+    );
+    // Every OpenResty instance has the library on its lua_package_path.
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .map(|i| i.unit())
+        .collect();
+    let active = systemd.active_states(&units)?;
+    let running: Vec<String> = units
+        .into_iter()
+        .filter(|u| active.get(u).is_some_and(|s| s.is_active()))
+        .collect();
+    let (_, failed) = reload_by_hup(&systemd, &running)?;
+    if failed == 0 {
+        release::reload_done(&render::lib_app_dir(model), &release::deploy_record(&d.id))?;
     }
-    failed
+    Ok(failed == 0)
+}
+
+/// Apply needs root: start the unit that runs `hhlctl apply --from-repo`, wait, and
+/// show what it printed. A push that lands while an apply runs is merged into that
+/// job by systemd, so go again until the pushed commit is the one applied.
+fn apply_serverctrl(model: &Model, u: &RefUpdate) -> Result<bool> {
+    let systemd = Systemd::connect()?;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let ran = remote_apply::apply(&systemd)?;
+        remote_apply::print(&ran);
+        let ok = ran.ok;
+        let applied = remote_apply::applied_commit(model).unwrap_or_default();
+        if !ok {
+            println!(
+                "apply failed: the push is stored, the running instances are as they were. Fix it and push again."
+            );
+            return Ok(false);
+        }
+        if applied.trim() == u.new {
+            println!("applied serverctrl {} in {} ms", short(&u.new), t.elapsed().as_millis());
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "serverctrl {} was not applied after 3 tries; run `systemctl start {}`",
+        short(&u.new),
+        crate::core::package::APPLY_UNIT
+    );
+    Ok(false)
 }
