@@ -171,11 +171,7 @@ pub fn converge(model: &Model, insts: &[&Instance], forced: bool) -> Result<(usi
             d.branch,
             short(head),
             d.live.as_deref().map(short).unwrap_or("initial"),
-            if d.reload_pending {
-                " (its reload is owed)"
-            } else {
-                ""
-            },
+            if d.reload_pending { " (its reload is owed)" } else { "" },
             short(head)
         );
         deployed += 1;
