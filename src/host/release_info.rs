@@ -185,22 +185,41 @@ pub fn deployment(app: &Path, git_dir: &Path, branch: &str, pushed: Option<Strin
     }
 }
 
-/// Branch → head commit of the bare repository `git_dir` (one git process); empty
-/// when it does not exist or cannot be read.
+/// Branch → head commit of the bare repository `git_dir`, read from its files (loose
+/// refs over `packed-refs`, as git reads them) rather than by a git process: `status`
+/// and the console read every repository on each call. Empty when it cannot be read.
 pub fn heads(git_dir: &Path) -> std::collections::BTreeMap<String, String> {
-    crate::host::git::run(
-        crate::host::git::at(git_dir),
-        &[
-            "for-each-ref",
-            "--format=%(refname:strip=2) %(objectname)",
-            "refs/heads/",
-        ],
-    )
-    .unwrap_or_default()
-    .lines()
-    .filter_map(|l| l.split_once(' '))
-    .map(|(b, c)| (b.to_string(), c.to_string()))
-    .collect()
+    let is_commit = |s: &str| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut out = std::collections::BTreeMap::new();
+    if let Ok(packed) = fs::read_to_string(git_dir.join("packed-refs")) {
+        for line in packed.lines() {
+            let Some((commit, name)) = line.split_once(' ') else {
+                continue;
+            };
+            if let Some(branch) = name.strip_prefix("refs/heads/") {
+                if is_commit(commit) {
+                    out.insert(branch.to_string(), commit.to_string());
+                }
+            }
+        }
+    }
+    let loose = git_dir.join("refs/heads");
+    for e in WalkDir::new(&loose).into_iter().filter_map(|e| e.ok()) {
+        if !e.file_type().is_file() || e.file_name().to_string_lossy().ends_with(".lock") {
+            continue;
+        }
+        let Ok(rel) = e.path().strip_prefix(&loose) else {
+            continue;
+        };
+        let Ok(text) = fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let commit = text.trim();
+        if is_commit(commit) {
+            out.insert(rel.to_string_lossy().into_owned(), commit.to_string());
+        }
+    }
+    out
 }
 
 /// The deployment of each of `insts` (None for those that are not deploy targets),
@@ -316,6 +335,54 @@ mod tests {
         // Held back (-o no-deploy, a rollback): ahead, not behind.
         let held = d(Some(head), Some("fedcba987654"), Some("rollback"));
         assert!(held.ahead() && !held.behind());
+    }
+
+    #[test]
+    fn heads_are_read_as_git_reads_them() {
+        let t = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(t.path())
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "-c",
+                    "init.defaultBranch=master",
+                ])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        git(&["init", "-q", "--bare", "r.git"]);
+        git(&["init", "-q", "w"]);
+        let w = |args: &[&str]| git(&[&["-C", "w"], args].concat());
+        w(&["commit", "-q", "--allow-empty", "-m", "1"]);
+        for b in ["master", "dev1", "team/dev2"] {
+            w(&["push", "-q", "../r.git", &format!("HEAD:refs/heads/{b}")]);
+        }
+        // Some packed, one loose over its packed value, one only loose.
+        git(&["--git-dir", "r.git", "pack-refs", "--all"]);
+        w(&["commit", "-q", "--allow-empty", "-m", "2"]);
+        w(&["push", "-q", "../r.git", "HEAD:refs/heads/dev1", "HEAD:refs/heads/dev3"]);
+        let want: std::collections::BTreeMap<String, String> = git(&[
+            "--git-dir",
+            "r.git",
+            "for-each-ref",
+            "--format=%(refname:strip=2) %(objectname)",
+            "refs/heads/",
+        ])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(b, c)| (b.to_string(), c.to_string()))
+        .collect();
+        assert_eq!(want.len(), 4);
+        assert_eq!(heads(&t.path().join("r.git")), want);
+        assert!(heads(&t.path().join("nowhere")).is_empty());
     }
 
     #[test]
