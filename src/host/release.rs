@@ -6,7 +6,6 @@
 
 use std::fs::{self, File};
 use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,7 +59,7 @@ impl Lock {
                 }
             })
             .with_context(|| format!("opening {} (a symbolic link there is refused)", path.display()))?;
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().is_root() {
             if let Ok(dir) = fs::symlink_metadata(app) {
                 let _ = std::os::unix::fs::fchown(&f, Some(dir.uid()), Some(dir.gid()));
             }
@@ -68,8 +67,7 @@ impl Lock {
         let _ = f.set_permissions(fs::Permissions::from_mode(0o640));
         let deadline = Instant::now() + timeout;
         loop {
-            // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
                 return Ok(Lock(f));
             }
             if Instant::now() >= deadline {
@@ -174,7 +172,8 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     crate::host::fault::point("release:extracted");
     // Root (apply deploying a branch a killed push left behind) deploys as the entry
     // account would: the release belongs to the app's owner, who prunes it later.
-    let owner = (unsafe { libc::geteuid() } == 0)
+    let owner = rustix::process::geteuid()
+        .is_root()
         .then(|| fs::metadata(app).map(|m| (m.uid(), m.gid())).ok())
         .flatten();
     let (files, bytes) = share_with_group(&tmp, others, owner)?;
@@ -366,7 +365,7 @@ fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>)
     unsafe {
         tar.pre_exec(move || {
             if let Some(mask) = umask {
-                libc::umask(mask as libc::mode_t);
+                rustix::process::umask(rustix::fs::Mode::from_bits_truncate(mask));
             }
             die_with_parent()
         });
@@ -395,11 +394,7 @@ fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>)
 /// deploy killed midway (`kill -9` of a post-receive hook) leaves no tar writing
 /// into the release the next deploy clears.
 fn die_with_parent() -> std::io::Result<()> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling process.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).map_err(std::io::Error::from)
 }
 
 /// Group-writable, so the owner and admins (members of the owner's group) can both

@@ -154,7 +154,7 @@ fn stuck_or(e: anyhow::Error, call: &str, timeout: Duration) -> anyhow::Error {
 /// `future`, or `TimedOut` after `timeout`.
 async fn within<T>(timeout: Duration, future: impl std::future::Future<Output = T>) -> Result<T> {
     use futures_util::future::{select, Either};
-    let timer = async_io::Timer::after(timeout);
+    let timer = tokio::time::sleep(timeout);
     match select(std::pin::pin!(future), std::pin::pin!(timer)).await {
         Either::Left((value, _)) => Ok(value),
         Either::Right(_) => Err(TimedOut.into()),

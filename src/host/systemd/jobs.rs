@@ -57,7 +57,7 @@ impl Systemd {
                 _ => 100,
             });
             while !pending.is_empty() {
-                async_io::Timer::after(poll).await;
+                tokio::time::sleep(poll).await;
                 let running: HashSet<OwnedObjectPath> = manager
                     .list_jobs()
                     .await
