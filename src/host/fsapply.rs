@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -283,7 +283,6 @@ fn write_artifact_at(root: &Path, a: &Artifact, own: Ownership, fault: Option<&s
 /// swap one for a link to `/etc` between our check and our chown. The owner and mode
 /// are set on the opened directory (fchown, fchmod), never by path.
 fn ensure_dir(p: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     match fs::symlink_metadata(p) {
         Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
             "{} is a symbolic link, where hhlctl keeps a directory; a link there is refused, never followed\n  \
@@ -342,6 +341,29 @@ pub fn clear_temps(dir: &Path) -> Vec<PathBuf> {
     gone
 }
 
+/// Remove every temp file (`.<name>.hhl-tmp.<pid>`) in `dir` but this process's own,
+/// whether or not a process with that pid runs now: for the directories only apply
+/// writes, swept while it holds its lock, where a pid reused since the kill must not
+/// keep a copy of a secret alive. Returns the paths removed.
+pub fn clear_all_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut gone = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return gone;
+    };
+    let mine = std::process::id().to_string();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.rsplit_once(TEMP_MARK).map(|(_, pid)| pid) else {
+            continue;
+        };
+        let is_file = e.file_type().is_ok_and(|t| !t.is_dir());
+        if name.starts_with('.') && pid != mine && is_file && fs::remove_file(e.path()).is_ok() {
+            gone.push(e.path());
+        }
+    }
+    gone
+}
+
 /// Whether process `pid` runs (in our PID namespace); our own counts as dead, for a
 /// temp file of ours is never left over on purpose.
 pub fn alive(pid: u32) -> bool {
@@ -358,15 +380,24 @@ pub fn write_file_owned(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32
     write_file_at(path, bytes, mode, owner, None)
 }
 
+/// `write_file_owned` for a secret: the test hook `secrets:temp-written` can kill the
+/// writer between its temp copy and the rename (what apply's sweep then removes).
+pub fn write_secret(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
+    write_file_at(path, bytes, mode, owner, Some("secrets:temp-written"))
+}
+
 fn write_file_at(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>, fault: Option<&str>) -> Result<()> {
     let dir = path.parent().context("path has no parent directory")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = temp_beside(path);
     let result = (|| -> io::Result<()> {
+        // Owner-only from the moment it exists (a secret's copy included); the
+        // mode asked for is set once the owner is.
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
