@@ -116,18 +116,30 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
     }
     let mut failed = false;
     for u in updates.iter().filter(|u| !u.is_delete()) {
-        let mut problems = super::push_checks::objects(model, &repo.path, u)?;
+        use super::push_checks as checks;
+        let code = repo.kind != RepoKind::Serverctrl;
+        let new_branch = u.old.bytes().all(|b| b == b'0');
+        // First the bounds, from git's own listings: nothing is diffed, extracted or
+        // written before the tree that would deploy and the branch are known to fit.
+        // A new code branch's entries are checked in the same listing.
+        let mut problems = checks::bounded_tree(model, &repo.path, u, code && new_branch)?;
+        if problems.is_empty() {
+            problems.extend(checks::branch_size(model, &repo.path, u)?);
+        }
+        if problems.is_empty() {
+            problems = checks::objects(model, &repo.path, u)?;
+        }
         // Code repositories: what changed on the branch (the tip it replaces passed
-        // these checks), or the whole tree of a new branch.
+        // these checks); a new branch's whole tree was listed above.
         let changes = match repo.kind {
             RepoKind::Serverctrl => None,
-            _ => super::push_checks::changes(&repo.path, u)?,
+            _ if !problems.is_empty() => None,
+            _ => checks::changes(&repo.path, u)?,
         };
-        if problems.is_empty() && repo.kind != RepoKind::Serverctrl {
-            problems = match &changes {
-                Some(c) => super::push_checks::changed_problems(c),
-                None => super::push_checks::tree(&repo.path, u)?,
-            };
+        if problems.is_empty() {
+            if let Some(c) = &changes {
+                problems = checks::changed_problems(c);
+            }
         }
         if !problems.is_empty() {
             eprintln!("refused: {} {}:", repo.name, u.refname);
@@ -157,6 +169,17 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
     Ok(0)
 }
 
+/// Where a push's checks extract and test: `<repository>/hhl-scratch/`, the entry
+/// account's own (0700), never the shared /tmp; the programs they run (luajit, nginx
+/// -t) are pointed there too (TMPDIR). Bounded by the tree limits checked first.
+pub const SCRATCH_DIR: &str = "hhl-scratch";
+
+fn push_scratch(git_dir: &Path, what: &str) -> Result<release::Scratch> {
+    let scratch = release::Scratch::new_in(&git_dir.join(SCRATCH_DIR), what)?;
+    std::env::set_var("TMPDIR", &scratch.0);
+    Ok(scratch)
+}
+
 /// Compile the `.lua` files the push changes (`changes`), or every one of a new branch.
 fn check_lua(
     model: &Model,
@@ -167,7 +190,7 @@ fn check_lua(
     if changes.is_some_and(|c| !c.iter().any(|c| c.path.ends_with(b".lua"))) {
         return Ok(Vec::new());
     }
-    let scratch = release::Scratch::new("check")?;
+    let scratch = push_scratch(git_dir, "check")?;
     let tree = scratch.0.join("tree");
     let nginx = scratch.0.join("nginx");
     std::fs::create_dir(&tree)?;
@@ -188,7 +211,7 @@ fn check_lua(
 /// hhl.yaml and templates load and render, and every config that would change passes
 /// `nginx -t` (rendered with its paths moved into a scratch directory).
 fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
-    let scratch = release::Scratch::new("serverctrl")?;
+    let scratch = push_scratch(git_dir, "serverctrl")?;
     let tree = scratch.0.join("tree");
     std::fs::create_dir(&tree)?;
     release::extract(git_dir, &u.new, &tree)?;
@@ -291,6 +314,14 @@ fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &Push
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+/// What a deploy target keeps: git.keep releases, within git.max_releases_size.
+fn keep(model: &Model) -> release::Keep {
+    release::Keep {
+        count: model.git.keep,
+        bytes: crate::push_limits::parse_size(&model.git.max_releases_size).unwrap_or(300 << 20),
+    }
+}
+
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
@@ -308,7 +339,7 @@ fn deploy_server(
         return Ok(true);
     };
     let t = Instant::now();
-    let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
+    let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), keep(model))
         .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
     // For the console's deploys view; a deploy does not fail for want of it.
     let _ = crate::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
@@ -427,7 +458,7 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
 
 fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
     let t = Instant::now();
-    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), model.git.keep)
+    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), keep(model))
         .with_context(|| format!("deploying {} to {}", short(&u.new), model.paths.lua_lib_dir.display()))?;
     println!(
         "deployed {} to {} ({} file{}, release {}) in {} ms",

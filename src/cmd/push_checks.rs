@@ -1,6 +1,8 @@
-//! What pre-receive checks in every pushed commit before any ref moves: no object
-//! above git.max_object_size, and in the tree that deploys no symlink, no submodule
-//! and no file name that cannot be deployed. A refused push's objects stay in git's
+//! What pre-receive checks in every pushed commit before any ref moves: the tree that
+//! deploys within git.max_files and git.max_unpacked_size (from git's listing, before
+//! anything is extracted), a branch's history beyond master within
+//! git.max_branch_size, no object above git.max_object_size, and in the tree that
+//! deploys no symlink, no submodule and no file name that cannot be deployed. A refused push's objects stay in git's
 //! quarantine directory, which git deletes when pre-receive fails.
 
 use std::path::Path;
@@ -40,12 +42,64 @@ pub fn objects(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<Strin
     Ok(problems)
 }
 
-/// The tree that would deploy: refused symlinks (the Lua check and nginx would follow
-/// them out of the release), submodules, and names that are not UTF-8 or hold control
-/// characters.
-pub fn tree(git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
-    let out = git::bytes(git::at(git_dir), &["ls-tree", "-r", "-z", "--full-tree", &u.new])?;
-    Ok(tree_problems(&out))
+/// The tree limits hhl.yaml sets (git.max_files, git.max_unpacked_size).
+pub fn tree_limits(model: &Model) -> push_limits::TreeLimits {
+    push_limits::TreeLimits {
+        max_files: model.git.max_files,
+        max_bytes: push_limits::parse_size(&model.git.max_unpacked_size).unwrap_or(100 << 20),
+    }
+}
+
+/// The bounds of the tree that would deploy, from git's own listing (`ls-tree -r -l`,
+/// streamed and stopped at the first entry past a limit) before anything is written
+/// or extracted; with `entries`, also `tree`'s checks of every entry (a new branch).
+/// The first problem found past a limit ends the listing.
+pub fn bounded_tree(model: &Model, git_dir: &Path, u: &RefUpdate, entries: bool) -> Result<Vec<String>> {
+    let limits = tree_limits(model);
+    let mut tally = push_limits::Tally::default();
+    let mut problems = Vec::new();
+    git::records(
+        git::at(git_dir),
+        &["ls-tree", "-r", "-l", "-z", "--full-tree", &u.new],
+        |record| {
+            let Some((mode, size, path)) = push_limits::parse_long_entry(record) else {
+                return true;
+            };
+            if let Err(over) = tally.add(size, &limits) {
+                problems.insert(0, over);
+                return false;
+            }
+            if entries {
+                problems.extend(entry_problem(mode, path));
+            }
+            true
+        },
+    )?;
+    Ok(problems)
+}
+
+/// The history a push to a branch other than master would keep beyond master, as git
+/// stores it (its packs, the push's quarantine included), against git.max_branch_size.
+pub fn branch_size(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Option<String>> {
+    let Some(branch) = u.branch().filter(|b| *b != crate::repos::MAIN_BRANCH) else {
+        return Ok(None);
+    };
+    let max = push_limits::parse_size(&model.git.max_branch_size).unwrap_or(200 << 20);
+    let used = git::run(
+        git::at(git_dir),
+        &[
+            "rev-list",
+            "--objects",
+            "--disk-usage",
+            &u.new,
+            "--not",
+            &format!("--glob=refs/heads/{}", crate::repos::MAIN_BRANCH),
+        ],
+    )?;
+    let used: u64 = used
+        .parse()
+        .with_context(|| format!("git rev-list --disk-usage printed `{used}`"))?;
+    Ok(push_limits::branch_problem(branch, used, max))
 }
 
 /// Pure: `git ls-tree -r -z` output → problems.

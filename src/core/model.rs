@@ -451,6 +451,9 @@ fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
     for (key, v) in [
         ("max_object_size", &git.max_object_size),
         ("max_push_size", &git.max_push_size),
+        ("max_unpacked_size", &git.max_unpacked_size),
+        ("max_branch_size", &git.max_branch_size),
+        ("max_releases_size", &git.max_releases_size),
     ] {
         if let Err(p) = crate::push_limits::parse_size(v) {
             errs.push(
@@ -458,6 +461,15 @@ fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
                     .hint("bytes, or a number with K, M or G (`10M`), at least 1K"),
             );
         }
+    }
+    if git.max_files == 0 {
+        errs.push(
+            src.diag(
+                &["git", "max_files"],
+                "git.max_files is 0: no push would fit".to_string(),
+            )
+            .hint("a number of files, 1 or more (default 10000)"),
+        );
     }
     if git.keep < 2 {
         errs.push(
