@@ -57,6 +57,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let loaded = load::load(config)?;
     let artifacts = loaded.render()?;
     let model = &loaded.model;
+    super::apply::refuse_file_paths(&args.root, &loaded)?;
     let (previous, warnings) = Manifest::load(&args.root, &model.paths)?;
     for w in &warnings {
         eprintln!("warning: {w}");

@@ -288,6 +288,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         return Err(errs);
     }
     check_ports(&instances, src, &mut errs);
+    check_log_identifiers(&instances, src, &mut errs);
     check_values(raw, &instances, src, &mut errs);
     errs.into_result(Model {
         developers,
@@ -438,6 +439,42 @@ fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
         } else {
             seen.insert(inst.port, inst);
         }
+    }
+}
+
+/// Every instance logs under its own identifier (SyslogIdentifier=, the rsyslog rule
+/// that routes its lines, the console's log view): one shared by two instances, of any
+/// kinds, would mix their logs. A server named `redis` is the way there: its
+/// instances' identifiers are the Redis instances' (`redis-<owner>`).
+fn check_log_identifiers(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
+    let mut seen: BTreeMap<String, &Instance> = BTreeMap::new();
+    let mut reported = std::collections::BTreeSet::new();
+    for inst in instances {
+        let id = crate::units::syslog_identifier(inst);
+        let Some(first) = seen.get(&id).copied() else {
+            seen.insert(id, inst);
+            continue;
+        };
+        // Point at the server (its name makes the clash), once per server.
+        let at = if inst.kind == Kind::Openresty { inst } else { first };
+        if !reported.insert(at.origin.clone()) {
+            continue;
+        }
+        let origin: Vec<&str> = at.origin.iter().map(String::as_str).collect();
+        errs.push(
+            src.diag(
+                &origin,
+                format!(
+                    "log identifier `{id}` is used by both {} and {}: their logs would mix",
+                    whose(first),
+                    whose(inst)
+                ),
+            )
+            .hint(format!(
+                "rename server `{}`: every instance logs as <server>-<owner>, and Redis as redis-<owner>",
+                at.server
+            )),
+        );
     }
 }
 

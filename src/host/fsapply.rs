@@ -364,6 +364,46 @@ pub fn clear_all_temps(dir: &Path) -> Vec<PathBuf> {
     gone
 }
 
+/// The `paths:` of hhl.yaml that cannot work on this host (under `root`) because a
+/// file stands where hhlctl needs a directory: the directory itself, or one of its
+/// parents (for the rule files, their directory). Key under `paths:` and why.
+pub fn file_where_a_directory_belongs(root: &Path, paths: &RawPaths) -> Vec<(&'static str, String)> {
+    let dirs = [
+        ("hhl_root", &paths.hhl_root, true),
+        ("redis_conf_dir", &paths.redis_conf_dir, true),
+        ("redis_data_dir", &paths.redis_data_dir, true),
+        ("unit_dir", &paths.unit_dir, true),
+        ("state_dir", &paths.state_dir, true),
+        ("log_dir", &paths.log_dir, true),
+        ("entry_home", &paths.entry_home, true),
+        ("polkit_rules", &paths.polkit_rules, false),
+        ("rsyslog_conf", &paths.rsyslog_conf, false),
+    ];
+    let mut out = Vec::new();
+    for (key, path, is_dir) in dirs {
+        let dir = if is_dir { Some(path.as_path()) } else { path.parent() };
+        let Some(dir) = dir else { continue };
+        // The nearest part of the path that exists must be a directory.
+        let blocking = dir
+            .ancestors()
+            .find(|a| fs::metadata(under(root, a)).is_ok())
+            .filter(|a| !fs::metadata(under(root, a)).is_ok_and(|m| m.is_dir()));
+        if let Some(b) = blocking {
+            let why = if b == dir {
+                format!("paths.{key}: {} is a file, where hhlctl needs a directory", b.display())
+            } else {
+                format!(
+                    "paths.{key}: {} is a file, so {} cannot be made inside it",
+                    b.display(),
+                    dir.display()
+                )
+            };
+            out.push((key, why));
+        }
+    }
+    out
+}
+
 /// Whether process `pid` runs (in our PID namespace); our own counts as dead, for a
 /// temp file of ours is never left over on purpose.
 pub fn alive(pid: u32) -> bool {
