@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
-use crate::render::{INITIAL_RELEASE, RELEASES};
+use crate::core::render::{INITIAL_RELEASE, RELEASES};
 
 /// An exclusive `flock` on `<app>/.lock`, held until dropped.
 pub struct Lock(#[allow(dead_code)] File);
@@ -195,7 +195,7 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: Keep) -> Result<De
     let previous = current(app);
     mark_reload(app, &deploy_record(&id))?;
     switch(app, &id)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     prune(app, keep, (&id, bytes))?;
     Ok(Deployed {
         id,
@@ -221,7 +221,7 @@ pub fn rollback_record(from: &str, to: &str) -> String {
 }
 
 fn mark_reload(app: &Path, what: &str) -> Result<()> {
-    crate::fsapply::write_file(&app.join(RELOAD_PENDING), format!("{what}\n").as_bytes(), 0o660)
+    crate::host::fsapply::write_file(&app.join(RELOAD_PENDING), format!("{what}\n").as_bytes(), 0o660)
 }
 
 /// What switched `current` without the reload that should follow (`deploy <id>`,
@@ -291,7 +291,7 @@ pub fn rollback(app: &Path) -> Result<(String, String, bool)> {
     };
     mark_reload(app, &rollback_record(&now, &before))?;
     switch(app, &before)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     Ok((now, before, false))
 }
 
@@ -303,7 +303,7 @@ pub fn rollback_to(app: &Path, to: &str) -> Result<String> {
     if !ids.iter().any(|i| i == to) {
         bail!(
             "no release `{}` is kept in {} (releases: {})",
-            crate::error::excerpt(to),
+            crate::core::error::excerpt(to),
             releases_dir(app).display(),
             ids.join(", ")
         );
@@ -316,7 +316,7 @@ pub fn rollback_to(app: &Path, to: &str) -> Result<String> {
     }
     mark_reload(app, &rollback_record(&now, to))?;
     switch(app, to)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     Ok(now)
 }
 
@@ -335,7 +335,7 @@ pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
 
 /// `extract`, with the files' modes under `umask` (for root too) where given.
 fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>) -> Result<()> {
-    let mut archive = crate::git::at(git_dir)
+    let mut archive = crate::host::git::at(git_dir)
         .args(["archive", "--format=tar", commit])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -431,14 +431,14 @@ fn clear_leftovers(dir: &Path) -> usize {
 
 /// `.current.tmp-<pid>` links and `.hhl-tmp.` files of killed switches in `app`.
 fn clear_app_temps(app: &Path) -> usize {
-    let mut n = crate::fsapply::clear_temps(app).len();
+    let mut n = crate::host::fsapply::clear_temps(app).len();
     if let Ok(entries) = fs::read_dir(app) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let dead = name
                 .strip_prefix(".current.tmp-")
                 .and_then(|pid| pid.parse::<u32>().ok())
-                .is_some_and(|pid| !crate::fsapply::alive(pid));
+                .is_some_and(|pid| !crate::host::fsapply::alive(pid));
             if dead && fs::remove_file(e.path()).is_ok() {
                 n += 1;
             }
@@ -469,7 +469,7 @@ fn prune(app: &Path, keep: Keep, new: (&str, u64)) -> Result<()> {
         if id == new.0 {
             return new.1;
         }
-        crate::release_info::recorded_bytes(app, id).unwrap_or_else(|| tree_bytes(&releases_dir(app).join(id)))
+        crate::host::release_info::recorded_bytes(app, id).unwrap_or_else(|| tree_bytes(&releases_dir(app).join(id)))
     };
     let mut total: u64 = kept.iter().map(|i| size(i)).sum();
     let mut left = kept.len();
@@ -568,7 +568,7 @@ mod tests {
             let commit = git(&work, &["rev-parse", "HEAD"]);
             let d = deploy(&work.join(".git"), &commit, &app, keep).unwrap();
             assert_eq!(d.bytes, 3000);
-            crate::release_info::record_deployed(&app, &d.id, &work.join(".git"), &commit, d.files, d.bytes).unwrap();
+            crate::host::release_info::record_deployed(&app, &d.id, &work.join(".git"), &commit, d.files, d.bytes).unwrap();
             ids.push(d.id);
         }
         assert_eq!(list(&app).unwrap(), ["initial", ids[2].as_str(), ids[3].as_str()]);

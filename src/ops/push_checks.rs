@@ -9,10 +9,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::git;
-use crate::model::Model;
-use crate::push_limits::{self, human};
-use crate::repos::RefUpdate;
+use crate::core::model::Model;
+use crate::core::push_limits::{self, human};
+use crate::core::repos::RefUpdate;
+use crate::host::git;
 
 /// Every object the push brings (reachable from the new tip, not from any ref),
 /// with its size: those above the limit.
@@ -81,7 +81,7 @@ pub fn bounded_tree(model: &Model, git_dir: &Path, u: &RefUpdate, entries: bool)
 /// The history a push to a branch other than master would keep beyond master, as git
 /// stores it (its packs, the push's quarantine included), against git.max_branch_size.
 pub fn branch_size(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Option<String>> {
-    let Some(branch) = u.branch().filter(|b| *b != crate::repos::MAIN_BRANCH) else {
+    let Some(branch) = u.branch().filter(|b| *b != crate::core::repos::MAIN_BRANCH) else {
         return Ok(None);
     };
     let max = push_limits::parse_size(&model.git.max_branch_size).unwrap_or(200 << 20);
@@ -93,7 +93,7 @@ pub fn branch_size(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Optio
             "--disk-usage",
             &u.new,
             "--not",
-            &format!("--glob=refs/heads/{}", crate::repos::MAIN_BRANCH),
+            &format!("--glob=refs/heads/{}", crate::core::repos::MAIN_BRANCH),
         ],
     )?;
     let used: u64 = used
