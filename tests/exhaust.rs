@@ -49,6 +49,12 @@ fn push_lua(c: &Container, id: &str, branch: &str, text: &str) -> Run {
     )
 }
 
+/// `r`'s output (a script that goes on after the refused command) says `want`.
+#[track_caller]
+fn refused_ok(r: &Run, want: &str) {
+    assert!(r.stdout.contains(want), "wanted `{want}` in:\n{}", r.stdout);
+}
+
 #[track_caller]
 fn refused(r: &Run, want: &str) {
     let all = format!("{}{}", r.stdout, r.stderr);
@@ -95,6 +101,16 @@ fn a_developer_cannot_exhaust_disk_tmp_or_read_hidden_objects() {
     let r = git(&c, "dev1", &format!("git cat-file -e {dev2_commit}"));
     assert_ne!(r.code, 0, "dev2's commit reached dev1's clone");
 
+    // The anchor, in the same run: a one-file push the hook refuses (a symbolic link),
+    // so ssh, git and the hook's start cost the same; the million files may add at
+    // most a second to that.
+    let anchor = git(
+        &c,
+        "dev1",
+        "ln -s /etc/passwd l.lua && git add l.lua && git commit -qm l \
+         && s=$(date +%s%N); git push origin HEAD:dev1; echo \"took=$(( ($(date +%s%N) - s) / 1000000 ))\"; git reset -q --hard origin/master",
+    );
+    refused_ok(&anchor, "`l.lua` is a symbolic link");
     // A million files in a few KB: one blob, a tree of 1000 entries naming it, and a
     // tree of 1000 entries naming that tree. Refused from git's listing, at once, with
     // /tmp untouched.
@@ -109,13 +125,32 @@ fn a_developer_cannot_exhaust_disk_tmp_or_read_hidden_objects() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     let tmp_before = tmp_listing(&c);
     let started = Instant::now();
-    let r = git(&c, "dev1", "git push origin HEAD:dev1");
-    let took = started.elapsed();
-    refused(
-        &r,
-        "the tree that would deploy holds more than 10000 files; the limit is 10000 (git.max_files in hhl.yaml)",
+    let r = git(
+        &c,
+        "dev1",
+        "s=$(date +%s%N); git push origin HEAD:dev1; echo \"took=$(( ($(date +%s%N) - s) / 1000000 ))\"",
     );
-    assert!(took.as_millis() < 1000, "the million-file push took {took:?} to refuse");
+    let took = started.elapsed();
+    assert!(
+        r.stdout.contains(
+            "the tree that would deploy holds more than 10000 files; the limit is 10000 (git.max_files in hhl.yaml)"
+        ),
+        "{}",
+        r.stdout
+    );
+    let ms = |r: &Run| -> u64 {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("took="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no time in {}", r.stdout))
+    };
+    let (million, one) = (ms(&r), ms(&anchor));
+    println!("push refused: a million files {million} ms, one link {one} ms (whole call {took:?})");
+    assert!(
+        million < one + 1000,
+        "the million-file push took {million} ms to refuse, a one-file refused push {one} ms"
+    );
     assert_eq!(tmp_listing(&c), tmp_before, "the push touched /tmp");
     assert_eq!(
         c.ok("ls -A /srv/git/socketserver.git/hhl-scratch 2>/dev/null | wc -l")
@@ -184,4 +219,69 @@ fn a_developer_cannot_exhaust_disk_tmp_or_read_hidden_objects() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     assert_eq!(tmp_listing(&c), tmp_before, "a push touched /tmp");
+}
+
+/// dev1's code writes as much as it can into nginx's temp/, /tmp and /var/tmp: each is
+/// a tmpfs of limits.dev1.disk, so the writes stop there with ENOSPC (which the code
+/// logs, and the journal keeps), the root file system does not move, and dev2 is
+/// served throughout with its own scratch space intact.
+#[test]
+fn an_instance_fills_its_own_disk_bound_and_nothing_else() {
+    let c = Container::applied(&example_yaml().replace("dev1: {cpu: 150%}", "dev1: {cpu: 150%, disk: 8M}"));
+    let fill = r#"
+local dir = ngx.var.arg_dir
+local f = assert(io.open(dir .. "/fill", "w"))
+f:setvbuf("no")
+local chunk, n, err = string.rep("x", 1024 * 1024), 0, nil
+while n < 64 do
+  local ok, e = f:write(chunk)
+  if not ok then err = e break end
+  n = n + 1
+end
+f:close()
+ngx.log(ngx.ERR, "fill ", dir, ": ", n, " MiB, then ", tostring(err))
+ngx.say(n, " ", tostring(err))
+"#;
+    for dev in ["dev1", "dev2"] {
+        c.write(&format!("/opt/hhl/socketserver/{dev}/src/main.lua"), fill);
+    }
+    let root_before: u64 = c.ok("df --output=used -B1 / | tail -1").trim().parse().unwrap();
+    let temp = "/opt/hhl/socketserver/dev1/temp";
+    for dir in ["/tmp", "/var/tmp", temp] {
+        let out = c.ok(&format!("curl -s -m 20 'http://127.0.0.1:1081/hhl?dir={dir}'"));
+        let Some((n, err)) = out.trim().split_once(' ').filter(|(n, _)| n.parse::<u64>().is_ok()) else {
+            panic!(
+                "{dir}: {out}\n{}\n{}",
+                c.ok("journalctl -q -u openresty@socketserver-dev1.service --no-pager | tail -20"),
+                c.ok("systemctl cat openresty@socketserver-dev1.service | grep -i -e tmp -e ReadWrite")
+            );
+        };
+        let n: u64 = n.parse().unwrap();
+        assert!(n <= 8, "dev1 wrote {n} MiB into {dir}, past its 8M bound: {out}");
+        assert!(err.contains("No space left on device"), "{dir}: {out}");
+        // dev2 is served while dev1's bound is full, and writes its own scratch.
+        let own = dir.replace("/dev1/", "/dev2/");
+        let theirs = c.ok(&format!("curl -s -m 20 'http://127.0.0.1:1082/hhl?dir={own}'"));
+        assert!(
+            theirs.trim().starts_with("64 nil") || theirs.contains("No space"),
+            "{dir}: {theirs}\n{}",
+            c.ok("journalctl -q -u openresty@socketserver-dev2.service --no-pager | tail -20")
+        );
+    }
+    let root_after: u64 = c.ok("df --output=used -B1 / | tail -1").trim().parse().unwrap();
+    assert!(
+        root_after < root_before + (16 << 20),
+        "the root file system grew by {} bytes",
+        root_after - root_before
+    );
+    // The journal says where the bound was hit.
+    let journal = c.ok("journalctl -q -u openresty@socketserver-dev1.service --no-pager | grep 'fill /tmp'");
+    assert!(journal.contains("No space left on device"), "{journal}");
+    // Nothing of it on the host's /tmp, or in dev1's temp/ as the host sees it.
+    assert_eq!(c.ok("find /tmp /var/tmp -name fill | wc -l").trim(), "0");
+    assert_eq!(c.ok(&format!("find {temp} -name fill | wc -l")).trim(), "0");
+    // dev1 restarts (its tmpfs is new) and serves again.
+    c.ok("systemctl restart openresty@socketserver-dev1.service");
+    let out = c.ok("curl -s -m 20 'http://127.0.0.1:1081/hhl?dir=/tmp'");
+    assert!(out.starts_with('7') || out.starts_with('8'), "{out}");
 }

@@ -145,6 +145,9 @@ pub struct RawLimits {
     pub cpu: Option<String>,
     /// TasksMax: processes and threads, or `infinity`.
     pub tasks: Option<serde_json::Value>,
+    /// The size of each of an instance's private scratch file systems (nginx's `temp/`,
+    /// `/tmp`, `/var/tmp`): bytes with K, M or G. Default 64M.
+    pub disk: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

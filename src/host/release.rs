@@ -568,7 +568,8 @@ mod tests {
             let commit = git(&work, &["rev-parse", "HEAD"]);
             let d = deploy(&work.join(".git"), &commit, &app, keep).unwrap();
             assert_eq!(d.bytes, 3000);
-            crate::host::release_info::record_deployed(&app, &d.id, &work.join(".git"), &commit, d.files, d.bytes).unwrap();
+            crate::host::release_info::record_deployed(&app, &d.id, &work.join(".git"), &commit, d.files, d.bytes)
+                .unwrap();
             ids.push(d.id);
         }
         assert_eq!(list(&app).unwrap(), ["initial", ids[2].as_str(), ids[3].as_str()]);
