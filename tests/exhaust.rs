@@ -101,6 +101,30 @@ fn a_developer_cannot_exhaust_disk_tmp_or_read_hidden_objects() {
     let r = git(&c, "dev1", &format!("git cat-file -e {dev2_commit}"));
     assert_ne!(r.code, 0, "dev2's commit reached dev1's clone");
 
+    // Nor by pushing a tree that names dev2's file by its id without bringing it (git's
+    // own connectivity check counts dev2's branch), to fetch it back: a push crafted
+    // by hand, since git's client will not send what it lacks.
+    let blob = c.ok("runuser -u hhl -- git --git-dir=/srv/git/socketserver.git rev-parse dev2:main.lua");
+    let r = git(
+        &c,
+        "dev1",
+        &format!(
+            "t=$(printf '100644 blob %s\tmain.lua\n' {blob} | git mktree --missing) && n=$(git commit-tree $t -p HEAD -m steal) && \
+             printf '%s\n%s\n' $n $t | git pack-objects -q --stdout > /root/steal.pack && \
+             {{ printf '%04x%s %s %s' 116 0000000000000000000000000000000000000000 $n refs/heads/dev1; printf '\000report-status\n0000'; cat /root/steal.pack; }} \
+             | {} hhl@127.0.0.1 \"git-receive-pack 'socketserver'\"",
+            entry::ssh_cmd("dev1"),
+            blob = blob.trim()
+        ),
+    );
+    assert!(
+        r.stdout.contains("the push names 1 object(s) it does not bring and you may not read"),
+        "{}",
+        r.stdout
+    );
+    let dev1_refs = c.ok("runuser -u hhl -- git --git-dir=/srv/git/socketserver.git for-each-ref refs/heads/dev1");
+    assert_eq!(dev1_refs.trim(), "", "the crafted push moved dev1's branch");
+
     // The anchor, in the same run: a one-file push the hook refuses (a symbolic link),
     // so ssh, git and the hook's start cost the same; the million files may add at
     // most a second to that.
@@ -280,6 +304,16 @@ ngx.say(n, " ", tostring(err))
     // Nothing of it on the host's /tmp, or in dev1's temp/ as the host sees it.
     assert_eq!(c.ok("find /tmp /var/tmp -name fill | wc -l").trim(), "0");
     assert_eq!(c.ok(&format!("find {temp} -name fill | wc -l")).trim(), "0");
+    // Still as hardened by systemd's own measure (tests/access.rs holds every unit to 2.0).
+    let out = c.ok("systemd-analyze security --no-pager openresty@socketserver-dev1.service | tail -1");
+    let score: f64 = out
+        .split("exposure level for")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {out:?}"));
+    println!("exposure of openresty@socketserver-dev1.service: {score}");
+    assert!(score <= 2.0, "exposure {score}");
     // dev1 restarts (its tmpfs is new) and serves again.
     c.ok("systemctl restart openresty@socketserver-dev1.service");
     let out = c.ok("curl -s -m 20 'http://127.0.0.1:1081/hhl?dir=/tmp'");

@@ -125,6 +125,9 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
         if problems.is_empty() {
             problems = checks::objects(model, &repo.path, u)?;
         }
+        if problems.is_empty() {
+            problems.extend(foreign_objects(model, &me, repo, u)?);
+        }
         // Code repositories: what changed on the branch (the tip it replaces passed
         // these checks); a new branch's whole tree was listed above.
         let changes = match repo.kind {
@@ -163,6 +166,31 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
         return Ok(1);
     }
     Ok(0)
+}
+
+/// A push that names objects it neither brought nor may read (another developer's
+/// commit or file, by id): refused, or they would be the pusher's to fetch.
+fn foreign_objects(model: &Model, me: &str, repo: &Repo, u: &RefUpdate) -> Result<Option<String>> {
+    if model.access.is_admin(me) || me == "root" {
+        return Ok(None);
+    }
+    let branches: Vec<&str> = match repo.kind {
+        RepoKind::Server(_) => model.owners().collect(),
+        _ => vec![MAIN_BRANCH],
+    };
+    let readable: Vec<String> = branches
+        .into_iter()
+        .filter(|b| access::may(model, me, Action::Read { repo, branch: b }).is_ok())
+        .map(|b| format!("refs/heads/{b}"))
+        .collect();
+    let foreign = crate::ops::push_checks::foreign_objects(&repo.path, u, &readable)?;
+    Ok(foreign.first().map(|first| {
+        format!(
+            "the push names {} object(s) it does not bring and you may not read (first {first}): \
+             objects of branches hidden from you are not yours to reference; push your own files",
+            foreign.len()
+        )
+    }))
 }
 
 /// Where a push's checks extract and test: `<repository>/hhl-scratch/`, the entry

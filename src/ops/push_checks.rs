@@ -78,6 +78,50 @@ pub fn bounded_tree(model: &Model, git_dir: &Path, u: &RefUpdate, entries: bool)
     Ok(problems)
 }
 
+/// `--glob=` for exactly the ref `name`, and nothing if it does not exist (as a plain
+/// ref name on the command line would be an error). git appends `/*` to a pattern
+/// without `?`, `*` or `[`, so the last character goes in brackets: `refs/heads/maste[r]`.
+fn exactly(name: &str) -> String {
+    match name.char_indices().last() {
+        Some((i, c)) => format!("--glob={}[{c}]", &name[..i]),
+        None => "--glob=".into(),
+    }
+}
+
+/// Objects the pushed tip reaches that the push did not bring and that no ref the
+/// pusher may read reaches: another developer's, named by id (hidden refs hide names,
+/// not objects; git's own connectivity check counts every ref). Their ids, empty when
+/// the push brings or may read everything it names. Without a quarantine (a hook run
+/// by hand) there is nothing to tell apart: empty.
+pub fn foreign_objects(git_dir: &Path, u: &RefUpdate, readable: &[String]) -> Result<Vec<String>> {
+    if std::env::var_os("GIT_QUARANTINE_PATH").is_none() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["rev-list", "--objects", u.new.as_str(), "--not"];
+    let globs: Vec<String> = readable.iter().map(|r| exactly(r)).collect();
+    args.extend(globs.iter().map(String::as_str));
+    let listed = git::bytes(git::at(git_dir), &args)?;
+    let ids: Vec<u8> = String::from_utf8_lossy(&listed)
+        .lines()
+        .filter_map(|l| l.split(' ').next())
+        .flat_map(|id| id.bytes().chain([b'\n']))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The quarantine alone: what this push brought (git finds the rest of the
+    // repository through the alternate it sets for hooks).
+    let mut quarantine_only = git::at(git_dir);
+    quarantine_only.env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES");
+    let out = git::feed(quarantine_only, &["cat-file", "--batch-check=%(objectname)"], Some(ids))?;
+    let r: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.strip_suffix(" missing"))
+        .map(String::from)
+        .collect();
+    Ok(r)
+}
+
 /// The history a push to a branch other than master would keep beyond master, as git
 /// stores it (its packs, the push's quarantine included), against git.max_branch_size.
 pub fn branch_size(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Option<String>> {
@@ -93,7 +137,7 @@ pub fn branch_size(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Optio
             "--disk-usage",
             &u.new,
             "--not",
-            &format!("--glob=refs/heads/{}", crate::core::repos::MAIN_BRANCH),
+            &exactly(&format!("refs/heads/{}", crate::core::repos::MAIN_BRANCH)),
         ],
     )?;
     let used: u64 = used
@@ -232,6 +276,12 @@ pub fn write_changed_lua(git_dir: &Path, changed: &[Changed], into: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_glob_for_exactly_one_ref() {
+        assert_eq!(exactly("refs/heads/master"), "--glob=refs/heads/maste[r]");
+        assert_eq!(exactly("refs/heads/dev1"), "--glob=refs/heads/dev[1]");
+    }
 
     #[test]
     fn diff_tree_listing() {
