@@ -12,11 +12,12 @@ use crate::core::error::Diagnostics;
 use crate::core::model::{Instance, Kind, Model};
 use crate::core::names::MASTER;
 use crate::core::pending::{self, Pending};
+use crate::core::systemd_types::{JobKind, JobOutcome};
 use crate::core::{reconcile, render};
 use crate::host::fsapply::{self, Manifest, Ownership};
 use crate::host::load;
 use crate::host::load::Loaded;
-use crate::host::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::host::systemd::{journal, Systemd};
 use crate::host::{fault, release, users, validate};
 
 use crate::ops::{ready, serverctrl};
@@ -49,7 +50,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let model = &loaded.model;
     // Nothing is written and nothing running is touched until every check passed.
     refuse_system_accounts(&loaded)?;
-    refuse_file_paths(root, &loaded)?;
+    crate::ops::plan::refuse_file_paths(root, &loaded)?;
     crate::host::portholder::refuse_taken(&loaded)?;
     crate::host::optional::warn_missing(model);
     if !model.access.create {
@@ -364,21 +365,6 @@ fn refuse_system_accounts(loaded: &Loaded) -> Result<()> {
                     format!("unix user `{user}` of `{owner}` is a system account (uid {uid}) on this host"),
                 )
                 .hint("give the developer a user of their own; hhlctl creates it if it does not exist"),
-        );
-    }
-    errs.into_result(()).map_err(Into::into)
-}
-
-/// A file where hhl.yaml's `paths:` need a directory (a `unit_dir` that is a file):
-/// refused at plan and apply, before anything is written, at its line in hhl.yaml.
-pub fn refuse_file_paths(root: &Path, loaded: &Loaded) -> Result<()> {
-    let mut errs = Diagnostics::default();
-    for (key, why) in fsapply::file_where_a_directory_belongs(root, &loaded.model.paths) {
-        errs.push(
-            loaded
-                .source
-                .diag(&["paths", key], why)
-                .hint(format!("point paths.{key} at a directory, or move the file away")),
         );
     }
     errs.into_result(()).map_err(Into::into)

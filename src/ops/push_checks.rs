@@ -17,7 +17,7 @@ use crate::host::git;
 /// Every object the push brings (reachable from the new tip, not from any ref),
 /// with its size: those above the limit.
 pub fn objects(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
-    let max = push_limits::parse_size(&model.git.max_object_size).unwrap_or(10 << 20);
+    let max = model.git.max_object_size;
     let list = git::bytes(git::at(git_dir), &["rev-list", "--objects", &u.new, "--not", "--all"])?;
     let out = git::feed(
         git::at(git_dir),
@@ -46,7 +46,7 @@ pub fn objects(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<Strin
 pub fn tree_limits(model: &Model) -> push_limits::TreeLimits {
     push_limits::TreeLimits {
         max_files: model.git.max_files,
-        max_bytes: push_limits::parse_size(&model.git.max_unpacked_size).unwrap_or(100 << 20),
+        max_bytes: model.git.max_unpacked_size,
     }
 }
 
@@ -128,7 +128,7 @@ pub fn branch_size(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Optio
     let Some(branch) = u.branch().filter(|b| *b != crate::core::repos::MAIN_BRANCH) else {
         return Ok(None);
     };
-    let max = push_limits::parse_size(&model.git.max_branch_size).unwrap_or(200 << 20);
+    let max = model.git.max_branch_size;
     let used = git::run(
         git::at(git_dir),
         &[
