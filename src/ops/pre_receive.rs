@@ -37,16 +37,31 @@ pub fn run(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], me: &str) -> Res
         let new_branch = u.old.bytes().all(|b| b == b'0');
         // First the bounds, from git's own listings: nothing is diffed, extracted or
         // written before the tree that would deploy and the branch are known to fit.
-        // A new code branch's entries are checked in the same listing.
-        let mut problems = push_checks::bounded_tree(model, &repo.path, u, code && new_branch)?;
+        // A new code branch's entries are checked in the same listing. The listings
+        // only read, each bounded (the tree's stops at its limit, the others list
+        // objects once each), so they run side by side; their verdicts count in order.
+        let (tree, branch, objects, foreign) = std::thread::scope(|s| {
+            let branch = s.spawn(|| push_checks::branch_size(model, &repo.path, u));
+            let objects = s.spawn(|| push_checks::objects(model, &repo.path, u));
+            let foreign = s.spawn(|| foreign_objects(model, me, repo, u));
+            let tree = push_checks::bounded_tree(model, &repo.path, u, code && new_branch);
+            let panicked = "a push check panicked";
+            (
+                tree,
+                branch.join().expect(panicked),
+                objects.join().expect(panicked),
+                foreign.join().expect(panicked),
+            )
+        });
+        let mut problems = tree?;
         if problems.is_empty() {
-            problems.extend(push_checks::branch_size(model, &repo.path, u)?);
+            problems.extend(branch?);
         }
         if problems.is_empty() {
-            problems = push_checks::objects(model, &repo.path, u)?;
+            problems = objects?;
         }
         if problems.is_empty() {
-            problems.extend(foreign_objects(model, me, repo, u)?);
+            problems.extend(foreign?);
         }
         // Code repositories: what changed on the branch (the tip it replaces passed
         // these checks); a new branch's whole tree was listed above.
