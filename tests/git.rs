@@ -679,7 +679,14 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
 
     // 3. A post-receive killed (kill -9) while it extracts a big tree: the push exits
     //    1 and says so; status shows the branch ahead; the next push, with nothing new
-    //    to send, deploys it; no partial release is left.
+    //    to send, deploys it; no partial release is left. (60,000 files: above the
+    //    default git.max_files, raised here; the hooks read hhl.yaml on each push.)
+    c.ok(&format!("printf 'git:\\n  max_files: 100000\\n' >> {CFG}"));
+    assert_eq!(
+        c.hhlctl(CFG, "plan").code,
+        0,
+        "hhl.yaml with git.max_files does not load"
+    );
     let big =
         "mkdir -p big && for d in $(seq 40); do mkdir -p big/$d && (cd big/$d && seq 1500 | xargs touch); done && \
                printf 'ngx.say(\"big\")\\n' > main.lua && git add -A && git commit -qm big";
