@@ -263,8 +263,18 @@ fn a_key_removed_from_the_page_is_reported() {
 /// Files people read: help (cli.rs, the subcommands' argument docs, ssh's help),
 /// the pages, the example, the units and packaging.
 fn readable_files() -> Vec<PathBuf> {
-    let mut out = vec![repo().join("README.md"), repo().join("src/cli.rs"), repo().join("src/ssh/command.rs"), repo().join("examples/hhl.yaml")];
-    let mut dirs = vec![repo().join("docs"), repo().join("src/cmd"), repo().join("units"), repo().join("packaging")];
+    let mut out = vec![
+        repo().join("README.md"),
+        repo().join("src/cli.rs"),
+        repo().join("src/ssh/command.rs"),
+        repo().join("examples/hhl.yaml"),
+    ];
+    let mut dirs = vec![
+        repo().join("docs"),
+        repo().join("src/cmd"),
+        repo().join("units"),
+        repo().join("packaging"),
+    ];
     while let Some(d) = dirs.pop() {
         for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
             let p = e.unwrap().path();
@@ -297,7 +307,8 @@ fn named_keys(text: &str) -> Vec<String> {
                 continue;
             }
             let key: String = text[from..].bytes().take_while(|&c| word(c)).map(char::from).collect();
-            if key.is_empty() || key.chars().next().is_some_and(|c| c.is_ascii_digit()) || FILES.contains(&key.as_str()) {
+            if key.is_empty() || key.chars().next().is_some_and(|c| c.is_ascii_digit()) || FILES.contains(&key.as_str())
+            {
                 continue;
             }
             out.push(format!("{s}.{key}"));
@@ -311,12 +322,17 @@ fn help_and_pages_name_only_keys_the_config_accepts() {
     let accepted = config_keys();
     let mut wrong = Vec::new();
     for file in readable_files() {
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
         for key in named_keys(&text) {
-            let limits_owner = key.starts_with("limits.")
-                && accepted.contains(&format!("limits.*.{}", &key["limits.".len()..]));
+            let limits_owner =
+                key.starts_with("limits.") && accepted.contains(&format!("limits.*.{}", &key["limits.".len()..]));
             if !accepted.contains(&key) && !limits_owner {
-                wrong.push(format!("{}: {key}", file.strip_prefix(repo()).unwrap_or(&file).display()));
+                wrong.push(format!(
+                    "{}: {key}",
+                    file.strip_prefix(repo()).unwrap_or(&file).display()
+                ));
             }
         }
     }
@@ -325,7 +341,10 @@ fn help_and_pages_name_only_keys_the_config_accepts() {
         "these name hhl.yaml keys the config does not accept (src/core/config.rs): {wrong:#?}"
     );
     // The check sees what it must.
-    assert_eq!(named_keys("owned by git.group, under git.root"), ["git.group", "git.root"]);
+    assert_eq!(
+        named_keys("owned by git.group, under git.root"),
+        ["git.group", "git.root"]
+    );
     assert!(named_keys("src/host/git.rs, lualib.git, users.rs").is_empty());
 }
 

@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::load::{self, Loaded};
 use crate::core::example;
+use crate::load::{self, Loaded};
 use crate::model::TemplateRef;
 use crate::repos::{self, Repo, RepoKind, MAIN_BRANCH};
 use crate::users;
@@ -190,14 +190,21 @@ const SEED_PENDING: &str = "hhl-seed.pending";
 fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl: &Path, config: &Path) -> Result<()> {
     let model = &loaded.model;
     let zero = "0".repeat(40);
-    let commit = match git_as(entry, &repo.path, &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{MAIN_BRANCH}")]) {
+    let commit = match git_as(
+        entry,
+        &repo.path,
+        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{MAIN_BRANCH}")],
+    ) {
         // A run killed after the commit: deploy what it committed.
         Ok(c) => c,
         Err(_) => {
             let refs = git_as(entry, &repo.path, &["for-each-ref", "--count=1"])?;
             if !refs.is_empty() {
                 // Someone pushed meanwhile: theirs stays, nothing is seeded.
-                let _ = users::as_user(entry, "rm").arg("-f").arg(repo.path.join(SEED_PENDING)).status();
+                let _ = users::as_user(entry, "rm")
+                    .arg("-f")
+                    .arg(repo.path.join(SEED_PENDING))
+                    .status();
                 return Ok(());
             }
             let feed = |args: &[&str], input: String| -> Result<String> {
@@ -228,12 +235,27 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             }
             let tree = feed(&["mktree"], root.concat())?;
             let commit = feed(
-                &["-c", "user.name=hhlctl", "-c", "user.email=hhlctl@localhost", "commit-tree", &tree],
+                &[
+                    "-c",
+                    "user.name=hhlctl",
+                    "-c",
+                    "user.email=hhlctl@localhost",
+                    "commit-tree",
+                    &tree,
+                ],
                 example::MESSAGE.to_string(),
             )?;
             // Only if master is still missing (the zero old value).
-            git_as(entry, &repo.path, &["update-ref", &format!("refs/heads/{MAIN_BRANCH}"), &commit, &zero])?;
-            println!("seeded {} with the example game ({} files) on {MAIN_BRANCH}", repo.path.display(), example::GAME.len());
+            git_as(
+                entry,
+                &repo.path,
+                &["update-ref", &format!("refs/heads/{MAIN_BRANCH}"), &commit, &zero],
+            )?;
+            println!(
+                "seeded {} with the example game ({} files) on {MAIN_BRANCH}",
+                repo.path.display(),
+                example::GAME.len()
+            );
             commit
         }
     };
@@ -258,7 +280,10 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
                 child.wait_with_output()
             })
             .context("running the post-receive hook as the entry account")?;
-        for line in String::from_utf8_lossy(&out.stdout).lines().chain(String::from_utf8_lossy(&out.stderr).lines()) {
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
             println!("  {line}");
         }
         if !out.status.success() {
@@ -280,7 +305,10 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             }
         }
     }
-    let _ = users::as_user(entry, "rm").arg("-f").arg(repo.path.join(SEED_PENDING)).status();
+    let _ = users::as_user(entry, "rm")
+        .arg("-f")
+        .arg(repo.path.join(SEED_PENDING))
+        .status();
     Ok(())
 }
 

@@ -136,10 +136,7 @@ mod tests {
     /// allows (authorized_keys' `permitopen`), at the same address on their machine.
     #[test]
     fn the_default_link_is_the_forwarded_address() {
-        assert_eq!(
-            DEFAULT_URL,
-            format!("http://{}", crate::core::authorized_keys::CONSOLE)
-        );
+        assert_eq!(DEFAULT_URL, format!("http://{}", crate::core::authorized_keys::CONSOLE));
     }
 
     #[test]
