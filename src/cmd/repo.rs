@@ -14,10 +14,10 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 use crate::core::example;
-use crate::load::{self, Loaded};
-use crate::model::TemplateRef;
-use crate::repos::{self, Repo, RepoKind, MAIN_BRANCH};
-use crate::users;
+use crate::core::model::TemplateRef;
+use crate::core::repos::{self, Repo, RepoKind, MAIN_BRANCH};
+use crate::host::load::{self, Loaded};
+use crate::host::users;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
@@ -58,7 +58,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             // and the next run seeds the repository it made (and only that one).
             write_as(entry, &repo.path.join(SEED_PENDING), "")?;
         }
-        crate::fault::point("repo:created");
+        crate::host::fault::point("repo:created");
         for hook in ["pre-receive", "post-receive"] {
             write_as(
                 entry,
@@ -122,7 +122,7 @@ fn root_dir(root: &Path, entry: &str) -> Result<()> {
 fn git_as(entry: &str, repo: &Path, args: &[&str]) -> Result<String> {
     let mut cmd = users::as_user(entry, "git");
     cmd.arg("--git-dir").arg(repo);
-    crate::git::run(cmd, args)
+    crate::host::git::run(cmd, args)
 }
 
 fn has_branch(repo: &Repo, entry: &str, branch: &str) -> bool {
@@ -210,7 +210,7 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             let feed = |args: &[&str], input: String| -> Result<String> {
                 let mut cmd = users::as_user(entry, "git");
                 cmd.arg("--git-dir").arg(&repo.path);
-                let out = crate::git::feed(cmd, args, Some(input.into_bytes()))?;
+                let out = crate::host::git::feed(cmd, args, Some(input.into_bytes()))?;
                 Ok(String::from_utf8_lossy(&out).trim().to_string())
             };
             // Blobs, then one tree per directory (one level: game/), then the root tree.
@@ -265,7 +265,7 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             .arg(config)
             .args(["hook", "post-receive"])
             .current_dir(&repo.path)
-            .env(crate::ssh::IDENTITY_ENV, "root")
+            .env(crate::core::package::IDENTITY_ENV, "root")
             .env_remove("GIT_PUSH_OPTION_COUNT")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -342,7 +342,7 @@ fn seed_serverctrl(loaded: &Loaded, repo: &Repo, entry: &str) -> Result<()> {
             .arg(dir)
             .args(["-c", "user.name=hhlctl", "-c", "user.email=hhlctl@localhost"])
             .env("GIT_INDEX_FILE", &index);
-        crate::git::run(cmd, args)
+        crate::host::git::run(cmd, args)
     };
     let mut add = vec!["add", "--"];
     add.extend(files.iter().map(String::as_str));

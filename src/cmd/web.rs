@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fsapply;
-use crate::load;
-use crate::systemd::{JobKind, Systemd};
+use crate::core::systemd_types::JobKind;
+use crate::host::fsapply;
+use crate::host::load;
+use crate::host::systemd::Systemd;
 use crate::web::{self, auth};
 
-pub const PASSWD: &str = "/etc/hhl/web.passwd";
-pub const UNIT: &str = "hhl-web.service";
+use crate::core::package::{WEB_PASSWD as PASSWD, WEB_UNIT as UNIT};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
@@ -66,7 +66,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             key,
             public_url,
         } => {
-            let public_url = public_url.unwrap_or_else(web::link::public_url);
+            let public_url = public_url.unwrap_or_else(crate::ops::web_link::public_url);
             web::serve(
                 loaded.model,
                 web::Config {
@@ -87,7 +87,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 );
             }
             ensure_passwd(Path::new(PASSWD))?;
-            println!("{}", web::link::issue(&identity)?);
+            println!("{}", crate::ops::web_link::issue(&identity)?);
             Ok(0)
         }
         Action::Passwd { user, passwd } => {
@@ -116,13 +116,12 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             let updated = auth::set(&text, &user, &auth::hash(password)?)?;
             fsapply::write_file(&passwd, updated.as_bytes(), 0o600)?;
             println!("password of {user} set in {}", passwd.display());
-            web::link::ensure_key(Path::new(web::link::KEY))?;
+            crate::host::secrets::ensure_link_key(Path::new(crate::core::package::WEB_KEY))?;
             if let Ok(systemd) = Systemd::connect() {
                 if systemd
                     .active_states(&[UNIT.to_string()])?
                     .get(UNIT)
-                    .map(String::as_str)
-                    == Some("active")
+                    .is_some_and(|s| s.is_active())
                 {
                     systemd.run_jobs(&[(UNIT.to_string(), JobKind::Restart)])?;
                     println!("restarted {UNIT}");

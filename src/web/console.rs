@@ -18,12 +18,13 @@ use futures_util::stream;
 use serde::{Deserialize, Serialize};
 
 use super::{error, signed_in, sse, Shared};
-use crate::access::{self, Action};
-use crate::cmd::act::{self, Refused};
-use crate::model::{Instance, Kind, Model};
-use crate::overview::{self, Exit, View};
-use crate::repos::{self, RepoKind};
-use crate::systemd::JobKind;
+use crate::core::access::{self, Action};
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::repos::{self, RepoKind};
+use crate::core::systemd_types::JobKind;
+use crate::host::overview::{self, Exit, View};
+use crate::ops::act::{self, Refused};
+use crate::ops::remote_apply;
 
 /// How often the home page's figures are read while someone watches.
 const EVERY: Duration = Duration::from_secs(2);
@@ -234,11 +235,14 @@ fn refused(e: Refused) -> Response {
     match e {
         Refused::NotAllowed(why) => error(StatusCode::FORBIDDEN, format!("refused: {why}")),
         Refused::Invalid(why) => error(StatusCode::BAD_REQUEST, why),
+        Refused::CannotReload { ref name, .. } => {
+            error(StatusCode::BAD_REQUEST, format!("{e}; restart {name} instead"))
+        }
         Refused::Failed(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     }
 }
 
-/// `POST /api/act`: restart or reload, through `cmd::act` (as `ssh … restart`).
+/// `POST /api/act`: restart or reload, through `ops::act` (as `ssh … restart`).
 pub(super) async fn act(State(app): State<Shared>, headers: HeaderMap, Json(req): Json<ActRequest>) -> Response {
     let Some(user) = signed_in(&app, &headers) else {
         return error(StatusCode::UNAUTHORIZED, "sign in first");
@@ -329,7 +333,8 @@ pub(super) async fn releases(
         .find(|r| r.kind == RepoKind::Server(inst.server.clone()))
         .map(|r| r.path);
     let listed =
-        tokio::task::spawn_blocking(move || crate::release_info::releases(&inst.app_dir(), git_dir.as_deref())).await;
+        tokio::task::spawn_blocking(move || crate::host::release_info::releases(&inst.app_dir(), git_dir.as_deref()))
+            .await;
     match listed {
         Ok(Ok(list)) => Json(list).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
@@ -354,7 +359,7 @@ pub(super) async fn around(State(app): State<Shared>, headers: HeaderMap, Query(
         .model
         .instances
         .iter()
-        .find(|i| i.name == q.instance || crate::units::syslog_identifier(i) == q.instance)
+        .find(|i| i.name == q.instance || crate::core::units::syslog_identifier(i) == q.instance)
     else {
         return error(StatusCode::BAD_REQUEST, "no such instance");
     };
@@ -383,20 +388,6 @@ pub(super) async fn around(State(app): State<Shared>, headers: HeaderMap, Query(
     }
 }
 
-/// Output kept from the apply log, at most (the newest part).
-const APPLY_OUTPUT_MAX: usize = 64 * 1024;
-
-#[derive(Serialize)]
-struct LastApply {
-    commit: Option<String>,
-    subject: Option<String>,
-    /// `succeeded`, `failed`, `running` or `never`.
-    result: String,
-    /// Seconds since the epoch of the output's last write.
-    when: Option<u64>,
-    output: String,
-}
-
 /// `GET /api/admin/apply`: the last serverctrl apply (hhl-apply.service).
 pub(super) async fn last_apply(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(user) = signed_in(&app, &headers) else {
@@ -406,61 +397,12 @@ pub(super) async fn last_apply(State(app): State<Shared>, headers: HeaderMap) ->
         return error(StatusCode::FORBIDDEN, format!("refused: {why}"));
     }
     let a = app.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let model = &a.model;
-        let log = std::path::Path::new(crate::cmd::hook::APPLY_LOG);
-        let mut output = std::fs::read_to_string(log).unwrap_or_default();
-        if output.len() > APPLY_OUTPUT_MAX {
-            let mut cut = output.len() - APPLY_OUTPUT_MAX;
-            while !output.is_char_boundary(cut) {
-                cut += 1;
-            }
-            output = output[cut..].to_string();
-        }
-        let when = std::fs::metadata(log)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_secs());
-        let commit = std::fs::read_to_string(model.paths.state_dir.join(crate::cmd::hook::APPLIED_COMMIT))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let subject = commit.as_ref().and_then(|c| {
-            let repo = repos::repos(model)
-                .into_iter()
-                .find(|r| r.kind == RepoKind::Serverctrl)?;
-            crate::git::run(crate::git::at(&repo.path), &["log", "-1", "--format=%s", c, "--"]).ok()
-        });
-        let state = crate::systemd::Systemd::connect()
-            .and_then(|s| s.states(&[crate::cmd::hook::APPLY_UNIT.to_string()]))
-            .ok()
-            .and_then(|mut m| m.remove(crate::cmd::hook::APPLY_UNIT))
-            .map(|s| s.active_state)
-            .unwrap_or_default();
-        let result = match state.as_str() {
-            "failed" => "failed",
-            "activating" | "active" => "running",
-            _ if when.is_none() => "never",
-            _ => "succeeded",
-        };
-        LastApply {
-            commit,
-            subject,
-            result: result.into(),
-            when,
-            output,
-        }
-    })
-    .await;
+    let read = tokio::task::spawn_blocking(move || remote_apply::last(&a.model)).await;
     match read {
         Ok(a) => Json(a).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
-
-/// Where hhl-plan.service writes what `hhlctl plan` printed.
-const PLAN_LOG: &str = "/run/hhl-plan.log";
 
 /// `GET /api/admin/plan`: what `hhlctl plan` prints now (read-only), run as root by
 /// hhl-plan.service (the entry account may not read every file plan compares).
@@ -471,16 +413,9 @@ pub(super) async fn plan(State(app): State<Shared>, headers: HeaderMap) -> Respo
     if let Err(why) = access::may(&app.model, &user, Action::Admin) {
         return error(StatusCode::FORBIDDEN, format!("refused: {why}"));
     }
-    let ran = tokio::task::spawn_blocking(|| {
-        let systemd = crate::systemd::Systemd::connect()?;
-        let outcome = systemd.run_jobs(&[(crate::polkit::PLAN_UNIT.to_string(), JobKind::Start)])?;
-        let ok = outcome.iter().all(|o| o.active_state != "failed");
-        let output = std::fs::read_to_string(PLAN_LOG).map_err(|e| anyhow::anyhow!("reading {PLAN_LOG}: {e}"))?;
-        anyhow::Ok((ok, output))
-    })
-    .await;
+    let ran = tokio::task::spawn_blocking(|| remote_apply::plan(&crate::host::systemd::Systemd::connect()?)).await;
     match ran {
-        Ok(Ok((ok, output))) => Json(serde_json::json!({ "ok": ok, "output": output })).into_response(),
+        Ok(Ok(r)) => Json(serde_json::json!({ "ok": r.ok, "output": r.output })).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -495,9 +430,9 @@ mod tests {
     fn model() -> Model {
         let text = "developers: [dev1, dev2]\nservers:\n  socketserver:\n    template: builtin:socketserver\n    values:\n      master: {port: 9000}\n      dev1: {port: 9001}\n      dev2: {port: 9002}\nusers: {admins: [lead]}\n".to_string();
         let path = PathBuf::from("/etc/hhl/hhl.yaml");
-        let raw = crate::config::parse(&path, &text).unwrap();
-        let src = crate::config::Source { path, text };
-        crate::model::build(&raw, &src, crate::model::Flavor::Debian).unwrap()
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        let src = crate::core::config::Source { path, text };
+        crate::core::model::build(&raw, &src, crate::core::model::Flavor::Debian).unwrap()
     }
 
     fn snapshot(m: &Model) -> Snapshot {
@@ -506,13 +441,13 @@ mod tests {
             .iter()
             .map(|i| View {
                 instance: i.name.clone(),
-                label: crate::units::syslog_identifier(i),
+                label: crate::core::units::syslog_identifier(i),
                 unit: i.unit(),
                 owner: i.developer.clone(),
                 server: i.server.clone(),
                 kind: "openresty",
                 port: i.port,
-                active_state: "active".into(),
+                active_state: crate::core::systemd_types::ActiveState::Active,
                 sub_state: "running".into(),
                 main_pid: 1,
                 since_usec: 1,

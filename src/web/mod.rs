@@ -7,7 +7,6 @@ pub mod auth;
 mod console;
 pub mod entry;
 pub mod guard;
-pub mod link;
 mod tail;
 
 use std::collections::HashMap;
@@ -28,7 +27,7 @@ use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 
-use crate::model::Model;
+use crate::core::model::Model;
 use entry::{Entry, Filter, Visible};
 
 const COOKIE: &str = "hhl_session";
@@ -65,7 +64,7 @@ struct App {
     throttle: Mutex<guard::Throttle>,
     tails: Mutex<HashMap<String, usize>>,
     key: Option<Vec<u8>>,
-    links: Mutex<link::Used>,
+    links: Mutex<crate::ops::web_link::Used>,
     public_url: String,
     watch: console::Watch,
 }
@@ -94,7 +93,10 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
     let key = match &cfg.key {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading the link key {}", p.display()))?;
-            Some(link::parse_key(&text).with_context(|| format!("{}: not 64 hex digits", p.display()))?)
+            Some(
+                crate::host::secrets::parse_link_key(&text)
+                    .with_context(|| format!("{}: not 64 hex digits", p.display()))?,
+            )
         }
         None => None,
     };
@@ -106,7 +108,7 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         throttle: Mutex::new(guard::Throttle::default()),
         tails: Mutex::new(HashMap::new()),
         key,
-        links: Mutex::new(link::Used::default()),
+        links: Mutex::new(crate::ops::web_link::Used::default()),
         public_url: cfg.public_url.trim_end_matches('/').to_string(),
         watch: console::Watch::new(),
     });

@@ -14,89 +14,13 @@ use zbus::Connection;
 
 use super::dbus::ManagerProxy;
 use super::private::{Listed, Private};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    Start,
-    Stop,
-    Restart,
-    Reload,
-}
-
-impl JobKind {
-    /// The command word: `restart`.
-    pub fn command(self) -> &'static str {
-        match self {
-            JobKind::Start => "start",
-            JobKind::Stop => "stop",
-            JobKind::Restart => "restart",
-            JobKind::Reload => "reload",
-        }
-    }
-    pub fn verb(self) -> &'static str {
-        match self {
-            JobKind::Start => "starting",
-            JobKind::Stop => "stopping",
-            JobKind::Restart => "restarting",
-            JobKind::Reload => "reloading",
-        }
-    }
-    pub fn past(self) -> &'static str {
-        match self {
-            JobKind::Start => "started",
-            JobKind::Stop => "stopped",
-            JobKind::Restart => "restarted",
-            JobKind::Reload => "reloaded",
-        }
-    }
-}
-
-/// A finished job and the unit's state afterwards.
-#[derive(Debug, Clone)]
-pub struct JobOutcome {
-    pub unit: String,
-    pub kind: JobKind,
-    pub active_state: String,
-    /// For a reload, the service's `ReloadResult` (`success`, `exit-code`, …): a failed
-    /// reload leaves the unit active, so its state alone cannot tell.
-    pub reload_result: Option<String>,
-    /// A stop (or a restart's stop) that outlived TimeoutStopSec and was finished by
-    /// systemd with SIGKILL: not a clean stop, whatever the unit's state now.
-    pub killed: bool,
-}
-
-impl JobOutcome {
-    /// Whether the unit reached the state the job aimed at.
-    pub fn ok(&self) -> bool {
-        if self.killed {
-            return false;
-        }
-        let active = self.active_state == "active";
-        match self.kind {
-            JobKind::Stop => !active,
-            JobKind::Reload => active && self.reload_result.as_deref() == Some("success"),
-            JobKind::Start | JobKind::Restart => active,
-        }
-    }
-
-    /// `done` or `failed`, as systemctl words a job's result.
-    pub fn result(&self) -> &'static str {
-        if self.killed {
-            "the stop timed out and systemd finished it with SIGKILL"
-        } else if self.ok() {
-            "done"
-        } else {
-            "failed"
-        }
-    }
-}
+use crate::core::systemd_types::{ActiveState, JobKind, JobOutcome};
 
 /// What status shows for one unit.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct UnitState {
     pub load_state: String,
-    pub active_state: String,
+    pub active_state: ActiveState,
     pub sub_state: String,
     pub main_pid: u32,
     /// Bytes; `None` when systemd does not account memory for the unit.
@@ -258,7 +182,7 @@ impl Systemd {
                     unit: unit.clone(),
                     kind: *kind,
                     active_state: active_state(&rows, unit),
-                    reload_result: reload_results.get(unit).cloned(),
+                    reload_ok: reload_results.get(unit).map(|r| r == "success"),
                     killed: killed.contains(unit),
                 })
                 .collect::<Vec<_>>())
@@ -299,7 +223,7 @@ impl Systemd {
     }
 
     /// The active state of each unit (`inactive` for units systemd does not know).
-    pub fn active_states(&self, units: &[String]) -> Result<HashMap<String, String>> {
+    pub fn active_states(&self, units: &[String]) -> Result<HashMap<String, ActiveState>> {
         let rows = zbus::block_on(self.list(units))?;
         Ok(units.iter().map(|u| (u.clone(), active_state(&rows, u))).collect())
     }
@@ -317,7 +241,7 @@ impl Systemd {
             .list_units_by_patterns(&[], &patterns)
             .await
             .map_err(|e| self.explain_call(e, "ListUnitsByPatterns"))?;
-        Ok(rows.into_iter().map(|r| (r.0.clone(), r)).collect())
+        Ok(rows.into_iter().map(|r| (r.name.clone(), r)).collect())
     }
 
     /// One listing for the states, then three properties per unit pipelined (see
@@ -328,11 +252,11 @@ impl Systemd {
             .iter()
             .filter_map(|u| rows.get(u))
             .map(|r| Listed {
-                name: r.0.clone(),
-                load: r.2.clone(),
-                active: r.3.clone(),
-                sub: r.4.clone(),
-                path: r.6.to_string(),
+                name: r.name.clone(),
+                load: r.load_state.clone(),
+                active: r.active_state.clone(),
+                sub: r.sub_state.clone(),
+                path: r.path.to_string(),
             })
             .collect();
         let values = self.numbers(&state_props(&listed)).await;
@@ -359,9 +283,9 @@ impl Systemd {
     ) -> HashMap<String, String> {
         let calls = rows.map(|row| async move {
             let value = self
-                .get(&row.6, "org.freedesktop.systemd1.Service", "ReloadResult")
+                .get(&row.path, "org.freedesktop.systemd1.Service", "ReloadResult")
                 .await;
-            Some((row.0.clone(), String::try_from(value?).ok()?))
+            Some((row.name.clone(), String::try_from(value?).ok()?))
         });
         stream::iter(calls)
             .buffered(IN_FLIGHT)
@@ -383,23 +307,23 @@ impl Systemd {
         const UNIT: &str = "org.freedesktop.systemd1.Unit";
         let calls = rows.map(|(row, kind)| async move {
             let u64_of = |v: Option<OwnedValue>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
-            let exit = u64_of(self.get(&row.6, UNIT, "ActiveExitTimestamp").await);
+            let exit = u64_of(self.get(&row.path, UNIT, "ActiveExitTimestamp").await);
             if exit < since {
                 return None; // not stopped by this job
             }
             let killed = if kind == JobKind::Stop {
-                let result = self.get(&row.6, SVC, "Result").await;
+                let result = self.get(&row.path, SVC, "Result").await;
                 result.and_then(|v| String::try_from(v).ok()).as_deref() == Some("timeout")
-            } else if row.3 != "active" {
+            } else if !ActiveState::parse(&row.active_state).is_active() {
                 // The start failed, and may have been retried: the timestamps no longer
                 // describe the stop, and the restart is reported failed anyway.
                 false
             } else {
-                let inactive = u64_of(self.get(&row.6, UNIT, "InactiveEnterTimestamp").await);
-                let timeout = u64_of(self.get(&row.6, SVC, "TimeoutStopUSec").await);
+                let inactive = u64_of(self.get(&row.path, UNIT, "InactiveEnterTimestamp").await);
+                let timeout = u64_of(self.get(&row.path, SVC, "TimeoutStopUSec").await);
                 timeout > 0 && inactive >= exit && inactive - exit >= timeout
             };
-            killed.then(|| row.0.clone())
+            killed.then(|| row.name.clone())
         });
         stream::iter(calls)
             .buffered(IN_FLIGHT)
@@ -610,7 +534,7 @@ fn assemble(
             l.name.clone(),
             UnitState {
                 load_state: l.load.clone(),
-                active_state: l.active.clone(),
+                active_state: ActiveState::parse(&l.active),
                 sub_state: l.sub.clone(),
                 main_pid,
                 memory,
@@ -633,7 +557,7 @@ fn finish(out: &mut HashMap<String, UnitState>, ask: &[Listed], memories: Vec<Op
     for u in units {
         out.entry(u.clone()).or_insert_with(|| UnitState {
             load_state: "not-loaded".into(),
-            active_state: "inactive".into(),
+            active_state: ActiveState::Inactive,
             sub_state: "dead".into(),
             ..Default::default()
         });
@@ -652,8 +576,10 @@ fn number(v: OwnedValue) -> Option<u64> {
 }
 
 /// A listed unit's active state; `inactive` for units systemd does not know.
-fn active_state(rows: &HashMap<String, super::dbus::UnitRow>, unit: &str) -> String {
-    rows.get(unit).map(|r| r.3.clone()).unwrap_or_else(|| "inactive".into())
+fn active_state(rows: &HashMap<String, super::dbus::UnitRow>, unit: &str) -> ActiveState {
+    rows.get(unit)
+        .map(|r| ActiveState::parse(&r.active_state))
+        .unwrap_or_default()
 }
 
 /// A Manager proxy that asks the bus nothing when it is made (no property cache, so
@@ -672,10 +598,10 @@ fn explain(e: zbus::Error) -> anyhow::Error {
         || text.contains("InteractiveAuthorizationRequired")
         || text.contains("Interactive authentication required")
     {
-        if !crate::optional::polkit_installed() {
+        if !crate::host::optional::polkit_installed() {
             return anyhow::anyhow!(
                 "systemd refused ({text}): {}\n  hint: ask an admin to `apt-get install polkitd`; until then, only root can do this",
-                crate::optional::NO_POLKIT
+                crate::host::optional::NO_POLKIT
             );
         }
         anyhow::anyhow!(
@@ -690,40 +616,6 @@ fn explain(e: zbus::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn outcome(kind: JobKind, active_state: &str, reload_result: Option<&str>) -> JobOutcome {
-        JobOutcome {
-            unit: "openresty@socketserver-dev1.service".into(),
-            kind,
-            active_state: active_state.into(),
-            reload_result: reload_result.map(Into::into),
-            killed: false,
-        }
-    }
-
-    #[test]
-    fn a_job_is_judged_by_what_it_aimed_at() {
-        assert!(outcome(JobKind::Start, "active", None).ok());
-        assert!(!outcome(JobKind::Restart, "failed", None).ok());
-        assert!(outcome(JobKind::Stop, "inactive", None).ok());
-        assert!(!outcome(JobKind::Stop, "active", None).ok());
-        assert!(outcome(JobKind::Reload, "active", Some("success")).ok());
-        // A failed reload leaves the old master running: active, yet failed.
-        let failed = outcome(JobKind::Reload, "active", Some("exit-code"));
-        assert!(!failed.ok());
-        assert_eq!(failed.result(), "failed");
-        assert!(!outcome(JobKind::Reload, "active", None).ok());
-        // A restart whose stop systemd finished with SIGKILL is back up, yet failed.
-        let killed = JobOutcome {
-            killed: true,
-            ..outcome(JobKind::Restart, "active", None)
-        };
-        assert!(!killed.ok());
-        assert_eq!(
-            killed.result(),
-            "the stop timed out and systemd finished it with SIGKILL"
-        );
-    }
 
     #[test]
     fn units_are_listed_by_one_glob_per_template() {

@@ -8,4 +8,4 @@ pub mod journal;
 pub mod private;
 pub mod workers;
 
-pub use client::{unit_states, JobKind, JobOutcome, Systemd, UnitState};
+pub use client::{unit_states, Systemd, UnitState};
