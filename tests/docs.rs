@@ -280,7 +280,7 @@ fn readable_files() -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if !p.extension().is_some_and(|x| x == "png") {
+            } else if p.extension().is_none_or(|x| x != "png") {
                 out.push(p);
             }
         }
