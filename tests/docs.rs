@@ -260,18 +260,20 @@ fn a_key_removed_from_the_page_is_reported() {
     assert_eq!(unknown, vec!["git.group".to_string()]);
 }
 
-/// Files people read: help (cli.rs, the subcommands' argument docs, ssh's help),
+/// Files people read: help (cli.rs, the subcommands' and operations' argument docs,
+/// ssh's help and messages),
 /// the pages, the example, the units and packaging.
 fn readable_files() -> Vec<PathBuf> {
     let mut out = vec![
         repo().join("README.md"),
         repo().join("src/cli.rs"),
-        repo().join("src/ssh/command.rs"),
         repo().join("examples/hhl.yaml"),
     ];
     let mut dirs = vec![
         repo().join("docs"),
         repo().join("src/cmd"),
+        repo().join("src/ops"),
+        repo().join("src/ssh"),
         repo().join("units"),
         repo().join("packaging"),
     ];
