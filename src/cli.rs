@@ -106,7 +106,8 @@ pub enum Command {
     /// Go back to the previous release of an instance's code, and reload it.
     ///
     /// Each deploy keeps its release (git.keep of them); rollback points `src` at the
-    /// one before the current one. Developers may roll back their own instances.
+    /// one before the current one. Developers roll back their own instances with `ssh
+    /// hhl@server rollback INSTANCE`.
     #[command(after_help = "Example:
   hhlctl rollback socketserver-dev1")]
     Rollback(cmd::rollback::Args),
