@@ -433,3 +433,52 @@ fn the_readme_quickstarts_are_the_tested_steps() {
         );
     }
 }
+
+/// `scripts/build-deb.sh` names the Rust it needs before building anything: an old
+/// rustc (Debian 12's is 1.63) or none at all is refused with what to do.
+#[test]
+fn build_deb_refuses_an_old_or_missing_rust() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path();
+    // Only what the script runs before the check, so that no Rust of this machine's
+    // (in /usr/bin on some) is found.
+    for tool in ["dirname", "sed", "awk", "sort", "head"] {
+        let real = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} is missing"));
+        std::os::unix::fs::symlink(real, bin.join(tool)).unwrap();
+    }
+    let path = bin.display().to_string();
+    let run = |path: &str| {
+        let out = std::process::Command::new("/bin/bash")
+            .arg(repo().join("scripts/build-deb.sh"))
+            .env_clear()
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // No cargo or rustc on the PATH.
+    let (code, err) = run(&path);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("error: no Rust toolchain (cargo, rustc): install Rust 1.85 or newer with rustup"),
+        "{err}"
+    );
+    for (name, text) in [
+        ("cargo", "#!/bin/sh\nexit 0\n"),
+        ("rustc", "#!/bin/sh\necho 'rustc 1.63.0 (4b91a6ea7 2022-08-08)'\n"),
+    ] {
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let (code, err) = run(&path);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("error: rustc 1.63.0 is older than 1.85, which hhlctl needs (Cargo.toml rust-version)"),
+        "{err}"
+    );
+}
