@@ -156,9 +156,8 @@ fn cpu_of_procs(proc_cgroup: &str, unit: &str) -> Option<u64> {
     let procs = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"]
         .iter()
         .find_map(|root| std::fs::read_to_string(format!("{root}{rel}/cgroup.procs")).ok())?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+    let ticks = rustix::param::clock_ticks_per_second();
+    let ticks = Some(ticks).filter(|t| *t > 0)?;
     let total: u64 = procs
         .lines()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok())

@@ -235,7 +235,7 @@ pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> 
         "core.hooksPath".to_string(),
         repo.path.join("hooks").display().to_string(),
     )];
-    let push = crate::core::push_limits::parse_size(&model.git.max_push_size).unwrap_or(100 << 20);
+    let push = model.git.max_push_size;
     out.push(("receive.maxInputSize".into(), push.to_string()));
     let hide = if service == "receive-pack" {
         "receive.hideRefs"

@@ -120,7 +120,7 @@ impl Systemd {
 /// Each of `units` with its master's pid as read before the signal.
 fn masters_of<'u>(
     units: &'u [String],
-    states: &'u HashMap<String, super::client::UnitState>,
+    states: &'u HashMap<String, super::states::UnitState>,
 ) -> impl Iterator<Item = (&'u String, u32)> + 'u {
     units.iter().filter_map(move |u| Some((u, states.get(u)?.main_pid)))
 }
