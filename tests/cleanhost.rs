@@ -132,7 +132,7 @@ fn every_instance_answers(h: &Host) {
 
 /// The ops step "add the developers' keys": dev1's key (made here, where dev1's
 /// machine plays the client) goes into hhl.yaml's `keys:`, and dev1's ssh config
-/// names the server `hhl`, as the README's developer set-up says.
+/// names the server `hhl`, as docs/dev/windows.md says.
 fn add_dev1_key(h: &Host) {
     h.ok("mkdir -p -m 700 /root/.ssh && ssh-keygen -q -t ed25519 -N '' -C dev1@laptop -f /root/.ssh/id_ed25519");
     h.ok("printf 'keys:\n  dev1: [\"%s\"]\n' \"$(cat /root/.ssh/id_ed25519.pub)\" >> /etc/hhl/hhl.yaml");
