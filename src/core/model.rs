@@ -158,6 +158,8 @@ pub struct Model {
     pub instances: Vec<Instance>,
     pub access: Access,
     pub git: RawGit,
+    /// The console's trusted proxies (`web.trusted_proxies`), checked.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Model {
@@ -213,6 +215,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
 
     check_paths(raw, src, &mut errs);
     check_git(&raw.git, src, &mut errs);
+    check_web(&raw.web, src, &mut errs);
     let access = access::resolve(raw, &developers, src, &mut errs);
 
     let mut instances = Vec::new();
@@ -296,6 +299,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         instances,
         access,
         git: raw.git.clone(),
+        trusted_proxies: raw.web.trusted_proxies.iter().filter_map(|a| a.parse().ok()).collect(),
     })
 }
 
@@ -437,6 +441,20 @@ fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
             );
         } else {
             seen.insert(inst.port, inst);
+        }
+    }
+}
+
+fn check_web(web: &crate::config::RawWeb, src: &Source, errs: &mut Diagnostics) {
+    for (i, a) in web.trusted_proxies.iter().enumerate() {
+        if a.parse::<std::net::IpAddr>().is_err() {
+            errs.push(
+                src.diag(
+                    &["web", "trusted_proxies", &i.to_string()],
+                    format!("web.trusted_proxies: `{a}` is not an IP address"),
+                )
+                .hint("the proxy's address as the console sees it connect, e.g. 127.0.0.1 or ::1 (no names, no ranges)"),
+            );
         }
     }
 }

@@ -177,20 +177,15 @@ pub(super) async fn overview(State(app): State<Shared>, headers: HeaderMap) -> R
 }
 
 /// `GET /api/events`: the overview again each time it is read, while the session
-/// lasts. Counts as one of the session's live streams (`MAX_TAILS`).
+/// lasts. Counts as one of the identity's live streams (`limits::STREAMS_PER_IDENTITY`).
 pub(super) async fn events(State(app): State<Shared>, headers: HeaderMap) -> Response {
     let Some(user) = signed_in(&app, &headers) else {
         return error(StatusCode::UNAUTHORIZED, "sign in first");
     };
     let session = super::token(&headers).unwrap_or_default();
-    let Some(slot) = super::TailSlot::take(&app, session.clone()) else {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "at most {} live views per session: close one (another tab) first",
-                super::MAX_TAILS
-            ),
-        );
+    let slot = match super::live_stream(&app, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let mut rx = app.watch.tx.subscribe();
     rx.mark_changed();

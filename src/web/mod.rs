@@ -7,19 +7,20 @@ pub mod auth;
 mod console;
 pub mod entry;
 pub mod guard;
+pub mod limits;
 pub mod link;
 mod tail;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use axum::extract::{ConnectInfo, Form, Query, Request, State};
+use axum::extract::{ConnectInfo, Extension, Form, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -32,6 +33,9 @@ use crate::model::Model;
 use entry::{Entry, Filter, Visible};
 
 const COOKIE: &str = "hhl_session";
+/// The device cookie (`link::device_token`): this browser signed in as its identity
+/// before. Sent to /login only; kept 30 days.
+const DEVICE_COOKIE: &str = "hhl_device";
 const PAGE: &str = include_str!("page.html");
 const CONSOLE: &str = include_str!("console.html");
 const CONSOLE_JS: &str = include_str!("console.js");
@@ -50,12 +54,6 @@ pub struct Config {
 
 /// Password hashes at once (argon2id: 19 MiB and tens of ms each); the rest wait.
 const HASHING: usize = 2;
-/// Open connections at once; beyond, new ones are closed on accept.
-const MAX_CONNECTIONS: usize = 256;
-/// A request's headers must arrive within this (and connections are not kept alive).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Live tails one session may hold open.
-pub const MAX_TAILS: usize = 4;
 
 struct App {
     model: Model,
@@ -63,7 +61,11 @@ struct App {
     sessions: Mutex<auth::Sessions>,
     hashing: tokio::sync::Semaphore,
     throttle: Mutex<guard::Throttle>,
-    tails: Mutex<HashMap<String, usize>>,
+    limits: Arc<limits::Limits>,
+    /// Whose `X-Forwarded-For` is believed (hhl.yaml's `web.trusted_proxies`).
+    trusted: Vec<IpAddr>,
+    /// Signs device cookies: the link key, or one of this process's own.
+    device_key: Vec<u8>,
     key: Option<Vec<u8>>,
     links: Mutex<link::Used>,
     public_url: String,
@@ -98,13 +100,19 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         }
         None => None,
     };
+    let device_key = match &key {
+        Some(k) => k.clone(),
+        None => link::parse_key(&crate::secrets::random_hex::<32>()?).context("a device key")?,
+    };
     let app: Shared = Arc::new(App {
+        trusted: model.trusted_proxies.clone(),
         model,
         users,
         sessions: Mutex::new(auth::Sessions::new(Duration::from_secs(12 * 3600))),
         hashing: tokio::sync::Semaphore::new(HASHING),
         throttle: Mutex::new(guard::Throttle::default()),
-        tails: Mutex::new(HashMap::new()),
+        limits: Arc::new(limits::Limits::default()),
+        device_key,
         key,
         links: Mutex::new(link::Used::default()),
         public_url: cfg.public_url.trim_end_matches('/').to_string(),
@@ -137,28 +145,37 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         .route("/api/tail", get(tail))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(app.clone(), same_origin_posts))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), arrive))
         .with_state(app.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     rt.block_on(async {
-        tokio::spawn(console::poll(app));
+        tokio::spawn(console::poll(app.clone()));
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         eprintln!(
             "hhlctl web: listening on http://{} (public address {})",
-            cfg.listen, cfg.public_url
+            listener.local_addr().unwrap_or(cfg.listen),
+            cfg.public_url
         );
-        accept(listener, router).await
+        accept(listener, router, app.limits.clone()).await
     })
 }
 
-/// Serve each connection with a header-read timeout and no keep-alive (an idle
-/// connection is closed), at most `MAX_CONNECTIONS` at once.
-async fn accept(listener: tokio::net::TcpListener, router: Router) -> Result<()> {
-    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+/// The connection a request came on: its peer, its number in `limits`, when accepted.
+#[derive(Clone, Copy)]
+struct Conn {
+    id: u64,
+    accepted: Instant,
+}
+
+/// Serve each connection, one request each (no keep-alive), within the limits of
+/// `limits`: the request (headers and body) must arrive by `REQUEST_DEADLINE`, and
+/// while it arrives the connection may be closed to let a newer one in.
+async fn accept(listener: tokio::net::TcpListener, router: Router, limits: Arc<limits::Limits>) -> Result<()> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -168,22 +185,102 @@ async fn accept(listener: tokio::net::TcpListener, router: Router) -> Result<()>
                 continue;
             }
         };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
+        let accepted = Instant::now();
+        let Some(id) = limits.accepted() else {
             drop(stream);
             continue;
         };
-        let service =
-            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = hyper::server::conn::http1::Builder::new()
+        let service = hyper_util::service::TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(ConnectInfo(peer)))
+                .layer(axum::Extension(Conn { id, accepted })),
+        );
+        let open = limits.clone();
+        let task = tokio::spawn(async move {
+            let _open = Open(open.clone(), id);
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(limits::REQUEST_DEADLINE)
                 .keep_alive(false)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            // `arrive` answers a late body with 408 at the deadline; this closes what
+            // is still arriving just after it (headers never finished).
+            let late = tokio::time::Instant::from_std(accepted + limits::REQUEST_DEADLINE + Duration::from_secs(1));
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = tokio::time::sleep_until(late) => {}
+            }
+            if open.is_arriving(id) {
+                return;
+            }
+            let _ = conn.await;
         });
+        limits.arriving(id, peer.ip(), task.abort_handle());
     }
+}
+
+/// An open connection, counted until its task ends (or is aborted).
+struct Open(Arc<limits::Limits>, u64);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.closed(self.1);
+    }
+}
+
+/// Outermost: the request's body must arrive whole (at most `MAX_BODY`) by the
+/// connection's deadline; then the connection is no longer one that may be closed
+/// for newer ones, and a signed-in identity's request counts against its
+/// `REQUESTS_PER_IDENTITY` while it is answered.
+async fn arrive(
+    State(app): State<Shared>,
+    Extension(conn): Extension<Conn>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = length.filter(|n| *n > limits::MAX_BODY as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("refused: a request body of {n} bytes; the most this page takes is {} bytes", limits::MAX_BODY),
+        );
+    }
+    let deadline = tokio::time::Instant::from_std(conn.accepted + limits::REQUEST_DEADLINE);
+    let body = match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, limits::MAX_BODY)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("refused: the request body is broken or longer than {} bytes", limits::MAX_BODY),
+            )
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "refused: the request did not arrive whole within {} s of connecting",
+                    limits::REQUEST_DEADLINE.as_secs()
+                ),
+            )
+        }
+    };
+    app.limits.arrived(conn.id);
+    let req = Request::from_parts(parts, axum::body::Body::from(body));
+    let _slot = match signed_in(&app, req.headers()) {
+        Some(user) => match app.limits.request(&user) {
+            Ok(slot) => Some(slot),
+            Err(why) => return error(StatusCode::TOO_MANY_REQUESTS, format!("refused: {}", why.0)),
+        },
+        None => None,
+    };
+    next.run(req).await
 }
 
 /// Every POST must come from the page itself (login CSRF).
@@ -274,22 +371,41 @@ fn login_error(status: StatusCode, msg: &str) -> Response {
     (status, Html(page)).into_response()
 }
 
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 async fn login(
     State(app): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let user = f.user.chars().take(64).collect::<String>();
-    let attempt = app
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let address = limits::client(peer.ip(), forwarded, &app.trusted).to_string();
+    let device = cookie(&headers, DEVICE_COOKIE).and_then(|c| link::device_of(&app.device_key, c, &user));
+    let attempt = guard::Try {
+        user: &user,
+        known: app.users.contains_key(&user),
+        address: &address,
+        device,
+    };
+    let now = Instant::now();
+    let counted = app
         .throttle
         .lock()
-        .map(|mut t| t.attempt(&user, &peer.ip().to_string(), std::time::Instant::now()))
+        .map(|mut t| t.attempt(&attempt, now))
         .unwrap_or(Ok(()));
-    if let Err(wait) = attempt {
-        return login_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many sign-in attempts for this user or from this address: try again in {wait} s."),
-        );
+    if let Err(why) = counted {
+        return login_error(StatusCode::TOO_MANY_REQUESTS, &why);
     }
     // argon2 takes tens of milliseconds and 19 MiB: a few at a time, off the event loop.
     let Ok(_permit) = app.hashing.acquire().await else {
@@ -304,7 +420,7 @@ async fn login(
         return login_error(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     }
     if let Ok(mut t) = app.throttle.lock() {
-        t.succeeded(&user);
+        t.succeeded(&attempt, now);
     }
     signed_in_as(&app, &user)
 }
@@ -315,7 +431,7 @@ fn signed_in_as(app: &App, user: &str) -> Response {
         Ok(Ok(t)) => t,
         _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not open a session"),
     };
-    (
+    let mut r = (
         StatusCode::SEE_OTHER,
         [
             (header::LOCATION, "/".to_string()),
@@ -325,7 +441,14 @@ fn signed_in_as(app: &App, user: &str) -> Response {
             ),
         ],
     )
-        .into_response()
+        .into_response();
+    if let Ok(device) = link::device_token(&app.device_key, user) {
+        let flags = app.cookie_flags().replace("Path=/", "Path=/login");
+        if let Ok(v) = format!("{DEVICE_COOKIE}={device}; {flags}; Max-Age=2592000").parse() {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 #[derive(Deserialize)]
@@ -466,50 +589,14 @@ async fn logs(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
     Json(entries).into_response()
 }
 
-/// One live tail of a session, counted while its stream lives.
-struct TailSlot {
-    app: Shared,
-    session: String,
-}
-
-impl TailSlot {
-    fn take(app: &Shared, session: String) -> Option<TailSlot> {
-        let mut tails = app.tails.lock().ok()?;
-        let n = tails.entry(session.clone()).or_insert(0);
-        if *n >= MAX_TAILS {
-            return None;
-        }
-        *n += 1;
-        Some(TailSlot {
-            app: app.clone(),
-            session,
-        })
-    }
-}
-
-impl Drop for TailSlot {
-    fn drop(&mut self) {
-        if let Ok(mut tails) = self.app.tails.lock() {
-            if let Some(n) = tails.get_mut(&self.session) {
-                *n -= 1;
-                if *n == 0 {
-                    tails.remove(&self.session);
-                }
-            }
-        }
-    }
-}
-
 async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<LogQuery>) -> Response {
     let units = match units_for(&app, &headers, &q) {
         Ok(u) => u,
         Err((status, msg)) => return error(status, msg),
     };
-    let Some(slot) = TailSlot::take(&app, token(&headers).unwrap_or_default()) else {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("at most {MAX_TAILS} live tails per session: close one (another tab) first"),
-        );
+    let slot = match live_stream(&app, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let lines = match tail::follow(units.iter().map(|v| v.unit.clone()).collect()) {
         Ok(l) => l,
@@ -528,6 +615,16 @@ async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
         None
     });
     sse(events).into_response()
+}
+
+/// A live stream for the signed-in identity (within `limits`), or the refusal.
+fn live_stream(app: &Shared, headers: &HeaderMap) -> Result<limits::Slot, Response> {
+    let Some(user) = signed_in(app, headers) else {
+        return Err(error(StatusCode::UNAUTHORIZED, "sign in first"));
+    };
+    app.limits
+        .stream(&user, app.model.access.is_admin(&user))
+        .map_err(|why| error(StatusCode::TOO_MANY_REQUESTS, format!("refused: {}", why.0)))
 }
 
 fn sse<S: Stream<Item = Result<Event, Infallible>> + Send + 'static>(s: S) -> impl IntoResponse {
