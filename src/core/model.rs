@@ -453,7 +453,9 @@ fn check_web(web: &crate::config::RawWeb, src: &Source, errs: &mut Diagnostics) 
                     &["web", "trusted_proxies", &i.to_string()],
                     format!("web.trusted_proxies: `{a}` is not an IP address"),
                 )
-                .hint("the proxy's address as the console sees it connect, e.g. 127.0.0.1 or ::1 (no names, no ranges)"),
+                .hint(
+                    "the proxy's address as the console sees it connect, e.g. 127.0.0.1 or ::1 (no names, no ranges)",
+                ),
             );
         }
     }

@@ -108,12 +108,9 @@ impl Throttle {
         Ok(())
     }
 
-    /// The try at `now` was right: it no longer counts against its pair (or device).
+    /// The try at `now` was right: it no longer counts.
     pub fn succeeded(&mut self, t: &Try, now: Instant) {
         for (key, _, _) in t.keys() {
-            if key.starts_with("u:") {
-                continue;
-            }
             if let Some(v) = self.attempts.get_mut(&key) {
                 v.retain(|at| *at != now);
                 if v.is_empty() {
@@ -179,7 +176,8 @@ mod tests {
         t.attempt(&try_("dev2", true, "127.0.0.1", None), now).unwrap();
         // Made-up users lock out made-up users from that address, nobody else.
         for i in 0..UNKNOWN_PER_ADDRESS {
-            t.attempt(&try_(&format!("u{i}"), false, "127.0.0.1", None), now).unwrap();
+            t.attempt(&try_(&format!("u{i}"), false, "127.0.0.1", None), now)
+                .unwrap();
         }
         assert_eq!(
             t.attempt(&try_("nobody", false, "127.0.0.1", None), now).unwrap_err(),

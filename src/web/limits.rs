@@ -294,7 +294,12 @@ mod tests {
         for i in 0..(STREAMS - STREAMS_PER_IDENTITY) {
             others.push(l.stream(&format!("d{}", i / STREAMS_PER_IDENTITY), false).unwrap());
         }
-        assert!(l.stream("dev2", false).err().unwrap().0.starts_with("the developers have 192"));
+        assert!(l
+            .stream("dev2", false)
+            .err()
+            .unwrap()
+            .0
+            .starts_with("the developers have 192"));
         // Admins have their own.
         let _admin = l.stream("lead", true).unwrap();
         drop(mine);

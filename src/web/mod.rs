@@ -249,7 +249,10 @@ async fn arrive(
     if let Some(n) = length.filter(|n| *n > limits::MAX_BODY as u64) {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("refused: a request body of {n} bytes; the most this page takes is {} bytes", limits::MAX_BODY),
+            format!(
+                "refused: a request body of {n} bytes; the most this page takes is {} bytes",
+                limits::MAX_BODY
+            ),
         );
     }
     let deadline = tokio::time::Instant::from_std(conn.accepted + limits::REQUEST_DEADLINE);
@@ -258,7 +261,10 @@ async fn arrive(
         Ok(Err(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("refused: the request body is broken or longer than {} bytes", limits::MAX_BODY),
+                format!(
+                    "refused: the request body is broken or longer than {} bytes",
+                    limits::MAX_BODY
+                ),
             )
         }
         Err(_) => {
