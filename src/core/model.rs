@@ -445,7 +445,7 @@ fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
     }
 }
 
-fn check_web(web: &crate::config::RawWeb, src: &Source, errs: &mut Diagnostics) {
+fn check_web(web: &crate::core::config::RawWeb, src: &Source, errs: &mut Diagnostics) {
     for (i, a) in web.trusted_proxies.iter().enumerate() {
         if a.parse::<std::net::IpAddr>().is_err() {
             errs.push(

@@ -105,7 +105,7 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
     };
     let device_key = match &key {
         Some(k) => k.clone(),
-        None => link::parse_key(&crate::secrets::random_hex::<32>()?).context("a device key")?,
+        None => crate::host::secrets::random::<32>()?.to_vec(),
     };
     let app: Shared = Arc::new(App {
         trusted: model.trusted_proxies.clone(),
