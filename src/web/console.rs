@@ -185,7 +185,7 @@ pub(super) async fn events(State(app): State<Shared>, headers: HeaderMap) -> Res
     let session = super::token(&headers).unwrap_or_default();
     let slot = match super::live_stream(&app, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err((status, why)) => return error(status, why),
     };
     let mut rx = app.watch.tx.subscribe();
     rx.mark_changed();

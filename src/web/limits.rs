@@ -78,10 +78,8 @@ impl Limits {
     pub fn accepted(&self) -> Option<u64> {
         let mut a = self.arriving.lock().ok()?;
         let open = self.open.load(std::sync::atomic::Ordering::Relaxed);
-        if a.open.len() >= MAX_ARRIVING || open >= MAX_CONNECTIONS {
-            if !evict_one(&mut a) {
-                return None;
-            }
+        if (a.open.len() >= MAX_ARRIVING || open >= MAX_CONNECTIONS) && !evict_one(&mut a) {
+            return None;
         }
         self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         a.next += 1;

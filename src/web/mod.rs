@@ -605,7 +605,7 @@ async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
     };
     let slot = match live_stream(&app, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err((status, why)) => return error(status, why),
     };
     let lines = match tail::follow(units.iter().map(|v| v.unit.clone()).collect()) {
         Ok(l) => l,
@@ -627,13 +627,13 @@ async fn tail(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
 }
 
 /// A live stream for the signed-in identity (within `limits`), or the refusal.
-fn live_stream(app: &Shared, headers: &HeaderMap) -> Result<limits::Slot, Response> {
+fn live_stream(app: &Shared, headers: &HeaderMap) -> Result<limits::Slot, (StatusCode, String)> {
     let Some(user) = signed_in(app, headers) else {
-        return Err(error(StatusCode::UNAUTHORIZED, "sign in first"));
+        return Err((StatusCode::UNAUTHORIZED, "sign in first".into()));
     };
     app.limits
         .stream(&user, app.model.access.is_admin(&user))
-        .map_err(|why| error(StatusCode::TOO_MANY_REQUESTS, format!("refused: {}", why.0)))
+        .map_err(|why| (StatusCode::TOO_MANY_REQUESTS, format!("refused: {}", why.0)))
 }
 
 fn sse<S: Stream<Item = Result<Event, Infallible>> + Send + 'static>(s: S) -> impl IntoResponse {
