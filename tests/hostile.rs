@@ -526,6 +526,31 @@ fn sign_in_lockouts_hit_the_attacker_not_the_victim() {
     );
     assert_eq!(w.password("127.0.0.1", "dev1", "dev1-secret", "").status, 303);
     assert_eq!(w.password("127.0.0.1", "lead", "lead-secret", "").status, 303);
+    // Made-up names from 64 addresses at once: a few are checked, the rest refused at
+    // once, none ahead of an identity signing in.
+    let w = Arc::new(w);
+    let storm: Vec<_> = (0..64)
+        .map(|i| {
+            let w = w.clone();
+            std::thread::spawn(move || w.password(&format!("127.0.2.{i}"), &format!("ghost{i}"), "x", ""))
+        })
+        .collect();
+    signs_in_and_loads(&w, "dev1");
+    let mut busy = 0;
+    for t in storm {
+        let a = t.join().unwrap();
+        if a.status == 429 {
+            answered(
+                &a,
+                429,
+                "Too many sign-in attempts for unknown users at the moment: try again in a few seconds.",
+            );
+            busy += 1;
+        } else {
+            answered(&a, 401, WRONG);
+        }
+    }
+    assert!(busy > 0, "64 made-up names at once were all checked");
 
     // Behind the trusted proxy, the client is the address it appended last.
     let via = |client: &str, id: &str, password: &str| {

@@ -24,6 +24,10 @@ pub const PER_PAIR: usize = 10;
 pub const PER_IDENTITY: usize = 100;
 /// Tries for names that are no identity here, per client address, in one window.
 pub const UNKNOWN_PER_ADDRESS: usize = 30;
+/// Tries for names that are no identity here being checked at once, from everywhere
+/// (one attacker has all of 127/8 to come from): the rest are refused at once, and
+/// never queue ahead of the identities for the password hash.
+pub const UNKNOWN_AT_ONCE: usize = 4;
 pub const WINDOW: Duration = Duration::from_secs(300);
 /// Keys remembered at once; beyond, every new key is throttled (memory stays bounded).
 const MAX_KEYS: usize = 100_000;

@@ -60,6 +60,8 @@ struct App {
     users: HashMap<String, String>,
     sessions: Mutex<auth::Sessions>,
     hashing: tokio::sync::Semaphore,
+    /// Tries for names that are no identity here, at once (`guard::UNKNOWN_AT_ONCE`).
+    unknown: tokio::sync::Semaphore,
     throttle: Mutex<guard::Throttle>,
     limits: Arc<limits::Limits>,
     /// Whose `X-Forwarded-For` is believed (hhl.yaml's `web.trusted_proxies`).
@@ -113,6 +115,7 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
         users,
         sessions: Mutex::new(auth::Sessions::new(Duration::from_secs(12 * 3600))),
         hashing: tokio::sync::Semaphore::new(HASHING),
+        unknown: tokio::sync::Semaphore::new(guard::UNKNOWN_AT_ONCE),
         throttle: Mutex::new(guard::Throttle::default()),
         limits: Arc::new(limits::Limits::default()),
         device_key,
@@ -401,9 +404,10 @@ async fn login(
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let address = limits::client(peer.ip(), forwarded, &app.trusted).to_string();
     let device = cookie(&headers, DEVICE_COOKIE).and_then(|c| link::device_of(&app.device_key, c, &user));
+    let known = app.users.contains_key(&user);
     let attempt = guard::Try {
         user: &user,
-        known: app.users.contains_key(&user),
+        known,
         address: &address,
         device,
     };
@@ -416,6 +420,20 @@ async fn login(
     if let Err(why) = counted {
         return login_error(StatusCode::TOO_MANY_REQUESTS, &why);
     }
+    // Made-up names from many addresses (127/8 is all this host's) must not queue
+    // ahead of the identities: a few at a time, the rest refused at once.
+    let _unknown = match known {
+        true => None,
+        false => match app.unknown.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return login_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts for unknown users at the moment: try again in a few seconds.",
+                )
+            }
+        },
+    };
     // argon2 takes tens of milliseconds and 19 MiB: a few at a time, off the event loop.
     let Ok(_permit) = app.hashing.acquire().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
