@@ -121,7 +121,7 @@ impl Web {
             .unwrap()
             .as_secs()
             + 60;
-        let t = hhlctl::web::link::token(&KEY, id, expiry).unwrap();
+        let t = hhlctl::ops::web_link::token(&KEY, id, expiry).unwrap();
         let a = self.get("127.0.0.1", &format!("/link?t={t}"), "");
         assert_eq!(a.status, 303, "{}", a.body);
         a.cookie("hhl_session")
