@@ -501,7 +501,7 @@ fn sign_in_lockouts_hit_the_attacker_not_the_victim() {
     answered(
         &w.password("127.0.0.1", "dev2", "dev2-secret", ""),
         429,
-        "or sign in with a link (`ssh &lt;entry&gt;@server web`)",
+        "or sign in with a link (&#x60;ssh &lt;entry&gt;@server web&#x60;).",
     );
     // The victim is not locked out: from their browser, from another address, by link.
     let a = w.password("127.0.0.1", "dev2", "dev2-secret", &device);
