@@ -2,9 +2,10 @@
 # Benchmark: what the console's limits (issue 25: whole-request deadline, arriving
 # connections, per-identity streams, requests and sessions, sign-in throttling) cost
 # a normal console load. The release build of this tree ("after") and of BEFORE (by
-# default the commit before src/web/limits.rs was added) serve the same example side
-# by side in one real-systemd container, as root, each on its own port, and are
-# measured alternately in the same run:
+# default `main`: run it on the branch before it is merged; afterwards name the
+# commit before the merge) serve the same example side by side in one real-systemd
+# container, as root, each on its own port, and are measured alternately in the same
+# run:
 #   sign-in      POST /login with the right password (argon2id dominates);
 #   console load GET /, /console.js and /api/overview with a session (curl's
 #                time_total of the three, summed).
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-201}
 signins=${SIGNINS:-25}
-before=${BEFORE:-$(git log --diff-filter=A --format=%H -- src/web/limits.rs | tail -1)^}
+before=${BEFORE:-main}
 before=$(git rev-parse --verify "$before^{commit}")
 out=$PWD/target/bench-console
 mkdir -p "$out"
