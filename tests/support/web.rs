@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,16 @@ impl Web {
         let passwd = sb.write("web.passwd", &passwd);
         let key: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
         let key = sb.write("web.key", &key);
-        let mut child = Command::new(BIN)
+        let mut cmd = Command::new(BIN);
+        // SAFETY: prctl only, between fork and exec. The console ends with the test
+        // thread that started it, even when a failing test leaves a `Web` undropped.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .current_dir(sb.path())
             .env("HHL_CONFIG", sb.path().join("hhl.yaml"))
             .env_remove("HHL_ROOT")
