@@ -10,4 +10,7 @@ cargo clippy --all-targets --locked -- -D warnings
 bash scripts/build-deb.sh
 HHL_DEB=$(ls target/debian/hhlctl_*.deb | tail -n 1)
 export HHL_DEB
+# The package's own check (a test tool: deps.sh installs lintian, the build does not).
+lintian --fail-on error,warning --info "$HHL_DEB"
+echo "lintian: no errors, no warnings"
 cargo test --locked --all-targets -- --test-threads=2

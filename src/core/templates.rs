@@ -2,7 +2,7 @@
 //! read by the shell, strict mode so a missing value is an error. No HTML escaping:
 //! each template is checked when loaded and every `{{x}}` in it rewritten into the
 //! token helper of its file's syntax (nginx or Redis), so every value is escaped or
-//! refused; raw text is only the `{{{x_snippet}}}` form (see the README).
+//! refused; raw text is only the `{{{x_snippet}}}` form (see docs/ops/configuration.md).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
