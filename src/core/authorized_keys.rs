@@ -1,12 +1,19 @@
 //! The entry account's `~/.ssh/authorized_keys`: one line per key in hhl.yaml,
 //! `restrict,command="<hhlctl> ssh <identity>" <type> <base64> [comment]`. Pure.
+//!
+//! A key may forward (`ssh -N -L`) to its owner's own Redis port on loopback and to no
+//! other port (`permitopen`), so redis-cli and Redis GUIs work from the developer's PC;
+//! admins' keys to every owner's Redis. `restrict` turns every forwarding off, and
+//! `port-forwarding` turns back on both directions: `permitlisten` on a privileged port,
+//! which sshd never binds for an unprivileged account, keeps `ssh -R` refused (a
+//! developer's listener must never squat a port another owner's code connects to).
 
 use std::path::Path;
 
 use crate::artifact::{generated_header, Artifact};
 use crate::escape::Unsafe;
 use crate::identity::PublicKey;
-use crate::model::Model;
+use crate::model::{Kind, Model};
 
 /// One authorized_keys line, or why it cannot be written. The identity lands inside
 /// `command="…"`, so only name characters pass; the key is re-checked (type, base64)
@@ -16,7 +23,8 @@ use crate::model::Model;
 pub struct AuthorizedKey(String);
 
 impl AuthorizedKey {
-    pub fn new(hhlctl: &Path, identity: &str, key: &PublicKey) -> Result<Self, Unsafe> {
+    /// `forwards`: the loopback ports the key may open (`ssh -L`); none: no forwarding.
+    pub fn new(hhlctl: &Path, identity: &str, key: &PublicKey, forwards: &[u16]) -> Result<Self, Unsafe> {
         let ok_name = !identity.is_empty()
             && identity
                 .bytes()
@@ -44,8 +52,16 @@ impl AuthorizedKey {
         if again != *key {
             return Err(Unsafe("the key does not read back as itself".into()));
         }
+        let mut options = String::from("restrict");
+        if !forwards.is_empty() {
+            // ssh sends the host as typed: both loopback spellings (no name lookup).
+            options.push_str(",port-forwarding,permitlisten=\"127.0.0.1:1\"");
+            for port in forwards {
+                options.push_str(&format!(",permitopen=\"127.0.0.1:{port}\",permitopen=\"localhost:{port}\""));
+            }
+        }
         Ok(AuthorizedKey(format!(
-            "restrict,command=\"{exe} ssh {identity}\" {line}"
+            "{options},command=\"{exe} ssh {identity}\" {line}"
         )))
     }
 
@@ -64,12 +80,25 @@ pub fn path_under(entry_home: &std::path::Path) -> std::path::PathBuf {
     entry_home.join(".ssh/authorized_keys")
 }
 
+/// The Redis ports `identity`'s keys may forward to: their own Redis's; an admin's,
+/// every owner's.
+pub fn redis_forwards(model: &Model, identity: &str) -> Vec<u16> {
+    model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Redis)
+        .filter(|i| model.access.is_admin(identity) || i.developer == identity)
+        .map(|i| i.port)
+        .collect()
+}
+
 /// The file's text: a header, then every identity's keys in hhl.yaml order.
 pub fn text(model: &Model, hhlctl: &Path, source: &Path) -> Result<String, Unsafe> {
     let mut out = generated_header(source, None);
     for id in model.access.identities.values() {
+        let forwards = redis_forwards(model, &id.name);
         for key in &id.keys {
-            out.push_str(AuthorizedKey::new(hhlctl, &id.name, key)?.as_str());
+            out.push_str(AuthorizedKey::new(hhlctl, &id.name, key, &forwards)?.as_str());
             out.push('\n');
         }
     }
@@ -105,10 +134,18 @@ mod tests {
 
     #[test]
     fn line() {
-        let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(Some("dev1@pc"))).unwrap();
+        let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(Some("dev1@pc")), &[]).unwrap();
         assert_eq!(
             l.as_str(),
             format!("restrict,command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED} dev1@pc")
+        );
+        let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(None), &[6381]).unwrap();
+        assert_eq!(
+            l.as_str(),
+            format!(
+                "restrict,port-forwarding,permitlisten=\"127.0.0.1:1\",permitopen=\"127.0.0.1:6381\",permitopen=\"localhost:6381\",\
+                 command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED}"
+            )
         );
     }
 
@@ -116,16 +153,16 @@ mod tests {
     fn refusals() {
         let h = Path::new(HHLCTL);
         assert_eq!(
-            AuthorizedKey::new(h, "dev1\" x", &key(None)).unwrap_err().0,
+            AuthorizedKey::new(h, "dev1\" x", &key(None), &[]).unwrap_err().0,
             "identity `dev1\\\" x` is not a plain name"
         );
         assert_eq!(
-            AuthorizedKey::new(h, "dev1", &key(Some("a\nssh-ed25519 AAAA")))
+            AuthorizedKey::new(h, "dev1", &key(Some("a\nssh-ed25519 AAAA")), &[])
                 .unwrap_err()
                 .0,
             "the key contains a newline"
         );
-        assert!(AuthorizedKey::new(Path::new("/opt/my hhl"), "dev1", &key(None))
+        assert!(AuthorizedKey::new(Path::new("/opt/my hhl"), "dev1", &key(None), &[])
             .unwrap_err()
             .0
             .contains("cannot stand in command"));

@@ -14,6 +14,7 @@ pub mod overview;
 pub mod parallel;
 pub mod pending;
 pub mod portholder;
+pub mod redis_client;
 pub mod release;
 pub mod release_info;
 pub mod repos;

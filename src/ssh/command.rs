@@ -27,6 +27,12 @@ pub enum Request {
     Web,
     /// The Redis port and secret of an owner (a developer's own; admins name one).
     RedisSecret(Option<String>),
+    /// One command on an owner's Redis (the caller's own; admins may name one with
+    /// `--owner`), its words split as redis-cli splits a line.
+    Redis {
+        owner: Option<String>,
+        words: Vec<Vec<u8>>,
+    },
     /// Admin only.
     Start(Vec<String>),
     Stop(Vec<String>),
@@ -44,13 +50,17 @@ commands (ssh <entry>@server <command>):
   releases [INSTANCE]           the kept releases of an OpenResty instance
   rollback INSTANCE [RELEASE]   back to the release before the current one (or RELEASE)
   web                           a one-time sign-in link for the log page
-  redis-secret                  your Redis's port and secret (for redis-cli and tools)
+  redis CMD [ARG…]              one command on your own Redis, e.g. redis GET k
+                                (quote for ssh: 'redis SET k \"a b\"')
+  redis-secret                  your Redis's port and secret (for redis-cli and tools
+                                through ssh -N -L PORT:127.0.0.1:PORT)
   help                          this text
 git: git push/fetch <entry>@server:<repo> (socketserver, lualib, …)";
 
 pub const ADMIN_HELP: &str = "\
 admin commands:
   start|stop [INSTANCE…]        any instance (or --all)
+  redis --owner OWNER CMD …     a command on anyone's Redis
   plan                          what apply would change
   apply                         make the host match serverctrl's hhl.yaml";
 
@@ -129,6 +139,27 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
             _ => Err("rollback takes an instance and maybe a release: rollback socketserver-<you> [RELEASE]".into()),
         },
         "web" if args.is_empty() => Ok(Request::Web),
+        "redis" => {
+            // The rest of the line as written: redis-cli's quoting, not blanks alone.
+            let rest = line.trim_start()["redis".len()..].to_string();
+            let mut words = crate::core::redis_cmd::split(&rest)?;
+            let mut owner = None;
+            if words.first().is_some_and(|w| w == b"--owner") {
+                let name = words
+                    .get(1)
+                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .ok_or("redis: --owner needs a name: redis --owner dev1 GET k")?;
+                owner = Some(name);
+                words.drain(..2);
+            }
+            if let Some(w) = words.first().filter(|w| w.starts_with(b"-")) {
+                return Err(format!(
+                    "redis: unknown option `{}` (the only one is --owner, for admins)",
+                    crate::error::excerpt(&String::from_utf8_lossy(w))
+                ));
+            }
+            Ok(Request::Redis { owner, words })
+        }
         "redis-secret" => match args {
             [] => Ok(Request::RedisSecret(None)),
             [one] if !one.starts_with('-') => Ok(Request::RedisSecret(Some(one.to_string()))),
@@ -163,6 +194,55 @@ fn repo_named(model: &Model, arg: &str) -> Result<Repo, String> {
                 names.join(", ")
             )
         })
+}
+
+#[cfg(test)]
+mod redis_tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn model() -> Model {
+        let text = "developers: [dev1]\nservers: {}\n".to_string();
+        let path = PathBuf::from("h.yaml");
+        let raw = crate::config::parse(&path, &text).unwrap();
+        crate::model::build(&raw, &crate::config::Source { path, text }, crate::model::Flavor::Debian).unwrap()
+    }
+
+    #[test]
+    fn redis_takes_the_line_as_redis_cli_splits_it() {
+        let m = model();
+        let w = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            parse(&m, "redis SET k \"a b\""),
+            Ok(Request::Redis {
+                owner: None,
+                words: w(&["SET", "k", "a b"])
+            })
+        );
+        assert_eq!(
+            parse(&m, "  redis --owner dev2 GET k"),
+            Ok(Request::Redis {
+                owner: Some("dev2".into()),
+                words: w(&["GET", "k"])
+            })
+        );
+        assert_eq!(parse(&m, "redis"), Ok(Request::Redis { owner: None, words: vec![] }));
+        assert_eq!(
+            parse(&m, "redis --owner").unwrap_err(),
+            "redis: --owner needs a name: redis --owner dev1 GET k"
+        );
+        assert_eq!(
+            parse(&m, "redis -p 6382 GET k").unwrap_err(),
+            "redis: unknown option `-p` (the only one is --owner, for admins)"
+        );
+        assert_eq!(
+            parse(&m, "redis GET 'k").unwrap_err(),
+            "redis: a 'quoted' argument is not closed"
+        );
+        // A word that merely starts like the verb is not it.
+        assert!(parse(&m, "redisx GET k").unwrap_err().contains("is not a command here"));
+    }
 }
 
 #[cfg(test)]

@@ -107,6 +107,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             Err(e) => refuse(&e),
         },
         Request::RedisSecret(owner) => redis_secret(model, identity, owner.as_deref()),
+        Request::Redis { owner, words } => redis(model, identity, owner.as_deref(), &words),
         Request::Plan | Request::Apply => {
             if let Err(e) = access::may(model, identity, Action::Admin) {
                 return refuse(&e);
@@ -128,7 +129,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
 /// anyone's), after the same `access::may` as every other control command.
 fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i32> {
     let owner = owner.unwrap_or(identity);
-    if let Err(e) = access::may(model, identity, Action::Control { owner }) {
+    if let Err(e) = access::may(model, identity, Action::Redis { owner }) {
         return refuse(&e);
     }
     let Some(inst) = crate::redis_acl::of(model, owner) else {
@@ -141,9 +142,53 @@ fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i3
             Ok(0)
         }
         None => refuse(&format!(
-            "no Redis secret for `{owner}` yet ({}); ask an admin to run `hhlctl apply`",
+            "no Redis secret for `{owner}` yet ({}); ask an admin to apply hhl.yaml",
             path.display()
         )),
+    }
+}
+
+/// `redis [--owner OWNER] CMD [ARG…]`: one command on the caller's own Redis (admins:
+/// anyone's), as its `default` user, after `access::may`; the reply as redis-cli
+/// shows it. Nothing in the words picks a host or port: only the owner does.
+fn redis(model: &Model, identity: &str, owner: Option<&str>, words: &[Vec<u8>]) -> Result<i32> {
+    let owner = owner.unwrap_or(identity);
+    if let Err(e) = access::may(model, identity, Action::Redis { owner }) {
+        return refuse(&e);
+    }
+    if let Some(why) = crate::core::redis_cmd::refusal(words) {
+        return refuse(&why);
+    }
+    let Some(inst) = crate::redis_acl::of(model, owner) else {
+        return refuse(&format!(
+            "`{owner}` has no Redis in hhl.yaml{}",
+            if model.access.is_admin(identity) {
+                "; name an owner: redis --owner dev1 GET k"
+            } else {
+                ""
+            }
+        ));
+    };
+    let path = crate::redis_acl::entry_secret_path(model, owner);
+    let Some(secret) = crate::secrets::read_at(&path) else {
+        return refuse(&format!(
+            "no Redis secret for `{owner}` yet ({}); ask an admin to apply hhl.yaml",
+            path.display()
+        ));
+    };
+    match crate::host::redis_client::run(inst.port, &secret, words) {
+        Ok(reply) => {
+            println!("{}", crate::core::redis_cmd::show(&reply));
+            Ok(if matches!(reply, crate::core::redis_cmd::Reply::Error(_)) {
+                1
+            } else {
+                0
+            })
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(1)
+        }
     }
 }
 
