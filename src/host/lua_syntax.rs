@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use walkdir::WalkDir;
 
 use crate::core::encoding;
-use crate::model::Flavor;
+use crate::core::model::Flavor;
 
 pub enum Outcome {
     Clean(usize),

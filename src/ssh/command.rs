@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::model::Model;
-use crate::repos::{self, Repo};
+use crate::core::model::Model;
+use crate::core::repos::{self, Repo};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -155,7 +155,7 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
             if let Some(w) = words.first().filter(|w| w.starts_with(b"-")) {
                 return Err(format!(
                     "redis: unknown option `{}` (the only one is --owner, for admins)",
-                    crate::error::excerpt(&String::from_utf8_lossy(w))
+                    crate::core::error::excerpt(&String::from_utf8_lossy(w))
                 ));
             }
             Ok(Request::Redis { owner, words })
@@ -170,7 +170,7 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
         "web" | "plan" | "apply" => Err(format!("{verb} takes no arguments")),
         other => Err(format!(
             "`{}` is not a command here; this account runs hhl's commands only (`help` lists them)",
-            crate::error::excerpt(other)
+            crate::core::error::excerpt(other)
         )),
     }
 }
@@ -190,7 +190,7 @@ fn repo_named(model: &Model, arg: &str) -> Result<Repo, String> {
             let names: Vec<String> = repos::repos(model).into_iter().map(|r| r.name).collect();
             format!(
                 "no repository `{}` here; the repositories are: {}",
-                crate::error::excerpt(unquoted),
+                crate::core::error::excerpt(unquoted),
                 names.join(", ")
             )
         })
@@ -205,8 +205,13 @@ mod redis_tests {
     fn model() -> Model {
         let text = "developers: [dev1]\nservers: {}\n".to_string();
         let path = PathBuf::from("h.yaml");
-        let raw = crate::config::parse(&path, &text).unwrap();
-        crate::model::build(&raw, &crate::config::Source { path, text }, crate::model::Flavor::Debian).unwrap()
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        crate::core::model::build(
+            &raw,
+            &crate::core::config::Source { path, text },
+            crate::core::model::Flavor::Debian,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -255,11 +260,11 @@ mod rollback_tests {
     fn rollback_takes_an_instance_and_maybe_a_release() {
         let text = "developers: [dev1]\nservers: {}\n".to_string();
         let path = PathBuf::from("h.yaml");
-        let raw = crate::config::parse(&path, &text).unwrap();
-        let m = crate::model::build(
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        let m = crate::core::model::build(
             &raw,
-            &crate::config::Source { path, text },
-            crate::model::Flavor::Debian,
+            &crate::core::config::Source { path, text },
+            crate::core::model::Flavor::Debian,
         )
         .unwrap();
         assert_eq!(
