@@ -28,6 +28,7 @@ pub mod redis_cmd;
 pub mod render;
 pub mod repos;
 pub mod rsyslog;
+pub mod smoke;
 pub mod strict;
 pub mod systemd_types;
 pub mod table;

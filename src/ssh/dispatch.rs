@@ -9,6 +9,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use super::command::{self, Request, ADMIN_HELP, HELP};
+use crate::core::voice::Voice;
 use crate::core::access::{self, Action};
 use crate::core::model::Model;
 use crate::core::names::MASTER;
@@ -193,8 +194,16 @@ fn redis(model: &Model, identity: &str, owner: Option<&str>, words: &[Vec<u8>]) 
 }
 
 fn refuse(why: &str) -> Result<i32> {
-    eprintln!("refused: {why}\n  hint: `ssh <this account>@<server> help` lists what you may run");
+    eprintln!("refused: {why}\n  hint: `{}` lists what you may run", help_command());
     Ok(1)
+}
+
+/// `ssh <entry>@<host> help` as this client types it (this process runs as the entry
+/// account; the host is the address the client connected to).
+fn help_command() -> String {
+    let entry = crate::host::users::current().unwrap_or_else(|_| "<entry>".into());
+    let conn = std::env::var("SSH_CONNECTION").unwrap_or_default();
+    Voice::ssh(&entry, Voice::host_of_connection(&conn)).cmd("help")
 }
 
 fn authorized_logs(model: &Model, identity: &str, names: &[String]) -> Result<Selection, String> {
@@ -340,7 +349,7 @@ mod web_link {
 
     pub fn issue(_model: &Model, identity: &str) -> Result<String, String> {
         crate::web::link::issue(identity).map_err(|e| {
-            format!("no sign-in link: {e:#}; ask an admin to run `hhlctl apply`, which makes the log page's key")
+            format!("no sign-in link: {e:#}; ask an admin to apply hhl.yaml, which makes the log page's key")
         })
     }
 }

@@ -15,7 +15,7 @@ const MAX_ERRORS: usize = 8;
 /// systemd's restart messages), then its last `n` lines.
 pub fn last_lines(unit: &str, n: usize) -> String {
     if !readable() {
-        return "(you may not read the system journal; `hhlctl logs <instance>` shows your instance's log file)\n"
+        return "(this account may not read the system journal, so the reason is not shown here; ask an admin)\n"
             .into();
     }
     let journalctl = |args: &[&str]| -> Result<String, String> {
