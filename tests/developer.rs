@@ -279,3 +279,64 @@ fn windows_files_are_refused_plainly_or_just_work() {
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "crlf\n");
 }
+
+/// Code that compiles but fails at runtime is live after the push, and the push says
+/// so: the answer to the check request, the new workers' error lines with `file:line`
+/// as in the repository, and the rollback to type. A clean push says it was checked.
+#[test]
+fn runtime_errors_show_at_push_time() {
+    let c = served();
+    let push = |code: &str, msg: &str| -> Run {
+        entry::in_clone(
+            &c,
+            "dev1",
+            "socketserver",
+            &format!("printf '{code}' > main.lua && git add -A && git commit -qm {msg} && git push origin HEAD:dev1"),
+        )
+    };
+    let r = push("ngx.say(\"ok\")\\n", "clean");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("remote: checked socketserver-dev1: GET / → 200 in "),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("error:"), "{}", r.stdout);
+
+    // A nil index on line 2.
+    let r = push("local cfg\\nngx.say(cfg.name)\\n", "nil-index");
+    assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("remote: error: the new code of socketserver-dev1 is live but failing: GET / → 500"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("runtime error: main.lua:2: attempt to index local 'cfg' (a nil value)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("`ssh hhl@127.0.0.1 rollback socketserver-dev1` goes back to "),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("hhlctl "), "{}", r.stdout);
+    // A require that fails, from a module file: its own file and line.
+    let r = entry::in_clone(
+        &c,
+        "dev1",
+        "socketserver",
+        "mkdir -p game && printf 'local M = {}\\nlocal x = require(\"game.missing\")\\nreturn M\\n' > game/broken.lua && \
+         printf 'ngx.say(require(\"game.broken\"))\\n' > main.lua && git add -A && git commit -qm req && git push origin HEAD:dev1",
+    );
+    assert!(r.stdout.contains("is live but failing: GET / → 500"), "{}", r.stdout);
+    assert!(r.stdout.contains("module 'game.missing' not found"), "{}", r.stdout);
+    assert!(r.stdout.contains("game/broken.lua:2:"), "{}", r.stdout);
+    // The rollback it names works, and the next clean push is checked clean.
+    let r = ssh(&c, "dev1", "rollback socketserver-dev1");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = push("ngx.say(\"fixed\")\\n", "fixed");
+    assert!(r.stdout.contains("remote: checked socketserver-dev1: GET / → 200"), "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "fixed\n");
+}
