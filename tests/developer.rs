@@ -322,6 +322,24 @@ fn runtime_errors_show_at_push_time() {
         r.stdout
     );
     assert!(!r.stdout.contains("hhlctl "), "{}", r.stdout);
+    // The same error through `logs --level --since` (the console's filters): errors
+    // only; and no filter opens another owner's logs.
+    let r = ssh(&c, "dev1", "logs --level err --since 15m socketserver-dev1");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("socketserver-dev1: ") && r.stdout.contains("main.lua:2: attempt to index local 'cfg'"), "{}", r.stdout);
+    assert!(!r.stdout.contains("[info]") && !r.stdout.contains("[notice]"), "{}", r.stdout);
+    let r = ssh(&c, "dev1", "logs --level debug");
+    assert!(!r.stdout.contains("-dev2") && !r.stdout.contains("-master"), "{}", r.stdout);
+    for cmd in [
+        "logs --level debug socketserver-dev2",
+        "logs --since 7d --level err 6382",
+        "logs --level 0 --since 1d dtserver-master",
+        "logs -n 5 --since 1h socketserver-dev1 socketserver-dev2",
+    ] {
+        refused(&ssh(&c, "dev1", cmd), "may not read the logs of");
+    }
+    refused(&ssh(&c, "dev1", "'logs --since \"1h -u redis@6382.service\"'"), "is not one of 15m");
+    refused(&ssh(&c, "dev1", "logs --level loud"), "is not a level");
     // A require that fails, from a module file: its own file and line.
     let r = entry::in_clone(
         &c,
@@ -339,4 +357,17 @@ fn runtime_errors_show_at_push_time() {
     let r = push("ngx.say(\"fixed\")\\n", "fixed");
     assert!(r.stdout.contains("remote: checked socketserver-dev1: GET / → 200"), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "fixed\n");
+
+    // `help` is dev1's: who, which instances (ports, state), clone and push commands.
+    let r = ssh(&c, "dev1", "help");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let h = &r.stdout;
+    assert!(h.starts_with("you are dev1, a developer; you reach this server as `ssh hhl@127.0.0.1 …`"), "{h}");
+    assert!(h.contains("  socketserver-dev1  port 1081   active "), "{h}");
+    assert!(h.contains("  6381               port 6381   active      your Redis"), "{h}");
+    assert!(h.contains("  git clone -b dev1 hhl@127.0.0.1:socketserver\n"), "{h}");
+    assert!(h.contains("  git clone hhl@127.0.0.1:dtserver        (master: you have no branch dev1"), "{h}");
+    assert!(h.contains("  git push origin HEAD:dev1 "), "{h}");
+    assert!(h.contains("commands (ssh hhl@127.0.0.1 <command>):"), "{h}");
+    assert!(!h.contains("dev2") && !h.contains("admin commands") && !h.contains("hhlctl "), "{h}");
 }

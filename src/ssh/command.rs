@@ -20,6 +20,10 @@ pub enum Request {
         follow: bool,
         lines: usize,
         names: Vec<String>,
+        /// `--level`: this level and more severe (0 emerg .. 7 debug).
+        level: Option<u8>,
+        /// `--since`: journalctl's argument (`--since=-1h`).
+        since: Option<String>,
     },
     Releases(Option<String>),
     /// The instance, and the kept release to make live (default: the one before).
@@ -46,7 +50,10 @@ commands (ssh <entry>@server <command>):
   status [INSTANCE…]            your instances: state, PID, memory, port answering
   restart [INSTANCE…]           restart your instances (default: all of yours)
   reload [INSTANCE…]            graceful reload (nginx config test, then HUP)
-  logs [-f] [-n N] [INSTANCE…]  your instances' logs; -f follows
+  logs [-f] [-n N] [--level L] [--since T] [INSTANCE…]
+                                your instances' logs; -f follows; L: err, warn,
+                                notice, info, debug (and more severe); T: 15m, 1h,
+                                6h, 1d, 7d (the console's filters)
   releases [INSTANCE]           the kept releases of an OpenResty instance
   rollback INSTANCE [RELEASE]   back to the release before the current one (or RELEASE)
   web                           a one-time sign-in link for the log page
@@ -104,6 +111,7 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
         "stop" => Ok(Request::Stop(names(args)?)),
         "logs" => {
             let (mut follow, mut lines, mut rest) = (false, 50usize, Vec::new());
+            let (mut level, mut since) = (None, None);
             let mut it = args.iter();
             while let Some(a) = it.next() {
                 match *a {
@@ -116,6 +124,14 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
                             .filter(|n| (1..=100_000).contains(n))
                             .ok_or_else(|| format!("logs: -n `{n}` is not a number from 1 to 100000"))?;
                     }
+                    "--level" | "-l" => {
+                        let l = it.next().ok_or("logs: --level needs a level: err, warn, info, …")?;
+                        level = Some(crate::core::log_entry::parse_level(l)?);
+                    }
+                    "--since" | "-S" => {
+                        let s = it.next().ok_or("logs: --since needs a time: 15m, 1h, 6h, 1d, 7d")?;
+                        since = Some(crate::core::log_entry::parse_since(s)?);
+                    }
                     a if a.starts_with('-') => return Err(format!("logs: unknown option `{a}`")),
                     a => rest.push(a.to_string()),
                 }
@@ -124,6 +140,8 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
                 follow,
                 lines,
                 names: rest,
+                level,
+                since,
             })
         }
         "releases" => match args {
@@ -245,6 +263,20 @@ mod redis_tests {
             parse(&m, "redis GET 'k").unwrap_err(),
             "redis: a 'quoted' argument is not closed"
         );
+        // logs: the console's filters, checked here.
+        assert_eq!(
+            parse(&m, "logs --level err --since 1h -n 5 socketserver-dev1"),
+            Ok(Request::Logs {
+                follow: false,
+                lines: 5,
+                names: vec!["socketserver-dev1".into()],
+                level: Some(3),
+                since: Some("--since=-1h".into()),
+            })
+        );
+        assert!(parse(&m, "logs --level").unwrap_err().contains("--level needs a level"));
+        assert!(parse(&m, "logs --since 2y").unwrap_err().contains("is not one of 15m, 1h, 6h, 1d, 7d"));
+        assert!(parse(&m, "logs --level loud").unwrap_err().contains("is not a level"));
         // A word that merely starts like the verb is not it.
         assert!(parse(&m, "redisx GET k").unwrap_err().contains("is not a command here"));
     }

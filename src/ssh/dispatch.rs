@@ -47,10 +47,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         Request::Receive(repo) => git(model, identity, "receive-pack", &repo),
         Request::Upload(repo) => git(model, identity, "upload-pack", &repo),
         Request::Help => {
-            println!("{HELP}");
-            if model.access.is_admin(identity) {
-                println!("{ADMIN_HELP}");
-            }
+            print!("{}", personal_help(model, identity));
             Ok(0)
         }
         Request::Status(names) => match act::selection(model, identity, &names) {
@@ -67,11 +64,28 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         Request::Reload(names) => jobs(model, identity, &names, JobKind::Reload),
         Request::Start(names) => jobs(model, identity, &names, JobKind::Start),
         Request::Stop(names) => jobs(model, identity, &names, JobKind::Stop),
-        Request::Logs { follow, lines, names } => {
+        Request::Logs {
+            follow,
+            lines,
+            names,
+            level,
+            since,
+        } => {
             let sel = match authorized_logs(model, identity, &names) {
                 Ok(s) => s,
                 Err(e) => return refuse(&e),
             };
+            if level.is_some() || since.is_some() {
+                // Filters choose lines, never units: the units are the authorized ones.
+                let units: Vec<String> = sel.resolve(model, false)?.iter().map(|i| i.unit()).collect();
+                let filter = crate::host::systemd::journal::Filtered {
+                    lines,
+                    follow,
+                    level,
+                    since: since.as_deref(),
+                };
+                return crate::host::systemd::journal::show_filtered(&units, &filter);
+            }
             crate::cmd::logs::run(
                 config,
                 crate::cmd::logs::Args {
@@ -147,6 +161,55 @@ fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i3
             path.display()
         )),
     }
+}
+
+/// `help`: who the caller is, their instances (ports, state), their clone and push
+/// commands, then the command list, every command as they type it.
+fn personal_help(model: &Model, identity: &str) -> String {
+    let voice = crate::host::caller::voice(model);
+    let units: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| i.developer == identity)
+        .map(|i| i.unit())
+        .collect();
+    // Without systemd the rest of the help is still worth printing: states unknown.
+    let states = match crate::host::systemd::Systemd::connect() {
+        Ok(s) if !units.is_empty() => s.active_states(&units).unwrap_or_default(),
+        _ => Default::default(),
+    };
+    let branches: std::collections::HashSet<String> = crate::core::repos::repos(model)
+        .into_iter()
+        .filter_map(|r| match r.kind {
+            RepoKind::Server(s) => Some((s, r.path)),
+            _ => None,
+        })
+        .filter(|(_, path)| {
+            crate::host::git::run(
+                crate::host::git::at(path),
+                &["rev-parse", "--verify", "-q", &format!("refs/heads/{identity}")],
+            )
+            .is_ok()
+        })
+        .map(|(s, _)| s)
+        .collect();
+    let login = match &voice {
+        Voice::Ssh { login } => login.clone(),
+        Voice::Shell => "<entry>@<server>".into(),
+    };
+    let mut commands = HELP.replace("ssh <entry>@server", &format!("ssh {login}"));
+    commands = commands.replace("<entry>@server:", &format!("{login}:"));
+    commands.push('\n');
+    if model.access.is_admin(identity) {
+        commands.push_str(ADMIN_HELP);
+        commands.push('\n');
+    }
+    let facts = crate::core::personal_help::Facts {
+        states: &states,
+        branches: &branches,
+        commands: &commands,
+    };
+    crate::core::personal_help::text(model, identity, &voice, &facts)
 }
 
 /// `redis [--owner OWNER] CMD [ARG…]`: one command on the caller's own Redis (admins:

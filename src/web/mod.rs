@@ -449,10 +449,10 @@ async fn logs(State(app): State<Shared>, headers: HeaderMap, Query(q): Query<Log
         cmd.arg(format!("--since=@{}", secs.saturating_sub(60)));
         cmd.arg(format!("--until=@{}", secs + 5));
     } else if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
-        if !["15m", "1h", "6h", "1d", "7d"].contains(&since) {
-            return error(StatusCode::BAD_REQUEST, "since: one of 15m, 1h, 6h, 1d, 7d");
-        }
-        cmd.arg(format!("--since=-{since}"));
+        match crate::core::log_entry::parse_since(since) {
+            Ok(arg) => cmd.arg(arg),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "since: one of 15m, 1h, 6h, 1d, 7d"),
+        };
     }
     let out = match cmd.stdout(Stdio::piped()).output().await {
         Ok(o) => o,
