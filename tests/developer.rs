@@ -108,7 +108,8 @@ fn refused(r: &Run, why: &str) {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains(why), "expected `{why}`:\n{}", r.stderr);
     assert!(
-        r.stderr.contains("hint: `ssh hhl@127.0.0.1 help` lists what you may run"),
+        r.stderr
+            .contains("hint: `ssh hhl@127.0.0.1 help` lists what you may run"),
         "{}",
         r.stderr
     );
@@ -140,9 +141,15 @@ fn own_redis_by_ssh_and_through_a_forward_and_nobody_elses() {
     );
     refused(&ssh(&c, "dev1", "redis --owner master KEYS '*'"), "not `master`'s");
     refused(&ssh(&c, "dev1", "redis -p 6382 GET mine"), "redis: unknown option `-p`");
-    refused(&ssh(&c, "dev1", "redis -h 127.0.0.1 GET mine"), "redis: unknown option `-h`");
+    refused(
+        &ssh(&c, "dev1", "redis -h 127.0.0.1 GET mine"),
+        "redis: unknown option `-h`",
+    );
     refused(&ssh(&c, "dev1", "redis AUTH default x"), "AUTH is done for you");
-    refused(&ssh(&c, "dev1", "redis HELLO 3 AUTH default x"), "HELLO is done for you");
+    refused(
+        &ssh(&c, "dev1", "redis HELLO 3 AUTH default x"),
+        "HELLO is done for you",
+    );
     refused(&ssh(&c, "dev1", "redis SUBSCRIBE ch"), "SUBSCRIBE waits for messages");
     refused(&ssh(&c, "dev1", "redis MONITOR"), "MONITOR waits for messages");
     for cmd in [
@@ -171,7 +178,10 @@ fn own_redis_by_ssh_and_through_a_forward_and_nobody_elses() {
     // An admin names an owner.
     let r = ssh(&c, "lead", "redis --owner dev2 GET mine");
     assert_eq!(r.stdout, "\"dev2-data\"\n", "{}", r.stderr);
-    refused(&ssh(&c, "lead", "redis GET mine"), "`lead` has no Redis in hhl.yaml; name an owner");
+    refused(
+        &ssh(&c, "lead", "redis GET mine"),
+        "`lead` has no Redis in hhl.yaml; name an owner",
+    );
 
     // Forwards: dev1's key opens dev1's Redis port, for redis-cli on the PC.
     let secret = ssh(&c, "dev1", "redis-secret")
@@ -199,19 +209,33 @@ fn own_redis_by_ssh_and_through_a_forward_and_nobody_elses() {
     let r = direct("dev1", "localhost:6381");
     assert!(r.stdout.contains("NOAUTH"), "{}\n{}", r.stdout, r.stderr);
     // … and no other port: not dev2's Redis, not master's, not sshd, not the IPv6 spelling.
-    for to in ["127.0.0.1:6382", "localhost:6379", "127.0.0.1:22", "[::1]:6381", "127.0.0.1:1081"] {
+    for to in [
+        "127.0.0.1:6382",
+        "localhost:6379",
+        "127.0.0.1:22",
+        "[::1]:6381",
+        "127.0.0.1:1081",
+    ] {
         let r = direct("dev1", to);
         assert_ne!(r.code, 0, "{to}: {}", r.stdout);
         // sshd refuses the channel (permitopen); ssh at LogLevel=ERROR says this much.
         assert!(r.stderr.contains("stdio forwarding failed"), "{to}: {}", r.stderr);
-        assert!(!r.stdout.contains("NOAUTH") && !r.stdout.contains("PONG"), "{to}: {}", r.stdout);
+        assert!(
+            !r.stdout.contains("NOAUTH") && !r.stdout.contains("PONG"),
+            "{to}: {}",
+            r.stdout
+        );
     }
     let r = c.sh(&format!(
         "timeout 10 {} -N -o ExitOnForwardFailure=yes -L 16382:127.0.0.1:6382 hhl@127.0.0.1 & sleep 1; \
          redis-cli -p 16382 PING; wait",
         ssh_cmd("dev1")
     ));
-    assert!(!r.stdout.contains("PONG") && !r.stdout.contains("NOAUTH"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("PONG") && !r.stdout.contains("NOAUTH"),
+        "{}",
+        r.stdout
+    );
     // No listening on the server either (a squatter on another owner's port).
     let r = c.sh(&format!(
         "timeout 10 {} -N -o ExitOnForwardFailure=yes -R 16399:127.0.0.1:22 hhl@127.0.0.1",
@@ -259,11 +283,16 @@ fn windows_files_are_refused_plainly_or_just_work() {
             &format!("{make} && git commit -qam enc && git push origin HEAD:dev1; git reset -q --hard HEAD~1"),
         );
         assert!(
-            r.stdout.contains(&format!("remote:   main.lua: {what}; save it as UTF-8")),
+            r.stdout
+                .contains(&format!("remote:   main.lua: {what}; save it as UTF-8")),
             "{}",
             r.stdout
         );
-        assert!(!r.stdout.contains("<\\255>") && !r.stdout.contains("hhlctl"), "{}", r.stdout);
+        assert!(
+            !r.stdout.contains("<\\255>") && !r.stdout.contains("hhlctl"),
+            "{}",
+            r.stdout
+        );
         assert!(r.stdout.contains("[remote rejected]"), "{}", r.stdout);
         assert_eq!(tip(), before, "the branch moved");
         assert_eq!(c.get_hhl(1081), "before\n");
@@ -278,6 +307,26 @@ fn windows_files_are_refused_plainly_or_just_work() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "crlf\n");
+
+    // The access log: off by default, so nothing grows under the instance; with
+    // `access_log: true`, one line a request in the journal, read through `logs`.
+    let access = "ls /opt/hhl/socketserver/*/logs/";
+    assert!(!c.ok(access).contains("access.log"), "{}", c.ok(access));
+    c.ok(&format!(
+        "sed -i 's/      dev1: {{port: 1081}}/      dev1: {{port: 1081, access_log: true}}/' {CFG}"
+    ));
+    let r = c.sh("hhlctl apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    c.ok("curl -sf 'http://127.0.0.1:1081/hhl?probe=1' && curl -sf 'http://127.0.0.1:1082/hhl?probe=2'");
+    c.ok("for i in $(seq 100); do journalctl -q -u openresty@socketserver-dev1 | grep -q 'GET /hhl?probe=1' && exit 0; sleep 0.05; done; exit 1");
+    let r = ssh(&c, "dev1", "logs -n 20 socketserver-dev1");
+    assert!(r.stdout.contains("\"GET /hhl?probe=1 HTTP/1.1\" 200"), "{}", r.stdout);
+    assert_eq!(
+        c.sh("journalctl -q -u openresty@socketserver-dev2 | grep 'probe=2'")
+            .stdout,
+        ""
+    );
+    assert!(!c.ok(access).contains("access.log"), "{}", c.ok(access));
 }
 
 /// Code that compiles but fails at runtime is live after the push, and the push says
@@ -307,17 +356,20 @@ fn runtime_errors_show_at_push_time() {
     let r = push("local cfg\\nngx.say(cfg.name)\\n", "nil-index");
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     assert!(
-        r.stdout.contains("remote: error: the new code of socketserver-dev1 is live but failing: GET / → 500"),
+        r.stdout
+            .contains("remote: error: the new code of socketserver-dev1 is live but failing: GET / → 500"),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains("runtime error: main.lua:2: attempt to index local 'cfg' (a nil value)"),
+        r.stdout
+            .contains("runtime error: main.lua:2: attempt to index local 'cfg' (a nil value)"),
         "{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains("`ssh hhl@127.0.0.1 rollback socketserver-dev1` goes back to "),
+        r.stdout
+            .contains("`ssh hhl@127.0.0.1 rollback socketserver-dev1` goes back to "),
         "{}",
         r.stdout
     );
@@ -326,10 +378,22 @@ fn runtime_errors_show_at_push_time() {
     // only; and no filter opens another owner's logs.
     let r = ssh(&c, "dev1", "logs --level err --since 15m socketserver-dev1");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("socketserver-dev1: ") && r.stdout.contains("main.lua:2: attempt to index local 'cfg'"), "{}", r.stdout);
-    assert!(!r.stdout.contains("[info]") && !r.stdout.contains("[notice]"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("socketserver-dev1: ") && r.stdout.contains("main.lua:2: attempt to index local 'cfg'"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("[info]") && !r.stdout.contains("[notice]"),
+        "{}",
+        r.stdout
+    );
     let r = ssh(&c, "dev1", "logs --level debug");
-    assert!(!r.stdout.contains("-dev2") && !r.stdout.contains("-master"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("-dev2") && !r.stdout.contains("-master"),
+        "{}",
+        r.stdout
+    );
     for cmd in [
         "logs --level debug socketserver-dev2",
         "logs --since 7d --level err 6382",
@@ -338,7 +402,10 @@ fn runtime_errors_show_at_push_time() {
     ] {
         refused(&ssh(&c, "dev1", cmd), "may not read the logs of");
     }
-    refused(&ssh(&c, "dev1", "'logs --since \"1h -u redis@6382.service\"'"), "is not one of 15m");
+    refused(
+        &ssh(&c, "dev1", "'logs --since \"1h -u redis@6382.service\"'"),
+        "is not one of 15m",
+    );
     refused(&ssh(&c, "dev1", "logs --level loud"), "is not a level");
     // A require that fails, from a module file: its own file and line.
     let r = entry::in_clone(
@@ -355,19 +422,35 @@ fn runtime_errors_show_at_push_time() {
     let r = ssh(&c, "dev1", "rollback socketserver-dev1");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let r = push("ngx.say(\"fixed\")\\n", "fixed");
-    assert!(r.stdout.contains("remote: checked socketserver-dev1: GET / → 200"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("remote: checked socketserver-dev1: GET / → 200"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(c.get_hhl(1081), "fixed\n");
 
     // `help` is dev1's: who, which instances (ports, state), clone and push commands.
     let r = ssh(&c, "dev1", "help");
     assert_eq!(r.code, 0, "{}", r.stderr);
     let h = &r.stdout;
-    assert!(h.starts_with("you are dev1, a developer; you reach this server as `ssh hhl@127.0.0.1 …`"), "{h}");
+    assert!(
+        h.starts_with("you are dev1, a developer; you reach this server as `ssh hhl@127.0.0.1 …`"),
+        "{h}"
+    );
     assert!(h.contains("  socketserver-dev1  port 1081   active "), "{h}");
-    assert!(h.contains("  6381               port 6381   active      your Redis"), "{h}");
+    assert!(
+        h.contains("  6381               port 6381   active      your Redis"),
+        "{h}"
+    );
     assert!(h.contains("  git clone -b dev1 hhl@127.0.0.1:socketserver\n"), "{h}");
-    assert!(h.contains("  git clone hhl@127.0.0.1:dtserver        (master: you have no branch dev1"), "{h}");
+    assert!(
+        h.contains("  git clone hhl@127.0.0.1:dtserver        (master: you have no branch dev1"),
+        "{h}"
+    );
     assert!(h.contains("  git push origin HEAD:dev1 "), "{h}");
     assert!(h.contains("commands (ssh hhl@127.0.0.1 <command>):"), "{h}");
-    assert!(!h.contains("dev2") && !h.contains("admin commands") && !h.contains("hhlctl "), "{h}");
+    assert!(
+        !h.contains("dev2") && !h.contains("admin commands") && !h.contains("hhlctl "),
+        "{h}"
+    );
 }

@@ -248,7 +248,8 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
         r.stdout
     );
     assert!(
-        r.stdout.contains("`ssh hhl@127.0.0.1 rollback socketserver-dev1` goes back to"),
+        r.stdout
+            .contains("`ssh hhl@127.0.0.1 rollback socketserver-dev1` goes back to"),
         "{}",
         r.stdout
     );

@@ -386,9 +386,15 @@ fn plain_resty_websocket_code_ends_its_sessions_on_restart_and_reload() {
     for reader in readers {
         assert_eq!(reader.join().unwrap(), CloseCode::Away);
     }
-    assert!(took <= Duration::from_secs(2), "restart with 5 plain sessions took {took:?}");
+    assert!(
+        took <= Duration::from_secs(2),
+        "restart with 5 plain sessions took {took:?}"
+    );
     let journal = c.ok(&format!("journalctl -u {unit} --no-pager -q -o cat"));
-    assert!(!journal.contains("SIGKILL") && !journal.contains("timed out"), "{journal}");
+    assert!(
+        !journal.contains("SIGKILL") && !journal.contains("timed out"),
+        "{journal}"
+    );
     eprintln!("restart with 5 plain resty.websocket.server sessions: {took:?}");
 
     // Reloads: sessions busy echoing get 1001 between messages; none is dropped or
@@ -412,7 +418,10 @@ fn plain_resty_websocket_code_ends_its_sessions_on_restart_and_reload() {
         let r = c.sh("hhlctl reload dtserver-dev1");
         assert_eq!(r.code, 0, "reload {n}: {}{}", r.stdout, r.stderr);
         while old.iter().any(|p| c.sh(&format!("test -e /proc/{p}")).code == 0) {
-            assert!(t.elapsed() < Duration::from_secs(3), "reload {n}: old workers {old:?} still there");
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "reload {n}: old workers {old:?} still there"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         while tally.answered.load(Ordering::SeqCst) < before + 50 {

@@ -32,6 +32,7 @@ pub fn run(config: &Path, kind: JobKind, selection: Selection) -> Result<i32> {
     let systemd = Systemd::connect()?;
     let outcomes = systemd.run_jobs(&jobs)?;
     // Done means answering on its port, as after apply: a `status` right after agrees.
-    let failed = report(&outcomes) + crate::ops::ready::wait_for_ports(&loaded.model, &outcomes, &crate::core::voice::Voice::Shell);
+    let failed = report(&outcomes)
+        + crate::ops::ready::wait_for_ports(&loaded.model, &outcomes, &crate::core::voice::Voice::Shell);
     Ok(if failed > 0 { 1 } else { 0 })
 }

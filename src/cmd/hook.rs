@@ -376,11 +376,19 @@ fn smoke_report(
     let t = Instant::now();
     let checked = crate::host::smoke::check(inst, path, before);
     if !checked.failed && checked.errors.is_empty() {
-        println!("checked {}: {} in {} ms, no errors logged", inst.name, checked.answer, t.elapsed().as_millis());
+        println!(
+            "checked {}: {} in {} ms, no errors logged",
+            inst.name,
+            checked.answer,
+            t.elapsed().as_millis()
+        );
         return true;
     }
     let voice = crate::host::caller::voice(model);
-    println!("error: the new code of {} is live but failing: {}", inst.name, checked.answer);
+    println!(
+        "error: the new code of {} is live but failing: {}",
+        inst.name, checked.answer
+    );
     if checked.errors.is_empty() {
         println!(
             "  (no error line in its journal within {} ms)",

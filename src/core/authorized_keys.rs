@@ -57,7 +57,9 @@ impl AuthorizedKey {
             // ssh sends the host as typed: both loopback spellings (no name lookup).
             options.push_str(",port-forwarding,permitlisten=\"127.0.0.1:1\"");
             for port in forwards {
-                options.push_str(&format!(",permitopen=\"127.0.0.1:{port}\",permitopen=\"localhost:{port}\""));
+                options.push_str(&format!(
+                    ",permitopen=\"127.0.0.1:{port}\",permitopen=\"localhost:{port}\""
+                ));
             }
         }
         Ok(AuthorizedKey(format!(

@@ -41,7 +41,10 @@ mod tests {
             .into_iter()
             .chain("return 1\r\n".encode_utf16().flat_map(|u| u.to_le_bytes()))
             .collect();
-        assert_eq!(problem(&utf16le), Some("is saved as UTF-16 (little-endian, with a byte-order mark)"));
+        assert_eq!(
+            problem(&utf16le),
+            Some("is saved as UTF-16 (little-endian, with a byte-order mark)")
+        );
         let utf16be: Vec<u8> = [0xFE, 0xFF]
             .into_iter()
             .chain("return 1".encode_utf16().flat_map(|u| u.to_be_bytes()))
@@ -49,7 +52,10 @@ mod tests {
         assert!(problem(&utf16be).unwrap().contains("big-endian"));
         let bare: Vec<u8> = "return 1".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
         assert!(problem(&bare).unwrap().contains("NUL bytes"));
-        assert_eq!(problem(b"\xEF\xBB\xBFreturn 1\n"), Some("starts with a UTF-8 byte-order mark"));
+        assert_eq!(
+            problem(b"\xEF\xBB\xBFreturn 1\n"),
+            Some("starts with a UTF-8 byte-order mark")
+        );
         assert_eq!(problem(b"return 1\r\n-- caf\xC3\xA9\r\n"), None);
         assert_eq!(problem(b""), None);
         let m = message("game/main.lua", problem(&utf16le).unwrap());

@@ -29,7 +29,10 @@ pub fn text(model: &Model, identity: &str, voice: &Voice, facts: &Facts) -> Stri
         (false, true) => "an admin",
         (false, false) => "no developer and no admin",
     };
-    let mut out = format!("you are {identity}, {role}; you reach this server as `{}`\n", voice.cmd("…"));
+    let mut out = format!(
+        "you are {identity}, {role}; you reach this server as `{}`\n",
+        voice.cmd("…")
+    );
     let mine: Vec<_> = model.instances.iter().filter(|i| i.developer == identity).collect();
     if !mine.is_empty() {
         out.push_str("\nyour instances:\n");
@@ -40,11 +43,20 @@ pub fn text(model: &Model, identity: &str, voice: &Voice, facts: &Facts) -> Stri
                 Kind::Redis => "your Redis".to_string(),
             };
             let state = states.get(&i.unit()).map(String::as_str).unwrap_or("unknown");
-            out.push_str(&format!("  {:width$}  port {:<5}  {state:<10}  {what}\n", i.name, i.port));
+            out.push_str(&format!(
+                "  {:width$}  port {:<5}  {state:<10}  {what}\n",
+                i.name, i.port
+            ));
         }
-        let servers: Vec<&str> = mine.iter().filter(|i| i.kind == Kind::Openresty).map(|i| i.server.as_str()).collect();
+        let servers: Vec<&str> = mine
+            .iter()
+            .filter(|i| i.kind == Kind::Openresty)
+            .map(|i| i.server.as_str())
+            .collect();
         if let Some(first) = servers.first() {
-            out.push_str(&format!("\nyour code (branch {identity} of each server's repository):\n"));
+            out.push_str(&format!(
+                "\nyour code (branch {identity} of each server's repository):\n"
+            ));
             for s in &servers {
                 let remote = voice.remote(s).unwrap_or_else(|| s.to_string());
                 if facts.branches.contains(*s) {
@@ -88,7 +100,8 @@ mod tests {
         )
         .unwrap();
         let voice = Voice::ssh("hhl", Some("10.0.0.5"));
-        let states: HashMap<String, String> = [("openresty@socketserver-dev1.service".to_string(), "active".to_string())].into();
+        let states: HashMap<String, String> =
+            [("openresty@socketserver-dev1.service".to_string(), "active".to_string())].into();
         let mut branches = HashSet::new();
         let facts = |b: &HashSet<String>| -> String {
             super::text(
@@ -103,11 +116,23 @@ mod tests {
             )
         };
         let before = facts(&branches);
-        assert!(before.starts_with("you are dev1, a developer; you reach this server as `ssh hhl@10.0.0.5 …`"), "{before}");
-        assert!(before.contains("  socketserver-dev1  port 9001   active      socketserver (OpenResty)"), "{before}");
-        assert!(before.contains("git clone hhl@10.0.0.5:socketserver        (master: you have no branch dev1"), "{before}");
+        assert!(
+            before.starts_with("you are dev1, a developer; you reach this server as `ssh hhl@10.0.0.5 …`"),
+            "{before}"
+        );
+        assert!(
+            before.contains("  socketserver-dev1  port 9001   active      socketserver (OpenResty)"),
+            "{before}"
+        );
+        assert!(
+            before.contains("git clone hhl@10.0.0.5:socketserver        (master: you have no branch dev1"),
+            "{before}"
+        );
         assert!(before.contains("git push origin HEAD:dev1 "), "{before}");
-        assert!(before.contains("git push -o restart=redis origin HEAD:dev1"), "{before}");
+        assert!(
+            before.contains("git push -o restart=redis origin HEAD:dev1"),
+            "{before}"
+        );
         assert!(!before.contains("dev2") && before.ends_with("commands: …"), "{before}");
         branches.insert("socketserver".to_string());
         assert!(facts(&branches).contains("  git clone -b dev1 hhl@10.0.0.5:socketserver\n"));

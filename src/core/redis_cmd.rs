@@ -275,8 +275,14 @@ mod tests {
         assert_eq!(words(r"SET k 'it\'s'"), ["SET", "k", "it's"]);
         assert_eq!(words("KEYS '*'"), ["KEYS", "*"]);
         assert_eq!(words(""), Vec::<String>::new());
-        assert_eq!(split("SET k \"open").unwrap_err(), "redis: a \"quoted\" argument is not closed");
-        assert_eq!(split("SET k 'open").unwrap_err(), "redis: a 'quoted' argument is not closed");
+        assert_eq!(
+            split("SET k \"open").unwrap_err(),
+            "redis: a \"quoted\" argument is not closed"
+        );
+        assert_eq!(
+            split("SET k 'open").unwrap_err(),
+            "redis: a 'quoted' argument is not closed"
+        );
         assert_eq!(
             split("SET k \"a\"b").unwrap_err(),
             "redis: a closing quote must be followed by a blank"

@@ -25,9 +25,7 @@ pub fn path(inst: &Instance) -> Result<Option<String>, String> {
     match inst.values.get(KEY) {
         None => Ok(Some(DEFAULT_PATH.to_string())),
         Some(Value::String(p)) if p.is_empty() => Ok(None),
-        Some(Value::String(p))
-            if p.starts_with('/') && p.len() <= 1024 && p.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
+        Some(Value::String(p)) if p.starts_with('/') && p.len() <= 1024 && p.bytes().all(|b| b.is_ascii_graphic()) => {
             Ok(Some(p.clone()))
         }
         Some(other) => Err(format!(
@@ -53,7 +51,9 @@ pub fn status(head: &[u8]) -> Option<u16> {
 
 /// nginx's levels that count as errors.
 fn is_error(msg: &str) -> bool {
-    ["[error]", "[crit]", "[alert]", "[emerg]"].iter().any(|l| msg.contains(l))
+    ["[error]", "[crit]", "[alert]", "[emerg]"]
+        .iter()
+        .any(|l| msg.contains(l))
 }
 
 /// `2026/12/06 08:00:00 [error] 123#123: *4 text` → `[error] text`; `None` for a line
@@ -101,7 +101,9 @@ pub fn error_lines(journal_json: &str, old: &HashSet<u32>, src_dir: &str) -> Vec
             Value::String(s) => s.clone(),
             // Not UTF-8: journald gives bytes.
             Value::Array(a) => String::from_utf8_lossy(
-                &a.iter().filter_map(|b| b.as_u64().map(|b| b as u8)).collect::<Vec<u8>>(),
+                &a.iter()
+                    .filter_map(|b| b.as_u64().map(|b| b as u8))
+                    .collect::<Vec<u8>>(),
             )
             .into_owned(),
             _ => continue,
@@ -145,7 +147,10 @@ mod tests {
 
     #[test]
     fn status_of_an_answer() {
-        assert_eq!(status(b"HTTP/1.1 500 Internal Server Error\r\nServer: nginx\r\n"), Some(500));
+        assert_eq!(
+            status(b"HTTP/1.1 500 Internal Server Error\r\nServer: nginx\r\n"),
+            Some(500)
+        );
         assert_eq!(status(b"HTTP/1.0 404 Not Found\r\n"), Some(404));
         assert_eq!(status(b"garbage\r\n"), None);
         assert_eq!(status(b""), None);

@@ -21,9 +21,7 @@ impl Voice {
     pub fn ssh(entry: &str, host: Option<&str>) -> Voice {
         let host = host
             .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 253
-                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
+                !h.is_empty() && h.len() <= 253 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b))
             })
             .unwrap_or(SOME_SERVER);
         Voice::Ssh {
@@ -60,14 +58,23 @@ mod tests {
 
     #[test]
     fn each_reader_gets_the_form_they_type() {
-        assert_eq!(Voice::Shell.cmd("rollback socketserver-dev1"), "hhlctl rollback socketserver-dev1");
+        assert_eq!(
+            Voice::Shell.cmd("rollback socketserver-dev1"),
+            "hhlctl rollback socketserver-dev1"
+        );
         let v = Voice::ssh("hhl", Some("10.0.0.5"));
-        assert_eq!(v.cmd("rollback socketserver-dev1"), "ssh hhl@10.0.0.5 rollback socketserver-dev1");
+        assert_eq!(
+            v.cmd("rollback socketserver-dev1"),
+            "ssh hhl@10.0.0.5 rollback socketserver-dev1"
+        );
         assert_eq!(v.remote("socketserver").unwrap(), "hhl@10.0.0.5:socketserver");
         assert_eq!(Voice::ssh("hhl", None).cmd("help"), "ssh hhl@<server> help");
         assert_eq!(Voice::ssh("hhl", Some("a b;rm")).cmd("help"), "ssh hhl@<server> help");
         assert_eq!(Voice::ssh("hhl", Some("fe80::1")).cmd("help"), "ssh hhl@fe80::1 help");
-        assert_eq!(Voice::host_of_connection("10.0.0.9 51234 10.0.0.5 22"), Some("10.0.0.5"));
+        assert_eq!(
+            Voice::host_of_connection("10.0.0.9 51234 10.0.0.5 22"),
+            Some("10.0.0.5")
+        );
         assert_eq!(Voice::host_of_connection(""), None);
     }
 }

@@ -129,7 +129,10 @@ mod tests {
         }
         // Windows: CRLF compiles; UTF-16 and a byte-order mark are named, not compiled.
         fs::write(tree.join("lib/bad.lua"), "local t = {}\r\nreturn t\r\n").unwrap();
-        assert!(matches!(check(Flavor::Debian, &tree, &scratch).unwrap(), Outcome::Clean(2)));
+        assert!(matches!(
+            check(Flavor::Debian, &tree, &scratch).unwrap(),
+            Outcome::Clean(2)
+        ));
         let utf16: Vec<u8> = [0xFF, 0xFE]
             .into_iter()
             .chain("return {}\r\n".encode_utf16().flat_map(|u| u.to_le_bytes()))
@@ -141,7 +144,10 @@ mod tests {
                 e.sort();
                 assert_eq!(e.len(), 2, "{e:?}");
                 assert!(e[0].starts_with("lib/bad.lua: is saved as UTF-16"), "{e:?}");
-                assert!(e[1].starts_with("main.lua: starts with a UTF-8 byte-order mark"), "{e:?}");
+                assert!(
+                    e[1].starts_with("main.lua: starts with a UTF-8 byte-order mark"),
+                    "{e:?}"
+                );
                 assert!(e.iter().all(|m| m.contains("save it as UTF-8")), "{e:?}");
             }
             Outcome::Clean(_) => panic!("UTF-16 passed"),

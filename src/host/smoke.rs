@@ -72,18 +72,16 @@ pub fn check(inst: &Instance, path: &str, before: &Before) -> Checked {
             errors = read();
         }
     }
-    Checked {
-        answer,
-        failed,
-        errors,
-    }
+    Checked { answer, failed, errors }
 }
 
 fn get(port: u16, path: &str) -> Result<u16, String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut conn = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).map_err(|e| format!("no connection ({e})"))?;
-    conn.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(|e| e.to_string())?;
-    conn.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(REQUEST_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(REQUEST_TIMEOUT))
+        .map_err(|e| e.to_string())?;
     conn.write_all(smoke::request(path, port).as_bytes())
         .map_err(|e| format!("sending the request: {e}"))?;
     let mut answer = Vec::new();
@@ -98,7 +96,9 @@ fn get(port: u16, path: &str) -> Result<u16, String> {
                     break;
                 }
             }
-            Err(e) if answer.is_empty() => return Err(format!("no answer within {} s ({e})", REQUEST_TIMEOUT.as_secs())),
+            Err(e) if answer.is_empty() => {
+                return Err(format!("no answer within {} s ({e})", REQUEST_TIMEOUT.as_secs()))
+            }
             Err(_) => break,
         }
     }

@@ -250,7 +250,13 @@ mod redis_tests {
                 words: w(&["GET", "k"])
             })
         );
-        assert_eq!(parse(&m, "redis"), Ok(Request::Redis { owner: None, words: vec![] }));
+        assert_eq!(
+            parse(&m, "redis"),
+            Ok(Request::Redis {
+                owner: None,
+                words: vec![]
+            })
+        );
         assert_eq!(
             parse(&m, "redis --owner").unwrap_err(),
             "redis: --owner needs a name: redis --owner dev1 GET k"
@@ -275,7 +281,9 @@ mod redis_tests {
             })
         );
         assert!(parse(&m, "logs --level").unwrap_err().contains("--level needs a level"));
-        assert!(parse(&m, "logs --since 2y").unwrap_err().contains("is not one of 15m, 1h, 6h, 1d, 7d"));
+        assert!(parse(&m, "logs --since 2y")
+            .unwrap_err()
+            .contains("is not one of 15m, 1h, 6h, 1d, 7d"));
         assert!(parse(&m, "logs --level loud").unwrap_err().contains("is not a level"));
         // A word that merely starts like the verb is not it.
         assert!(parse(&m, "redisx GET k").unwrap_err().contains("is not a command here"));

@@ -9,12 +9,12 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use super::command::{self, Request, ADMIN_HELP, HELP};
-use crate::core::voice::Voice;
 use crate::core::access::{self, Action};
 use crate::core::model::Model;
 use crate::core::names::MASTER;
 use crate::core::package::IDENTITY_ENV;
 use crate::core::repos::{Repo, RepoKind};
+use crate::core::voice::Voice;
 use crate::host::load;
 use crate::host::systemd::JobKind;
 use crate::ops::act;

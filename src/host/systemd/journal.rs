@@ -140,7 +140,14 @@ pub fn show_filtered(units: &[String], f: &Filtered) -> Result<i32> {
     };
     let mut cmd = Command::new("journalctl");
     // Fetch more than shown, as the console does: the level filter runs here.
-    cmd.args(["--no-pager", "-q", "-o", "json", "-n", &(f.lines.saturating_mul(4)).to_string()]);
+    cmd.args([
+        "--no-pager",
+        "-q",
+        "-o",
+        "json",
+        "-n",
+        &(f.lines.saturating_mul(4)).to_string(),
+    ]);
     if let Some(s) = f.since {
         cmd.arg(s);
     }
