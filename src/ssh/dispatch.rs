@@ -36,7 +36,10 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     }
     let Ok(line) = std::env::var("SSH_ORIGINAL_COMMAND") else {
         // `ssh hhl@server` with no command: there is no shell here.
-        eprintln!("hi {identity}: there is no shell on this account.\n{HELP}");
+        eprint!(
+            "there is no shell on this account; run one command at a time.\n{}",
+            personal_help(model, identity)
+        );
         return Ok(1);
     };
     let request = match command::parse(model, &line) {
