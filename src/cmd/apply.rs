@@ -12,11 +12,12 @@ use crate::core::error::Diagnostics;
 use crate::core::model::{Instance, Kind, Model};
 use crate::core::names::MASTER;
 use crate::core::pending::{self, Pending};
+use crate::core::systemd_types::{JobKind, JobOutcome};
 use crate::core::{reconcile, render};
 use crate::host::fsapply::{self, Manifest, Ownership};
 use crate::host::load;
 use crate::host::load::Loaded;
-use crate::host::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::host::systemd::{journal, Systemd};
 use crate::host::{fault, release, users, validate};
 
 use crate::ops::{ready, serverctrl};

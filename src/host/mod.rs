@@ -6,6 +6,7 @@ pub mod caller;
 pub mod fault;
 pub mod fsapply;
 pub mod git;
+pub mod health;
 pub mod listening;
 pub mod load;
 pub mod lua_syntax;

@@ -80,7 +80,7 @@ pub fn test_all(model: &Model, insts: &[&Instance], conf: &str, as_owner: bool) 
 /// `as_owner` and running as root; `Some(report)` when nginx refuses it.
 fn test_one(model: &Model, inst: &Instance, conf: &str, as_owner: bool) -> Result<Option<String>> {
     let mut cmd = Command::new(model.flavor.binary());
-    if as_owner && unsafe { libc::geteuid() } == 0 {
+    if as_owner && rustix::process::geteuid().is_root() {
         let (uid, gid) = users::lookup(&inst.user)
             .with_context(|| format!("unix user `{}` of {} does not exist", inst.user, inst.unit()))?;
         // std drops root's supplementary groups when it sets the uid.
