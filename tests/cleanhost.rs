@@ -143,10 +143,13 @@ fn developer_loop(h: &Host) {
         r.stdout
     );
     assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "hello from dev1\n");
-    let r = push("printf 'local cfg\\nngx.say(cfg.name)\\n' > main.lua && git commit -qam broken && git push origin HEAD:dev1");
+    let r = push(
+        "printf 'local cfg\\nngx.say(cfg.name)\\n' > main.lua && git commit -qam broken && git push origin HEAD:dev1",
+    );
     assert!(
         r.stdout.contains("is live but failing: GET / → 500")
-            && r.stdout.contains("main.lua:2: attempt to index local 'cfg' (a nil value)")
+            && r.stdout
+                .contains("main.lua:2: attempt to index local 'cfg' (a nil value)")
             && r.stdout.contains("rollback socketserver-dev1` goes back to"),
         "[{suite}] runtime error push:\n{}",
         r.stdout
@@ -166,7 +169,9 @@ fn developer_loop(h: &Host) {
         .find_map(|l| l.strip_prefix("secret ").map(str::to_string))
         .expect("a secret");
     h.ok("ssh -f -N -o ExitOnForwardFailure=yes -L 16381:127.0.0.1:6381 hhl");
-    let got = h.ok(&format!("redis-cli -p 16381 --no-auth-warning --user default --pass {secret} GET k"));
+    let got = h.ok(&format!(
+        "redis-cli -p 16381 --no-auth-warning --user default --pass {secret} GET k"
+    ));
     assert_eq!(got.trim(), "v", "[{suite}] redis-cli through ssh -L");
     let r = h.sh("printf 'PING\\r\\n' | timeout 10 ssh -o ExitOnForwardFailure=yes -W 127.0.0.1:6382 hhl");
     assert!(

@@ -73,12 +73,14 @@ pub fn check(flavor: Flavor, tree: &Path, scratch: &Path) -> Result<Outcome> {
     let mut bad = Vec::new();
     let mut files_ok = Vec::new();
     for f in files {
+        // `<path>\n<path in the tree>`.
+        let (path, rel) = f.split_once('\n').unwrap_or((&f, &f));
         let mut head = Vec::with_capacity(encoding::SNIFF);
-        fs::File::open(&f)
+        fs::File::open(path)
             .and_then(|h| h.take(encoding::SNIFF as u64).read_to_end(&mut head))
-            .with_context(|| format!("reading {f}"))?;
+            .with_context(|| format!("reading {path}"))?;
         match encoding::problem(&head) {
-            Some(p) => bad.push(encoding::message(f.strip_prefix(&prefix).unwrap_or(&f), p)),
+            Some(p) => bad.push(encoding::message(rel, p)),
             None => files_ok.push(f),
         }
     }

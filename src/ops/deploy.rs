@@ -156,7 +156,10 @@ fn smoke_report(
         return true;
     }
     let voice = crate::host::caller::voice(model);
-    println!("error: the new code of {} is live but failing: {}", inst.name, checked.answer);
+    println!(
+        "error: the new code of {} is live but failing: {}",
+        inst.name, checked.answer
+    );
     if checked.errors.is_empty() {
         println!(
             "  (no error line in its journal within {} ms)",

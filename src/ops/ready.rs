@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use crate::core::model::{Instance, Model};
-use crate::core::voice::Voice;
 use crate::core::systemd_types::{JobKind, JobOutcome};
+use crate::core::voice::Voice;
 
 /// How long an instance may take to answer after its job ended.
 pub const PORT_WAIT: Duration = Duration::from_secs(20);
