@@ -260,11 +260,11 @@ fn dev1_reaches_nothing_but_their_own() {
     refused(&ssh(&c, "dev1", "stop socketserver-dev1"), "that is an admin command");
     refused(
         &ssh(&c, "dev1", "redis-secret dev2"),
-        "not yours: the instances of `dev2` belong to dev2",
+        "not yours: you are `dev1` and may use your own Redis only, not `dev2`'s",
     );
     refused(
         &ssh(&c, "dev1", "redis-secret master"),
-        "not yours: the instances of `master`",
+        "may use your own Redis only, not `master`'s",
     );
 
     // As the instance user (what dev1's Lua runs as): the code is not writable.

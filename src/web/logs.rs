@@ -83,7 +83,8 @@ pub(super) async fn logs(State(app): State<Shared>, SignedIn(user): SignedIn, Qu
         cmd.arg(format!("--since=@{}", secs.saturating_sub(60)));
         cmd.arg(format!("--until=@{}", secs + 5));
     } else if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
-        if !["15m", "1h", "6h", "1d", "7d"].contains(&since) {
+        // The same windows as `ssh … logs --since`.
+        if !crate::core::log_entry::SINCE.contains(&since) {
             return error(StatusCode::BAD_REQUEST, "since: one of 15m, 1h, 6h, 1d, 7d");
         }
         cmd.arg(format!("--since=-{since}"));
