@@ -332,6 +332,13 @@ fn port_taken_and_start_limit(h: &Host) {
         h.suite,
         r.stderr
     );
+    // Its restarts (Restart=always) run into the start limit again: wait until it has,
+    // so the apply below finds it failed, not between two restarts.
+    h.eventually(
+        "systemctl is-failed -q redis@6379.service",
+        "redis@6379 failed again after hhlctl start",
+        60,
+    );
     let r = h.sh("hhlctl apply");
     assert_eq!(
         r.code, 1,
