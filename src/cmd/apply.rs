@@ -164,7 +164,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let outcomes = systemd.run_jobs(&actions.jobs).context("running systemd jobs")?;
     fault::point("apply:jobs");
     failed += report(&outcomes);
-    failed += ready::wait_for_ports(model, &outcomes);
+    failed += ready::wait_for_ports(model, &outcomes, &crate::core::voice::Voice::Shell);
     settle(root, model, &outcomes, &switched)?;
 
     if actions.stop.is_empty()
