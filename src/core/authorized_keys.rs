@@ -59,7 +59,9 @@ impl AuthorizedKey {
         // ssh sends the host as typed: both loopback spellings of a Redis port (no name
         // lookup); the console's is the one address its links name.
         for port in forwards {
-            options.push_str(&format!(",permitopen=\"127.0.0.1:{port}\",permitopen=\"localhost:{port}\""));
+            options.push_str(&format!(
+                ",permitopen=\"127.0.0.1:{port}\",permitopen=\"localhost:{port}\""
+            ));
         }
         Ok(AuthorizedKey(format!(
             "{options},command=\"{exe} ssh {identity}\" {line}"
