@@ -163,6 +163,12 @@ fn repo_init_and_push(h: &Host) -> support::Run {
 /// forward to another developer's Redis. Leaves "hello from dev1" live.
 fn developer_loop(h: &Host) {
     let suite = &h.suite;
+    // dev1's own clone of their branch (the ops and developer quickstarts pushed it from
+    // the PC; this one is on the host, through the same key).
+    h.ok(
+        "cd /root && git config --global user.email dev1@hhl && git config --global user.name dev1 \
+         && rm -rf socketserver && git clone -q -b dev1 hhl:socketserver 2>&1",
+    );
     let push = |script: &str| h.sh(&format!("cd /root/socketserver && {{ {script}; }} 2>&1"));
     let r = push(
         "printf 'ngx.say(\"utf16\")\\r\\n' | iconv -f UTF-8 -t UTF-16 > main.lua && git commit -qam utf16 \
