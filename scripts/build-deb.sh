@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version '^3' -q
 command -v lintian >/dev/null || { echo "error: lintian is missing: bash scripts/deps.sh installs it" >&2; exit 1; }
+# The commit `hhlctl --version` names; without git it says the commit is unknown.
+if commit=$(git rev-parse --short=12 HEAD 2>/dev/null); then
+  git diff --quiet HEAD -- 2>/dev/null || commit="$commit-modified"
+  export HHL_COMMIT=$commit
+else
+  unset HHL_COMMIT
+  echo "note: not a git checkout: \`hhlctl --version\` will say the commit is unknown" >&2
+fi
 cargo build --release --locked -q
 rm -rf target/assets && mkdir -p target/assets/man
 target/release/hhlctl generate-assets target/assets > /dev/null

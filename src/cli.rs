@@ -23,7 +23,7 @@ use crate::load::DEFAULT_CONFIG;
 /// socketserver-dev1`), and read their logs with `hhlctl logs` or on the log page
 /// (`hhlctl web`).
 #[derive(Debug, Parser)]
-#[command(name = "hhlctl", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "hhlctl", version = crate::core::version::long(), propagate_version = true, max_term_width = 100)]
 pub struct Arguments {
     /// The hhl.yaml to read.
     #[arg(long, short, global = true, env = "HHL_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]

@@ -26,3 +26,4 @@ pub mod strict;
 pub mod table;
 pub mod templates;
 pub mod units;
+pub mod version;
