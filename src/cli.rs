@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::cmd;
-use crate::error::Diagnostics;
-use crate::load::DEFAULT_CONFIG;
+use crate::core::error::Diagnostics;
+use crate::core::package::DEFAULT_CONFIG;
 
 /// Per-developer OpenResty and Redis instances on one shared development server.
 ///
@@ -73,13 +73,13 @@ pub enum Command {
     Status(cmd::status::Args),
 
     /// Start instances and wait until they are up.
-    Start(cmd::select::Selection),
+    Start(crate::ops::select::Selection),
     /// Stop instances (gracefully) and wait until they are down.
-    Stop(cmd::select::Selection),
+    Stop(crate::ops::select::Selection),
     /// Restart instances and wait until they are up again.
-    Restart(cmd::select::Selection),
+    Restart(crate::ops::select::Selection),
     /// Reload instances gracefully (nginx: config test, then HUP).
-    Reload(cmd::select::Selection),
+    Reload(crate::ops::select::Selection),
 
     /// Show an instance's journal (nginx errors, Lua ngx.log, Redis).
     #[command(after_help = "Example:\n  hhlctl logs socketserver-dev1 -f")]

@@ -14,7 +14,7 @@ use support::example_yaml;
 
 /// The apply steps a run can be killed at (`src/host/fault.rs`), in order.
 fn apply_steps() -> Vec<&'static str> {
-    hhlctl::fault::STEPS
+    hhlctl::host::fault::STEPS
         .iter()
         .copied()
         .filter(|s| s.starts_with("apply:"))

@@ -537,9 +537,9 @@ fn escaped_values_pass_nginx_t() {
         "t.hbs",
         "{{> hhl_main}}\nevents {}\nhttp {\n{{> hhl_http}}\n    lua_package_path {{hhl.lua_package_path}};\n    server {\n        listen {{port}};\n        server_name {{names}};\n        set $motd {{motd}};\n{{#each h}}\n        add_header {{@key}} {{this}};\n{{/each}}\n        location / { return 200 $motd; }\n    }\n}\n",
     );
-    let loaded = hhlctl::load::load(&sb.path().join("hhl.yaml")).unwrap_or_else(|e| panic!("{e:#}"));
+    let loaded = hhlctl::host::load::load(&sb.path().join("hhl.yaml")).unwrap_or_else(|e| panic!("{e:#}"));
     let artifacts = loaded.render().unwrap();
-    use hhlctl::fsapply::{self, Manifest, Ownership};
+    use hhlctl::host::fsapply::{self, Manifest, Ownership};
     let changes = fsapply::diff(
         std::path::Path::new("/"),
         &artifacts,
@@ -564,7 +564,7 @@ fn escaped_values_pass_nginx_t() {
 /// user, whatever its name; master's only when hhlctl created it.
 #[test]
 fn system_accounts_on_the_host_are_found() {
-    let mut access = hhlctl::access::Access {
+    let mut access = hhlctl::core::access::Access {
         create: true,
         users: Default::default(),
         entry: "hhl".into(),
@@ -575,6 +575,6 @@ fn system_accounts_on_the_host_are_found() {
     access.users.insert("master".into(), "daemon".into());
     access.users.insert("dev1".into(), "bin".into());
     access.users.insert("dev2".into(), "no_such_user_here".into());
-    let found = hhlctl::users::system_accounts(&access);
+    let found = hhlctl::host::users::system_accounts(&access);
     assert_eq!(found, [("master", "daemon", 1), ("dev1", "bin", 2)]);
 }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hhlctl::artifact::Content;
-use hhlctl::legacy::import::{self, File};
+use hhlctl::core::artifact::Content;
+use hhlctl::core::legacy::import::{self, File};
 use support::{repo, Sandbox};
 
 /// Tokens that have broken parsers or generated files somewhere.
@@ -283,7 +283,7 @@ impl Fixture {
 
     fn run_yaml(&self, bytes: Vec<u8>, template: Option<&Vec<u8>>) -> Option<Vec<usize>> {
         // Each input gets its own template file name, so runs never share state.
-        let text = hhlctl::config::text_of(&self.config_path(), bytes).ok()?;
+        let text = hhlctl::core::config::text_of(&self.config_path(), bytes).ok()?;
         let text = match template {
             Some(t) => {
                 let name = format!("t{}.hbs", t.len() % 1000);
@@ -292,7 +292,7 @@ impl Fixture {
             }
             None => text,
         };
-        let loaded = hhlctl::load::load_text(self.config_path(), text).ok()?;
+        let loaded = hhlctl::host::load::load_text(self.config_path(), text).ok()?;
         let artifacts = loaded.render().ok()?;
         let mut counts = Vec::new();
         for a in &artifacts {

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hhlctl::fsapply::{self, Manifest, Ownership};
-use hhlctl::load;
-use hhlctl::model::Kind;
+use hhlctl::core::model::Kind;
+use hhlctl::host::fsapply::{self, Manifest, Ownership};
+use hhlctl::host::load;
 use support::{example_under, repo, Sandbox};
 
 /// Render `yaml` and write it for real (its paths point into the sandbox).

@@ -6,18 +6,20 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 
-use crate::artifact::Artifact;
-use crate::error::Diagnostics;
-use crate::fsapply::{self, Change, Manifest, Ownership};
-use crate::load;
-use crate::load::Loaded;
-use crate::model::{Instance, Kind, Model};
-use crate::names::MASTER;
-use crate::pending::{self, Pending};
-use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
-use crate::{fault, reconcile, release, render, users, validate};
+use crate::core::artifact::Artifact;
+use crate::core::artifact::Change;
+use crate::core::error::Diagnostics;
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::names::MASTER;
+use crate::core::pending::{self, Pending};
+use crate::core::{reconcile, render};
+use crate::host::fsapply::{self, Manifest, Ownership};
+use crate::host::load;
+use crate::host::load::Loaded;
+use crate::host::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::host::{fault, release, users, validate};
 
-use super::{ready, serverctrl};
+use crate::ops::{ready, serverctrl};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,8 +49,8 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let model = &loaded.model;
     // Nothing is written and nothing running is touched until every check passed.
     refuse_system_accounts(&loaded)?;
-    crate::portholder::refuse_taken(&loaded)?;
-    crate::optional::warn_missing(model);
+    crate::host::portholder::refuse_taken(&loaded)?;
+    crate::host::optional::warn_missing(model);
     if !model.access.create {
         refuse_missing_users(&loaded)?;
     }
@@ -69,15 +71,18 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         println!("created unix user {user}");
     }
     // Before any Redis (re)starts: it refuses to start without its ACL file.
-    if crate::secrets::ensure(root, model)? > 0 {
-        println!("made Redis secrets in {}", crate::redis_acl::dir(model).display());
+    if crate::host::secrets::ensure(root, model)? > 0 {
+        println!("made Redis secrets in {}", crate::core::redis_acl::dir(model).display());
     }
     // The log page starts after the first apply: its link key (readable by the entry
     // account, for `ssh … web`) and a password file (empty: sign-in by link only).
-    if crate::secrets::ensure_web_key(root, model)? {
-        println!("made the log page's link key {}", crate::web::link::KEY);
+    if crate::host::secrets::ensure_web_key(root, model)? {
+        println!("made the log page's link key {}", crate::core::package::WEB_KEY);
     }
-    super::web::ensure_passwd(&crate::fsapply::under(root, Path::new(super::web::PASSWD)))?;
+    super::web::ensure_passwd(&crate::host::fsapply::under(
+        root,
+        Path::new(crate::core::package::WEB_PASSWD),
+    ))?;
     if validate::rsyslog_rules(model, &artifacts, &changes)? {
         println!("checked the rsyslog rules with rsyslogd -N1");
     }

@@ -5,11 +5,11 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use super::apply::report;
-use super::select::Selection;
-use crate::load;
-use crate::model::Kind;
-use crate::systemd::{JobKind, Systemd};
-use crate::users;
+use crate::core::model::Kind;
+use crate::host::load;
+use crate::host::systemd::{JobKind, Systemd};
+use crate::host::users;
+use crate::ops::select::Selection;
 
 pub fn run(config: &Path, kind: JobKind, selection: Selection) -> Result<i32> {
     let loaded = load::load(config)?;
@@ -32,6 +32,6 @@ pub fn run(config: &Path, kind: JobKind, selection: Selection) -> Result<i32> {
     let systemd = Systemd::connect()?;
     let outcomes = systemd.run_jobs(&jobs)?;
     // Done means answering on its port, as after apply: a `status` right after agrees.
-    let failed = report(&outcomes) + super::ready::wait_for_ports(&loaded.model, &outcomes);
+    let failed = report(&outcomes) + crate::ops::ready::wait_for_ports(&loaded.model, &outcomes);
     Ok(if failed > 0 { 1 } else { 0 })
 }

@@ -10,19 +10,19 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::apply::report;
-use crate::access::{self, Action};
-use crate::artifact::Content;
-use crate::fsapply::{self, Ownership};
-use crate::load::{self, Loaded};
-use crate::lua_syntax::{self, Outcome};
-use crate::model::{Kind, Model};
-use crate::release;
-use crate::render;
-use crate::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
-use crate::systemd::hup::HUP_WAIT;
-use crate::systemd::{JobKind, JobOutcome, Systemd};
-use crate::users;
-use crate::validate;
+use crate::core::access::{self, Action};
+use crate::core::artifact::Content;
+use crate::core::model::{Kind, Model};
+use crate::core::render;
+use crate::core::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
+use crate::host::fsapply::{self, Ownership};
+use crate::host::load::{self, Loaded};
+use crate::host::lua_syntax::{self, Outcome};
+use crate::host::release;
+use crate::host::systemd::hup::HUP_WAIT;
+use crate::host::systemd::{JobKind, JobOutcome, Systemd};
+use crate::host::users;
+use crate::host::validate;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Hook {
@@ -36,11 +36,7 @@ pub struct Args {
     pub hook: Hook,
 }
 
-/// The unit that applies serverctrl's master as root; admins may start it (polkit).
-pub const APPLY_UNIT: &str = "hhl-apply.service";
-/// Where that unit writes its output, and the commit it applied.
-pub const APPLY_LOG: &str = "/run/hhl-apply.log";
-pub const APPLIED_COMMIT: &str = "serverctrl.applied";
+use crate::core::package::{APPLIED_COMMIT, APPLY_LOG, APPLY_UNIT};
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
     let loaded = load::load(config)?;
@@ -77,9 +73,9 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
 }
 
 /// Who is pushing: the identity `hhlctl ssh` set (clients cannot set it: see
-/// `ssh::IDENTITY_ENV`), or root at the console.
+/// `package::IDENTITY_ENV`), or root at the console.
 fn identity() -> Result<String> {
-    if let Ok(id) = std::env::var(crate::ssh::IDENTITY_ENV) {
+    if let Ok(id) = std::env::var(crate::core::package::IDENTITY_ENV) {
         return Ok(id);
     }
     let me = users::current()?;
@@ -116,17 +112,17 @@ fn pre_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate]) -> Result<i3
     }
     let mut failed = false;
     for u in updates.iter().filter(|u| !u.is_delete()) {
-        let mut problems = super::push_checks::objects(model, &repo.path, u)?;
+        let mut problems = crate::ops::push_checks::objects(model, &repo.path, u)?;
         // Code repositories: what changed on the branch (the tip it replaces passed
         // these checks), or the whole tree of a new branch.
         let changes = match repo.kind {
             RepoKind::Serverctrl => None,
-            _ => super::push_checks::changes(&repo.path, u)?,
+            _ => crate::ops::push_checks::changes(&repo.path, u)?,
         };
         if problems.is_empty() && repo.kind != RepoKind::Serverctrl {
             problems = match &changes {
-                Some(c) => super::push_checks::changed_problems(c),
-                None => super::push_checks::tree(&repo.path, u)?,
+                Some(c) => crate::ops::push_checks::changed_problems(c),
+                None => crate::ops::push_checks::tree(&repo.path, u)?,
             };
         }
         if !problems.is_empty() {
@@ -162,7 +158,7 @@ fn check_lua(
     model: &Model,
     git_dir: &Path,
     u: &RefUpdate,
-    changes: Option<&[super::push_checks::Changed]>,
+    changes: Option<&[crate::ops::push_checks::Changed]>,
 ) -> Result<Vec<String>> {
     if changes.is_some_and(|c| !c.iter().any(|c| c.path.ends_with(b".lua"))) {
         return Ok(Vec::new());
@@ -174,7 +170,7 @@ fn check_lua(
     std::fs::create_dir(&nginx)?;
     match changes {
         Some(c) => {
-            super::push_checks::write_changed_lua(git_dir, c, &tree)?;
+            crate::ops::push_checks::write_changed_lua(git_dir, c, &tree)?;
         }
         None => release::extract(git_dir, &u.new, &tree)?,
     }
@@ -197,8 +193,8 @@ fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<
     let pushed_yaml = tree.join("hhl.yaml");
     // Load as if it were the live file, so the render compares like with like.
     // Bounded and UTF-8 checked like any hhl.yaml (a pushed file is untrusted input).
-    let text = match load::read_bounded(&pushed_yaml, crate::bounds::MAX_CONFIG_BYTES) {
-        Ok(bytes) => match crate::config::text_of(&pushed_yaml, bytes) {
+    let text = match load::read_bounded(&pushed_yaml, crate::core::bounds::MAX_CONFIG_BYTES) {
+        Ok(bytes) => match crate::core::config::text_of(&pushed_yaml, bytes) {
             Ok(t) => t,
             Err(d) => return Ok(vec![relabel(d.to_string())]),
         },
@@ -253,7 +249,7 @@ fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<
 }
 
 fn diagnostic_text(e: &anyhow::Error) -> String {
-    match e.downcast_ref::<crate::error::Diagnostics>() {
+    match e.downcast_ref::<crate::core::error::Diagnostics>() {
         Some(d) => d.to_string(),
         None => format!("{e:#}"),
     }
@@ -311,7 +307,7 @@ fn deploy_server(
     let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
         .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
     // For the console's deploys view; a deploy does not fail for want of it.
-    let _ = crate::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
+    let _ = crate::host::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
     println!(
         "deployed {} to {} ({} file{}, release {}) in {} ms",
         short(&u.new),
@@ -378,7 +374,7 @@ fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previou
         println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
         outcomes.extend(done);
     }
-    failed += super::ready::wait_for_ports(model, &outcomes);
+    failed += crate::ops::ready::wait_for_ports(model, &outcomes);
     if failed > 0 {
         if let Some(p) = previous {
             println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
@@ -410,7 +406,7 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
                 HUP_WAIT.as_secs()
             );
             eprintln!("  last lines of its journal (journalctl -u {}):", o.unit);
-            for line in crate::systemd::journal::last_lines(&o.unit, 15).lines() {
+            for line in crate::host::systemd::journal::last_lines(&o.unit, 15).lines() {
                 eprintln!("  | {line}");
             }
         }

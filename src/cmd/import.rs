@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fsapply;
-use crate::legacy::import::{self, File};
-use crate::load;
+use crate::core::legacy::import::{self, File};
+use crate::host::fsapply;
+use crate::host::load;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,10 +27,10 @@ pub fn run(args: Args) -> Result<i32> {
         let n = name.to_string_lossy();
         if n.ends_with(".templ.conf") || n.ends_with(".sub.py") {
             // Bounded, regular files only (a FIFO or /dev/zero must not hang the import).
-            let bytes = load::read_bounded(&entry.path(), crate::bounds::MAX_LEGACY_BYTES)
+            let bytes = load::read_bounded(&entry.path(), crate::core::bounds::MAX_LEGACY_BYTES)
                 .with_context(|| format!("reading {}", entry.path().display()))?;
             let text = String::from_utf8(bytes).map_err(|e| {
-                let pos = crate::error::pos_of_offset(e.as_bytes(), e.utf8_error().valid_up_to());
+                let pos = crate::core::error::pos_of_offset(e.as_bytes(), e.utf8_error().valid_up_to());
                 anyhow::anyhow!(
                     "{}:{}:{}: not valid UTF-8; save it as UTF-8",
                     entry.path().display(),

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::select::Selection;
-use crate::load;
-use crate::systemd::journal;
-use crate::users;
+use crate::host::load;
+use crate::host::systemd::journal;
+use crate::host::users;
+use crate::ops::select::Selection;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,6 +1,5 @@
 //! One module per subcommand; each has its clap `Args` and a `run`.
 
-pub mod act;
 pub mod apply;
 pub mod assets;
 pub mod control;
@@ -8,20 +7,16 @@ pub mod hook;
 pub mod import;
 pub mod logs;
 pub mod plan;
-pub mod push_checks;
-pub mod ready;
 pub mod render;
 pub mod repo;
 pub mod rollback;
-pub mod select;
-pub mod serverctrl;
 pub mod status;
 pub mod web;
 
 use anyhow::Result;
 
 use crate::cli::{Arguments, Command};
-use crate::systemd::JobKind;
+use crate::core::systemd_types::JobKind;
 
 /// Run the chosen subcommand; returns the exit code.
 pub fn dispatch(args: Arguments) -> Result<i32> {

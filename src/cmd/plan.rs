@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::fsapply::{self, Change, FileChange, Manifest, Ownership};
-use crate::load;
-use crate::model::{Instance, Model};
+use crate::core::artifact::{Change, FileChange};
+use crate::core::model::{Instance, Model};
+use crate::host::fsapply::{self, Manifest, Ownership};
+use crate::host::load;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,7 +51,7 @@ pub fn instance_table(model: &Model) -> String {
             ]
         })
         .collect();
-    crate::table::render(&["UNIT", "SERVER", "DEVELOPER", "PORT", "CONFIG"], &rows)
+    crate::core::table::render(&["UNIT", "SERVER", "DEVELOPER", "PORT", "CONFIG"], &rows)
 }
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fsapply;
-use crate::load;
+use crate::host::fsapply;
+use crate::host::load;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::load::{self, Loaded};
-use crate::model::TemplateRef;
-use crate::repos::{self, Repo, RepoKind, MAIN_BRANCH};
-use crate::users;
+use crate::core::model::TemplateRef;
+use crate::core::repos::{self, Repo, RepoKind, MAIN_BRANCH};
+use crate::host::load::{self, Loaded};
+use crate::host::users;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
@@ -46,7 +46,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         .with_context(|| format!("resolving {}", config.display()))?;
     for repo in repos::repos(model) {
         let created = init_one(&repo, entry)?;
-        crate::fault::point("repo:created");
+        crate::host::fault::point("repo:created");
         for hook in ["pre-receive", "post-receive"] {
             write_as(
                 entry,
@@ -105,7 +105,7 @@ fn root_dir(root: &Path, entry: &str) -> Result<()> {
 fn git_as(entry: &str, repo: &Path, args: &[&str]) -> Result<String> {
     let mut cmd = users::as_user(entry, "git");
     cmd.arg("--git-dir").arg(repo);
-    crate::git::run(cmd, args)
+    crate::host::git::run(cmd, args)
 }
 
 fn has_branch(repo: &Repo, entry: &str, branch: &str) -> bool {
@@ -191,7 +191,7 @@ fn seed_serverctrl(loaded: &Loaded, repo: &Repo, entry: &str) -> Result<()> {
             .arg(dir)
             .args(["-c", "user.name=hhlctl", "-c", "user.email=hhlctl@localhost"])
             .env("GIT_INDEX_FILE", &index);
-        crate::git::run(cmd, args)
+        crate::host::git::run(cmd, args)
     };
     let mut add = vec!["add", "--"];
     add.extend(files.iter().map(String::as_str));

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::load;
-use crate::model::Kind;
-use crate::users;
+use crate::core::model::Kind;
+use crate::host::load;
+use crate::host::users;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,7 +33,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         bail!(why);
     }
     // The unix user may (root, or the entry account): the rest is the shared path.
-    match super::act::rollback(model, "root", &inst.name, None) {
+    match crate::ops::act::rollback(model, "root", &inst.name, None) {
         Ok(r) => {
             if r.resumed {
                 println!(
@@ -43,13 +43,13 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             } else {
                 println!("{}: current release {} -> {}", inst.name, r.from, r.to);
             }
-            Ok(if super::act::print(std::slice::from_ref(&r.reload)) > 0 {
+            Ok(if crate::ops::act::print(std::slice::from_ref(&r.reload)) > 0 {
                 1
             } else {
                 0
             })
         }
-        Err(super::act::Refused::Failed(e)) => Err(e),
+        Err(crate::ops::act::Refused::Failed(e)) => Err(e),
         Err(e) => bail!("{e}"),
     }
 }

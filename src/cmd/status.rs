@@ -1,19 +1,17 @@
 //! `hhlctl status`: one row per instance, read from systemd over D-Bus, plus whether
 //! its port answers. Exits 1 when any chosen instance is unhealthy.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpStream;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::select::Selection;
-use crate::load;
-use crate::systemd::UnitState;
+use crate::host::load;
+use crate::host::systemd::UnitState;
+use crate::ops::select::Selection;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,44 +34,6 @@ struct Row {
     uptime_secs: Option<u64>,
     port_answers: bool,
     healthy: bool,
-}
-
-/// How long a port may take to accept before it counts as not answering.
-const KNOCK_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// Whether each port answers on 127.0.0.1: a port with a listening socket there (with
-/// room in its accept queue, read from the kernel in one request) does; the others are
-/// knocked on (`knock`).
-pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
-    let listening = crate::listening::loopback_listeners().unwrap_or_default();
-    let unknown: Vec<u16> = ports.iter().copied().filter(|p| !listening.contains(p)).collect();
-    let knocked: std::collections::HashMap<u16, bool> = unknown.iter().copied().zip(knock(&unknown)).collect();
-    ports
-        .iter()
-        .map(|p| listening.contains(p) || knocked.get(p).copied().unwrap_or(false))
-        .collect()
-}
-
-/// Connect to every port at once from one thread (non-blocking connects on a
-/// single-threaded reactor), each bounded by `KNOCK_TIMEOUT`: no thread per port to
-/// start and schedule, and nothing waits behind a silent port.
-pub fn knock(ports: &[u16]) -> Vec<bool> {
-    if ports.is_empty() {
-        return Vec::new();
-    }
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        return vec![false; ports.len()];
-    };
-    rt.block_on(async {
-        let knocks = ports.iter().map(|p| async move {
-            let addr = SocketAddr::from(([127, 0, 0, 1], *p));
-            matches!(
-                tokio::time::timeout(KNOCK_TIMEOUT, TcpStream::connect(addr)).await,
-                Ok(Ok(_))
-            )
-        });
-        futures_util::future::join_all(knocks).await
-    })
 }
 
 /// With HHL_TIMES set, how long the phases took (ms since the start), on stderr: where
@@ -117,10 +77,10 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let ports: Vec<u16> = chosen.iter().map(|i| i.port).collect();
     let (states, answering) = std::thread::scope(|scope| {
         let knocking = scope.spawn(|| {
-            let answers = ports_answering(&ports);
+            let answers = crate::host::listening::ports_answering(&ports);
             (answers, t0.elapsed())
         });
-        let states = crate::systemd::unit_states(&units);
+        let states = crate::host::systemd::unit_states(&units);
         let t_states = t0.elapsed();
         let (answers, t_knocks) = knocking.join().unwrap_or_default();
         times(&[("loaded", t_load), ("states", t_states), ("ports", t_knocks)]);
@@ -180,7 +140,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             .collect();
         print!(
             "{}",
-            crate::table::render(
+            crate::core::table::render(
                 &[
                     "INSTANCE",
                     "DEVELOPER",

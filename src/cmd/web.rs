@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::fsapply;
-use crate::load;
-use crate::systemd::{JobKind, Systemd};
+use crate::host::fsapply;
+use crate::host::load;
+use crate::host::systemd::{JobKind, Systemd};
 use crate::web::{self, auth};
 
-pub const PASSWD: &str = "/etc/hhl/web.passwd";
-pub const UNIT: &str = "hhl-web.service";
+use crate::core::package::{WEB_PASSWD as PASSWD, WEB_UNIT as UNIT};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
@@ -115,7 +114,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             let updated = auth::set(&text, &user, &auth::hash(password)?)?;
             fsapply::write_file(&passwd, updated.as_bytes(), 0o600)?;
             println!("password of {user} set in {}", passwd.display());
-            web::link::ensure_key(Path::new(web::link::KEY))?;
+            crate::host::secrets::ensure_link_key(Path::new(crate::core::package::WEB_KEY))?;
             if let Ok(systemd) = Systemd::connect() {
                 if systemd
                     .active_states(&[UNIT.to_string()])?

@@ -5,12 +5,12 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::config::{RawConfig, RawLimits, Source};
-use crate::error::Diagnostics;
-use crate::identity::{self, Identity};
-use crate::model::Model;
-use crate::names::{self, MASTER};
-use crate::repos::{RefUpdate, Repo, RepoKind};
+use crate::core::config::{RawConfig, RawLimits, Source};
+use crate::core::error::Diagnostics;
+use crate::core::identity::{self, Identity};
+use crate::core::model::Model;
+use crate::core::names::{self, MASTER};
+use crate::core::repos::{RefUpdate, Repo, RepoKind};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Access {
@@ -133,12 +133,12 @@ fn push_refusal(
     admin: bool,
     update: &RefUpdate,
 ) -> Result<(), String> {
-    let pusher = crate::repos::Pusher {
+    let pusher = crate::core::repos::Pusher {
         user: identity,
         owner,
         admin,
     };
-    match crate::repos::refusal(model, repo, &pusher, update) {
+    match crate::core::repos::refusal(model, repo, &pusher, update) {
         Some(r) => Err(r),
         None => Ok(()),
     }
@@ -360,7 +360,7 @@ mod may_tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::repos::repos;
+    use crate::core::repos::repos;
 
     const K1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev1";
     const K2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDE5+m+Gef4gsADICwtTmejOZAgQIw/87ICuoaZ/3he7 dev2";
@@ -371,9 +371,9 @@ mod may_tests {
             "developers: [dev1, dev2]\nservers:\n  socketserver:\n    template: builtin:socketserver\n    values:\n      master: {{port: 9000}}\n      dev1: {{port: 9001}}\n      dev2: {{port: 9002}}\nusers: {{admins: [lead]}}\nkeys:\n  dev1: [\"{K1}\"]\n  dev2: [\"{K2}\"]\n  lead: [\"{KA}\"]\n{extra}"
         );
         let path = PathBuf::from("/etc/hhl/hhl.yaml");
-        let raw = crate::config::parse(&path, &text).map_err(|d| d.to_string())?;
+        let raw = crate::core::config::parse(&path, &text).map_err(|d| d.to_string())?;
         let src = Source { path, text };
-        crate::model::build(&raw, &src, crate::model::Flavor::Debian).map_err(|d| d.to_string())
+        crate::core::model::build(&raw, &src, crate::core::model::Flavor::Debian).map_err(|d| d.to_string())
     }
 
     fn update(branch: &str) -> RefUpdate {
@@ -513,8 +513,8 @@ mod may_tests {
         assert!(e.contains("keys: `master` is neither"), "{e}");
         let text = format!("developers: [dev1, dev2]\nservers: {{}}\nkeys:\n  dev1: [\"{K1}\"]\n  dev2: [\"{K1}\"]\n");
         let path = PathBuf::from("h.yaml");
-        let raw = crate::config::parse(&path, &text).unwrap();
-        let e = crate::model::build(&raw, &Source { path, text }, crate::model::Flavor::Debian)
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        let e = crate::core::model::build(&raw, &Source { path, text }, crate::core::model::Flavor::Debian)
             .unwrap_err()
             .to_string();
         assert!(e.contains("keys.dev2[0]: this key is also dev1's"), "{e}");
@@ -530,8 +530,8 @@ mod may_tests {
         let e = model("").map(|_| ()).and_then(|_| {
             let text = "developers: [dev1]\nservers: {}\nusers: {entry: hhl-dev1}\n".to_string();
             let path = PathBuf::from("h.yaml");
-            let raw = crate::config::parse(&path, &text).unwrap();
-            crate::model::build(&raw, &Source { path, text }, crate::model::Flavor::Debian)
+            let raw = crate::core::config::parse(&path, &text).unwrap();
+            crate::core::model::build(&raw, &Source { path, text }, crate::core::model::Flavor::Debian)
                 .map(|_| ())
                 .map_err(|d| d.to_string())
         });

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use crate::artifact::{generated_header, Artifact};
-use crate::escape::Unsafe;
-use crate::identity::PublicKey;
-use crate::model::Model;
+use crate::core::artifact::{generated_header, Artifact};
+use crate::core::escape::Unsafe;
+use crate::core::identity::PublicKey;
+use crate::core::model::Model;
 
 /// One authorized_keys line, or why it cannot be written. The identity lands inside
 /// `command="…"`, so only name characters pass; the key is re-checked (type, base64)

@@ -4,7 +4,7 @@
 //! position). Each limit is far above what a real studio writes and far below what
 //! would cost memory, stack or seconds.
 
-use crate::error::Pos;
+use crate::core::error::Pos;
 
 /// hhl.yaml: a hundred developers with overrides is ~20 KiB; the YAML parser takes
 /// ~0.3 s for 256 KiB in a debug build.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Diagnostic, Pos};
+use crate::core::error::{Diagnostic, Pos};
 
 /// Template values: scalars (or anything JSON can hold) by name.
 pub type Values = BTreeMap<String, serde_json::Value>;
@@ -18,14 +18,14 @@ pub type OwnerValues = IndexMap<String, Values>;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Developer names; `master` is implicit.
-    #[serde(deserialize_with = "crate::strict::names")]
+    #[serde(deserialize_with = "crate::core::strict::names")]
     pub developers: Vec<String>,
     #[serde(default)]
     pub paths: RawPaths,
     #[serde(default)]
     pub nginx: RawNginx,
     /// OpenResty logic servers by name.
-    #[serde(deserialize_with = "crate::strict::servers")]
+    #[serde(deserialize_with = "crate::core::strict::servers")]
     pub servers: IndexMap<String, RawServer>,
     pub redis: Option<RawRedis>,
     /// Who runs and who may control the instances.
@@ -35,7 +35,7 @@ pub struct RawConfig {
     #[serde(
         default,
         skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "crate::strict::map"
+        deserialize_with = "crate::core::strict::map"
     )]
     pub limits: IndexMap<String, RawLimits>,
     /// Where the git repositories developers push to live.
@@ -46,7 +46,7 @@ pub struct RawConfig {
     #[serde(
         default,
         skip_serializing_if = "IndexMap::is_empty",
-        deserialize_with = "crate::strict::map"
+        deserialize_with = "crate::core::strict::map"
     )]
     pub keys: IndexMap<String, Vec<String>>,
 }
@@ -97,7 +97,7 @@ pub struct RawUsers {
     /// Identities (names in `keys:`) who may do everything through ssh.
     pub admins: Vec<String>,
     /// Developer → the system user their instances run as (default: `hhl-<developer>`).
-    #[serde(deserialize_with = "crate::strict::map")]
+    #[serde(deserialize_with = "crate::core::strict::map")]
     pub map: IndexMap<String, String>,
 }
 
@@ -140,7 +140,7 @@ pub struct RawServer {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shared: bool,
     /// `master:` base values, then per-developer overrides.
-    #[serde(deserialize_with = "crate::strict::owner_values")]
+    #[serde(deserialize_with = "crate::core::strict::owner_values")]
     pub values: OwnerValues,
 }
 
@@ -148,7 +148,7 @@ pub struct RawServer {
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub template: String,
-    #[serde(deserialize_with = "crate::strict::owner_values")]
+    #[serde(deserialize_with = "crate::core::strict::owner_values")]
     pub values: OwnerValues,
 }
 
@@ -241,7 +241,7 @@ pub struct Source {
 impl Source {
     /// A diagnostic pointing at `key_path` (or its deepest existing prefix).
     pub fn diag(&self, key_path: &[&str], message: impl Into<String>) -> Diagnostic {
-        let pos = crate::locate::locate(&self.text, key_path);
+        let pos = crate::core::locate::locate(&self.text, key_path);
         Diagnostic::new(&self.path, message).at(&self.text, pos)
     }
 
@@ -256,7 +256,7 @@ pub fn text_of(file: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
         let offset = e.utf8_error().valid_up_to();
-        let pos = crate::error::pos_of_offset(bytes, offset);
+        let pos = crate::core::error::pos_of_offset(bytes, offset);
         let text = String::from_utf8_lossy(bytes);
         Diagnostic::new(file, format!("{} is not valid UTF-8 (byte {offset})", file.display()))
             .at(&text, Some(pos))
@@ -267,7 +267,7 @@ pub fn text_of(file: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
 /// Parse hhl.yaml text; `file` is only for messages. A linear pre-scan refuses what is
 /// too large or deep, tags and extra documents before the parser runs.
 pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
-    let scan = crate::bounds::scan_yaml(text).map_err(|(pos, msg, hint)| {
+    let scan = crate::core::bounds::scan_yaml(text).map_err(|(pos, msg, hint)| {
         Diagnostic::new(file, format!("invalid hhl.yaml: {msg}"))
             .at(text, Some(pos))
             .hint(hint)
@@ -278,7 +278,7 @@ pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
             column: l.column(),
         });
         let mut msg = strip_position(&e.to_string());
-        if let Some((tail, rest)) = crate::strict::take_marker(&msg) {
+        if let Some((tail, rest)) = crate::core::strict::take_marker(&msg) {
             // `servers.socketserver.values: …`: the field path, then our key path below it.
             let (field, rest) = rest.split_once(": ").unwrap_or(("", rest.as_str()));
             let mut path: Vec<String> = field
@@ -292,7 +292,7 @@ pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
             }
             path.extend(tail);
             let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-            pos = crate::locate::locate(text, &keys).or(pos);
+            pos = crate::core::locate::locate(text, &keys).or(pos);
             msg = format!("{}: {rest}", path.join("."));
         } else if msg.contains("repetition limit exceeded") || msg.contains("recursion limit exceeded") {
             pos = scan.first_alias.or(pos);

@@ -5,9 +5,9 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::config::{RawConfig, Source};
-use crate::error::Diagnostics;
-use crate::names;
+use crate::core::config::{RawConfig, Source};
+use crate::core::error::Diagnostics;
+use crate::core::names;
 
 /// The key types OpenSSH (and Git for Windows' OpenSSH) offers today.
 pub const KEY_TYPES: [&str; 7] = [
@@ -42,7 +42,7 @@ impl PublicKey {
         if !KEY_TYPES.contains(&kind) {
             return Err(format!(
                 "`{}` is not an OpenSSH key type (options such as `command=` are hhlctl's to write)",
-                crate::error::excerpt(kind)
+                crate::core::error::excerpt(kind)
             ));
         }
         let blob = parts.next().unwrap_or_default().trim();
@@ -128,7 +128,7 @@ pub fn resolve(
                     &["keys", name],
                     format!(
                         "keys: `{}` is neither a developer nor an admin",
-                        crate::error::excerpt(name)
+                        crate::core::error::excerpt(name)
                     ),
                 )
                 .hint(format!(

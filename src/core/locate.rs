@@ -4,7 +4,7 @@
 //! sequences and one-line flow mappings, which is how hhl.yaml is written; anything
 //! else falls back to the deepest enclosing key that was found.
 
-use crate::error::Pos;
+use crate::core::error::Pos;
 
 /// Position of `path` (keys, or decimal indexes for sequence items) in `src`, or of
 /// the deepest prefix of it that exists.

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::access::{self, Access};
-use crate::config::{OwnerValues, RawConfig, RawGit, RawPaths, Source, Values};
-use crate::error::{Diagnostic, Diagnostics};
-use crate::names::{self, MASTER};
-use crate::{escape, paths};
+use crate::core::access::{self, Access};
+use crate::core::config::{OwnerValues, RawConfig, RawGit, RawPaths, Source, Values};
+use crate::core::error::{Diagnostic, Diagnostics};
+use crate::core::names::{self, MASTER};
+use crate::core::{escape, paths};
 use serde_json::Value;
 
 pub const PORT_MIN: u16 = 1024;
@@ -82,7 +82,7 @@ impl TemplateRef {
         if s.strip_prefix("builtin:").is_some() {
             return None;
         }
-        let shown = crate::error::excerpt(s);
+        let shown = crate::core::error::excerpt(s);
         if s.chars().any(char::is_control) {
             return Some(format!("template path `{shown}` contains a control character"));
         }
@@ -273,14 +273,14 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         );
     }
 
-    if instances.len() > crate::bounds::MAX_INSTANCES {
+    if instances.len() > crate::core::bounds::MAX_INSTANCES {
         errs.push(
             src.diag(
                 &["developers"],
                 format!(
                     "{} instances; the limit is {}",
                     instances.len(),
-                    crate::bounds::MAX_INSTANCES
+                    crate::core::bounds::MAX_INSTANCES
                 ),
             )
             .hint("every instance is a running process: use fewer developers or servers, or `shared: true`"),
@@ -452,7 +452,7 @@ fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) {
         ("max_object_size", &git.max_object_size),
         ("max_push_size", &git.max_push_size),
     ] {
-        if let Err(p) = crate::push_limits::parse_size(v) {
+        if let Err(p) = crate::core::push_limits::parse_size(v) {
             errs.push(
                 src.diag(&["git", key], format!("git.{key}: {p}"))
                     .hint("bytes, or a number with K, M or G (`10M`), at least 1K"),
@@ -551,7 +551,7 @@ fn check_paths(raw: &RawConfig, src: &Source, errs: &mut Diagnostics) {
             raw.git.root.clone(),
         ),
     ];
-    for server in raw.servers.keys().take(crate::bounds::MAX_SERVERS) {
+    for server in raw.servers.keys().take(crate::core::bounds::MAX_SERVERS) {
         trees.push((
             format!("the instances of server `{server}`"),
             vec!["servers".into(), server.clone()],
@@ -640,7 +640,7 @@ fn check_value(kind: Kind, v: &Value, at: &mut Vec<String>, report: &mut dyn FnM
                 Kind::Redis => escape::RedisToken::new(s).map(|_| ()),
             };
             if let Err(e) = r {
-                report(at, format!("`{}` {e}", crate::error::excerpt(s)));
+                report(at, format!("`{}` {e}", crate::core::error::excerpt(s)));
             }
         }
         Value::Array(items) => {
@@ -656,7 +656,7 @@ fn check_value(kind: Kind, v: &Value, at: &mut Vec<String>, report: &mut dyn FnM
                     Kind::Openresty => escape::NginxToken::new(k).map(|_| ()),
                     Kind::Redis => escape::RedisToken::new(k).map(|_| ()),
                 } {
-                    report(at, format!("has a key `{}` that {e}", crate::error::excerpt(k)));
+                    report(at, format!("has a key `{}` that {e}", crate::core::error::excerpt(k)));
                 }
                 at.push(k.clone());
                 check_value(kind, item, at, report);
@@ -670,7 +670,7 @@ fn check_value(kind: Kind, v: &Value, at: &mut Vec<String>, report: &mut dyn FnM
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::core::config;
 
     fn build_yaml(yaml: &str) -> Result<Model, Diagnostics> {
         let src = Source {

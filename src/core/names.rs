@@ -97,7 +97,7 @@ pub fn user_problem(name: &str) -> Option<String> {
     if name.len() > MAX_LEN {
         return Some(format!(
             "user name `{}` is longer than {MAX_LEN} characters",
-            crate::error::excerpt(name)
+            crate::core::error::excerpt(name)
         ));
     }
     let first_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_');
@@ -107,7 +107,7 @@ pub fn user_problem(name: &str) -> Option<String> {
     if !first_ok || !rest_ok || name == "root" {
         return Some(format!(
             "`{}` cannot be a unix user name here",
-            crate::error::excerpt(name)
+            crate::core::error::excerpt(name)
         ));
     }
     None
@@ -133,7 +133,7 @@ fn common_problem(name: &str, what: &str) -> Option<String> {
     if name.len() > MAX_LEN {
         return Some(format!(
             "{what} name `{}` is {} characters long; the limit is {MAX_LEN} (unix user names)",
-            crate::error::excerpt(name),
+            crate::core::error::excerpt(name),
             name.len()
         ));
     }
@@ -146,7 +146,7 @@ fn common_problem(name: &str, what: &str) -> Option<String> {
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
     {
-        let name = crate::error::excerpt(name);
+        let name = crate::core::error::excerpt(name);
         let shown = if c.is_whitespace() {
             "white space".to_string()
         } else {

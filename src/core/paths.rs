@@ -4,8 +4,8 @@
 
 use std::path::{Component, Path};
 
-use crate::bounds::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
-use crate::error::excerpt;
+use crate::core::bounds::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
+use crate::core::error::excerpt;
 
 /// Why `p` cannot be used as a path in hhl.yaml, or `None`.
 pub fn path_problem(p: &Path) -> Option<String> {

@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use crate::artifact::{generated_header, Artifact};
-use crate::model::Model;
-use crate::reconcile::TARGET;
+use crate::core::artifact::{generated_header, Artifact};
+use crate::core::model::Model;
+use crate::core::reconcile::TARGET;
 
 /// What the entry account may do to hhl units. Not `set-property` (which could lift
 /// their limits) or `clean`; `kill` only on OpenResty units (`SIGNALLED`).
@@ -30,15 +30,14 @@ pub const VERBS: [&str; 8] = [
 /// it may already do (stop or restart them), and only hhlctl runs as it.
 pub const SIGNAL_VERB: &str = "kill";
 
-/// The unit that runs `hhlctl plan` as root for the console's admin view.
-pub const PLAN_UNIT: &str = "hhl-plan.service";
+use crate::core::package::PLAN_UNIT;
 
 pub fn rules(model: &Model, source: &Path) -> String {
     let units: Vec<String> = model.instances.iter().map(|i| i.unit()).collect();
     let signalled: Vec<String> = model
         .instances
         .iter()
-        .filter(|i| i.kind == crate::model::Kind::Openresty)
+        .filter(|i| i.kind == crate::core::model::Kind::Openresty)
         .map(|i| i.unit())
         .collect();
     let header = generated_header(source, None);
@@ -70,21 +69,21 @@ polkit.addRule(function(action, subject) {{
 }});
 ",
         header_rest = header.trim_start_matches('#'),
-        entry = crate::escape::comment(&model.access.entry),
+        entry = crate::core::escape::comment(&model.access.entry),
         entry_js = js(&model.access.entry),
         units = js(&units),
         verbs = js(&VERBS),
         signalled = js(&signalled),
         signal_verb = js(SIGNAL_VERB),
         target = js(TARGET),
-        apply = js(crate::cmd::hook::APPLY_UNIT),
+        apply = js(crate::core::package::APPLY_UNIT),
         plan = js(PLAN_UNIT),
     )
 }
 
 /// Pretty JSON is valid JavaScript, with every string safely quoted (`JsValue`).
 fn js<T: serde::Serialize + ?Sized>(v: &T) -> String {
-    crate::escape::JsValue::new(v).as_str().replace('\n', "\n    ")
+    crate::core::escape::JsValue::new(v).as_str().replace('\n', "\n    ")
 }
 
 pub fn artifact(model: &Model, source: &Path) -> Option<Artifact> {

@@ -11,7 +11,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => (s, 1),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
-        return Err(format!("`{}` is not a size", crate::error::excerpt(s)));
+        return Err(format!("`{}` is not a size", crate::core::error::excerpt(s)));
     }
     let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a size"))?;
     let bytes = n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))?;

@@ -4,11 +4,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use crate::fsapply::{Change, FileChange};
-use crate::model::{Kind, Model};
-use crate::pending::Pending;
-use crate::systemd::JobKind;
-use crate::units::DROPIN_NAME;
+use crate::core::artifact::{Change, FileChange};
+use crate::core::model::{Kind, Model};
+use crate::core::pending::Pending;
+use crate::core::systemd_types::JobKind;
+use crate::core::units::DROPIN_NAME;
 
 /// Units to stop before files are removed, and jobs to run after the new files are
 /// in place and systemd has re-read them.
@@ -52,7 +52,7 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
     for inst in &model.instances {
         let unit = inst.unit();
         let running = is_running(active, &unit);
-        let dropin_changed = touched.contains(crate::units::dropin_path(unit_dir, inst).as_path());
+        let dropin_changed = touched.contains(crate::core::units::dropin_path(unit_dir, inst).as_path());
         let config_changed = touched.contains(inst.config_path.as_path());
         let job = if !running {
             Some(JobKind::Start)
@@ -127,8 +127,8 @@ pub const RSYSLOG: &str = "rsyslog.service";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{self, Source};
-    use crate::model::{self, Flavor};
+    use crate::core::config::{self, Source};
+    use crate::core::model::{self, Flavor};
 
     fn model() -> Model {
         let text = "developers: [dev1]\nservers:\n  s:\n    template: builtin:socketserver\n    values:\n      master: {port: 1080}\n      dev1: {port: 1081}\nredis:\n  template: builtin:redis\n  values:\n    master: {port: 6379}\n    dev1: {port: 6381}\n";

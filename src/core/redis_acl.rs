@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use crate::escape::{RedisToken, Unsafe};
-use crate::model::{Instance, Kind, Model};
+use crate::core::escape::{RedisToken, Unsafe};
+use crate::core::model::{Instance, Kind, Model};
 
 /// Command rules of the application user: everything but `@dangerous` (SHUTDOWN,
 /// REPLICAOF/SLAVEOF, ACL SETUSER/…, CONFIG, MONITOR, DEBUG, MODULE, FLUSHALL,

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::artifact::{generated_header, Artifact, Owner};
-use crate::bounds::MAX_RENDERED_TOTAL;
-use crate::error::{Diagnostic, Diagnostics};
-use crate::model::{Instance, Kind, Model};
-use crate::names::MASTER;
-use crate::templates::Templates;
-use crate::{polkit, rsyslog, units};
+use crate::core::artifact::{generated_header, Artifact, Owner};
+use crate::core::bounds::MAX_RENDERED_TOTAL;
+use crate::core::error::{Diagnostic, Diagnostics};
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::names::MASTER;
+use crate::core::templates::Templates;
+use crate::core::{polkit, rsyslog, units};
 
 /// Lua modules shipped with hhlctl (`hhl.log`, `hhl.websocket`, and the OpenResty
 /// names `resty.websocket.*`, `resty.redis` for Debian's `nginx.*` modules).
@@ -50,9 +50,9 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
             hhl["src_dir"] = json!(inst.src_dir());
             hhl["lua_package_path"] = json!(lua_package_path(model, inst));
             // The owner's own Redis, for Lua to connect to (templates set $hhl_redis_port).
-            if let Some(redis) = crate::redis_acl::of(model, &inst.developer) {
+            if let Some(redis) = crate::core::redis_acl::of(model, &inst.developer) {
                 hhl["redis_port"] = json!(redis.name);
-                hhl["redis_secret"] = json!(crate::redis_acl::secret_path(model, &inst.developer));
+                hhl["redis_secret"] = json!(crate::core::redis_acl::secret_path(model, &inst.developer));
             }
         }
         Kind::Redis => hhl["data_dir"] = json!(inst.dir),
@@ -175,7 +175,7 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
     }
     // Names and paths are checked when the model is built; what is left to refuse
     // here is the path of hhl.yaml itself.
-    let unsafe_source = |e: crate::escape::Unsafe| {
+    let unsafe_source = |e: crate::core::escape::Unsafe| {
         Diagnostic::new(
             source,
             format!("cannot name this hhl.yaml in systemd or rsyslog files: its path {e}"),

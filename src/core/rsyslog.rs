@@ -11,10 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::artifact::{generated_header, Artifact, Owner};
-use crate::escape::{RainerString, Unsafe};
-use crate::model::{Instance, Model};
-use crate::units::syslog_identifier;
+use crate::core::artifact::{generated_header, Artifact, Owner};
+use crate::core::escape::{RainerString, Unsafe};
+use crate::core::model::{Instance, Model};
+use crate::core::units::syslog_identifier;
 
 /// rsyslog matches on `$programname`, which is the unit's SyslogIdentifier.
 pub fn log_file(model: &Model, inst: &Instance) -> PathBuf {

@@ -12,8 +12,8 @@ use indexmap::IndexMap;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::bounds::{MAX_DEVELOPERS, MAX_SERVERS, MAX_VALUES, MAX_VALUE_BYTES};
-use crate::error::excerpt;
+use crate::core::bounds::{MAX_DEVELOPERS, MAX_SERVERS, MAX_VALUES, MAX_VALUE_BYTES};
+use crate::core::error::excerpt;
 
 const MARK: &str = "LOCATE[";
 
@@ -24,7 +24,7 @@ fn located<E: de::Error>(tail: &[&str], msg: impl fmt::Display) -> E {
 /// Prefix `key` to the marker of a nested error; the parser's own errors (which carry
 /// their position) pass unchanged.
 fn under<E: de::Error>(key: &str, e: E) -> E {
-    let s = crate::config::strip_position(&e.to_string());
+    let s = crate::core::config::strip_position(&e.to_string());
     match s.find(MARK) {
         Some(i) => {
             let at = i + MARK.len();
@@ -92,7 +92,9 @@ pub fn servers<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<I
 }
 
 /// `values:` owner → key → value, each map unique, no nulls, bounded.
-pub fn owner_values<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, crate::config::Values>, D::Error> {
+pub fn owner_values<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<IndexMap<String, crate::core::config::Values>, D::Error> {
     // The parser's path for errors raised here may or may not include `values`;
     // `config::parse` drops the repetition when it does.
     let owners: IndexMap<String, ValueMap> =

@@ -14,10 +14,10 @@ use handlebars::{
 };
 use serde_json::Value;
 
-use crate::bounds::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, MAX_TEMPLATE_TAGS, MAX_VALUES};
-use crate::escape;
+use crate::core::bounds::{MAX_RENDERED_BYTES, MAX_TEMPLATE_BYTES, MAX_TEMPLATE_DEPTH, MAX_TEMPLATE_TAGS, MAX_VALUES};
+use crate::core::escape;
 
-use crate::error::{Diagnostic, Diagnostics, Pos};
+use crate::core::error::{Diagnostic, Diagnostics, Pos};
 
 /// Built-in templates, usable as `builtin:<name>` in hhl.yaml.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -123,7 +123,7 @@ impl HelperDef for Token {
             };
             self.0
                 .token(&s)
-                .map_err(|e| refuse(format!("`{}` {e}", crate::error::excerpt(&s))))
+                .map_err(|e| refuse(format!("`{}` {e}", crate::core::error::excerpt(&s))))
         };
         let text = match p.value() {
             Value::Array(items) => items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?.join(" "),

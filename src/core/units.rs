@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::access::Limits;
-use crate::artifact::{generated_header, Artifact};
-use crate::escape::{UnitValue, Unsafe};
-use crate::model::{Flavor, Instance, Kind, Model};
+use crate::core::access::Limits;
+use crate::core::artifact::{generated_header, Artifact};
+use crate::core::escape::{UnitValue, Unsafe};
+use crate::core::model::{Flavor, Instance, Kind, Model};
 
 /// Where the package installs the static template units.
 pub const SYSTEM_UNIT_DIR: &str = "/usr/lib/systemd/system";
@@ -84,7 +84,7 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 v(format!("HHL_REDIS_CONF={}", inst.config_path.display()))?
             );
             s += &format!("Environment={}\n", v(format!("HHL_REDIS_DIR={}", inst.dir.display()))?);
-            let acl = crate::redis_acl::acl_path(model, inst);
+            let acl = crate::core::redis_acl::acl_path(model, inst);
             s += &format!("Environment={}\n", v(format!("HHL_REDIS_ACL={}", acl.display()))?);
             s += &format!("ReadWritePaths={}\n", pv(&inst.dir)?);
         }

@@ -9,11 +9,11 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
-use crate::artifact::{Artifact, Content, Owner};
-use crate::config::RawPaths;
-use crate::{fault, layout, users};
+use crate::core::artifact::{Artifact, Change, Content, FileChange, Owner};
+use crate::core::config::RawPaths;
+use crate::core::layout;
+use crate::host::{fault, users};
 
 /// Whether file owners are part of the job: yes on the live system; no when rendering
 /// into a directory for review, or in tests that run as an unprivileged user.
@@ -45,23 +45,6 @@ fn owner_name(owner: &Owner) -> &str {
 /// `path` (absolute on the host) under `root`.
 pub fn under(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    Added,
-    Changed,
-    Unchanged,
-    Removed,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FileChange {
-    pub path: PathBuf,
-    pub change: Change,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub dir: bool,
 }
 
 /// What hhlctl generated last time, so files it no longer generates can be removed.

@@ -5,6 +5,10 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const TCP_LISTEN: u32 = 10;
@@ -88,6 +92,44 @@ fn answering_port(m: &[u8]) -> Option<u16> {
     let rqueue = u32::from_ne_bytes(m[56..60].try_into().ok()?);
     let wqueue = u32::from_ne_bytes(m[60..64].try_into().ok()?);
     (matches!(src, [0, 0, 0, 0] | [127, 0, 0, 1]) && rqueue < wqueue).then_some(port)
+}
+
+/// How long a port may take to accept before it counts as not answering.
+const KNOCK_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Whether each port answers on 127.0.0.1: a port with a listening socket there (with
+/// room in its accept queue, read from the kernel in one request) does; the others are
+/// knocked on (`knock`).
+pub fn ports_answering(ports: &[u16]) -> Vec<bool> {
+    let listening = loopback_listeners().unwrap_or_default();
+    let unknown: Vec<u16> = ports.iter().copied().filter(|p| !listening.contains(p)).collect();
+    let knocked: std::collections::HashMap<u16, bool> = unknown.iter().copied().zip(knock(&unknown)).collect();
+    ports
+        .iter()
+        .map(|p| listening.contains(p) || knocked.get(p).copied().unwrap_or(false))
+        .collect()
+}
+
+/// Connect to every port at once from one thread (non-blocking connects on a
+/// single-threaded reactor), each bounded by `KNOCK_TIMEOUT`: no thread per port to
+/// start and schedule, and nothing waits behind a silent port.
+pub fn knock(ports: &[u16]) -> Vec<bool> {
+    if ports.is_empty() {
+        return Vec::new();
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return vec![false; ports.len()];
+    };
+    rt.block_on(async {
+        let knocks = ports.iter().map(|p| async move {
+            let addr = SocketAddr::from(([127, 0, 0, 1], *p));
+            matches!(
+                tokio::time::timeout(KNOCK_TIMEOUT, TcpStream::connect(addr)).await,
+                Ok(Ok(_))
+            )
+        });
+        futures_util::future::join_all(knocks).await
+    })
 }
 
 #[cfg(test)]

@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::artifact::Artifact;
-use crate::bounds::{MAX_CONFIG_BYTES, MAX_TEMPLATE_BYTES};
-use crate::config::{self, FlavorChoice, Source};
-use crate::error::Diagnostics;
-use crate::model::{self, Flavor, Kind, Model, TemplateRef, SHARED_TEMPLATE_DIR};
-use crate::render;
-use crate::templates::{self, Syntax, TemplateSource, Templates};
+use crate::core::artifact::Artifact;
+use crate::core::bounds::{MAX_CONFIG_BYTES, MAX_TEMPLATE_BYTES};
+use crate::core::config::{self, FlavorChoice, Source};
+use crate::core::error::Diagnostics;
+use crate::core::model::{self, Flavor, Kind, Model, TemplateRef, SHARED_TEMPLATE_DIR};
+use crate::core::render;
+use crate::core::templates::{self, Syntax, TemplateSource, Templates};
 
-pub const DEFAULT_CONFIG: &str = "/etc/hhl/hhl.yaml";
+pub use crate::core::package::DEFAULT_CONFIG;
 
 pub struct Loaded {
     pub source: Source,
@@ -167,7 +167,7 @@ fn read_template(p: &Path, source: &Source) -> Result<String> {
     }
     let bytes = read_bounded(&real, MAX_TEMPLATE_BYTES)?;
     String::from_utf8(bytes).map_err(|e| {
-        let pos = crate::error::pos_of_offset(e.as_bytes(), e.utf8_error().valid_up_to());
+        let pos = crate::core::error::pos_of_offset(e.as_bytes(), e.utf8_error().valid_up_to());
         anyhow::anyhow!("not valid UTF-8 at line {} column {}", pos.line, pos.column)
     })
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use walkdir::WalkDir;
 
-use crate::model::Flavor;
+use crate::core::model::Flavor;
 
 pub enum Outcome {
     Clean(usize),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::model::Model;
+use crate::core::model::Model;
 
 /// polkit's daemon (Debian's `polkitd`): without it the system bus refuses every
 /// non-root systemd request, so developers cannot control their own instances.

@@ -10,8 +10,8 @@ use std::process::Command;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::model::{Instance, Kind};
-use crate::systemd::{Systemd, UnitState};
+use crate::core::model::{Instance, Kind};
+use crate::host::systemd::{Systemd, UnitState};
 
 /// One instance as the console shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -92,7 +92,7 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
     let units: Vec<String> = instances.iter().map(|i| i.unit()).collect();
     let ports: Vec<u16> = instances.iter().map(|i| i.port).collect();
     let (states, answering) = std::thread::scope(|scope| {
-        let knocking = scope.spawn(|| crate::cmd::status::ports_answering(&ports));
+        let knocking = scope.spawn(|| crate::host::listening::ports_answering(&ports));
         let states = Systemd::connect().and_then(|s| s.states(&units));
         (states, knocking.join().unwrap_or_default())
     });
@@ -106,7 +106,7 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
             let answers = active && answers;
             View {
                 instance: i.name.clone(),
-                label: crate::units::syslog_identifier(i),
+                label: crate::core::units::syslog_identifier(i),
                 unit: i.unit(),
                 owner: i.developer.clone(),
                 server: i.server.clone(),

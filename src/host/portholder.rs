@@ -119,11 +119,11 @@ fn command_of(pid: u32) -> String {
 /// Refuse, before anything changes, ports of hhl.yaml that another program listens on.
 /// A port held by an hhl instance unit is fine: its own (running already), or another
 /// one whose port apply is moving (stops run before starts).
-pub fn refuse_taken(loaded: &crate::load::Loaded) -> anyhow::Result<()> {
+pub fn refuse_taken(loaded: &crate::host::load::Loaded) -> anyhow::Result<()> {
     let model = &loaded.model;
     let ports: Vec<u16> = model.instances.iter().map(|i| i.port).collect();
     let held = holders(&ports);
-    let mut errs = crate::error::Diagnostics::default();
+    let mut errs = crate::core::error::Diagnostics::default();
     for inst in &model.instances {
         let Some(h) = held.get(&inst.port) else { continue };
         let ours = h

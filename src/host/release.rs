@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
-use crate::render::{INITIAL_RELEASE, RELEASES};
+use crate::core::render::{INITIAL_RELEASE, RELEASES};
 
 /// An exclusive `flock` on `<app>/.lock`, held until dropped.
 pub struct Lock(#[allow(dead_code)] File);
@@ -177,7 +177,7 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     let previous = current(app);
     mark_reload(app, &deploy_record(&id))?;
     switch(app, &id)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     prune(app, keep)?;
     Ok(Deployed {
         id,
@@ -203,7 +203,7 @@ pub fn rollback_record(from: &str, to: &str) -> String {
 }
 
 fn mark_reload(app: &Path, what: &str) -> Result<()> {
-    crate::fsapply::write_file(&app.join(RELOAD_PENDING), format!("{what}\n").as_bytes(), 0o660)
+    crate::host::fsapply::write_file(&app.join(RELOAD_PENDING), format!("{what}\n").as_bytes(), 0o660)
 }
 
 /// What switched `current` without the reload that should follow (`deploy <id>`,
@@ -273,7 +273,7 @@ pub fn rollback(app: &Path) -> Result<(String, String, bool)> {
     };
     mark_reload(app, &rollback_record(&now, &before))?;
     switch(app, &before)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     Ok((now, before, false))
 }
 
@@ -285,7 +285,7 @@ pub fn rollback_to(app: &Path, to: &str) -> Result<String> {
     if !ids.iter().any(|i| i == to) {
         bail!(
             "no release `{}` is kept in {} (releases: {})",
-            crate::error::excerpt(to),
+            crate::core::error::excerpt(to),
             releases_dir(app).display(),
             ids.join(", ")
         );
@@ -298,7 +298,7 @@ pub fn rollback_to(app: &Path, to: &str) -> Result<String> {
     }
     mark_reload(app, &rollback_record(&now, to))?;
     switch(app, to)?;
-    crate::fault::point("release:switched");
+    crate::host::fault::point("release:switched");
     Ok(now)
 }
 
@@ -317,7 +317,7 @@ pub fn extract(git_dir: &Path, commit: &str, into: &Path) -> Result<()> {
 
 /// `extract`, with the files' modes under `umask` (for root too) where given.
 fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>) -> Result<()> {
-    let mut archive = crate::git::at(git_dir)
+    let mut archive = crate::host::git::at(git_dir)
         .args(["archive", "--format=tar", commit])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -413,14 +413,14 @@ fn clear_leftovers(dir: &Path) -> usize {
 
 /// `.current.tmp-<pid>` links and `.hhl-tmp.` files of killed switches in `app`.
 fn clear_app_temps(app: &Path) -> usize {
-    let mut n = crate::fsapply::clear_temps(app).len();
+    let mut n = crate::host::fsapply::clear_temps(app).len();
     if let Ok(entries) = fs::read_dir(app) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let dead = name
                 .strip_prefix(".current.tmp-")
                 .and_then(|pid| pid.parse::<u32>().ok())
-                .is_some_and(|pid| !crate::fsapply::alive(pid));
+                .is_some_and(|pid| !crate::host::fsapply::alive(pid));
             if dead && fs::remove_file(e.path()).is_ok() {
                 n += 1;
             }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use walkdir::WalkDir;
 
-use crate::release;
-use crate::render::{INITIAL_RELEASE, RELEASES};
+use crate::core::render::{INITIAL_RELEASE, RELEASES};
+use crate::host::release;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ReleaseInfo {
@@ -39,9 +39,9 @@ fn info_path(app: &Path, id: &str) -> PathBuf {
 /// in the hook's environment, and drop the records of pruned releases. Best effort
 /// for the caller: a deploy does not fail for want of its record.
 pub fn record(app: &Path, id: &str, git_dir: &Path, commit: &str) -> anyhow::Result<()> {
-    let pusher = std::env::var(crate::ssh::IDENTITY_ENV)
+    let pusher = std::env::var(crate::core::package::IDENTITY_ENV)
         .ok()
-        .or_else(|| crate::users::current().ok());
+        .or_else(|| crate::host::users::current().ok());
     let mut info = derive(app, id, Some(git_dir));
     info.commit = Some(commit.to_string());
     if info.subject.is_none() {
@@ -51,7 +51,7 @@ pub fn record(app: &Path, id: &str, git_dir: &Path, commit: &str) -> anyhow::Res
     }
     info.pusher = pusher;
     info.live = false;
-    crate::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
+    crate::host::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
     drop_pruned(app)
 }
 
@@ -89,15 +89,15 @@ pub fn record_deployed(
         commit: Some(commit.to_string()),
         subject,
         author,
-        pusher: std::env::var(crate::ssh::IDENTITY_ENV)
+        pusher: std::env::var(crate::core::package::IDENTITY_ENV)
             .ok()
-            .or_else(|| crate::users::current().ok()),
+            .or_else(|| crate::host::users::current().ok()),
         when: parse_id(id).0,
         files: Some(files),
         bytes: Some(bytes),
         live: false,
     };
-    crate::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
+    crate::host::fsapply::write_file(&info_path(app, id), &serde_json::to_vec_pretty(&info)?, 0o640)?;
     drop_pruned(app)
 }
 
@@ -169,8 +169,8 @@ fn tree_size(dir: &Path) -> (usize, u64) {
 }
 
 fn full_commit(git_dir: &Path, short: &str) -> Option<String> {
-    crate::git::run(
-        crate::git::at(git_dir),
+    crate::host::git::run(
+        crate::host::git::at(git_dir),
         &["rev-parse", "--verify", "-q", &format!("{short}^{{commit}}")],
     )
     .ok()
@@ -178,8 +178,8 @@ fn full_commit(git_dir: &Path, short: &str) -> Option<String> {
 
 /// (subject, `author <email>`) of `commit`.
 fn describe(git_dir: &Path, commit: &str) -> (Option<String>, Option<String>) {
-    match crate::git::run(
-        crate::git::at(git_dir),
+    match crate::host::git::run(
+        crate::host::git::at(git_dir),
         &["log", "-1", "--format=%s%x00%an <%ae>", commit, "--"],
     ) {
         Ok(out) => {

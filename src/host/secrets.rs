@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::fsapply;
-use crate::model::Model;
-use crate::redis_acl;
-use crate::users;
+use crate::core::model::Model;
+use crate::core::redis_acl;
+use crate::host::fsapply;
+use crate::host::users;
 
 /// `N` random bytes from the kernel.
 pub fn random<const N: usize>() -> Result<[u8; N]> {
@@ -81,20 +81,19 @@ pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
     Ok(made)
 }
 
-/// The log page's link key (`web::link::KEY`): made once by `web::link::ensure_key`,
+/// The log page's link key (`package::WEB_KEY`): made once by `ensure_link_key`,
 /// then owned root:<entry> 0640 so `ssh <entry>@server web` can sign a link too
 /// (hhl-web reads it as a credential). Returns whether it was made.
 pub fn ensure_web_key(root: &Path, model: &Model) -> Result<bool> {
-    use crate::web::link;
-    let path = fsapply::under(root, Path::new(link::KEY));
+    let path = fsapply::under(root, Path::new(crate::core::package::WEB_KEY));
     let made = std::fs::read_to_string(&path)
         .ok()
-        .and_then(|t| link::parse_key(&t))
+        .and_then(|t| parse_link_key(&t))
         .is_none();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    link::ensure_key(&path)?;
+    ensure_link_key(&path)?;
     let gid = users::lookup(&model.access.entry).map(|(_, g)| g);
     if let Some(gid) = gid {
         chown(&path, Some(0), Some(gid)).with_context(|| format!("chown {}", path.display()))?;
@@ -102,4 +101,25 @@ pub fn ensure_web_key(root: &Path, model: &Model) -> Result<bool> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))
         .with_context(|| format!("chmod {}", path.display()))?;
     Ok(made)
+}
+
+/// The page's key, made (root, 0600) when missing.
+pub fn ensure_link_key(path: &Path) -> Result<Vec<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Some(k) = parse_link_key(&text) {
+            return Ok(k);
+        }
+    }
+    let hex = random_hex::<32>()?;
+    fsapply::write_file(path, format!("{hex}\n").as_bytes(), 0o600)?;
+    parse_link_key(&hex).context("the new key")
+}
+
+pub fn parse_link_key(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim();
+    (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+        (0..32)
+            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect()
+    })
 }

@@ -10,10 +10,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::artifact::{Artifact, Content};
-use crate::fsapply::{self, FileChange};
-use crate::model::{Instance, Kind, Model};
-use crate::users;
+use crate::core::artifact::FileChange;
+use crate::core::artifact::{Artifact, Content};
+use crate::core::model::{Instance, Kind, Model};
+use crate::host::fsapply;
+use crate::host::users;
 use std::os::unix::process::CommandExt;
 
 const STAGED: &str = ".nginx.conf.hhl-check";
@@ -69,7 +70,7 @@ pub fn test_all(model: &Model, insts: &[&Instance], conf: &str, as_owner: bool) 
     // nginx -t loads the Lua module each time (tens of ms): test on every core.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
     let mut failures = Vec::new();
-    for r in crate::parallel::map(insts, workers, |inst| test_one(model, inst, conf, as_owner)) {
+    for r in crate::host::parallel::map(insts, workers, |inst| test_one(model, inst, conf, as_owner)) {
         failures.extend(r?);
     }
     Ok(failures)
@@ -116,7 +117,7 @@ pub fn rsyslog_rules(model: &Model, artifacts: &[Artifact], changes: &[FileChang
     let Some(Content::File(bytes)) = artifacts.iter().find(|a| &a.path == path).map(|a| &a.content) else {
         return Ok(false);
     };
-    let scratch = crate::release::Scratch::new("rsyslog")?;
+    let scratch = crate::host::release::Scratch::new("rsyslog")?;
     let staged = scratch.0.join("hhl.conf");
     fs::write(&staged, bytes)?;
     let out = Command::new(RSYSLOGD)

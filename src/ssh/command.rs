@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::model::Model;
-use crate::repos::{self, Repo};
+use crate::core::model::Model;
+use crate::core::repos::{self, Repo};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -139,7 +139,7 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
         "web" | "plan" | "apply" => Err(format!("{verb} takes no arguments")),
         other => Err(format!(
             "`{}` is not a command here; this account runs hhl's commands only (`help` lists them)",
-            crate::error::excerpt(other)
+            crate::core::error::excerpt(other)
         )),
     }
 }
@@ -159,7 +159,7 @@ fn repo_named(model: &Model, arg: &str) -> Result<Repo, String> {
             let names: Vec<String> = repos::repos(model).into_iter().map(|r| r.name).collect();
             format!(
                 "no repository `{}` here; the repositories are: {}",
-                crate::error::excerpt(unquoted),
+                crate::core::error::excerpt(unquoted),
                 names.join(", ")
             )
         })
@@ -175,11 +175,11 @@ mod rollback_tests {
     fn rollback_takes_an_instance_and_maybe_a_release() {
         let text = "developers: [dev1]\nservers: {}\n".to_string();
         let path = PathBuf::from("h.yaml");
-        let raw = crate::config::parse(&path, &text).unwrap();
-        let m = crate::model::build(
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        let m = crate::core::model::build(
             &raw,
-            &crate::config::Source { path, text },
-            crate::model::Flavor::Debian,
+            &crate::core::config::Source { path, text },
+            crate::core::model::Flavor::Debian,
         )
         .unwrap();
         assert_eq!(

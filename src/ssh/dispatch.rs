@@ -9,15 +9,15 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use super::command::{self, Request, ADMIN_HELP, HELP};
-use super::IDENTITY_ENV;
-use crate::access::{self, Action};
-use crate::cmd::act;
-use crate::cmd::select::Selection;
-use crate::load;
-use crate::model::Model;
-use crate::names::MASTER;
-use crate::repos::{Repo, RepoKind};
-use crate::systemd::JobKind;
+use crate::core::access::{self, Action};
+use crate::core::model::Model;
+use crate::core::names::MASTER;
+use crate::core::package::IDENTITY_ENV;
+use crate::core::repos::{Repo, RepoKind};
+use crate::host::load;
+use crate::host::systemd::JobKind;
+use crate::ops::act;
+use crate::ops::select::Selection;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -131,11 +131,11 @@ fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i3
     if let Err(e) = access::may(model, identity, Action::Control { owner }) {
         return refuse(&e);
     }
-    let Some(inst) = crate::redis_acl::of(model, owner) else {
+    let Some(inst) = crate::core::redis_acl::of(model, owner) else {
         return refuse(&format!("`{owner}` has no Redis in hhl.yaml"));
     };
-    let path = crate::redis_acl::entry_secret_path(model, owner);
-    match crate::secrets::read_at(&path) {
+    let path = crate::core::redis_acl::entry_secret_path(model, owner);
+    match crate::host::secrets::read_at(&path) {
         Some(secret) => {
             println!("port {}\nsecret {secret}", inst.port);
             Ok(0)
@@ -191,11 +191,11 @@ fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
         Err(e) => return refuse(&e.to_string()),
     };
     // What the console's deploys view shows, oldest first, the live one starred.
-    let git_dir = crate::repos::repos(model)
+    let git_dir = crate::core::repos::repos(model)
         .into_iter()
         .find(|r| r.kind == RepoKind::Server(inst.server.clone()))
         .map(|r| r.path);
-    for r in crate::release_info::releases(&inst.app_dir(), git_dir.as_deref())?
+    for r in crate::host::release_info::releases(&inst.app_dir(), git_dir.as_deref())?
         .iter()
         .rev()
     {
@@ -217,9 +217,9 @@ fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
 
 /// Start the unit that applies serverctrl as root, and show what it printed.
 fn apply() -> Result<i32> {
-    let systemd = crate::systemd::Systemd::connect()?;
-    let outcome = systemd.run_jobs(&[(crate::cmd::hook::APPLY_UNIT.to_string(), JobKind::Start)])?;
-    for line in std::fs::read_to_string(crate::cmd::hook::APPLY_LOG)
+    let systemd = crate::host::systemd::Systemd::connect()?;
+    let outcome = systemd.run_jobs(&[(crate::core::package::APPLY_UNIT.to_string(), JobKind::Start)])?;
+    for line in std::fs::read_to_string(crate::core::package::APPLY_LOG)
         .unwrap_or_default()
         .lines()
     {
@@ -265,7 +265,7 @@ pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> 
         "core.hooksPath".to_string(),
         repo.path.join("hooks").display().to_string(),
     )];
-    let push = crate::push_limits::parse_size(&model.git.max_push_size).unwrap_or(100 << 20);
+    let push = crate::core::push_limits::parse_size(&model.git.max_push_size).unwrap_or(100 << 20);
     out.push(("receive.maxInputSize".into(), push.to_string()));
     let hide = if service == "receive-pack" {
         "receive.hideRefs"
@@ -291,7 +291,7 @@ pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> 
 /// The one-time sign-in link for the log page, signed with the page's key (which
 /// apply makes readable by the entry account).
 mod web_link {
-    use crate::model::Model;
+    use crate::core::model::Model;
 
     pub fn issue(_model: &Model, identity: &str) -> Result<String, String> {
         crate::web::link::issue(identity).map_err(|e| {

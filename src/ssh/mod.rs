@@ -7,8 +7,3 @@
 pub use crate::core::authorized_keys;
 pub mod command;
 pub mod dispatch;
-
-/// The variable `hhlctl ssh` sets for the git hooks it starts: who is pushing. sshd
-/// passes no client environment through a forced command (`restrict`, and
-/// PermitUserEnvironment is off by default), so only hhlctl sets it.
-pub const IDENTITY_ENV: &str = "HHL_IDENTITY";

@@ -18,12 +18,12 @@ use futures_util::stream;
 use serde::{Deserialize, Serialize};
 
 use super::{error, signed_in, sse, Shared};
-use crate::access::{self, Action};
-use crate::cmd::act::{self, Refused};
-use crate::model::{Instance, Kind, Model};
-use crate::overview::{self, Exit, View};
-use crate::repos::{self, RepoKind};
-use crate::systemd::JobKind;
+use crate::core::access::{self, Action};
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::repos::{self, RepoKind};
+use crate::host::overview::{self, Exit, View};
+use crate::host::systemd::JobKind;
+use crate::ops::act::{self, Refused};
 
 /// How often the home page's figures are read while someone watches.
 const EVERY: Duration = Duration::from_secs(2);
@@ -329,7 +329,8 @@ pub(super) async fn releases(
         .find(|r| r.kind == RepoKind::Server(inst.server.clone()))
         .map(|r| r.path);
     let listed =
-        tokio::task::spawn_blocking(move || crate::release_info::releases(&inst.app_dir(), git_dir.as_deref())).await;
+        tokio::task::spawn_blocking(move || crate::host::release_info::releases(&inst.app_dir(), git_dir.as_deref()))
+            .await;
     match listed {
         Ok(Ok(list)) => Json(list).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
@@ -354,7 +355,7 @@ pub(super) async fn around(State(app): State<Shared>, headers: HeaderMap, Query(
         .model
         .instances
         .iter()
-        .find(|i| i.name == q.instance || crate::units::syslog_identifier(i) == q.instance)
+        .find(|i| i.name == q.instance || crate::core::units::syslog_identifier(i) == q.instance)
     else {
         return error(StatusCode::BAD_REQUEST, "no such instance");
     };
@@ -408,7 +409,7 @@ pub(super) async fn last_apply(State(app): State<Shared>, headers: HeaderMap) ->
     let a = app.clone();
     let read = tokio::task::spawn_blocking(move || {
         let model = &a.model;
-        let log = std::path::Path::new(crate::cmd::hook::APPLY_LOG);
+        let log = std::path::Path::new(crate::core::package::APPLY_LOG);
         let mut output = std::fs::read_to_string(log).unwrap_or_default();
         if output.len() > APPLY_OUTPUT_MAX {
             let mut cut = output.len() - APPLY_OUTPUT_MAX;
@@ -422,7 +423,7 @@ pub(super) async fn last_apply(State(app): State<Shared>, headers: HeaderMap) ->
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs());
-        let commit = std::fs::read_to_string(model.paths.state_dir.join(crate::cmd::hook::APPLIED_COMMIT))
+        let commit = std::fs::read_to_string(model.paths.state_dir.join(crate::core::package::APPLIED_COMMIT))
             .ok()
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
@@ -430,12 +431,12 @@ pub(super) async fn last_apply(State(app): State<Shared>, headers: HeaderMap) ->
             let repo = repos::repos(model)
                 .into_iter()
                 .find(|r| r.kind == RepoKind::Serverctrl)?;
-            crate::git::run(crate::git::at(&repo.path), &["log", "-1", "--format=%s", c, "--"]).ok()
+            crate::host::git::run(crate::host::git::at(&repo.path), &["log", "-1", "--format=%s", c, "--"]).ok()
         });
-        let state = crate::systemd::Systemd::connect()
-            .and_then(|s| s.states(&[crate::cmd::hook::APPLY_UNIT.to_string()]))
+        let state = crate::host::systemd::Systemd::connect()
+            .and_then(|s| s.states(&[crate::core::package::APPLY_UNIT.to_string()]))
             .ok()
-            .and_then(|mut m| m.remove(crate::cmd::hook::APPLY_UNIT))
+            .and_then(|mut m| m.remove(crate::core::package::APPLY_UNIT))
             .map(|s| s.active_state)
             .unwrap_or_default();
         let result = match state.as_str() {
@@ -459,8 +460,7 @@ pub(super) async fn last_apply(State(app): State<Shared>, headers: HeaderMap) ->
     }
 }
 
-/// Where hhl-plan.service writes what `hhlctl plan` printed.
-const PLAN_LOG: &str = "/run/hhl-plan.log";
+use crate::core::package::PLAN_LOG;
 
 /// `GET /api/admin/plan`: what `hhlctl plan` prints now (read-only), run as root by
 /// hhl-plan.service (the entry account may not read every file plan compares).
@@ -472,8 +472,8 @@ pub(super) async fn plan(State(app): State<Shared>, headers: HeaderMap) -> Respo
         return error(StatusCode::FORBIDDEN, format!("refused: {why}"));
     }
     let ran = tokio::task::spawn_blocking(|| {
-        let systemd = crate::systemd::Systemd::connect()?;
-        let outcome = systemd.run_jobs(&[(crate::polkit::PLAN_UNIT.to_string(), JobKind::Start)])?;
+        let systemd = crate::host::systemd::Systemd::connect()?;
+        let outcome = systemd.run_jobs(&[(crate::core::package::PLAN_UNIT.to_string(), JobKind::Start)])?;
         let ok = outcome.iter().all(|o| o.active_state != "failed");
         let output = std::fs::read_to_string(PLAN_LOG).map_err(|e| anyhow::anyhow!("reading {PLAN_LOG}: {e}"))?;
         anyhow::Ok((ok, output))
@@ -495,9 +495,9 @@ mod tests {
     fn model() -> Model {
         let text = "developers: [dev1, dev2]\nservers:\n  socketserver:\n    template: builtin:socketserver\n    values:\n      master: {port: 9000}\n      dev1: {port: 9001}\n      dev2: {port: 9002}\nusers: {admins: [lead]}\n".to_string();
         let path = PathBuf::from("/etc/hhl/hhl.yaml");
-        let raw = crate::config::parse(&path, &text).unwrap();
-        let src = crate::config::Source { path, text };
-        crate::model::build(&raw, &src, crate::model::Flavor::Debian).unwrap()
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        let src = crate::core::config::Source { path, text };
+        crate::core::model::build(&raw, &src, crate::core::model::Flavor::Debian).unwrap()
     }
 
     fn snapshot(m: &Model) -> Snapshot {
@@ -506,7 +506,7 @@ mod tests {
             .iter()
             .map(|i| View {
                 instance: i.name.clone(),
-                label: crate::units::syslog_identifier(i),
+                label: crate::core::units::syslog_identifier(i),
                 unit: i.unit(),
                 owner: i.developer.clone(),
                 server: i.server.clone(),

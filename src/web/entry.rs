@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::Model;
+use crate::core::model::Model;
 
 pub const LEVELS: [&str; 8] = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"];
 
@@ -91,7 +91,7 @@ pub fn visible(model: &Model, user: &str) -> Vec<Visible> {
         .iter()
         .filter(|i| admin || i.developer == user)
         .map(|i| Visible {
-            instance: crate::units::syslog_identifier(i),
+            instance: crate::core::units::syslog_identifier(i),
             unit: i.unit(),
             developer: i.developer.clone(),
         })

@@ -8,17 +8,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use blake2::digest::consts::U32;
 use blake2::digest::{KeyInit, Mac};
 use blake2::Blake2bMac;
 
-use crate::fsapply;
-use crate::secrets;
+use crate::host::secrets;
 
-pub const KEY: &str = "/etc/hhl/web.key";
-/// The page's public address (one line, e.g. `https://logs.example.org`), for links.
-pub const URL_FILE: &str = "/etc/hhl/web.url";
+use crate::core::package::{WEB_KEY as KEY, WEB_URL_FILE as URL_FILE};
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 /// How long a link stays good.
 pub const TTL_SECS: u64 = 300;
@@ -30,27 +27,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// The page's key, made (root, 0600) when missing.
-pub fn ensure_key(path: &Path) -> Result<Vec<u8>> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        if let Some(k) = parse_key(&text) {
-            return Ok(k);
-        }
-    }
-    let hex = secrets::random_hex::<32>()?;
-    fsapply::write_file(path, format!("{hex}\n").as_bytes(), 0o600)?;
-    parse_key(&hex).context("the new key")
-}
-
-pub fn parse_key(text: &str) -> Option<Vec<u8>> {
-    let t = text.trim();
-    (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
-        (0..32)
-            .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
-            .collect()
-    })
 }
 
 /// The page's public address: `URL_FILE`'s line, or `DEFAULT_URL`.
@@ -90,7 +66,7 @@ pub fn token(key: &[u8], identity: &str, expiry: u64) -> Result<String> {
 /// The one-time sign-in URL for `identity` (what engineer tools and `ssh … web` print).
 /// Must run as a user who can read (or, root, make) the key.
 pub fn issue(identity: &str) -> Result<String> {
-    let key = ensure_key(Path::new(KEY))?;
+    let key = secrets::ensure_link_key(Path::new(KEY))?;
     Ok(format!(
         "{}/link?t={}",
         public_url(),

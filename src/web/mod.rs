@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 
-use crate::model::Model;
+use crate::core::model::Model;
 use entry::{Entry, Filter, Visible};
 
 const COOKIE: &str = "hhl_session";
@@ -94,7 +94,10 @@ pub fn serve(model: Model, cfg: Config) -> Result<()> {
     let key = match &cfg.key {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading the link key {}", p.display()))?;
-            Some(link::parse_key(&text).with_context(|| format!("{}: not 64 hex digits", p.display()))?)
+            Some(
+                crate::host::secrets::parse_link_key(&text)
+                    .with_context(|| format!("{}: not 64 hex digits", p.display()))?,
+            )
         }
         None => None,
     };

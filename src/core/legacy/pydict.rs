@@ -2,7 +2,7 @@
 //! tuples, strings, numbers, True/False/None and comments. The text is parsed, never
 //! evaluated; anything else is an error with its line and column.
 
-use crate::error::Pos;
+use crate::core::error::Pos;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Py {

@@ -14,43 +14,7 @@ use zbus::Connection;
 
 use super::dbus::ManagerProxy;
 use super::private::{Listed, Private};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    Start,
-    Stop,
-    Restart,
-    Reload,
-}
-
-impl JobKind {
-    /// The command word: `restart`.
-    pub fn command(self) -> &'static str {
-        match self {
-            JobKind::Start => "start",
-            JobKind::Stop => "stop",
-            JobKind::Restart => "restart",
-            JobKind::Reload => "reload",
-        }
-    }
-    pub fn verb(self) -> &'static str {
-        match self {
-            JobKind::Start => "starting",
-            JobKind::Stop => "stopping",
-            JobKind::Restart => "restarting",
-            JobKind::Reload => "reloading",
-        }
-    }
-    pub fn past(self) -> &'static str {
-        match self {
-            JobKind::Start => "started",
-            JobKind::Stop => "stopped",
-            JobKind::Restart => "restarted",
-            JobKind::Reload => "reloaded",
-        }
-    }
-}
+use crate::core::systemd_types::JobKind;
 
 /// A finished job and the unit's state afterwards.
 #[derive(Debug, Clone)]
@@ -672,10 +636,10 @@ fn explain(e: zbus::Error) -> anyhow::Error {
         || text.contains("InteractiveAuthorizationRequired")
         || text.contains("Interactive authentication required")
     {
-        if !crate::optional::polkit_installed() {
+        if !crate::host::optional::polkit_installed() {
             return anyhow::anyhow!(
                 "systemd refused ({text}): {}\n  hint: ask an admin to `apt-get install polkitd`; until then, only root can do this",
-                crate::optional::NO_POLKIT
+                crate::host::optional::NO_POLKIT
             );
         }
         anyhow::anyhow!(

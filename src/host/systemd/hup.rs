@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use futures_util::{stream, StreamExt};
 
-use super::client::{manager_proxy, JobKind, JobOutcome, Systemd};
+use super::client::{manager_proxy, JobOutcome, Systemd};
 use super::workers;
+use crate::core::systemd_types::JobKind;
 
 /// How long a master may take to re-read its config and start new workers.
 pub const HUP_WAIT: Duration = Duration::from_secs(10);

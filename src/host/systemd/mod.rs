@@ -8,4 +8,5 @@ pub mod journal;
 pub mod private;
 pub mod workers;
 
-pub use client::{unit_states, JobKind, JobOutcome, Systemd, UnitState};
+pub use crate::core::systemd_types::JobKind;
+pub use client::{unit_states, JobOutcome, Systemd, UnitState};

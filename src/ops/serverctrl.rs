@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use walkdir::WalkDir;
 
-use super::hook::APPLIED_COMMIT;
-use crate::config::{self, RawConfig};
-use crate::fsapply;
-use crate::git;
-use crate::load;
-use crate::release::{self, Scratch};
-use crate::repos::{MAIN_BRANCH, SERVERCTRL};
+use crate::core::config::{self, RawConfig};
+use crate::core::package::APPLIED_COMMIT;
+use crate::core::repos::{MAIN_BRANCH, SERVERCTRL};
+use crate::host::fsapply;
+use crate::host::git;
+use crate::host::load;
+use crate::host::release::{self, Scratch};
 
 fn live(config: &Path) -> Result<RawConfig> {
     let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
-    Ok(config::parse(config, &text).map_err(crate::error::Diagnostics::from)?)
+    Ok(config::parse(config, &text).map_err(crate::core::error::Diagnostics::from)?)
 }
 
 fn repo_path(raw: &RawConfig) -> PathBuf {

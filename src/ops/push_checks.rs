@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::git;
-use crate::model::Model;
-use crate::push_limits::{self, human};
-use crate::repos::RefUpdate;
+use crate::core::model::Model;
+use crate::core::push_limits::{self, human};
+use crate::core::repos::RefUpdate;
+use crate::host::git;
 
 /// Every object the push brings (reachable from the new tip, not from any ref),
 /// with its size: those above the limit.

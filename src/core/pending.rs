@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use crate::reconcile::Actions;
-use crate::systemd::JobKind;
+use crate::core::reconcile::Actions;
+use crate::core::systemd_types::JobKind;
 
 pub const FILE: &str = "apply.pending";
 

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::{Instance, Model};
-use crate::systemd::{JobKind, JobOutcome};
+use crate::core::model::{Instance, Model};
+use crate::host::systemd::{JobKind, JobOutcome};
 
 /// How long an instance may take to answer after its job ended.
 pub const PORT_WAIT: Duration = Duration::from_secs(20);
@@ -39,7 +39,7 @@ pub fn silent_ports<'m>(model: &'m Model, outcomes: &[JobOutcome]) -> Vec<&'m In
     let deadline = Instant::now() + PORT_WAIT;
     loop {
         let ports: Vec<u16> = pending.iter().map(|i| i.port).collect();
-        let answers = super::status::ports_answering(&ports);
+        let answers = crate::host::listening::ports_answering(&ports);
         pending = pending
             .into_iter()
             .zip(answers)

@@ -6,11 +6,11 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::select::Selection;
-use crate::access::{self, Action};
-use crate::model::{Instance, Kind, Model};
-use crate::release;
-use crate::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::core::access::{self, Action};
+use crate::core::model::{Instance, Kind, Model};
+use crate::host::release;
+use crate::host::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::ops::select::Selection;
 
 /// Why an action did not run.
 #[derive(Debug)]
@@ -110,7 +110,7 @@ pub fn jobs(model: &Model, identity: &str, names: &[String], kind: JobKind) -> R
 /// Each outcome as `Done`: a job that succeeded still fails if the instance does not
 /// answer on its port in time (`ready`).
 fn judge(model: &Model, outcomes: &[JobOutcome]) -> Vec<Done> {
-    let silent = super::ready::silent_ports(model, outcomes);
+    let silent = crate::ops::ready::silent_ports(model, outcomes);
     outcomes
         .iter()
         .map(|o| {
@@ -135,7 +135,7 @@ fn judge(model: &Model, outcomes: &[JobOutcome]) -> Vec<Done> {
                         "{} is running but port {} does not answer after {} s",
                         o.unit,
                         i.port,
-                        super::ready::PORT_WAIT.as_secs()
+                        crate::ops::ready::PORT_WAIT.as_secs()
                     ),
                 )
             } else {
@@ -168,7 +168,7 @@ pub fn openresty<'m>(model: &'m Model, identity: &str, name: Option<&str>) -> Re
         ([], Some(n)) => {
             return Err(Refused::Invalid(format!(
                 "no OpenResty instance `{}`; yours look like socketserver-{identity}",
-                crate::error::excerpt(n)
+                crate::core::error::excerpt(n)
             )))
         }
         _ => return Err(Refused::Invalid("say which instance: e.g. socketserver-<you>".into())),

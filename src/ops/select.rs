@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::model::{Instance, Model};
+use crate::core::model::{Instance, Model};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Selection {

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Instance, Kind, Model};
-use crate::names::MASTER;
+use crate::core::model::{Instance, Kind, Model};
+use crate::core::names::MASTER;
 
 pub const SERVERCTRL: &str = "serverctrl";
 pub const LUALIB: &str = "lualib";
@@ -212,8 +212,8 @@ pub fn hook_script(hhlctl: &Path, config: &Path, hook: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{self, Source};
-    use crate::model::{build, Flavor};
+    use crate::core::config::{self, Source};
+    use crate::core::model::{build, Flavor};
 
     fn model() -> Model {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/hhl.yaml"))

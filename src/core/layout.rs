@@ -4,9 +4,9 @@
 
 use std::path::{Component, Path};
 
-use crate::config::RawPaths;
-use crate::names;
-use crate::units::DROPIN_NAME;
+use crate::core::config::RawPaths;
+use crate::core::names;
+use crate::core::units::DROPIN_NAME;
 
 /// Whether `path` is a file or link the layout `paths` could have generated: an
 /// instance's config or `src` link, a Redis config, a drop-in, slice or `.wants` link of
@@ -19,7 +19,7 @@ pub fn generatable(paths: &RawPaths, path: &Path) -> bool {
     if [&paths.polkit_rules, &paths.rsyslog_conf, &paths.lua_lib_dir]
         .iter()
         .any(|p| path == p.as_path())
-        || path == crate::authorized_keys::path_under(&paths.entry_home)
+        || path == crate::core::authorized_keys::path_under(&paths.entry_home)
     {
         return true;
     }

@@ -1,0 +1,10 @@
+//! The operations the command line, ssh and the console share, written once: act on
+//! instances (start, stop, restart, reload, roll back), select them, wait until they
+//! answer, run the remote apply, and check a push. Each front end parses its own input,
+//! calls these, and prints the outcome its own way.
+
+pub mod act;
+pub mod push_checks;
+pub mod ready;
+pub mod select;
+pub mod serverctrl;
