@@ -88,7 +88,7 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
     }
 }
 
-fn is_running(active: &HashMap<String, String>, unit: &str) -> bool {
+pub fn is_running(active: &HashMap<String, String>, unit: &str) -> bool {
     matches!(
         active.get(unit).map(String::as_str),
         Some("active" | "reloading" | "activating")

@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod portholder;
 pub mod release;
 pub mod release_info;
+pub mod reown;
 pub mod secrets;
 pub mod systemd;
 pub mod users;
