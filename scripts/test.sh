@@ -10,4 +10,7 @@ cargo clippy --all-targets --locked -- -D warnings
 bash scripts/build-deb.sh
 HHL_DEB=$(ls target/debian/hhlctl_*.deb | tail -n 1)
 export HHL_DEB
+# The previous release's package, for tests/upgrade.rs (built once, cached under target/).
+HHL_PREVIOUS_DEB=$(bash scripts/build-previous-deb.sh)
+export HHL_PREVIOUS_DEB
 cargo test --locked --all-targets -- --test-threads=2

@@ -92,6 +92,9 @@ fn main_pids(h: &Host) -> Vec<(String, String)> {
 fn previous_release(h: &Host, deb: &str) {
     let r = h.sh(&format!("{INSTALL} ./{deb} 2>&1"));
     assert_eq!(r.code, 0, "[{}] apt-get install the previous release:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    // That release depended on redis-server, whose own Redis takes 6379 at install;
+    // its apply then failed master's Redis on that port. What its operators did:
+    h.ok("systemctl disable --now redis-server.service");
     h.ok("hhlctl plan");
     let r = h.sh("hhlctl apply");
     assert_eq!(r.code, 0, "[{}] the previous release's apply:\n{}\n{}", h.suite, r.stdout, r.stderr);
@@ -147,6 +150,7 @@ fn upgrade(suite: &str) {
     h.ok("printf 'keys:\\n  dev1: [\"%s\"]\\n' \"$(cat /root/.ssh/id_ed25519.pub)\" >> /etc/hhl/hhl.yaml");
     let r = h.sh("hhlctl apply");
     assert_eq!(r.code, 0, "[{suite}] the first apply:\n{}\n{}", r.stdout, r.stderr);
+    eprintln!("[{suite}] the first apply:\n{}{}", r.stdout, r.stderr);
     for port in REDIS {
         assert_eq!(redis(&h, port, "get upgrade-key", true), format!("kept-{port}"), "[{suite}] {port}");
     }

@@ -160,14 +160,13 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
             );
         }
         let n = reown::run(root, &reowns)?;
-        println!(
-            "re-owned {n} file(s) for their new users: {}",
-            reowns
-                .iter()
-                .map(|r| r.path.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        // The trees, not every directory of them.
+        let tops: Vec<String> = reowns
+            .iter()
+            .filter(|r| !reowns.iter().any(|o| o.path != r.path && r.path.starts_with(&o.path)))
+            .map(|r| r.path.display().to_string())
+            .collect();
+        println!("re-owned {n} file(s) for their new users in {}", tops.join(", "));
     }
     fault::point("apply:reowned");
     if let Some(args) = convert {
