@@ -56,7 +56,13 @@ fn this_deb() -> PathBuf {
 /// secret, as from this release on; else without, as before).
 fn every_instance_answers(h: &Host, auth: bool) {
     for port in OPENRESTY {
-        let r = h.curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{port}/hhl")]);
+        let r = h.curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/hhl"),
+        ]);
         assert!(
             r.stdout.len() == 3 && r.stdout != "000",
             "[{}] port {port} gave no HTTP answer: {:?} {}",
@@ -81,25 +87,43 @@ fn redis(h: &Host, port: u16, args: &str, auth: bool) -> String {
 
 /// Each instance's main PID, by unit.
 fn main_pids(h: &Host) -> Vec<(String, String)> {
-    let units = h.ok("systemctl list-units --no-legend --plain --state=active 'openresty@*' 'redis@*' | awk '{print $1}'");
+    let units =
+        h.ok("systemctl list-units --no-legend --plain --state=active 'openresty@*' 'redis@*' | awk '{print $1}'");
     units
         .lines()
-        .map(|u| (u.to_string(), h.ok(&format!("systemctl show -P MainPID {u}")).trim().to_string()))
+        .map(|u| {
+            (
+                u.to_string(),
+                h.ok(&format!("systemctl show -P MainPID {u}")).trim().to_string(),
+            )
+        })
         .collect()
 }
 
 /// The previous release's README quickstart, then dev1's code and the Redis keys.
 fn previous_release(h: &Host, deb: &str) {
     let r = h.sh(&format!("{INSTALL} ./{deb} 2>&1"));
-    assert_eq!(r.code, 0, "[{}] apt-get install the previous release:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "[{}] apt-get install the previous release:\n{}\n{}",
+        h.suite, r.stdout, r.stderr
+    );
     // That release depended on redis-server, whose own Redis takes 6379 at install;
     // its apply then failed master's Redis on that port. What its operators did:
     h.ok("systemctl disable --now redis-server.service");
     h.ok("hhlctl plan");
     let r = h.sh("hhlctl apply");
-    assert_eq!(r.code, 0, "[{}] the previous release's apply:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "[{}] the previous release's apply:\n{}\n{}",
+        h.suite, r.stdout, r.stderr
+    );
     let r = h.sh("hhlctl status");
-    assert_eq!(r.code, 0, "[{}] the previous release's status:\n{}\n{}", h.suite, r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "[{}] the previous release's status:\n{}\n{}",
+        h.suite, r.stdout, r.stderr
+    );
     h.ok("hhlctl repo init");
     h.ok("printf '%s\\n' 'dev1 long secret' | hhlctl web passwd dev1");
     h.ok("systemctl enable --now hhl-web");
@@ -112,38 +136,98 @@ fn previous_release(h: &Host, deb: &str) {
          && printf 'ngx.say(\"dev1 before the upgrade\")\\n' > main.lua && git add -A && git commit -qm before \
          && git push origin HEAD:dev1 2>&1",
     );
-    assert_eq!(push.code, 0, "[{}] dev1's push on the previous release:\n{}\n{}", h.suite, push.stdout, push.stderr);
-    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "dev1 before the upgrade\n");
+    assert_eq!(
+        push.code, 0,
+        "[{}] dev1's push on the previous release:\n{}\n{}",
+        h.suite, push.stdout, push.stderr
+    );
+    assert_eq!(
+        h.curl(&["http://127.0.0.1:1081/hhl"]).stdout,
+        "dev1 before the upgrade\n"
+    );
     // One key per Redis, written just before the upgrade: never saved to disk.
     for port in REDIS {
         assert_eq!(redis(h, port, &format!("set upgrade-key kept-{port}"), false), "OK");
     }
 }
 
-fn upgrade(suite: &str) {
+/// `keep_config`: ops edited hhl.yaml on the previous release and keep their file at
+/// the upgrade (dpkg's conffile question, answered "keep"); else the unedited file is
+/// replaced by this release's example. The kept file is read with a warning per key
+/// that changed; then the package is downgraded again, and every Redis keeps its ACL.
+fn upgrade(suite: &str, keep_config: bool) {
     let started = Instant::now();
     let (old, new) = (previous_deb(), this_deb());
     let mut h = Host::prepare_debs(suite, true, &[new, old.clone()]);
     h.boot();
     let old_name = old.file_name().unwrap().to_string_lossy().into_owned();
     previous_release(&h, &old_name);
+    if keep_config {
+        h.ok("printf '# edited by ops\\n' >> /etc/hhl/hhl.yaml");
+    }
+    let keep = if keep_config {
+        " -o Dpkg::Options::=--force-confold"
+    } else {
+        ""
+    };
     let before = main_pids(&h);
     assert_eq!(before.len(), OPENRESTY.len() + REDIS.len(), "[{suite}] {before:?}");
 
     // The package upgrade stops and restarts nothing.
-    let r = h.sh(&format!("{INSTALL} ./{} 2>&1", h.deb));
-    assert_eq!(r.code, 0, "[{suite}] apt-get install (upgrade):\n{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("Unpacking hhlctl (0.2.0-1) over (0.1.0-1)"), "[{suite}] {}", r.stdout);
-    assert_eq!(main_pids(&h), before, "[{suite}] an instance restarted during the package upgrade");
+    let r = h.sh(&format!("{INSTALL}{keep} ./{} 2>&1", h.deb));
+    assert_eq!(
+        r.code, 0,
+        "[{suite}] apt-get install (upgrade):\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    let version = h.ok("hhlctl --version");
+    assert!(
+        version.starts_with("hhlctl 0.2.0 (commit ") && !version.contains("unknown"),
+        "[{suite}] {version}"
+    );
+    // The kept file, before any apply: status reads it, each changed key said.
+    if keep_config {
+        let r = h.sh("hhlctl status");
+        assert_eq!(
+            r.code, 0,
+            "[{suite}] status on the kept hhl.yaml:\n{}\n{}",
+            r.stdout, r.stderr
+        );
+        for want in [
+            "warning: users.shell (/usr/bin/git-shell) is hhlctl 0.1.0's and is ignored",
+            "warning: users.master `hhl` is the ssh entry account (users.entry) since hhlctl 0.2.0; read as `hhl-master`",
+            "  = hint: write `master: hhl-master` under `users:`",
+        ] {
+            assert!(r.stderr.contains(want), "[{suite}] wanted {want:?} in:\n{}", r.stderr);
+        }
+    }
+    assert!(
+        r.stdout.contains("Unpacking hhlctl (0.2.0-1) over (0.1.0-1)"),
+        "[{suite}] {}",
+        r.stdout
+    );
+    assert_eq!(
+        main_pids(&h),
+        before,
+        "[{suite}] an instance restarted during the package upgrade"
+    );
     every_instance_answers(&h, false);
 
     // Before the next apply: a Redis restarted (it saves, and comes back with its data)
     // and the log page restarted.
     h.ok("systemctl restart redis@6381.service");
-    h.eventually("systemctl is-active -q redis@6381.service", "redis@6381 back after a restart", 30);
+    h.eventually(
+        "systemctl is-active -q redis@6381.service",
+        "redis@6381 back after a restart",
+        30,
+    );
     assert_eq!(redis(&h, 6381, "get upgrade-key", false), "kept-6381");
     h.ok("systemctl restart hhl-web.service");
-    h.eventually("systemctl is-active -q hhl-web.service", "hhl-web back after a restart", 30);
+    h.eventually(
+        "systemctl is-active -q hhl-web.service",
+        "hhl-web back after a restart",
+        30,
+    );
 
     // The next step: dev1's key for the entry account, then apply.
     h.ok("mkdir -p -m 700 /root/.ssh && ssh-keygen -q -t ed25519 -N '' -C dev1@laptop -f /root/.ssh/id_ed25519");
@@ -152,10 +236,17 @@ fn upgrade(suite: &str) {
     assert_eq!(r.code, 0, "[{suite}] the first apply:\n{}\n{}", r.stdout, r.stderr);
     eprintln!("[{suite}] the first apply:\n{}{}", r.stdout, r.stderr);
     for port in REDIS {
-        assert_eq!(redis(&h, port, "get upgrade-key", true), format!("kept-{port}"), "[{suite}] {port}");
+        assert_eq!(
+            redis(&h, port, "get upgrade-key", true),
+            format!("kept-{port}"),
+            "[{suite}] {port}"
+        );
     }
     every_instance_answers(&h, true);
-    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "dev1 before the upgrade\n");
+    assert_eq!(
+        h.curl(&["http://127.0.0.1:1081/hhl"]).stdout,
+        "dev1 before the upgrade\n"
+    );
     let r = h.sh("hhlctl status");
     assert_eq!(r.code, 0, "[{suite}] status:\n{}\n{}", r.stdout, r.stderr);
 
@@ -169,9 +260,52 @@ fn upgrade(suite: &str) {
          && git checkout -q dev1 && printf 'ngx.say(\"dev1 after the upgrade\")\\n' > main.lua \
          && git commit -qam after && git push origin HEAD:dev1 2>&1",
     );
-    assert_eq!(push.code, 0, "[{suite}] dev1's push after the upgrade:\n{}\n{}", push.stdout, push.stderr);
-    assert!(push.stdout.contains(" before\n"), "[{suite}] dev1's branch lost its history:\n{}", push.stdout);
-    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "dev1 after the upgrade\n");
+    assert_eq!(
+        push.code, 0,
+        "[{suite}] dev1's push after the upgrade:\n{}\n{}",
+        push.stdout, push.stderr
+    );
+    assert!(
+        push.stdout.contains(" before\n"),
+        "[{suite}] dev1's branch lost its history:\n{}",
+        push.stdout
+    );
+    assert_eq!(
+        h.curl(&["http://127.0.0.1:1081/hhl"]).stdout,
+        "dev1 after the upgrade\n"
+    );
+
+    if keep_config {
+        // Back to the previous release: dpkg cannot be stopped (the older package's
+        // `prerm failed-upgrade` succeeds), so the package says what follows; every
+        // Redis keeps its ACL, across a restart too.
+        let r = h.sh(&format!("{INSTALL}{keep} --allow-downgrades ./{old_name} 2>&1"));
+        assert_eq!(r.code, 0, "[{suite}] the downgrade:\n{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout
+                .contains("hhlctl: warning: downgrading to 0.1.0-1, older than 0.2.0."),
+            "[{suite}] {}",
+            r.stdout
+        );
+        h.ok("systemctl restart redis@6381.service");
+        h.eventually(
+            "systemctl is-active -q redis@6381.service",
+            "redis@6381 after the downgrade",
+            30,
+        );
+        for port in REDIS {
+            let open = h.sh(&format!("redis-cli -p {port} get upgrade-key 2>&1")).stdout;
+            assert!(
+                open.contains("NOAUTH"),
+                "[{suite}] {port} without its ACL after the downgrade: {open}"
+            );
+            assert_eq!(
+                redis(&h, port, "get upgrade-key", true),
+                format!("kept-{port}"),
+                "[{suite}] {port}"
+            );
+        }
+    }
     eprintln!(
         "[{suite}] upgrade from the previous release: {:.1} s",
         started.elapsed().as_secs_f64()
@@ -180,10 +314,10 @@ fn upgrade(suite: &str) {
 
 #[test]
 fn debian12_upgrade_from_the_previous_release_loses_nothing() {
-    upgrade("bookworm");
+    upgrade("bookworm", false);
 }
 
 #[test]
-fn debian13_upgrade_from_the_previous_release_loses_nothing() {
-    upgrade("trixie");
+fn debian13_upgrade_from_the_previous_release_keeping_its_hhl_yaml_then_downgrade() {
+    upgrade("trixie", true);
 }

@@ -11,13 +11,13 @@ use crate::core::artifact::Change;
 use crate::core::error::Diagnostics;
 use crate::core::model::{Instance, Kind, Model};
 use crate::core::names::MASTER;
+use crate::core::package::WEB_UNIT;
 use crate::core::pending::{self, Pending};
 use crate::core::{reconcile, render};
 use crate::host::fsapply::{self, Manifest, Ownership};
 use crate::host::load;
 use crate::host::load::Loaded;
 use crate::host::systemd::{journal, JobKind, JobOutcome, Systemd};
-use crate::core::package::WEB_UNIT;
 use crate::host::{fault, release, reown, users, validate};
 
 use crate::ops::{ready, serverctrl};

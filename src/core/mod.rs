@@ -14,6 +14,7 @@ pub mod identity;
 pub mod layout;
 pub mod legacy;
 pub mod locate;
+pub mod migrate;
 pub mod model;
 pub mod names;
 pub mod package;

@@ -232,10 +232,11 @@ pub fn entry_state(access: &Access, entry_home: &Path) -> Entry {
     };
     let journal = group_exists("systemd-journal");
     let in_journal = !journal
-        || Command::new("id")
-            .args(["-nG", name])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|g| g == "systemd-journal"));
+        || Command::new("id").args(["-nG", name]).output().is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|g| g == "systemd-journal")
+        });
     if Path::new(&home) == entry_home && shell == "/bin/sh" && in_journal {
         return Entry::Ready;
     }

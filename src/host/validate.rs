@@ -50,12 +50,15 @@ pub fn nginx_configs(model: &Model, artifacts: &[Artifact], changes: &[FileChang
         fsapply::write_file(&inst.dir.join("conf").join(STAGED), bytes, 0o644)?;
         staged.push(inst);
     }
-    let results = test_as(model, &staged, STAGED, &|inst: &Instance| {
-        match crate::host::reown::current_owner(reowns, inst) {
+    let results = test_as(
+        model,
+        &staged,
+        STAGED,
+        &|inst: &Instance| match crate::host::reown::current_owner(reowns, inst) {
             Some(ids) => Ok(Some(ids)),
             None => owner_ids(inst).map(Some),
-        }
-    });
+        },
+    );
     for inst in &staged {
         let _ = fs::remove_file(inst.dir.join("conf").join(STAGED));
     }
