@@ -85,6 +85,24 @@ fn redis(h: &Host, port: u16, args: &str, auth: bool) -> String {
     h.ok(&cmd).trim().to_string()
 }
 
+/// `port` answers `body` on /hhl within 30 s (a unit just restarted may not listen yet).
+fn served(h: &Host, port: u16, body: &str) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = h.curl(&[&format!("http://127.0.0.1:{port}/hhl")]);
+        if r.stdout == body {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "[{}] {port} answers {:?}, not {body:?}",
+            h.suite,
+            r.stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Each instance's main PID, by unit.
 fn main_pids(h: &Host) -> Vec<(String, String)> {
     let units =
@@ -227,6 +245,22 @@ fn upgrade(suite: &str, keep_config: bool) {
         "systemctl is-active -q hhl-web.service",
         "hhl-web back after a restart",
         30,
+    );
+    h.ok("systemctl restart openresty@socketserver-dev1.service");
+    served(&h, 1081, "dev1 before the upgrade\n");
+    // The repositories wait for the entry account, which apply makes.
+    let r = h.sh("hhlctl repo init");
+    assert_eq!(
+        r.code, 1,
+        "[{suite}] repo init before apply:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "unix user `hhl` is not the entry account yet (an older hhlctl made it for another role); run `hhlctl apply` first: it converts it"
+        ),
+        "[{suite}] {}",
+        r.stderr
     );
 
     // The next step: dev1's key for the entry account, then apply.

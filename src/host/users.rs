@@ -230,14 +230,18 @@ pub fn entry_state(access: &Access, entry_home: &Path) -> Entry {
     let Some((home, shell, gecos)) = got else {
         return Entry::Missing;
     };
-    let journal = group_exists("systemd-journal");
-    let in_journal = !journal
+    let in_journal = !group_exists("systemd-journal")
         || Command::new("id").args(["-nG", name]).output().is_ok_and(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .split_whitespace()
                 .any(|g| g == "systemd-journal")
         });
-    if Path::new(&home) == entry_home && shell == "/bin/sh" && in_journal {
+    decide(name, entry_home, &home, &shell, &gecos, in_journal)
+}
+
+/// `entry_state` once the account is read: pure.
+fn decide(name: &str, entry_home: &Path, home: &str, shell: &str, gecos: &str, in_journal: bool) -> Entry {
+    if Path::new(home) == entry_home && shell == "/bin/sh" && in_journal {
         return Entry::Ready;
     }
     let mut args: Vec<String> = vec![
@@ -275,4 +279,46 @@ pub fn convert_entry(args: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_master_account_is_converted_a_foreign_one_refused_with_the_command() {
+        let home = Path::new("/var/lib/hhl-entry");
+        assert_eq!(
+            decide("hhl", home, "/var/lib/hhl-entry", "/bin/sh", "hhl entry", true),
+            Entry::Ready
+        );
+        assert_eq!(
+            decide("hhl", home, "/nonexistent", "/usr/sbin/nologin", "hhl master", false),
+            Entry::Convert(
+                [
+                    "--home",
+                    "/var/lib/hhl-entry",
+                    "--shell",
+                    "/bin/sh",
+                    "--append",
+                    "--groups",
+                    "systemd-journal",
+                    "--comment",
+                    "hhl entry",
+                    "hhl"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(
+            decide("hhl", home, "/home/hhl", "/bin/bash", "Hal", true),
+            Entry::Foreign(
+                "unix user `hhl` (users.entry) exists, but hhlctl did not make it (home /home/hhl, shell /bin/bash); \
+                 make it the entry account with `usermod --home /var/lib/hhl-entry --shell /bin/sh hhl`, \
+                 or name another account in users.entry"
+                    .into()
+            )
+        );
+    }
 }
