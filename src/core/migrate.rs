@@ -58,9 +58,11 @@ mod tests {
     fn read(text: &str) -> (RawConfig, Vec<String>) {
         let source = Source {
             path: "/etc/hhl/hhl.yaml".into(),
-            text: text.into(),
+            text: format!(
+                "{text}servers:\n  s:\n    template: builtin:socketserver\n    values:\n      master: {{port: 1080}}\n"
+            ),
         };
-        let mut raw = config::parse(&source.path, text).unwrap();
+        let mut raw = config::parse(&source.path, &source.text).unwrap();
         let warnings = migrate(&mut raw, &source).iter().map(warning_text).collect();
         (raw, warnings)
     }
