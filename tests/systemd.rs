@@ -329,6 +329,27 @@ fn start_stop_restart_reload_and_logs() {
     assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
     assert!(r.stdout.contains("restarted redis@6382.service"), "{}", r.stdout);
 
+    // A unit that crashed into its start limit starts again when root asks, as it does
+    // over ssh and from the console: every restart clears the limit first.
+    c.ok("mkdir -p /run/systemd/system/openresty@socketserver-dev2.service.d && \
+          printf '[Unit]\\nStartLimitIntervalSec=600\\nStartLimitBurst=2\\n' \
+            > /run/systemd/system/openresty@socketserver-dev2.service.d/limit.conf && \
+          systemctl daemon-reload");
+    // Bounded: at most 10 tries to reach the limit (2 starts in 600 s).
+    c.ok("for i in $(seq 10); do \
+            systemctl restart openresty@socketserver-dev2.service 2>/dev/null || break; \
+          done; \
+          systemctl show -p Result --value openresty@socketserver-dev2.service | grep -qx start-limit-hit");
+    let r = c.hhlctl(CFG, "restart socketserver-dev2");
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "restarted openresty@socketserver-dev2.service\n"),
+        "a restart past the start limit:\n{}",
+        r.stderr
+    );
+    assert_eq!(c.get_hhl(1082), "hhl socketserver-dev2 ok\n");
+    c.ok("rm -r /run/systemd/system/openresty@socketserver-dev2.service.d && systemctl daemon-reload");
+
     let r = c.hhlctl(CFG, "reload --server dtserver");
     assert_eq!((r.code, r.stdout.lines().count()), (0, 5), "{}\n{}", r.stdout, r.stderr);
 

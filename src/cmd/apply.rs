@@ -13,11 +13,12 @@ use crate::core::model::{Instance, Kind, Model};
 use crate::core::names::MASTER;
 use crate::core::package::WEB_UNIT;
 use crate::core::pending::{self, Pending};
+use crate::core::systemd_types::{ActiveState, JobKind, JobOutcome};
 use crate::core::{reconcile, render};
 use crate::host::fsapply::{self, Manifest, Ownership};
 use crate::host::load;
 use crate::host::load::Loaded;
-use crate::host::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::host::systemd::{journal, Systemd};
 use crate::host::{fault, release, reown, users, validate};
 
 use crate::ops::{ready, serverctrl};
@@ -128,7 +129,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         stop_first.push(WEB_UNIT.to_string());
     }
     for unit in &reowned {
-        active.insert(unit.clone(), "inactive".into());
+        active.insert(unit.clone(), ActiveState::Inactive);
     }
     let mut actions = reconcile::plan(model, &changes, &active);
     // What a killed run wrote but never acted on.

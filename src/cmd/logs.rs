@@ -1,13 +1,9 @@
-//! `hhlctl logs`: the instances' journal, for root and the entry account (which
-//! serves `ssh <entry>@server logs` after `access::may`).
+//! `hhlctl logs`: the instances' journal (`ops::logs`, as `ssh <entry> logs` prints it).
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::host::load;
-use crate::host::systemd::journal;
-use crate::host::users;
 use crate::ops::select::Selection;
 
 #[derive(Debug, clap::Args)]
@@ -23,17 +19,5 @@ pub struct Args {
 }
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
-    let loaded = load::load(config)?;
-    let chosen = args.selection.resolve(&loaded.model, false)?;
-    if journal::readable() {
-        let units: Vec<String> = chosen.iter().map(|i| i.unit()).collect();
-        return journal::show(&units, args.lines, args.follow);
-    }
-    // Root reads the journal above; so does the entry account, which apply puts in
-    // systemd-journal. Anyone else is told where their logs are.
-    let me = users::current()?;
-    if let Some(why) = loaded.model.access.shell_refusal(&me, "logs") {
-        bail!(why);
-    }
-    bail!("unix user `{me}` cannot read the system journal\n  hint: add it to group systemd-journal (`usermod -aG systemd-journal {me}`)")
+    crate::ops::logs::print(config, &args.selection, args.lines, args.follow)
 }

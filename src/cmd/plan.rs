@@ -1,14 +1,9 @@
-//! `hhlctl plan`: the instance table and the file changes an apply would make.
+//! `hhlctl plan`: the instance table and the file changes an apply would make
+//! (`ops::plan`, as `ssh <entry> plan` prints it).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use serde::Serialize;
-
-use crate::core::artifact::{Change, FileChange};
-use crate::core::model::{Instance, Model};
-use crate::host::fsapply::{self, Manifest, Ownership};
-use crate::host::load;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,84 +18,6 @@ pub struct Args {
     pub verbose: bool,
 }
 
-#[derive(Serialize)]
-struct Plan<'a> {
-    instances: Vec<PlanInstance<'a>>,
-    files: Vec<FileChange>,
-}
-
-#[derive(Serialize)]
-struct PlanInstance<'a> {
-    unit: String,
-    #[serde(flatten)]
-    instance: &'a Instance,
-}
-
-/// The instance table, aligned.
-pub fn instance_table(model: &Model) -> String {
-    let rows: Vec<[String; 5]> = model
-        .instances
-        .iter()
-        .map(|i| {
-            [
-                i.unit(),
-                i.server.clone(),
-                i.developer.clone(),
-                i.port.to_string(),
-                i.config_path.display().to_string(),
-            ]
-        })
-        .collect();
-    crate::core::table::render(&["UNIT", "SERVER", "DEVELOPER", "PORT", "CONFIG"], &rows)
-}
-
 pub fn run(config: &Path, args: Args) -> Result<i32> {
-    let loaded = load::load(config)?;
-    let artifacts = loaded.render()?;
-    let model = &loaded.model;
-    let (previous, warnings) = Manifest::load(&args.root, &model.paths)?;
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
-    // Owners count only on the live system; under --root they may not exist.
-    let own = if args.root == Path::new("/") {
-        Ownership::Apply
-    } else {
-        Ownership::Ignore
-    };
-    let files = fsapply::diff(&args.root, &artifacts, &previous, own)?;
-    if args.json {
-        let instances = model
-            .instances
-            .iter()
-            .map(|i| PlanInstance {
-                unit: i.unit(),
-                instance: i,
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&Plan { instances, files })?);
-        return Ok(0);
-    }
-    print!("{}", instance_table(model));
-    println!();
-    let count = |c: Change| files.iter().filter(|f| f.change == c).count();
-    for f in &files {
-        let mark = match f.change {
-            Change::Added => "+",
-            Change::Changed => "~",
-            Change::Removed => "-",
-            Change::Unchanged if args.verbose => "=",
-            Change::Unchanged => continue,
-        };
-        println!("{mark} {}{}", f.path.display(), if f.dir { "/" } else { "" });
-    }
-    println!(
-        "{} instances; files: {} to add, {} to change, {} to remove, {} unchanged",
-        model.instances.len(),
-        count(Change::Added),
-        count(Change::Changed),
-        count(Change::Removed),
-        count(Change::Unchanged)
-    );
-    Ok(0)
+    crate::ops::plan::print(config, &args.root, args.json, args.verbose)
 }

@@ -30,7 +30,7 @@ pub struct Args {
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
     let Action::Init = args.action;
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         bail!("repo init needs root: it creates the entry account and git.root");
     }
     let loaded = load::load(config)?;

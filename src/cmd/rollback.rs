@@ -35,15 +35,8 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     // The unix user may (root, or the entry account): the rest is the shared path.
     match crate::ops::act::rollback(model, "root", &inst.name, None) {
         Ok(r) => {
-            if r.resumed {
-                println!(
-                    "{}: finishing the rollback {} -> {} that was interrupted before its reload",
-                    inst.name, r.from, r.to
-                );
-            } else {
-                println!("{}: current release {} -> {}", inst.name, r.from, r.to);
-            }
-            Ok(if crate::ops::act::print(std::slice::from_ref(&r.reload)) > 0 {
+            println!("{}", r.summary(&inst.name));
+            Ok(if crate::ops::report::print(std::slice::from_ref(&r.reload)) > 0 {
                 1
             } else {
                 0

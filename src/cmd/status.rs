@@ -1,16 +1,11 @@
 //! `hhlctl status`: one row per instance, read from systemd over D-Bus, plus whether
-//! its port answers. Exits 1 when any chosen instance is unhealthy.
-
-use std::time::Instant;
+//! its port answers (`ops::status`, as `ssh <entry> status` prints it). Exits 1 when
+//! any chosen instance is unhealthy.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use serde::Serialize;
 
-use crate::host::load;
-use crate::host::systemd::UnitState;
 use crate::ops::select::Selection;
 
 #[derive(Debug, clap::Args)]
@@ -22,143 +17,6 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(Serialize)]
-struct Row {
-    instance: String,
-    unit: String,
-    developer: String,
-    server: String,
-    port: u16,
-    #[serde(flatten)]
-    state: UnitState,
-    uptime_secs: Option<u64>,
-    port_answers: bool,
-    healthy: bool,
-}
-
-/// With HHL_TIMES set, how long the phases took (ms since the start), on stderr: where
-/// status's time goes (benches/status.sh).
-fn times(phases: &[(&str, Duration)]) {
-    if std::env::var_os("HHL_TIMES").is_some() {
-        let text: Vec<String> = phases
-            .iter()
-            .map(|(what, d)| format!("{what} {:.1}", d.as_secs_f64() * 1000.0))
-            .collect();
-        eprintln!("status times (ms since start): {}", text.join(", "));
-    }
-}
-
-fn human_bytes(b: Option<u64>) -> String {
-    match b {
-        None => "-".into(),
-        Some(b) if b >= 1 << 30 => format!("{:.1}G", b as f64 / (1u64 << 30) as f64),
-        Some(b) if b >= 1 << 20 => format!("{:.1}M", b as f64 / (1u64 << 20) as f64),
-        Some(b) => format!("{:.0}K", b as f64 / 1024.0),
-    }
-}
-
-fn human_secs(s: Option<u64>) -> String {
-    match s {
-        None => "-".into(),
-        Some(s) if s >= 86400 => format!("{}d{}h", s / 86400, s % 86400 / 3600),
-        Some(s) if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
-        Some(s) if s >= 60 => format!("{}m{}s", s / 60, s % 60),
-        Some(s) => format!("{s}s"),
-    }
-}
-
 pub fn run(config: &Path, args: Args) -> Result<i32> {
-    let t0 = Instant::now();
-    let loaded = load::load(config)?;
-    let t_load = t0.elapsed();
-    let chosen = args.selection.resolve(&loaded.model, true)?;
-    let units: Vec<String> = chosen.iter().map(|i| i.unit()).collect();
-    // Knock on the ports while systemd answers: the two do not depend on each other.
-    let ports: Vec<u16> = chosen.iter().map(|i| i.port).collect();
-    let (states, answering) = std::thread::scope(|scope| {
-        let knocking = scope.spawn(|| {
-            let answers = crate::host::listening::ports_answering(&ports);
-            (answers, t0.elapsed())
-        });
-        let states = crate::host::systemd::unit_states(&units);
-        let t_states = t0.elapsed();
-        let (answers, t_knocks) = knocking.join().unwrap_or_default();
-        times(&[("loaded", t_load), ("states", t_states), ("ports", t_knocks)]);
-        (states, answers)
-    });
-    let mut states = states?;
-    let now_usec = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
-    let rows: Vec<Row> = chosen
-        .iter()
-        .zip(answering)
-        .map(|(i, answers)| {
-            let state = states.remove(&i.unit()).unwrap_or_default();
-            let active = state.active_state == "active";
-            let uptime_secs = (active && state.active_enter_usec > 0)
-                .then(|| now_usec.saturating_sub(state.active_enter_usec) / 1_000_000);
-            let answers = active && answers;
-            Row {
-                instance: i.name.clone(),
-                unit: i.unit(),
-                developer: i.developer.clone(),
-                server: i.server.clone(),
-                port: i.port,
-                healthy: active && answers,
-                state,
-                uptime_secs,
-                port_answers: answers,
-            }
-        })
-        .collect();
-    let unhealthy = rows.iter().filter(|r| !r.healthy).count();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        let table: Vec<[String; 10]> = rows
-            .iter()
-            .map(|r| {
-                [
-                    r.instance.clone(),
-                    r.developer.clone(),
-                    r.server.clone(),
-                    r.port.to_string(),
-                    format!("{}/{}", r.state.active_state, r.state.sub_state),
-                    if r.state.main_pid > 0 {
-                        r.state.main_pid.to_string()
-                    } else {
-                        "-".into()
-                    },
-                    human_bytes(r.state.memory),
-                    human_secs(r.uptime_secs),
-                    r.state.restarts.to_string(),
-                    if r.port_answers { "yes".into() } else { "NO".into() },
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            crate::core::table::render(
-                &[
-                    "INSTANCE",
-                    "DEVELOPER",
-                    "SERVER",
-                    "PORT",
-                    "STATE",
-                    "PID",
-                    "MEMORY",
-                    "UPTIME",
-                    "RESTARTS",
-                    "PORT-OK"
-                ],
-                &table
-            )
-        );
-        if unhealthy > 0 {
-            println!("{unhealthy} of {} instances unhealthy", rows.len());
-        }
-    }
-    Ok(if unhealthy > 0 { 1 } else { 0 })
+    crate::ops::status::print(config, &args.selection, args.json)
 }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::core::systemd_types::JobKind;
 use crate::host::fsapply;
 use crate::host::load;
-use crate::host::systemd::{JobKind, Systemd};
+use crate::host::systemd::Systemd;
 use crate::web::{self, auth};
 
 use crate::core::package::{WEB_PASSWD as PASSWD, WEB_UNIT as UNIT};
@@ -64,7 +65,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             key,
             public_url,
         } => {
-            let public_url = public_url.unwrap_or_else(web::link::public_url);
+            let public_url = public_url.unwrap_or_else(crate::ops::web_link::public_url);
             web::serve(
                 loaded.model,
                 web::Config {
@@ -85,7 +86,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 );
             }
             ensure_passwd(Path::new(PASSWD))?;
-            println!("{}", web::link::issue(&identity)?);
+            println!("{}", crate::ops::web_link::issue(&identity)?);
             Ok(0)
         }
         Action::Passwd { user, passwd } => {
@@ -119,8 +120,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 if systemd
                     .active_states(&[UNIT.to_string()])?
                     .get(UNIT)
-                    .map(String::as_str)
-                    == Some("active")
+                    .is_some_and(|s| s.is_active())
                 {
                     systemd.run_jobs(&[(UNIT.to_string(), JobKind::Restart)])?;
                     println!("restarted {UNIT}");

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::core::artifact::{Change, FileChange};
 use crate::core::model::{Kind, Model};
 use crate::core::pending::Pending;
-use crate::core::systemd_types::JobKind;
+use crate::core::systemd_types::{ActiveState, JobKind};
 use crate::core::units::DROPIN_NAME;
 
 /// Units to stop before files are removed, and jobs to run after the new files are
@@ -33,7 +33,7 @@ fn unit_of_dropin(unit_dir: &Path, path: &Path) -> Option<String> {
 }
 
 /// `active` maps unit names to systemd's ActiveState.
-pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, String>) -> Actions {
+pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, ActiveState>) -> Actions {
     let unit_dir = &model.paths.unit_dir;
     let touched: BTreeSet<&Path> = changes
         .iter()
@@ -72,13 +72,12 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
         }
     }
     // rsyslog reads its rules only at start.
-    if touched.contains(model.paths.rsyslog_conf.as_path()) && active.get(RSYSLOG).map(String::as_str) == Some("active")
-    {
+    if touched.contains(model.paths.rsyslog_conf.as_path()) && active.get(RSYSLOG).is_some_and(ActiveState::is_active) {
         jobs.push((RSYSLOG.to_string(), JobKind::Restart));
     }
     // hhl.target active makes `systemctl stop hhl.target` (and package removal) stop
     // every instance, as they are PartOf it.
-    if !model.instances.is_empty() && active.get(TARGET).map(String::as_str) != Some("active") {
+    if !model.instances.is_empty() && !active.get(TARGET).is_some_and(ActiveState::is_active) {
         jobs.push((TARGET.to_string(), JobKind::Start));
     }
     Actions {
@@ -88,18 +87,15 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Stri
     }
 }
 
-pub fn is_running(active: &HashMap<String, String>, unit: &str) -> bool {
-    matches!(
-        active.get(unit).map(String::as_str),
-        Some("active" | "reloading" | "activating")
-    )
+pub fn is_running(active: &HashMap<String, ActiveState>, unit: &str) -> bool {
+    active.get(unit).is_some_and(ActiveState::is_up_or_coming)
 }
 
 /// Fold in what an interrupted run still owed systemd (its intent record, and deploys
 /// whose reload never happened): the files already match, so `plan` alone would see
 /// nothing to do. Units no longer in the model are left to `plan` (their stop); a
 /// stopped unit is started by `plan` anyway and reads everything then.
-pub fn merge(model: &Model, actions: &mut Actions, owed: &Pending, active: &HashMap<String, String>) {
+pub fn merge(model: &Model, actions: &mut Actions, owed: &Pending, active: &HashMap<String, ActiveState>) {
     actions.daemon_reload |= owed.daemon_reload;
     let known = |u: &str| u == RSYSLOG || u == TARGET || model.instances.iter().any(|i| i.unit() == u);
     for (unit, kind) in &owed.jobs {
@@ -147,12 +143,12 @@ mod tests {
         }
     }
 
-    fn all_active(m: &Model) -> HashMap<String, String> {
+    fn all_active(m: &Model) -> HashMap<String, ActiveState> {
         m.instances
             .iter()
             .map(|i| i.unit())
             .chain([TARGET.to_string()])
-            .map(|u| (u, "active".to_string()))
+            .map(|u| (u, ActiveState::Active))
             .collect()
     }
 
@@ -179,7 +175,7 @@ mod tests {
     fn stopped_units_are_started() {
         let m = model();
         let mut active = all_active(&m);
-        active.insert("redis@6381.service".into(), "failed".into());
+        active.insert("redis@6381.service".into(), ActiveState::Failed);
         let a = plan(&m, &[], &active);
         assert_eq!(a.jobs, [("redis@6381.service".to_string(), JobKind::Start)]);
     }
@@ -206,8 +202,8 @@ mod tests {
     fn owed_jobs_are_merged_once_and_never_for_unknown_or_stopped_units() {
         let m = model();
         let mut active = all_active(&m);
-        active.insert("redis@6381.service".into(), "failed".into());
-        active.insert(RSYSLOG.into(), "active".into());
+        active.insert("redis@6381.service".into(), ActiveState::Failed);
+        active.insert(RSYSLOG.into(), ActiveState::Active);
         let changes = [ch("/opt/hhl/s/dev1/conf/nginx.conf", Change::Changed)];
         let mut a = plan(&m, &changes, &active);
         let owed = Pending {

@@ -125,10 +125,7 @@ fn slice(developer: &str, limits: Option<&Limits>, source: &Path) -> Result<Stri
 }
 
 fn template_unit(inst: &Instance) -> &'static str {
-    match inst.kind {
-        Kind::Openresty => "openresty@.service",
-        Kind::Redis => "redis@.service",
-    }
+    crate::core::systemd_types::template_unit(inst.kind)
 }
 
 /// Every systemd artifact of `model`; `source` is the hhl.yaml they came from. Every

@@ -28,9 +28,6 @@ pub const STEPS: &[&str] = &[
 pub fn point(step: &str) {
     debug_assert!(STEPS.contains(&step), "unknown fault step {step}");
     if std::env::var_os("HHL_FAULT").is_some_and(|v| v == step) {
-        // SAFETY: signalling our own process.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }

@@ -5,6 +5,7 @@
 pub mod fault;
 pub mod fsapply;
 pub mod git;
+pub mod health;
 pub mod listening;
 pub mod load;
 pub mod lua_syntax;

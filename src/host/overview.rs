@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::core::model::{Instance, Kind};
-use crate::host::systemd::{Systemd, UnitState};
+use crate::core::systemd_types::ActiveState;
 
 /// One instance as the console shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -25,7 +25,7 @@ pub struct View {
     pub server: String,
     pub kind: &'static str,
     pub port: u16,
-    pub active_state: String,
+    pub active_state: ActiveState,
     pub sub_state: String,
     pub main_pid: u32,
     /// Microseconds since the epoch when it last became active; 0 if never.
@@ -89,21 +89,12 @@ fn signal_name(n: i32) -> Option<&'static str> {
 
 /// The views of `instances`, in their order.
 pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Vec<View>> {
-    let units: Vec<String> = instances.iter().map(|i| i.unit()).collect();
-    let ports: Vec<u16> = instances.iter().map(|i| i.port).collect();
-    let (states, answering) = std::thread::scope(|scope| {
-        let knocking = scope.spawn(|| crate::host::listening::ports_answering(&ports));
-        let states = Systemd::connect().and_then(|s| s.states(&units));
-        (states, knocking.join().unwrap_or_default())
-    });
-    let mut states = states?;
+    let health = crate::host::health::read(instances)?.health;
     Ok(instances
         .iter()
-        .zip(answering)
-        .map(|(i, answers)| {
-            let s: UnitState = states.remove(&i.unit()).unwrap_or_default();
-            let active = s.active_state == "active";
-            let answers = active && answers;
+        .zip(health)
+        .map(|(i, h)| {
+            let s = h.state;
             View {
                 instance: i.name.clone(),
                 label: crate::core::units::syslog_identifier(i),
@@ -116,9 +107,13 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
                 },
                 port: i.port,
                 cpu_usec: (s.main_pid > 0).then(|| cpu_of_pid(&i.unit(), s.main_pid)).flatten(),
-                healthy: active && answers,
-                port_answers: answers,
-                since_usec: if active { s.active_enter_usec } else { 0 },
+                healthy: h.healthy,
+                port_answers: h.port_answers,
+                since_usec: if s.active_state.is_active() {
+                    s.active_enter_usec
+                } else {
+                    0
+                },
                 restarts: s.restarts,
                 memory: s.memory,
                 main_pid: s.main_pid,
@@ -161,9 +156,8 @@ fn cpu_of_procs(proc_cgroup: &str, unit: &str) -> Option<u64> {
     let procs = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"]
         .iter()
         .find_map(|root| std::fs::read_to_string(format!("{root}{rel}/cgroup.procs")).ok())?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+    let ticks = rustix::param::clock_ticks_per_second();
+    let ticks = Some(ticks).filter(|t| *t > 0)?;
     let total: u64 = procs
         .lines()
         .filter_map(|pid| std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok())

@@ -129,7 +129,7 @@ pub fn refuse_taken(loaded: &crate::host::load::Loaded) -> anyhow::Result<()> {
         let ours = h
             .unit
             .as_deref()
-            .is_some_and(|u| u.ends_with(".service") && (u.starts_with("openresty@") || u.starts_with("redis@")));
+            .is_some_and(|u| crate::core::systemd_types::UnitName::parse(u).kind().is_some());
         if ours {
             continue;
         }

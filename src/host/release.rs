@@ -6,7 +6,6 @@
 
 use std::fs::{self, File};
 use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,7 +59,7 @@ impl Lock {
                 }
             })
             .with_context(|| format!("opening {} (a symbolic link there is refused)", path.display()))?;
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().is_root() {
             if let Ok(dir) = fs::symlink_metadata(app) {
                 use std::os::unix::fs::MetadataExt;
                 let _ = std::os::unix::fs::fchown(&f, Some(dir.uid()), Some(dir.gid()));
@@ -69,8 +68,7 @@ impl Lock {
         let _ = f.set_permissions(fs::Permissions::from_mode(0o640));
         let deadline = Instant::now() + timeout;
         loop {
-            // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
                 return Ok(Lock(f));
             }
             if Instant::now() >= deadline {
@@ -330,7 +328,7 @@ fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>)
         // SAFETY: umask(2) is async-signal-safe and touches only the child.
         unsafe {
             tar.pre_exec(move || {
-                libc::umask(mask as libc::mode_t);
+                rustix::process::umask(rustix::fs::Mode::from_bits_truncate(mask));
                 Ok(())
             });
         }

@@ -10,18 +10,20 @@
 //! user still owns), then its files change owner, then it starts as the new user.
 //!
 //! The walk never follows a link: each directory is opened from its parent's open
-//! descriptor with O_NOFOLLOW, and each entry is re-owned by name in that directory
-//! with AT_SYMLINK_NOFOLLOW, so a link an instance planted in its logs is re-owned
+//! descriptor with O_NOFOLLOW and listed from that descriptor, and each entry is
+//! re-owned by name in that directory with AT_SYMLINK_NOFOLLOW, so a link an instance planted in its logs is re-owned
 //! itself and nothing it points to is touched.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use rustix::fs::{chownat, fchown, openat, statat, AtFlags, Dir, FileType, Gid, Mode, OFlags, Uid, CWD};
+use rustix::io::Errno;
 
 use crate::core::artifact::{Artifact, Content, Owner};
 use crate::core::model::{Instance, Model};
@@ -113,67 +115,54 @@ pub fn hand_over(path: &Path, to: (u32, u32)) -> Result<usize> {
 type Map<'a> = dyn Fn(u32, u32) -> (u32, u32) + 'a;
 
 fn tree(path: &Path, map: &Map, nested: &[PathBuf], top: (u32, u32)) -> Result<usize> {
-    let dir = open_dir(libc::AT_FDCWD, path).with_context(|| format!("opening {}", path.display()))?;
+    let dir = open_dir(CWD, path).with_context(|| format!("opening {}", path.display()))?;
     let n = walk(&dir, path, map, nested).with_context(|| format!("re-owning what is in {}", path.display()))?;
-    // SAFETY: `dir` is an open descriptor we own.
-    if unsafe { libc::fchown(dir.as_raw_fd(), top.0, top.1) } != 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("chown {}", path.display()));
-    }
+    fchown(&dir, Some(Uid::from_raw(top.0)), Some(Gid::from_raw(top.1)))
+        .with_context(|| format!("chown {}", path.display()))?;
     Ok(n + 1)
 }
 
-fn cstr(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-/// `name` in directory `at` (or a path, with AT_FDCWD), as a directory, never a link.
-fn open_dir(at: libc::c_int, name: &Path) -> io::Result<OwnedFd> {
-    let c = cstr(name.as_os_str())?;
-    // SAFETY: a valid NUL-terminated name; the descriptor returned is ours.
-    let fd = unsafe {
-        libc::openat(
-            at,
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just opened and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// `name` in directory `at`, as a directory, never through a link.
+fn open_dir<P: rustix::path::Arg>(at: impl AsFd, name: P) -> io::Result<OwnedFd> {
+    Ok(openat(
+        at,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 fn walk(dir: &OwnedFd, path: &Path, map: &Map, nested: &[PathBuf]) -> io::Result<usize> {
     let mut n = 0;
-    // The open directory itself, whatever happens to its path meanwhile.
-    let listing = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
-    for entry in listing {
-        let name = entry?.file_name();
-        let c = cstr(&name)?;
-        // SAFETY: a zeroed stat is a valid out-parameter; the name is NUL-terminated.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::NotFound {
-                continue;
-            }
-            return Err(e);
+    for entry in Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
         }
-        let child = path.join(&name);
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        let st = match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let child = path.join(OsStr::from_bytes(name.to_bytes()));
+        if FileType::from_raw_mode(st.st_mode as _) == FileType::Directory {
             if nested.contains(&child) {
                 continue;
             }
-            let sub = open_dir(dir.as_raw_fd(), Path::new(&name))?;
+            let sub = open_dir(dir, name)?;
             n += walk(&sub, &child, map, nested)?;
         }
         let (uid, gid) = map(st.st_uid, st.st_gid);
         if (uid, gid) != (st.st_uid, st.st_gid) {
-            // SAFETY: as above; AT_SYMLINK_NOFOLLOW re-owns a link itself.
-            if unsafe { libc::fchownat(dir.as_raw_fd(), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            // A link is re-owned itself, never what it points to.
+            chownat(
+                dir,
+                name,
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
             n += 1;
         }
     }

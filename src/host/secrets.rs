@@ -15,11 +15,7 @@ use crate::host::users;
 /// `N` random bytes from the kernel.
 pub fn random<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    // SAFETY: getrandom fills the buffer we own.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), N, 0) };
-    if n != N as isize {
-        return Err(std::io::Error::last_os_error()).context("getrandom");
-    }
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
     Ok(bytes)
 }
 

@@ -136,7 +136,7 @@ pub fn add_to_groups(user: &str, groups: &[String]) -> Result<bool> {
 /// the work in a tree `user` can write as `user` (nothing planted there can redirect
 /// a root write), else directly.
 pub fn as_user(user: &str, program: &str) -> Command {
-    if unsafe { libc::geteuid() } == 0 && user != "root" {
+    if rustix::process::geteuid().is_root() && user != "root" {
         let mut c = Command::new("runuser");
         c.args(["-u", user, "--", program]);
         c

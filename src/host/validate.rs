@@ -109,7 +109,7 @@ fn test_as(model: &Model, insts: &[&Instance], conf: &str, run_as: &RunAs) -> Re
 /// when running as root; `Some(report)` when nginx refuses it.
 fn test_one(model: &Model, inst: &Instance, conf: &str, run_as: &RunAs) -> Result<Option<String>> {
     let mut cmd = Command::new(model.flavor.binary());
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         if let Some((uid, gid)) = run_as(inst)? {
             // std drops root's supplementary groups when it sets the uid.
             cmd.uid(uid).gid(gid);

@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::core::access::{self, Action};
 use crate::core::model::{Instance, Kind, Model};
+use crate::core::systemd_types::{ActiveState, JobKind};
 use crate::host::release;
-use crate::host::systemd::{journal, JobKind, JobOutcome, Systemd};
+use crate::host::systemd::Systemd;
+use crate::ops::report::{judge, Done};
 use crate::ops::select::Selection;
 
 /// Why an action did not run.
@@ -17,8 +19,11 @@ use crate::ops::select::Selection;
 pub enum Refused {
     /// Not this identity's to do (HTTP 403).
     NotAllowed(String),
-    /// Not a sensible request: unknown instance, Redis reload (HTTP 400).
+    /// Not a sensible request: unknown instance (HTTP 400).
     Invalid(String),
+    /// A reload asked of a Redis instance (HTTP 400); each front end says how to
+    /// restart it in the form its user types.
+    CannotReload { unit: String, name: String },
     /// It was allowed and tried, and the host failed (HTTP 500).
     Failed(anyhow::Error),
 }
@@ -27,21 +32,12 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refused::NotAllowed(s) | Refused::Invalid(s) => f.write_str(s),
+            Refused::CannotReload { unit, .. } => {
+                write!(f, "{unit} cannot reload (Redis re-reads its config only on restart)")
+            }
             Refused::Failed(e) => write!(f, "{e:#}"),
         }
     }
-}
-
-/// What one job did to one instance.
-#[derive(Debug, Clone, Serialize)]
-pub struct Done {
-    pub instance: String,
-    pub unit: String,
-    pub ok: bool,
-    /// `restarted openresty@….service`, or what failed.
-    pub message: String,
-    /// On failure: the lines of its journal that explain it.
-    pub journal: Option<String>,
 }
 
 /// The instances `names` choose, every one authorized for `identity`. No names: the
@@ -87,13 +83,18 @@ pub fn jobs(model: &Model, identity: &str, names: &[String], kind: JobKind) -> R
         access::may(model, identity, Action::Admin).map_err(Refused::NotAllowed)?;
     }
     let chosen = authorized(model, identity, names)?;
+    run(model, &chosen, kind)
+}
+
+/// Run `kind` on `chosen` (already authorized): the one path every front end's start,
+/// stop, restart and reload takes.
+pub fn run(model: &Model, chosen: &[&Instance], kind: JobKind) -> Result<Vec<Done>, Refused> {
     if kind == JobKind::Reload {
         if let Some(r) = chosen.iter().find(|i| i.kind == Kind::Redis) {
-            return Err(Refused::Invalid(format!(
-                "{} cannot reload (Redis re-reads its config only on restart); restart {} instead",
-                r.unit(),
-                r.name
-            )));
+            return Err(Refused::CannotReload {
+                unit: r.unit(),
+                name: r.name.clone(),
+            });
         }
     }
     let jobs: Vec<(String, JobKind)> = chosen.iter().map(|i| (i.unit(), kind)).collect();
@@ -105,51 +106,6 @@ pub fn jobs(model: &Model, identity: &str, names: &[String], kind: JobKind) -> R
     }
     let outcomes = systemd.run_jobs(&jobs).map_err(Refused::Failed)?;
     Ok(judge(model, &outcomes))
-}
-
-/// Each outcome as `Done`: a job that succeeded still fails if the instance does not
-/// answer on its port in time (`ready`).
-fn judge(model: &Model, outcomes: &[JobOutcome]) -> Vec<Done> {
-    let silent = crate::ops::ready::silent_ports(model, outcomes);
-    outcomes
-        .iter()
-        .map(|o| {
-            let inst = model.instances.iter().find(|i| i.unit() == o.unit);
-            let name = inst.map(|i| i.name.clone()).unwrap_or_else(|| o.unit.clone());
-            let deaf = inst.filter(|i| silent.iter().any(|s| s.unit() == i.unit()));
-            let (ok, message) = if !o.ok() {
-                (
-                    false,
-                    format!(
-                        "{} {} failed (systemd job: {}; unit now: {})",
-                        o.kind.verb(),
-                        o.unit,
-                        o.result(),
-                        o.active_state
-                    ),
-                )
-            } else if let Some(i) = deaf {
-                (
-                    false,
-                    format!(
-                        "{} is running but port {} does not answer after {} s",
-                        o.unit,
-                        i.port,
-                        crate::ops::ready::PORT_WAIT.as_secs()
-                    ),
-                )
-            } else {
-                (true, format!("{} {}", o.kind.past(), o.unit))
-            };
-            Done {
-                instance: name,
-                unit: o.unit.clone(),
-                ok,
-                journal: (!ok).then(|| journal::last_lines(&o.unit, 15)),
-                message,
-            }
-        })
-        .collect()
 }
 
 /// An OpenResty instance the identity may control: the named one, or their only one.
@@ -204,7 +160,7 @@ pub fn rollback(model: &Model, identity: &str, instance: &str, to: Option<&str>)
         .active_states(std::slice::from_ref(&unit))
         .map_err(Refused::Failed)?
         .get(&unit)
-        .is_some_and(|s| s == "active");
+        .is_some_and(ActiveState::is_active);
     let kind = if running { JobKind::Reload } else { JobKind::Start };
     let outcomes = systemd.run_jobs(&[(unit, kind)]).map_err(Refused::Failed)?;
     let reload = judge(model, &outcomes).remove(0);
@@ -219,22 +175,16 @@ pub fn rollback(model: &Model, identity: &str, instance: &str, to: Option<&str>)
     })
 }
 
-/// Print outcomes as `hhlctl restart` does; returns how many failed.
-pub fn print(done: &[Done]) -> usize {
-    let mut failed = 0;
-    for d in done {
-        if d.ok {
-            println!("{}", d.message);
+impl RolledBack {
+    /// What a rollback of `instance` did, in one line (the reload's outcome follows).
+    pub fn summary(&self, instance: &str) -> String {
+        if self.resumed {
+            format!(
+                "{instance}: finishing the rollback {} -> {} that was interrupted before its reload",
+                self.from, self.to
+            )
         } else {
-            failed += 1;
-            eprintln!("error: {}", d.message);
-            if let Some(j) = &d.journal {
-                eprintln!("  last lines of its journal (journalctl -u {}):", d.unit);
-                for line in j.lines() {
-                    eprintln!("  | {line}");
-                }
-            }
+            format!("{instance}: current release {} -> {}", self.from, self.to)
         }
     }
-    failed
 }

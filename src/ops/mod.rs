@@ -4,7 +4,15 @@
 //! calls these, and prints the outcome its own way.
 
 pub mod act;
+pub mod deploy;
+pub mod logs;
+pub mod plan;
+pub mod pre_receive;
 pub mod push_checks;
 pub mod ready;
+pub mod remote_apply;
+pub mod report;
 pub mod select;
 pub mod serverctrl;
+pub mod status;
+pub mod web_link;

@@ -15,7 +15,7 @@ use crate::host::git;
 /// Every object the push brings (reachable from the new tip, not from any ref),
 /// with its size: those above the limit.
 pub fn objects(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
-    let max = push_limits::parse_size(&model.git.max_object_size).unwrap_or(10 << 20);
+    let max = model.git.max_object_size;
     let list = git::bytes(git::at(git_dir), &["rev-list", "--objects", &u.new, "--not", "--all"])?;
     let out = git::feed(
         git::at(git_dir),

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::core::model::{Instance, Model};
-use crate::host::systemd::{JobKind, JobOutcome};
+use crate::core::systemd_types::{JobKind, JobOutcome};
 
 /// How long an instance may take to answer after its job ended.
 pub const PORT_WAIT: Duration = Duration::from_secs(20);

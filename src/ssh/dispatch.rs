@@ -14,9 +14,10 @@ use crate::core::model::Model;
 use crate::core::names::MASTER;
 use crate::core::package::IDENTITY_ENV;
 use crate::core::repos::{Repo, RepoKind};
+use crate::core::systemd_types::JobKind;
 use crate::host::load;
-use crate::host::systemd::JobKind;
 use crate::ops::act;
+use crate::ops::remote_apply;
 use crate::ops::select::Selection;
 
 #[derive(Debug, clap::Args)]
@@ -53,13 +54,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             Ok(0)
         }
         Request::Status(names) => match act::selection(model, identity, &names) {
-            Ok(sel) => crate::cmd::status::run(
-                config,
-                crate::cmd::status::Args {
-                    selection: sel,
-                    json: false,
-                },
-            ),
+            Ok(sel) => crate::ops::status::print(config, &sel, false),
             Err(e) => refuse(&e.to_string()),
         },
         Request::Restart(names) => jobs(model, identity, &names, JobKind::Restart),
@@ -71,27 +66,13 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 Ok(s) => s,
                 Err(e) => return refuse(&e),
             };
-            crate::cmd::logs::run(
-                config,
-                crate::cmd::logs::Args {
-                    selection: sel,
-                    follow,
-                    lines,
-                },
-            )
+            crate::ops::logs::print(config, &sel, lines, follow)
         }
         Request::Releases(name) => releases(model, identity, name.as_deref()),
         Request::Rollback(name, to) => match act::rollback(model, identity, &name, to.as_deref()) {
             Ok(r) => {
-                if r.resumed {
-                    println!(
-                        "{name}: finishing the rollback {} -> {} that was interrupted before its reload",
-                        r.from, r.to
-                    );
-                } else {
-                    println!("{name}: current release {} -> {}", r.from, r.to);
-                }
-                Ok(if act::print(std::slice::from_ref(&r.reload)) > 0 {
+                println!("{}", r.summary(&name));
+                Ok(if crate::ops::report::print(std::slice::from_ref(&r.reload)) > 0 {
                     1
                 } else {
                     0
@@ -112,12 +93,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
                 return refuse(&e);
             }
             if matches!(request, Request::Plan) {
-                let args = crate::cmd::plan::Args {
-                    root: "/".into(),
-                    json: false,
-                    verbose: false,
-                };
-                return crate::cmd::plan::run(config, args);
+                return crate::ops::plan::print(config, Path::new("/"), false, false);
             }
             apply()
         }
@@ -172,7 +148,7 @@ fn authorized_logs(model: &Model, identity: &str, names: &[String]) -> Result<Se
 /// Restart, reload, start or stop through the one shared path (`act`).
 fn jobs(model: &Model, identity: &str, names: &[String], kind: JobKind) -> Result<i32> {
     match act::jobs(model, identity, names, kind) {
-        Ok(done) => Ok(if act::print(&done) > 0 { 1 } else { 0 }),
+        Ok(done) => Ok(if crate::ops::report::print(&done) > 0 { 1 } else { 0 }),
         Err(e) => refuse_or_fail(e),
     }
 }
@@ -181,6 +157,7 @@ fn jobs(model: &Model, identity: &str, names: &[String], kind: JobKind) -> Resul
 fn refuse_or_fail(e: act::Refused) -> Result<i32> {
     match e {
         act::Refused::Failed(e) => Err(e),
+        act::Refused::CannotReload { ref name, .. } => refuse(&format!("{e}; restart {name} instead")),
         other => refuse(&other.to_string()),
     }
 }
@@ -217,16 +194,9 @@ fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
 
 /// Start the unit that applies serverctrl as root, and show what it printed.
 fn apply() -> Result<i32> {
-    let systemd = crate::host::systemd::Systemd::connect()?;
-    let outcome = systemd.run_jobs(&[(crate::core::package::APPLY_UNIT.to_string(), JobKind::Start)])?;
-    for line in std::fs::read_to_string(crate::core::package::APPLY_LOG)
-        .unwrap_or_default()
-        .lines()
-    {
-        println!("apply: {line}");
-    }
-    let ok = outcome.iter().all(|o| o.ok() || o.active_state == "inactive");
-    Ok(if ok { 0 } else { 1 })
+    let ran = remote_apply::apply(&crate::host::systemd::Systemd::connect()?)?;
+    remote_apply::print(&ran);
+    Ok(if ran.ok { 0 } else { 1 })
 }
 
 /// `git-receive-pack` / `git-upload-pack` on the repository, as this process (the
@@ -265,7 +235,7 @@ pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> 
         "core.hooksPath".to_string(),
         repo.path.join("hooks").display().to_string(),
     )];
-    let push = crate::core::push_limits::parse_size(&model.git.max_push_size).unwrap_or(100 << 20);
+    let push = model.git.max_push_size;
     out.push(("receive.maxInputSize".into(), push.to_string()));
     let hide = if service == "receive-pack" {
         "receive.hideRefs"
@@ -294,7 +264,7 @@ mod web_link {
     use crate::core::model::Model;
 
     pub fn issue(_model: &Model, identity: &str) -> Result<String, String> {
-        crate::web::link::issue(identity).map_err(|e| {
+        crate::ops::web_link::issue(identity).map_err(|e| {
             format!("no sign-in link: {e:#}; ask an admin to run `hhlctl apply`, which makes the log page's key")
         })
     }

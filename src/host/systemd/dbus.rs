@@ -3,20 +3,20 @@
 use zbus::proxy;
 use zbus::zvariant::OwnedObjectPath;
 
-/// One row of `ListUnitsByPatterns`: name, description, load, active, sub, following,
-/// unit path, job id, job type, job path.
-pub type UnitRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
+/// One row of `ListUnitsByPatterns` (signature `(ssssssouso)`), as systemd sends it.
+#[derive(Debug, Clone, serde::Deserialize, zbus::zvariant::Type)]
+pub struct UnitRow {
+    pub name: String,
+    pub description: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub following: String,
+    pub path: OwnedObjectPath,
+    pub job_id: u32,
+    pub job_type: String,
+    pub job_path: OwnedObjectPath,
+}
 
 #[proxy(
     interface = "org.freedesktop.systemd1.Manager",

@@ -18,19 +18,16 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use futures_util::{stream, StreamExt};
 
-use super::client::{manager_proxy, JobOutcome, Systemd};
+use super::client::{manager_proxy, Systemd};
 use super::workers;
-use crate::core::systemd_types::JobKind;
+use crate::core::systemd_types::{JobKind, JobOutcome};
 
 /// How long a master may take to re-read its config and start new workers.
 pub const HUP_WAIT: Duration = Duration::from_secs(10);
 
-/// `reload_result` of a master that kept its old workers.
-pub const KEPT_OLD_WORKERS: &str = "kept-old-workers";
-
 /// What became of the HUPs.
 pub struct Hupped {
-    /// One per unit signalled: `reload_result` is `success` or `KEPT_OLD_WORKERS`.
+    /// One per unit signalled: `reload_ok` is false for a master that kept its old workers.
     pub outcomes: Vec<JobOutcome>,
     /// Units systemd did not signal (not running, or the caller may not: polkit),
     /// with why; the caller reloads those with a job instead.
@@ -46,7 +43,7 @@ impl Systemd {
         let mut not_sent: Vec<(String, String)> = Vec::new();
         for unit in units {
             match states.get(unit) {
-                Some(s) if s.active_state == "active" && s.main_pid != 0 => masters.push((unit.clone(), s.main_pid)),
+                Some(s) if s.active_state.is_active() && s.main_pid != 0 => masters.push((unit.clone(), s.main_pid)),
                 _ => not_sent.push((unit.clone(), "not running".into())),
             }
         }
@@ -111,7 +108,7 @@ impl Systemd {
                     active_state: states.get(&unit).map(|s| s.active_state.clone()).unwrap_or_default(),
                     unit,
                     kind: JobKind::Reload,
-                    reload_result: Some(if ok { "success" } else { KEPT_OLD_WORKERS }.to_string()),
+                    reload_ok: Some(ok),
                     killed: false,
                 }
             })
@@ -123,7 +120,7 @@ impl Systemd {
 /// Each of `units` with its master's pid as read before the signal.
 fn masters_of<'u>(
     units: &'u [String],
-    states: &'u HashMap<String, super::client::UnitState>,
+    states: &'u HashMap<String, super::states::UnitState>,
 ) -> impl Iterator<Item = (&'u String, u32)> + 'u {
     units.iter().filter_map(move |u| Some((u, states.get(u)?.main_pid)))
 }

@@ -104,7 +104,7 @@ fn is_error_text(message: &str) -> bool {
 
 /// Whether this user may read the system journal (root, or groups systemd-journal/adm).
 pub fn readable() -> bool {
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         return true;
     }
     Command::new("id")

@@ -4,9 +4,11 @@ pub mod cgroup;
 pub mod client;
 pub mod dbus;
 pub mod hup;
+pub mod jobs;
 pub mod journal;
 pub mod private;
+pub mod states;
 pub mod workers;
 
-pub use crate::core::systemd_types::JobKind;
-pub use client::{unit_states, JobOutcome, Systemd, UnitState};
+pub use client::Systemd;
+pub use states::{unit_states, UnitState};

@@ -44,7 +44,7 @@ impl Private {
     /// limit for that is 90 s).
     pub fn connect(timeout: Duration) -> Option<Result<Private>> {
         // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 || !Path::new(SOCKET).exists() {
+        if !rustix::process::geteuid().is_root() || !Path::new(SOCKET).exists() {
             return None;
         }
         let address = CString::new(format!("unix:path={SOCKET}")).ok()?;

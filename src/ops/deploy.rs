@@ -1,0 +1,249 @@
+//! post-receive: deploy what a push moved. A logic server's branch becomes a new
+//! release of its instance, reloaded (by SIGHUP to the nginx master) or restarted; the
+//! Lua library's master reloads every OpenResty instance; serverctrl's master is
+//! applied as root through hhl-apply.service. Reported into the pusher's terminal.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::core::access::{self, Action};
+use crate::core::model::{Kind, Model};
+use crate::core::render;
+use crate::core::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
+use crate::core::systemd_types::{JobKind, JobOutcome, UnitName};
+use crate::host::load::Loaded;
+use crate::host::release;
+use crate::host::systemd::hup::HUP_WAIT;
+use crate::host::systemd::Systemd;
+use crate::ops::remote_apply;
+use crate::ops::report::{self, report};
+
+pub fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &PushOptions, me: &str) -> Result<i32> {
+    let model = &loaded.model;
+    let mut failed = 0;
+    for u in updates.iter().filter(|u| !u.is_delete()) {
+        let Some(branch) = u.branch() else { continue };
+        // pre-receive refused these already; run by hand, this hook must not deploy them.
+        if let Err(why) = access::may(model, me, Action::Push { repo, update: u }) {
+            eprintln!("not deployed: {why}");
+            failed += 1;
+            continue;
+        }
+        if opts.no_deploy {
+            println!("{} {branch}: updated; not deployed (-o no-deploy)", repo.name);
+            continue;
+        }
+        let ok = match &repo.kind {
+            RepoKind::Server(server) => deploy_server(model, repo, server, branch, u, opts)?,
+            RepoKind::Lualib if branch == MAIN_BRANCH => deploy_lualib(model, repo, u)?,
+            RepoKind::Serverctrl if branch == MAIN_BRANCH => apply_serverctrl(model, u)?,
+            _ => {
+                println!("{} {branch}: updated; only {MAIN_BRANCH} deploys", repo.name);
+                true
+            }
+        };
+        if !ok {
+            failed += 1;
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+fn deploy_server(
+    model: &Model,
+    repo: &Repo,
+    server: &str,
+    branch: &str,
+    u: &RefUpdate,
+    opts: &PushOptions,
+) -> Result<bool> {
+    let Some(inst) = repos::instance_for(model, server, branch) else {
+        println!("{} {branch}: no instance to deploy to", repo.name);
+        return Ok(true);
+    };
+    let t = Instant::now();
+    let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
+        .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
+    // For the console's deploys view; a deploy does not fail for want of it.
+    let _ = crate::host::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
+    println!(
+        "deployed {} to {} ({} file{}, release {}) in {} ms",
+        short(&u.new),
+        inst.name,
+        d.files,
+        if d.files == 1 { "" } else { "s" },
+        d.id,
+        t.elapsed().as_millis()
+    );
+    let owner_units = |kind: Option<Kind>| -> Vec<String> {
+        model
+            .instances
+            .iter()
+            .filter(|i| i.developer == branch && kind.is_none_or(|k| i.kind == k))
+            .map(|i| i.unit())
+            .collect()
+    };
+    let mut jobs: Vec<(String, JobKind)> = Vec::new();
+    if opts.restart_all {
+        jobs.extend(owner_units(None).into_iter().map(|u| (u, JobKind::Restart)));
+    } else {
+        let kind = if opts.restart {
+            JobKind::Restart
+        } else {
+            JobKind::Reload
+        };
+        jobs.push((inst.unit(), kind));
+        if opts.restart_redis {
+            jobs.extend(
+                owner_units(Some(Kind::Redis))
+                    .into_iter()
+                    .map(|u| (u, JobKind::Restart)),
+            );
+        }
+    }
+    let ok = run_jobs(model, jobs, &inst.name, &d.previous)?;
+    if ok {
+        release::reload_done(&inst.app_dir(), &release::deploy_record(&d.id))?;
+    }
+    Ok(ok)
+}
+
+/// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
+/// how to go back.
+fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
+    let active = systemd.active_states(&units)?;
+    for (unit, kind) in &mut jobs {
+        if *kind == JobKind::Reload && !active.get(unit).is_some_and(|s| s.is_active()) {
+            *kind = JobKind::Start;
+        }
+    }
+    // A deploy's reload of a running nginx is a SIGHUP (see `systemd::hup`).
+    let (hups, jobs): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|(u, k)| *k == JobKind::Reload && UnitName::parse(u).kind() == Some(Kind::Openresty));
+    let hups: Vec<String> = hups.into_iter().map(|(u, _)| u).collect();
+    let (mut outcomes, mut failed) = reload_by_hup(&systemd, &hups)?;
+    if !jobs.is_empty() {
+        let t = Instant::now();
+        let done = systemd.run_jobs(&jobs)?;
+        failed += report(&done);
+        println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
+        outcomes.extend(done);
+    }
+    failed += crate::ops::ready::wait_for_ports(model, &outcomes);
+    if failed > 0 {
+        if let Some(p) = previous {
+            println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
+        }
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Reload the running nginx `units` by SIGHUP to their masters and report each; those
+/// systemd would not signal (polkit rules from before `kill` was granted: run
+/// `hhlctl apply`) get a reload job instead. Returns the outcomes and how many failed.
+fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>, usize)> {
+    if units.is_empty() {
+        return Ok((Vec::new(), 0));
+    }
+    let t = Instant::now();
+    let hupped = systemd.hup_nginx(units, HUP_WAIT)?;
+    let ms = t.elapsed().as_millis();
+    let mut failed = 0;
+    for o in &hupped.outcomes {
+        if o.ok() {
+            println!("reloaded {} by SIGHUP to its master: new workers in {ms} ms", o.unit);
+        } else {
+            failed += 1;
+            eprintln!(
+                "error: reloading {} failed: its master started no new workers within {} s after SIGHUP, so the old workers go on serving (nginx keeps them when its config does not load)",
+                o.unit,
+                HUP_WAIT.as_secs()
+            );
+            report::print_journal(
+                &o.unit,
+                &crate::host::systemd::journal::last_lines(&o.unit, report::JOURNAL_LINES),
+            );
+        }
+    }
+    let mut outcomes = hupped.outcomes;
+    if !hupped.not_sent.is_empty() {
+        let jobs: Vec<(String, JobKind)> = hupped.not_sent.into_iter().map(|(u, _)| (u, JobKind::Reload)).collect();
+        let done = systemd.run_jobs(&jobs)?;
+        failed += report(&done);
+        outcomes.extend(done);
+    }
+    Ok((outcomes, failed))
+}
+
+fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
+    let t = Instant::now();
+    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), model.git.keep)
+        .with_context(|| format!("deploying {} to {}", short(&u.new), model.paths.lua_lib_dir.display()))?;
+    println!(
+        "deployed {} to {} ({} file{}, release {}) in {} ms",
+        short(&u.new),
+        model.paths.lua_lib_dir.display(),
+        d.files,
+        if d.files == 1 { "" } else { "s" },
+        d.id,
+        t.elapsed().as_millis()
+    );
+    // Every OpenResty instance has the library on its lua_package_path.
+    let systemd = Systemd::connect()?;
+    let units: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .map(|i| i.unit())
+        .collect();
+    let active = systemd.active_states(&units)?;
+    let running: Vec<String> = units
+        .into_iter()
+        .filter(|u| active.get(u).is_some_and(|s| s.is_active()))
+        .collect();
+    let (_, failed) = reload_by_hup(&systemd, &running)?;
+    if failed == 0 {
+        release::reload_done(&render::lib_app_dir(model), &release::deploy_record(&d.id))?;
+    }
+    Ok(failed == 0)
+}
+
+/// Apply needs root: start the unit that runs `hhlctl apply --from-repo`, wait, and
+/// show what it printed. A push that lands while an apply runs is merged into that
+/// job by systemd, so go again until the pushed commit is the one applied.
+fn apply_serverctrl(model: &Model, u: &RefUpdate) -> Result<bool> {
+    let systemd = Systemd::connect()?;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let ran = remote_apply::apply(&systemd)?;
+        remote_apply::print(&ran);
+        let ok = ran.ok;
+        let applied = remote_apply::applied_commit(model).unwrap_or_default();
+        if !ok {
+            println!(
+                "apply failed: the push is stored, the running instances are as they were. Fix it and push again."
+            );
+            return Ok(false);
+        }
+        if applied.trim() == u.new {
+            println!("applied serverctrl {} in {} ms", short(&u.new), t.elapsed().as_millis());
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "serverctrl {} was not applied after 3 tries; run `systemctl start {}`",
+        short(&u.new),
+        crate::core::package::APPLY_UNIT
+    );
+    Ok(false)
+}

@@ -1,0 +1,177 @@
+//! pre-receive: refuse a push, before any ref moves, that is not the pusher's to make
+//! or that would not work: objects and trees git can list (`push_checks`), Lua that
+//! does not compile, a serverctrl commit that would not apply.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::core::access::{self, Action};
+use crate::core::artifact::Content;
+use crate::core::model::{Kind, Model};
+use crate::core::render;
+use crate::core::repos::{RefUpdate, Repo, RepoKind, MAIN_BRANCH};
+use crate::host::fsapply::{self, Ownership};
+use crate::host::load::{self, Loaded};
+use crate::host::lua_syntax::{self, Outcome};
+use crate::host::release;
+use crate::host::validate;
+use crate::ops::push_checks;
+
+pub fn run(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], me: &str) -> Result<i32> {
+    let model = &loaded.model;
+    let refusals: Vec<String> = updates
+        .iter()
+        .filter_map(|u| access::may(model, me, Action::Push { repo, update: u }).err())
+        .collect();
+    if !refusals.is_empty() {
+        for r in &refusals {
+            eprintln!("refused: {r}");
+        }
+        eprintln!("nothing was changed or deployed.");
+        return Ok(1);
+    }
+    let mut failed = false;
+    for u in updates.iter().filter(|u| !u.is_delete()) {
+        let mut problems = push_checks::objects(model, &repo.path, u)?;
+        // Code repositories: what changed on the branch (the tip it replaces passed
+        // these checks), or the whole tree of a new branch.
+        let changes = match repo.kind {
+            RepoKind::Serverctrl => None,
+            _ => push_checks::changes(&repo.path, u)?,
+        };
+        if problems.is_empty() && repo.kind != RepoKind::Serverctrl {
+            problems = match &changes {
+                Some(c) => push_checks::changed_problems(c),
+                None => push_checks::tree(&repo.path, u)?,
+            };
+        }
+        if !problems.is_empty() {
+            eprintln!("refused: {} {}:", repo.name, u.refname);
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            failed = true;
+            continue;
+        }
+        let problems = match &repo.kind {
+            RepoKind::Server(_) | RepoKind::Lualib => check_lua(model, &repo.path, u, changes.as_deref())?,
+            RepoKind::Serverctrl if u.branch() == Some(MAIN_BRANCH) => check_serverctrl(loaded, &repo.path, u)?,
+            RepoKind::Serverctrl => Vec::new(),
+        };
+        if !problems.is_empty() {
+            eprintln!("refused: {} {}:", repo.name, u.refname);
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            failed = true;
+        }
+    }
+    if failed {
+        eprintln!("nothing was changed or deployed; fix the errors above and push again.");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// Compile the `.lua` files the push changes (`changes`), or every one of a new branch.
+fn check_lua(
+    model: &Model,
+    git_dir: &Path,
+    u: &RefUpdate,
+    changes: Option<&[push_checks::Changed]>,
+) -> Result<Vec<String>> {
+    if changes.is_some_and(|c| !c.iter().any(|c| c.path.ends_with(b".lua"))) {
+        return Ok(Vec::new());
+    }
+    let scratch = release::Scratch::new("check")?;
+    let tree = scratch.0.join("tree");
+    let nginx = scratch.0.join("nginx");
+    std::fs::create_dir(&tree)?;
+    std::fs::create_dir(&nginx)?;
+    match changes {
+        Some(c) => {
+            push_checks::write_changed_lua(git_dir, c, &tree)?;
+        }
+        None => release::extract(git_dir, &u.new, &tree)?,
+    }
+    Ok(match lua_syntax::check(model.flavor, &tree, &nginx)? {
+        Outcome::Clean(_) => Vec::new(),
+        Outcome::Errors(e) => e.into_iter().map(|l| format!("Lua syntax: {l}")).collect(),
+    })
+}
+
+/// Everything apply would check, on the pushed tree, without touching the live system:
+/// hhl.yaml and templates load and render, and every config that would change passes
+/// `nginx -t` (rendered with its paths moved into a scratch directory).
+fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
+    let scratch = release::Scratch::new("serverctrl")?;
+    let tree = scratch.0.join("tree");
+    std::fs::create_dir(&tree)?;
+    release::extract(git_dir, &u.new, &tree)?;
+    // Messages name the file as the pusher knows it, not the scratch copy.
+    let relabel = |text: String| text.replace(&format!("{}/", tree.display()), "serverctrl:");
+    let pushed_yaml = tree.join("hhl.yaml");
+    // Load as if it were the live file, so the render compares like with like.
+    // Bounded and UTF-8 checked like any hhl.yaml (a pushed file is untrusted input).
+    let text = match load::read_bounded(&pushed_yaml, crate::core::bounds::MAX_CONFIG_BYTES) {
+        Ok(bytes) => match crate::core::config::text_of(&pushed_yaml, bytes) {
+            Ok(t) => t,
+            Err(d) => return Ok(vec![relabel(d.to_string())]),
+        },
+        Err(e) if pushed_yaml.exists() => return Ok(vec![relabel(format!("hhl.yaml: {e:#}"))]),
+        Err(_) => return Ok(vec!["serverctrl has no hhl.yaml at its top level".into()]),
+    };
+    // Loaded from the pushed tree, so its template files are the pushed ones.
+    let staged = match load::load_text(pushed_yaml, text) {
+        Ok(l) => l,
+        Err(e) => return Ok(vec![relabel(diagnostic_text(&e))]),
+    };
+    // Rendered as if it were the live file, so it compares like with like.
+    let artifacts = match render::render(&staged.model, &staged.templates, &live.source.path) {
+        Ok(a) => a,
+        Err(d) => return Ok(vec![relabel(d.to_string())]),
+    };
+    // A config the pusher cannot read counts as changed: it is tested.
+    let changed: Vec<&str> = staged
+        .model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Openresty)
+        .filter(|i| {
+            let new = artifacts.iter().find(|a| a.path == i.config_path).map(|a| &a.content);
+            !matches!(new, Some(Content::File(b)) if std::fs::read(&i.config_path).ok().as_ref() == Some(b))
+        })
+        .map(|i| i.name.as_str())
+        .collect();
+    let root = scratch.0.join("root");
+    let moved = staged.model.relocated(&root);
+    let moved_artifacts =
+        render::render(&moved, &staged.templates, &staged.source.path).map_err(anyhow::Error::from)?;
+    for a in &moved_artifacts {
+        fsapply::write_artifact(Path::new("/"), a, Ownership::Ignore)?;
+    }
+    let to_test: Vec<_> = moved
+        .instances
+        .iter()
+        .filter(|i| changed.contains(&i.name.as_str()))
+        .collect();
+    let problems: Vec<String> = validate::test_all(&moved, &to_test, "nginx.conf", false)?
+        .into_iter()
+        .map(|f| f.replace(&format!("{}/", root.display()), "/"))
+        .collect();
+    if problems.is_empty() {
+        println!(
+            "serverctrl: hhl.yaml and templates are valid; {} changed nginx config(s) passed nginx -t",
+            to_test.len()
+        );
+    }
+    Ok(problems)
+}
+
+fn diagnostic_text(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<crate::core::error::Diagnostics>() {
+        Some(d) => d.to_string(),
+        None => format!("{e:#}"),
+    }
+}

@@ -1,0 +1,223 @@
+//! The log page's API: the instances a user may read, their journal lines (filtered
+//! by level and text here), and live tails by server-sent events, each counted against
+//! the session's `MAX_TAILS`.
+
+use std::convert::Infallible;
+use std::process::Stdio;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::Event;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream;
+use serde::Deserialize;
+
+use super::entry::{self, Entry, Filter, Visible};
+use super::session::SignedIn;
+use super::{error, sse, tail, App, Shared};
+use crate::core::access::{self, Action};
+
+/// Live tails one session may hold open.
+pub const MAX_TAILS: usize = 4;
+
+pub(super) async fn instances(State(app): State<Shared>, SignedIn(user): SignedIn) -> Response {
+    Json(entry::visible(&app.model, &user)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct LogQuery {
+    /// An instance (`socketserver-dev1`); all of yours when absent.
+    instance: Option<String>,
+    /// Most verbose level to show: 0 (emerg) .. 7 (debug).
+    level: Option<u8>,
+    q: Option<String>,
+    /// `15m`, `1h`, `1d`, or nothing for all.
+    since: Option<String>,
+    lines: Option<usize>,
+    /// A moment (µs since the epoch, e.g. a crash): the lines from a minute before it
+    /// to a few seconds after, instead of `since`.
+    at: Option<u64>,
+}
+
+/// The units the query asks for, if the user may see them all.
+fn units_for(app: &App, user: &str, q: &LogQuery) -> Result<Vec<Visible>, (StatusCode, String)> {
+    let visible = entry::visible(&app.model, user);
+    match q.instance.as_deref().filter(|i| !i.is_empty()) {
+        None => Ok(visible),
+        Some(i) => match visible.into_iter().find(|v| v.instance == i) {
+            Some(v) => Ok(vec![v]),
+            None => Err((StatusCode::FORBIDDEN, format!("{i}: not one of your instances, {user}"))),
+        },
+    }
+}
+
+fn filter(q: &LogQuery) -> Filter {
+    Filter {
+        max_level: q.level,
+        text: q.q.clone().filter(|t| !t.is_empty()),
+    }
+}
+
+fn journalctl(units: &[Visible]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("journalctl");
+    cmd.args(["--no-pager", "-q", "-o", "json"]);
+    for v in units {
+        cmd.args(["-u", &v.unit]);
+    }
+    cmd.stdin(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+    cmd
+}
+
+pub(super) async fn logs(State(app): State<Shared>, SignedIn(user): SignedIn, Query(q): Query<LogQuery>) -> Response {
+    let units = match units_for(&app, &user, &q) {
+        Ok(u) => u,
+        Err((status, msg)) => return error(status, msg),
+    };
+    if units.is_empty() {
+        return Json(Vec::<Entry>::new()).into_response();
+    }
+    let lines = q.lines.unwrap_or(500).min(5000);
+    let mut cmd = journalctl(&units);
+    // Fetch more than shown: level and text filters run here.
+    cmd.args(["-n", &(lines * 4).to_string()]);
+    if let Some(at) = q.at {
+        let secs = at / 1_000_000;
+        cmd.arg(format!("--since=@{}", secs.saturating_sub(60)));
+        cmd.arg(format!("--until=@{}", secs + 5));
+    } else if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
+        if !["15m", "1h", "6h", "1d", "7d"].contains(&since) {
+            return error(StatusCode::BAD_REQUEST, "since: one of 15m, 1h, 6h, 1d, 7d");
+        }
+        cmd.arg(format!("--since=-{since}"));
+    }
+    let out = match cmd.stdout(Stdio::piped()).output().await {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("journalctl: {e}")),
+    };
+    let f = filter(&q);
+    let mut entries: Vec<Entry> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(entry::parse)
+        .filter(|e| f.keeps(e))
+        .collect();
+    let skip = entries.len().saturating_sub(lines);
+    entries.drain(..skip);
+    Json(entries).into_response()
+}
+
+/// One live tail of a session, counted while its stream lives.
+pub(super) struct TailSlot {
+    app: Shared,
+    session: String,
+}
+
+impl TailSlot {
+    pub(super) fn take(app: &Shared, session: String) -> Option<TailSlot> {
+        let mut tails = app.tails.lock().ok()?;
+        let n = tails.entry(session.clone()).or_insert(0);
+        if *n >= MAX_TAILS {
+            return None;
+        }
+        *n += 1;
+        Some(TailSlot {
+            app: app.clone(),
+            session,
+        })
+    }
+}
+
+impl Drop for TailSlot {
+    fn drop(&mut self) {
+        if let Ok(mut tails) = self.app.tails.lock() {
+            if let Some(n) = tails.get_mut(&self.session) {
+                *n -= 1;
+                if *n == 0 {
+                    tails.remove(&self.session);
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn tail(
+    State(app): State<Shared>,
+    SignedIn(user): SignedIn,
+    headers: HeaderMap,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let units = match units_for(&app, &user, &q) {
+        Ok(u) => u,
+        Err((status, msg)) => return error(status, msg),
+    };
+    let Some(slot) = TailSlot::take(&app, super::session::token(&headers).unwrap_or_default()) else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("at most {MAX_TAILS} live tails per session: close one (another tab) first"),
+        );
+    };
+    let lines = match tail::follow(units.iter().map(|v| v.unit.clone()).collect()) {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the journal: {e}")),
+    };
+    let f = filter(&q);
+    // The reader ends when this stream (and so its receiver) is dropped; the slot is
+    // given back with it.
+    let events = stream::unfold((lines, slot, f), |(mut lines, slot, f)| async move {
+        while let Some(line) = lines.recv().await {
+            if let Some(e) = entry::parse(&line).filter(|e| f.keeps(e)) {
+                let data = serde_json::to_string(&e).unwrap_or_default();
+                return Some((Ok::<Event, Infallible>(Event::default().data(data)), (lines, slot, f)));
+            }
+        }
+        None
+    });
+    sse(events).into_response()
+}
+
+/// The journal lines around an instance's last exit: 60 s before it to 5 s after.
+#[derive(Deserialize)]
+pub(super) struct AroundQuery {
+    instance: String,
+    /// Microseconds since the epoch.
+    at: u64,
+}
+
+/// `GET /api/around?instance=&at=`: the journal lines around a moment (a crash).
+pub(super) async fn around(
+    State(app): State<Shared>,
+    SignedIn(user): SignedIn,
+    Query(q): Query<AroundQuery>,
+) -> Response {
+    let Some(inst) = app
+        .model
+        .instances
+        .iter()
+        .find(|i| i.name == q.instance || crate::core::units::syslog_identifier(i) == q.instance)
+    else {
+        return error(StatusCode::BAD_REQUEST, "no such instance");
+    };
+    if let Err(why) = access::may(&app.model, &user, Action::ReadLogs { owner: &inst.developer }) {
+        return error(StatusCode::FORBIDDEN, format!("refused: {why}"));
+    }
+    let secs = q.at / 1_000_000;
+    let out = tokio::process::Command::new("journalctl")
+        .args(["--no-pager", "-q", "-o", "json", "-n", "40", "-u", &inst.unit()])
+        .arg(format!("--since=@{}", secs.saturating_sub(60)))
+        .arg(format!("--until=@{}", secs + 5))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match out {
+        Ok(o) => {
+            let lines: Vec<Entry> = String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(entry::parse)
+                .collect();
+            Json(lines).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("journalctl: {e}")),
+    }
+}
