@@ -17,8 +17,9 @@ files=${FILES:-1000}
 bench_example_container
 ct hhlctl repo init > /dev/null
 container_dev_key dev1
+# repo init put the example game on master; the tree stays 1,000 files + main.lua.
 ct sh -c "
-  cd /root && git clone -q hhl:socketserver s 2>/dev/null && cd s && mkdir -p lib &&
+  cd /root && git clone -q hhl:socketserver s 2>/dev/null && cd s && git rm -rq --ignore-unmatch game && mkdir -p lib &&
   for i in \$(seq $files); do printf 'local M = {}\nfunction M.f(x) return x + %d end\nreturn M\n' \$i > lib/m\$i.lua; done &&
   echo 'ngx.say(\"run 0\")' > main.lua && git add -A && git commit -qm tree && git push -q origin HEAD:dev1 2>/dev/null"
 ct sh -c 'find /opt/hhl/socketserver/dev1/src/ -name "*.lua" | wc -l' | sed 's/^/files live: /'

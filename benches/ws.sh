@@ -62,7 +62,7 @@ net "$client" hold 1082 "$hold"
 echo "== sessions through deploys (socketserver-dev1, git push over ssh as dev1)"
 ct hhlctl repo init > /dev/null
 container_dev_key dev1
-ct sh -c "cd /root && git clone -q hhl:socketserver s 2>/dev/null && cd s && cp -r $PWD/examples/src/. . && git add -A && git commit -qm game && git push -q origin HEAD:dev1 2>/dev/null"
+ct sh -c "cd /root && git clone -q hhl:socketserver s 2>/dev/null && cd s && cp -r $PWD/examples/src/. . && git add -A && git commit -q --allow-empty -m game && git push -q origin HEAD:dev1 2>/dev/null"
 net "$client" deploy 1081 "$sessions" "$deploys pushes" nsenter -t "$CT_PID" -a -- sh -c "
   cd /root/s && for n in \$(seq $deploys); do printf 'return \"b%s\"\n' \$n > game/version.lua && git commit -qam b\$n && git push -q origin HEAD:dev1 2>/dev/null; done"
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-bash scripts/build-deb.sh | grep -E '^(built|lintian)'
+bash scripts/build-deb.sh | grep -E '^built'
 deb=$(ls "$PWD"/target/debian/hhlctl_*.deb | tail -n 1)
 . scripts/container.sh
 container_boot

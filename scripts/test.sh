@@ -10,6 +10,9 @@ cargo clippy --all-targets --locked -- -D warnings
 bash scripts/build-deb.sh
 HHL_DEB=$(ls target/debian/hhlctl_*.deb | tail -n 1)
 export HHL_DEB
+# The package's own check (a test tool: deps.sh installs lintian, the build does not).
+lintian --fail-on error,warning --info "$HHL_DEB"
+echo "lintian: no errors, no warnings"
 # The previous release's package, for tests/upgrade.rs (built once, cached under target/).
 HHL_PREVIOUS_DEB=$(bash scripts/build-previous-deb.sh)
 export HHL_PREVIOUS_DEB

@@ -18,10 +18,11 @@ use crate::core::package::DEFAULT_CONFIG;
 /// Start with `hhlctl plan` to see the instances and what would change, then
 /// `hhlctl render --out DIR` to inspect every generated file, then `hhlctl apply`.
 ///
-/// Developers run as their own unix users: they deploy with `git push` (see `hhlctl
-/// repo init`), control their own instances without sudo (`hhlctl restart
-/// socketserver-dev1`), and read their logs with `hhlctl logs` or on the log page
-/// (`hhlctl web`).
+/// Developers are ssh keys (hhl.yaml's `keys:`), not unix users: through the one
+/// entry account (`hhl`) they deploy with `git push hhl@server:socketserver
+/// HEAD:dev1`, control their own instances (`ssh hhl@server restart
+/// socketserver-dev1`), read their logs (`ssh hhl@server logs`) and get a sign-in link
+/// for the console (`ssh hhl@server web`). See hhl-ssh(7) and hhl.yaml(5).
 #[derive(Debug, Parser)]
 #[command(name = "hhlctl", version = crate::core::version::long(), propagate_version = true, max_term_width = 100)]
 pub struct Arguments {
@@ -87,14 +88,15 @@ pub enum Command {
 
     /// Set up the git repositories developers push to (run as root, again after changes).
     ///
-    /// Creates one bare repository per logic server, `serverctrl` (seeded with hhl.yaml
-    /// and its templates) and `lualib` under git.root, owned by git.group, with hooks
-    /// that run `hhlctl hook`. Re-running it updates hooks and group membership and
-    /// never touches history.
+    /// Creates the ssh entry account (users.entry) and, under git.root, owned by it,
+    /// one bare repository per logic server, `serverctrl` (seeded with hhl.yaml and its
+    /// templates) and `lualib`, with hooks that run `hhlctl hook`. A logic server's
+    /// repository it creates gets the example game on master, deployed to master's
+    /// instance. Re-running it updates the hooks and never touches history.
     #[command(after_help = "Example:
   hhlctl repo init
-  # as dev1, on their machine:
-  git clone ssh://server/srv/git/socketserver.git && cd socketserver
+  # as dev1 (an identity in keys:), on their own machine:
+  git clone hhl@server:socketserver && cd socketserver
   git push origin HEAD:dev1            # deploy to socketserver-dev1, graceful reload
   git push -o restart origin HEAD:dev1 # ... and restart instead
   git push -o restart=redis origin HEAD:dev1
@@ -104,17 +106,22 @@ pub enum Command {
     /// Go back to the previous release of an instance's code, and reload it.
     ///
     /// Each deploy keeps its release (git.keep of them); rollback points `src` at the
-    /// one before the current one. Developers may roll back their own instances.
+    /// one before the current one. Developers roll back their own instances with `ssh
+    /// hhl@server rollback INSTANCE`.
     #[command(after_help = "Example:
   hhlctl rollback socketserver-dev1")]
     Rollback(cmd::rollback::Args),
 
-    /// The log page where developers read their own instances' logs in a browser.
+    /// The console: developers' instances, deploys and logs in a browser.
     ///
-    /// `serve` is what hhl-web.service runs; `passwd` sets a user's password (only a
-    /// salted argon2id hash is stored). Developers see their own instances, admins all.
+    /// `serve` is what hhl-web.service runs (on 127.0.0.1:8080); `link` prints a
+    /// one-time sign-in link; `passwd` sets an identity's password (only a salted
+    /// argon2id hash is stored). Developers see their own instances, admins all. A
+    /// developer reaches it through the ssh forward their key allows (`ssh -N -L
+    /// 8080:127.0.0.1:8080 hhl@server`), where the link `ssh hhl@server web` prints
+    /// opens; or put it behind a proxy and write its address to /etc/hhl/web.url.
     #[command(
-        after_help = "Example:\n  printf '%s\\n' 's3cret-pass' | hhlctl web passwd dev1\n  systemctl enable --now hhl-web.service   # then open http://server:8080/"
+        after_help = "Example:\n  systemctl enable --now hhl-web.service\n  hhlctl web link dev1     # root; a developer runs `ssh hhl@server web`\n  printf '%s\\n' 's3cret-pass' | hhlctl web passwd dev1   # optional"
     )]
     Web(cmd::web::Args),
 

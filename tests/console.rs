@@ -2,7 +2,7 @@
 //! real systemd: real instances, real crashes, real `git push` deploys over ssh. dev1
 //! sees and acts on their own instances only; an admin sees and acts on all.
 //! Screenshots of each page go to target/screenshots/ (`UPDATE_SCREENSHOTS=1`:
-//! docs/screenshots/, which the README shows).
+//! docs/screenshots/, which docs/dev/console.md shows).
 
 mod support;
 
@@ -77,7 +77,7 @@ fn push_lua(c: &Container, id: &str, branch: &str, text: &str) -> Run {
 }
 
 /// A screenshot of the page, into target/screenshots; with `UPDATE_SCREENSHOTS` set,
-/// into docs/screenshots, which the README shows (as `UPDATE_GOLDEN` does for golden
+/// into docs/screenshots, which docs/dev/console.md shows (as `UPDATE_GOLDEN` does for golden
 /// trees: a plain test run leaves the source tree alone).
 fn shot(b: &Browser, name: &str) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -317,3 +317,41 @@ fn render_clears_the_staging_trees_of_killed_renders() {
     assert!(live.exists(), "a running render's tree was removed");
     assert!(sb.path().join("out/opt/redis/etc/6381.conf").is_file());
 }
+
+/// An apply killed (SIGKILL) while it writes a secret leaves a temp copy of it; the
+/// next apply removes every such copy in the secrets' directories (the owners'
+/// secrets and Redis ACLs, the entry account's copies), even one named after a pid
+/// that runs now (a pid reused since the kill), and the secrets still open Redis.
+#[test]
+fn an_apply_killed_while_writing_a_secret_leaves_no_copy() {
+    let c = Container::applied(&example_yaml());
+    let copies = "find /var/lib/hhl/redis -name '*.hhl-tmp.*' | sort";
+    killed_at(&c, "secrets:temp-written", "apply");
+    let left = c.ok(copies);
+    assert_eq!(left.lines().count(), 1, "the killed run left no temp copy: {left}");
+    assert!(
+        left.starts_with("/var/lib/hhl/redis/.") && left.contains(".secret.hhl-tmp."),
+        "{left}"
+    );
+    // What older runs left beside an ACL and an entry-account copy, under pid 1
+    // (which runs, as a reused pid would).
+    c.ok("cd /var/lib/hhl/redis && cp dev2.secret entry/.dev2.secret.hhl-tmp.1 && cp 6382.acl .6382.acl.hhl-tmp.1");
+    assert_eq!(c.ok(copies).lines().count(), 3);
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("cleared 3 leftover(s) of an interrupted run"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.ok(copies), "", "secret copies left after the next apply");
+    let secret = c.ok("cat /var/lib/hhl/redis/dev2.secret");
+    assert_eq!(
+        c.ok(&format!(
+            "redis-cli --no-auth-warning -p 6382 -a {} ping",
+            secret.trim()
+        ))
+        .trim(),
+        "PONG"
+    );
+}

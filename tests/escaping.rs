@@ -556,7 +556,7 @@ fn escaped_values_pass_nginx_t() {
         .arg(format!("{}/", prefix.display()))
         .args(["-c", "conf/nginx.conf"])
         .output()
-        .expect("running /usr/sbin/nginx: install nginx and libnginx-mod-http-lua (see README)");
+        .expect("running /usr/sbin/nginx: install nginx and libnginx-mod-http-lua (bash scripts/deps.sh)");
     assert!(out.status.success(), "{}\n{conf}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -25,10 +25,23 @@ fn with_repos() -> Container {
         "{}",
         r.stdout
     );
+    // A fresh server serves code: each logic server's new repository has the example
+    // game on master, deployed to master's instance.
+    for (server, port) in [("socketserver", 1080), ("dtserver", 1090), ("httpserver", 1100)] {
+        assert!(
+            r.stdout.contains(&format!(
+                "seeded /srv/git/{server}.git with the example game (4 files) on master"
+            )),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(c.get_hhl(port), format!("hhl {server}-master ok\n"));
+    }
+    assert!(!r.stdout.contains("seeded /srv/git/lualib.git"), "{}", r.stdout);
     // A second run changes nothing and keeps history.
     let again = c.ok("hhlctl repo init");
     assert!(
-        again.contains("updated /srv/git/serverctrl.git") && !again.contains("created"),
+        again.contains("updated /srv/git/serverctrl.git") && !again.contains("created") && !again.contains("seeded"),
         "{again}"
     );
     entry::start_sshd(&c);
@@ -66,7 +79,8 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     let r = push_lua(&c, "dev1", "dev1", "v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
-    assert!(r.stdout.contains("to socketserver-dev1 (1 file,"), "{}", r.stdout);
+    // dev1's branch started from master's example game: main.lua changed, game/ kept.
+    assert!(r.stdout.contains("to socketserver-dev1 (4 files,"), "{}", r.stdout);
     // The reload is a SIGHUP to the master (no sandboxed ExecReload), seen through.
     assert!(
         r.stdout
@@ -566,4 +580,44 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     let live = c.ok("cd /opt/hhl/socketserver/dev1/src && ls | sort | tr '\\n' ' '");
     let tip = c.ok("git --git-dir=/srv/git/socketserver.git ls-tree --name-only dev1 | sort | tr '\\n' ' '");
     assert_eq!(live, tip, "live tree is not the branch's tree: {}", r.stdout);
+}
+
+/// `repo init` seeds only the repositories it creates: one that was there before
+/// (made by hand, with its own history) keeps its refs, and its master instance is not
+/// deployed from it.
+#[test]
+fn repo_init_never_seeds_an_existing_repository() {
+    let c = Container::applied(&example_yaml());
+    c.write(
+        "/root/own-repo.sh",
+        r#"set -e
+id hhl >/dev/null 2>&1 || useradd --system --home-dir /var/lib/hhl-entry --no-create-home --shell /bin/sh hhl
+install -d -o hhl -g hhl -m 0700 /srv/git
+runuser -u hhl -- git init -q --bare --initial-branch master /srv/git/dtserver.git
+rm -rf /tmp/own && mkdir /tmp/own && chown hhl /tmp/own
+runuser -u hhl -- sh -c 'cd /tmp/own && git init -q && printf "ngx.say(\"own\")\n" > main.lua && git add main.lua &&
+  git -c user.name=o -c user.email=o@pc commit -qm own && git push -q /srv/git/dtserver.git HEAD:master'
+"#,
+    );
+    c.ok("sh /root/own-repo.sh");
+    let before = c.ok("runuser -u hhl -- git --git-dir=/srv/git/dtserver.git for-each-ref");
+    let served = c.get_hhl(1090);
+    let r = c.hhlctl(CFG, "repo init");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("updated /srv/git/dtserver.git"), "{}", r.stdout);
+    assert!(!r.stdout.contains("seeded /srv/git/dtserver.git"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("seeded /srv/git/socketserver.git with the example game"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.ok("runuser -u hhl -- git --git-dir=/srv/git/dtserver.git for-each-ref"),
+        before,
+        "the existing repository's refs moved"
+    );
+    assert_eq!(c.get_hhl(1090), served, "dtserver-master was deployed");
+    c.ok("test ! -e /srv/git/dtserver.git/hhl-seed.pending");
+    assert_eq!(c.get_hhl(1080), "hhl socketserver-master ok\n");
 }

@@ -92,6 +92,60 @@ fn dev1_reaches_nothing_but_their_own() {
         ssh_cmd("dev1")
     ));
     refused(&r, "stdio forwarding failed");
+
+    // One forward is allowed: to the console's loopback address, where the link `ssh
+    // hhl web` prints opens. Any other target (dev2's instance and Redis, sshd, the
+    // console by another name or family) is refused by sshd, and no remote forward
+    // may listen on the server, on a free port or on the one `permitlisten` names.
+    c.ok("systemctl start hhl-web.service");
+    c.ok("for i in $(seq 300); do curl -s -o /dev/null http://127.0.0.1:8080/login && exit 0; sleep 0.1; done; exit 1");
+    // The documented forward (`ssh -N -L`), here on port 18080, held by a control
+    // socket so that it can be closed by name.
+    let r = c.sh(&format!(
+        "timeout 30 {} -f -N -o ExitOnForwardFailure=yes -o ControlMaster=yes -o ControlPath=/root/fwd.sock -L 18080:127.0.0.1:8080 hhl@127.0.0.1",
+        ssh_cmd("dev1")
+    ));
+    assert_eq!(r.code, 0, "dev1's forward to the console:\n{}\n{}", r.stdout, r.stderr);
+    let login = c.sh("curl -s -m 10 -o /dev/null -w '%{http_code}' http://127.0.0.1:18080/login");
+    c.ok(&format!(
+        "{} -o ControlPath=/root/fwd.sock -O exit hhl@127.0.0.1 2>/dev/null; true",
+        ssh_cmd("dev1")
+    ));
+    assert_eq!(
+        login.stdout, "200",
+        "the console through dev1's forward: {}",
+        login.stderr
+    );
+    for target in [
+        "127.0.0.1:6382",
+        "127.0.0.1:22",
+        "127.0.0.1:8081",
+        "localhost:8080",
+        "[::1]:8080",
+        "0.0.0.0:8080",
+        "10.0.0.1:80",
+    ] {
+        // -v: the client then shows why the channel was not opened, which tells
+        // sshd's permitopen refusal apart from a closed port.
+        let r = c.sh(&format!(
+            "timeout 20 {} -v -W {target} hhl@127.0.0.1 </dev/null",
+            ssh_cmd("dev1")
+        ));
+        refused(&r, "stdio forwarding failed");
+        refused(&r, "open failed: administratively prohibited");
+    }
+    for listen in ["127.0.0.1:9999", "9999", "127.0.0.1:1", "0.0.0.0:1082"] {
+        let r = c.sh(&format!(
+            "timeout 20 {} -N -o ExitOnForwardFailure=yes -R {listen}:127.0.0.1:22 hhl@127.0.0.1 </dev/null",
+            ssh_cmd("dev1")
+        ));
+        refused(&r, "remote port forwarding failed");
+    }
+    let listening = c.ok("ss -Hltn");
+    for port in [":9999 ", ":1 "] {
+        assert!(!listening.contains(port), "a remote forward listens:\n{listening}");
+    }
+    assert_eq!(c.get_hhl(1082), "dev2-v1\n", "dev2's instance still serves");
     // Repositories outside git.root, traversal, several arguments.
     refused(
         &ssh(&c, "dev1", "\"git-upload-pack '/etc'\""),

@@ -1,7 +1,7 @@
 //! Rendered configs against the real programs: every nginx config passes `nginx -t`
 //! (Debian's nginx + libnginx-mod-http-lua), one instance really serves `GET /hhl`,
 //! and a rendered Redis config really answers PING. These need the Debian packages
-//! the README's test command installs; missing ones are failures, not skips.
+//! scripts/deps.sh (run by scripts/test.sh) installs; missing ones are failures, not skips.
 
 mod support;
 
@@ -37,7 +37,7 @@ fn nginx_t(prefix: &Path) -> std::process::Output {
         .arg(format!("{}/", prefix.display()))
         .args(["-c", "conf/nginx.conf"])
         .output()
-        .expect("running /usr/sbin/nginx: install nginx and libnginx-mod-http-lua (see README)")
+        .expect("running /usr/sbin/nginx: install nginx and libnginx-mod-http-lua (bash scripts/deps.sh)")
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn a_rendered_redis_config_serves_ping() {
         .arg(&inst.config_path)
         .stdout(Stdio::null())
         .spawn()
-        .expect("running redis-server: install redis-server (see README)");
+        .expect("running redis-server: install redis-server (bash scripts/deps.sh)");
     let _guard = Killed(child);
     assert_eq!(ask(port, b"PING\r\nQUIT\r\n"), "+PONG\r\n+OK\r\n");
 }

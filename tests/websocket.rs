@@ -85,7 +85,7 @@ fn game_server() -> Container {
         "dev1",
         "socketserver",
         &format!(
-            "cp -r {}/. . && git add -A && git commit -qm game",
+            "cp -r {}/. . && git add -A && git commit -q --allow-empty -m game",
             repo().join("examples/src").display()
         ),
     );

@@ -51,6 +51,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let model = &loaded.model;
     // Nothing is written and nothing running is touched until every check passed.
     refuse_system_accounts(&loaded)?;
+    crate::ops::plan::refuse_file_paths(root, &loaded)?;
     crate::host::portholder::refuse_taken(&loaded)?;
     crate::host::optional::warn_missing(model);
     if !model.access.create {
@@ -243,8 +244,8 @@ fn lock(root: &Path, model: &Model) -> Result<release::Lock> {
 
 const LOCK_WAIT: Duration = Duration::from_secs(120);
 
-/// What killed runs left: temp files beside every file apply writes, in `state_dir`
-/// and beside hhl.yaml (`--from-repo` copies into it), and half-extracted releases and
+/// What killed runs left: temp files beside every file apply writes, in `state_dir`,
+/// its secrets' directories, and beside hhl.yaml (`--from-repo` copies into it), and half-extracted releases and
 /// switch links of killed deploys.
 fn sweep_leftovers(root: &Path, config: &Path, model: &Model, artifacts: &[Artifact], previous: &Manifest) -> usize {
     let mut dirs: BTreeSet<PathBuf> = artifacts
@@ -260,6 +261,13 @@ fn sweep_leftovers(root: &Path, config: &Path, model: &Model, artifacts: &[Artif
         dirs.insert(dir.to_path_buf());
     }
     let mut n: usize = dirs.iter().map(|d| fsapply::clear_temps(d).len()).sum();
+    // The secrets' directories (owners' secrets and Redis ACLs, the entry account's
+    // copies): only apply writes there, and it holds its lock, so every temp copy is a
+    // killed run's, whatever process has its pid now.
+    let secrets = crate::core::redis_acl::dir(model);
+    for d in [secrets.join("entry"), secrets] {
+        n += fsapply::clear_all_temps(&fsapply::under(root, &d)).len();
+    }
     for app in app_dirs(model) {
         n += release::sweep(&fsapply::under(root, &app)).unwrap_or(0);
     }

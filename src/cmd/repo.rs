@@ -2,7 +2,9 @@
 //! account: `git push hhl@server:socketserver`) and their hooks. Idempotent: history
 //! is never touched; hooks are brought up to date. Everything inside git.root is done
 //! as the entry account, which owns it: root never writes into a tree another user
-//! can change.
+//! can change. A logic server's repository that repo init creates gets the example
+//! game on master's branch, deployed to master's instance: a fresh server serves
+//! code. Repositories that were there before are never seeded.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -11,6 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::core::example;
 use crate::core::model::TemplateRef;
 use crate::core::repos::{self, Repo, RepoKind, MAIN_BRANCH};
 use crate::host::load::{self, Loaded};
@@ -55,6 +58,15 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         .with_context(|| format!("resolving {}", config.display()))?;
     for repo in repos::repos(model) {
         let created = init_one(&repo, entry)?;
+        let server = match &repo.kind {
+            RepoKind::Server(s) => Some(s.clone()),
+            _ => None,
+        };
+        if created && server.is_some() {
+            // Marked before anything else: a run killed from here on leaves the mark,
+            // and the next run seeds the repository it made (and only that one).
+            write_as(entry, &repo.path.join(SEED_PENDING), "")?;
+        }
         crate::host::fault::point("repo:created");
         for hook in ["pre-receive", "post-receive"] {
             write_as(
@@ -73,6 +85,11 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             if created { "created" } else { "updated" },
             repo.path.display()
         );
+        if let Some(server) = server {
+            if repo.path.join(SEED_PENDING).exists() {
+                seed_example(&loaded, &repo, &server, entry, &hhlctl, &config)?;
+            }
+        }
     }
     println!(
         "push: git push {entry}@<server>:<repo> HEAD:<your name> (repos: {}); options: {}",
@@ -186,6 +203,140 @@ fn adopt(path: &Path, entry: &str) -> Result<()> {
     }
     let n = crate::host::reown::hand_over(path, (uid, gid))?;
     println!("adopted {} ({n} files) for the entry account {entry}", path.display());
+    Ok(())
+}
+
+/// The mark of a logic server's repository that repo init created and has not seeded
+/// yet (inside the repository, the entry account's).
+const SEED_PENDING: &str = "hhl-seed.pending";
+
+/// The example game (built in: `core::example`) committed as master's first commit
+/// of a repository repo init made, then deployed to master's instance by the
+/// post-receive hook, run as the entry account as a push would run it (identity
+/// `root`: repo init is root's). If the hook's reload cannot happen (a host without
+/// polkit), root reloads the instance. The mark goes last.
+fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl: &Path, config: &Path) -> Result<()> {
+    let model = &loaded.model;
+    let zero = "0".repeat(40);
+    let commit = match git_as(
+        entry,
+        &repo.path,
+        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{MAIN_BRANCH}")],
+    ) {
+        // A run killed after the commit: deploy what it committed.
+        Ok(c) => c,
+        Err(_) => {
+            let refs = git_as(entry, &repo.path, &["for-each-ref", "--count=1"])?;
+            if !refs.is_empty() {
+                // Someone pushed meanwhile: theirs stays, nothing is seeded.
+                let _ = users::as_user(entry, "rm")
+                    .arg("-f")
+                    .arg(repo.path.join(SEED_PENDING))
+                    .status();
+                return Ok(());
+            }
+            let feed = |args: &[&str], input: String| -> Result<String> {
+                let mut cmd = users::as_user(entry, "git");
+                cmd.arg("--git-dir").arg(&repo.path);
+                let out = crate::host::git::feed(cmd, args, Some(input.into_bytes()))?;
+                Ok(String::from_utf8_lossy(&out).trim().to_string())
+            };
+            // Blobs, then one tree per directory (one level: game/), then the root tree.
+            let mut root: Vec<String> = Vec::new();
+            let mut dirs: Vec<(String, Vec<String>)> = Vec::new();
+            for (path, text) in example::GAME {
+                let blob = feed(&["hash-object", "-w", "--stdin"], text.to_string())?;
+                match path.split_once('/') {
+                    Some((dir, name)) => {
+                        let entry = format!("100644 blob {blob}\t{name}\n");
+                        match dirs.iter_mut().find(|(d, _)| d == dir) {
+                            Some((_, entries)) => entries.push(entry),
+                            None => dirs.push((dir.to_string(), vec![entry])),
+                        }
+                    }
+                    None => root.push(format!("100644 blob {blob}\t{path}\n")),
+                }
+            }
+            for (dir, entries) in &dirs {
+                let tree = feed(&["mktree"], entries.concat())?;
+                root.push(format!("040000 tree {tree}\t{dir}\n"));
+            }
+            let tree = feed(&["mktree"], root.concat())?;
+            let commit = feed(
+                &[
+                    "-c",
+                    "user.name=hhlctl",
+                    "-c",
+                    "user.email=hhlctl@localhost",
+                    "commit-tree",
+                    &tree,
+                ],
+                example::MESSAGE.to_string(),
+            )?;
+            // Only if master is still missing (the zero old value).
+            git_as(
+                entry,
+                &repo.path,
+                &["update-ref", &format!("refs/heads/{MAIN_BRANCH}"), &commit, &zero],
+            )?;
+            println!(
+                "seeded {} with the example game ({} files) on {MAIN_BRANCH}",
+                repo.path.display(),
+                example::GAME.len()
+            );
+            commit
+        }
+    };
+    if let Some(inst) = repos::instance_for(model, server, MAIN_BRANCH) {
+        let out = users::as_user(entry, &hhlctl.to_string_lossy())
+            .arg("--config")
+            .arg(config)
+            .args(["hook", "post-receive"])
+            .current_dir(&repo.path)
+            .env(crate::core::package::IDENTITY_ENV, "root")
+            .env_remove("GIT_PUSH_OPTION_COUNT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child
+                    .stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(format!("{zero} {commit} refs/heads/{MAIN_BRANCH}\n").as_bytes())?;
+                child.wait_with_output()
+            })
+            .context("running the post-receive hook as the entry account")?;
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
+            println!("  {line}");
+        }
+        if !out.status.success() {
+            println!("  reloading {} as root", inst.name);
+            let reloaded = Command::new(hhlctl)
+                .arg("--config")
+                .arg(config)
+                .args(["reload", &inst.name])
+                .status()
+                .context("running hhlctl reload")?;
+            if !reloaded.success() {
+                bail!(
+                    "the example game was committed to {}'s {MAIN_BRANCH} but {} did not reload\n  hint: see `hhlctl logs {}`, then run `hhlctl reload {}`",
+                    repo.name,
+                    inst.name,
+                    inst.name,
+                    inst.name
+                );
+            }
+        }
+    }
+    let _ = users::as_user(entry, "rm")
+        .arg("-f")
+        .arg(repo.path.join(SEED_PENDING))
+        .status();
     Ok(())
 }
 

@@ -38,11 +38,12 @@ pub enum Action {
     Link { identity: String },
     /// Set USER's password for the log page, read from standard input (root only).
     ///
-    /// USER is a developer's unix user or an admin. Only a salted argon2id hash is
+    /// USER is an identity: a developer or an admin (a name in hhl.yaml's `keys:`, not
+    /// a unix user). Only a salted argon2id hash is
     /// stored. hhl-web.service is restarted to pick it up.
     #[command(after_help = "Example:\n  printf '%s\\n' 'their password' | hhlctl web passwd dev1")]
     Passwd {
-        /// A developer's unix user, or an admin.
+        /// A developer or an admin (an identity in hhl.yaml's `keys:`).
         user: String,
         /// The password file to update (0600, root).
         #[arg(long, default_value = PASSWD)]

@@ -150,7 +150,12 @@ pub struct Limits {
     pub memory_max: Option<String>,
     pub cpu_quota: Option<String>,
     pub tasks_max: Option<String>,
+    /// Size of each private tmpfs of an instance (limits.<owner>.disk), if set.
+    pub disk: Option<String>,
 }
+
+/// limits.<owner>.disk when hhl.yaml sets none.
+pub const DEFAULT_DISK: &str = "64M";
 
 impl Limits {
     pub fn is_empty(&self) -> bool {
@@ -289,12 +294,21 @@ pub fn resolve(raw: &RawConfig, developers: &[String], src: &Source, errs: &mut 
             valid_tasks,
             "a number of processes and threads (`512`) or `infinity`",
         );
+        let (d, at) = pick("disk", &|l| l.disk.clone());
+        let disk = check(
+            "disk",
+            d,
+            at,
+            |v| crate::core::push_limits::parse_size(v).is_ok(),
+            "bytes with K, M or G (`64M`), at least 1K: the size of each of the instance's temp/, /tmp and /var/tmp",
+        );
         out.insert(
             owner.to_string(),
             Limits {
                 memory_max,
                 cpu_quota,
                 tasks_max,
+                disk,
             },
         );
     }

@@ -1,5 +1,13 @@
 //! The entry account's `~/.ssh/authorized_keys`: one line per key in hhl.yaml,
-//! `restrict,command="<hhlctl> ssh <identity>" <type> <base64> [comment]`. Pure.
+//! `restrict,port-forwarding,permitopen="127.0.0.1:8080",permitlisten="127.0.0.1:1",command="<hhlctl> ssh <identity>" <type> <base64> [comment]`.
+//! Pure.
+//!
+//! `restrict` takes away every forwarding, the pty and `~/.ssh/rc`; `port-forwarding`
+//! gives back only what the two limits allow: a local forward (`ssh -L`, `-W`) to the
+//! console's loopback address and nothing else (`permitopen`), and no remote forward
+//! that can ever listen (`permitlisten` names port 1 on loopback, which the entry
+//! account may not bind: OpenSSH has no `none` for it in authorized_keys, and without
+//! any `permitlisten` a `ssh -R` could take any free port on the server's loopback).
 
 use std::path::Path;
 
@@ -45,7 +53,7 @@ impl AuthorizedKey {
             return Err(Unsafe("the key does not read back as itself".into()));
         }
         Ok(AuthorizedKey(format!(
-            "restrict,command=\"{exe} ssh {identity}\" {line}"
+            "restrict,port-forwarding,permitopen=\"{CONSOLE}\",permitlisten=\"{NO_LISTEN}\",command=\"{exe} ssh {identity}\" {line}"
         )))
     }
 
@@ -86,6 +94,15 @@ pub fn artifacts(model: &Model, hhlctl: &Path, source: &Path) -> Result<Vec<Arti
     ])
 }
 
+/// The console's address (hhl-web.service's `--listen`): the one place a developer's
+/// key may forward to, so that `ssh -L 8080:127.0.0.1:8080` makes the link `ssh hhl
+/// web` prints open on the developer's own machine.
+pub const CONSOLE: &str = "127.0.0.1:8080";
+
+/// The only remote forward a key may ask for: a privileged port, which sshd (running
+/// the session as the entry account) cannot bind, so no `ssh -R` ever listens.
+pub const NO_LISTEN: &str = "127.0.0.1:1";
+
 /// Where the installed hhlctl is: the forced command names it.
 pub const HHLCTL: &str = "/usr/bin/hhlctl";
 
@@ -108,7 +125,7 @@ mod tests {
         let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(Some("dev1@pc"))).unwrap();
         assert_eq!(
             l.as_str(),
-            format!("restrict,command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED} dev1@pc")
+            format!("restrict,port-forwarding,permitopen=\"127.0.0.1:8080\",permitlisten=\"127.0.0.1:1\",command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED} dev1@pc")
         );
     }
 

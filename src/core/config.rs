@@ -63,6 +63,18 @@ pub struct RawGit {
     pub max_object_size: String,
     /// The largest push (its pack), in bytes (K, M, G suffixes).
     pub max_push_size: String,
+    /// The most files the tree that deploys may hold (each kept release is one such
+    /// tree on disk).
+    pub max_files: usize,
+    /// The largest tree that deploys, unpacked: the sum of its files' sizes.
+    pub max_unpacked_size: String,
+    /// The most a developer's branch may hold in git beyond master (its history,
+    /// compressed as git stores it).
+    pub max_branch_size: String,
+    /// The most the kept releases of one deploy target (an instance's, the Lua
+    /// library's) may take together; older ones beyond it are pruned, though never
+    /// the live release and the one before it.
+    pub max_releases_size: String,
 }
 
 impl RawGit {
@@ -78,6 +90,10 @@ impl Default for RawGit {
             keep: 5,
             max_object_size: "10M".into(),
             max_push_size: "100M".into(),
+            max_files: 10_000,
+            max_unpacked_size: "100M".into(),
+            max_branch_size: "200M".into(),
+            max_releases_size: "300M".into(),
         }
     }
 }
@@ -134,6 +150,9 @@ pub struct RawLimits {
     pub cpu: Option<String>,
     /// TasksMax: processes and threads, or `infinity`.
     pub tasks: Option<serde_json::Value>,
+    /// The size of each of an instance's private scratch file systems (nginx's `temp/`,
+    /// `/tmp`, `/var/tmp`): bytes with K, M or G. Default 64M.
+    pub disk: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

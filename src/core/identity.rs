@@ -62,6 +62,18 @@ impl PublicKey {
                 "the base64 part is not a {kind} key (truncated, or of another type)"
             ));
         }
+        if kind == "ssh-rsa" {
+            match rsa_bits(&bytes[4 + kind.len()..]) {
+                Some(bits) if bits < MIN_RSA_BITS => {
+                    return Err(format!(
+                        "the ssh-rsa key has {bits} bits; RSA keys of fewer than {MIN_RSA_BITS} bits are refused \
+                         (make another with `ssh-keygen -t ed25519`, or `-t rsa -b 4096`)"
+                    ))
+                }
+                Some(_) => {}
+                None => return Err("the ssh-rsa key is truncated (no exponent and modulus)".into()),
+            }
+        }
         let comment = parts.next().map(str::trim).filter(|c| !c.is_empty()).map(String::from);
         Ok(PublicKey {
             kind: kind.into(),
@@ -74,6 +86,24 @@ impl PublicKey {
     pub fn fingerprint_key(&self) -> String {
         format!("{} {}", self.kind, self.blob)
     }
+}
+
+/// RSA moduli shorter than this are refused (factorable, and OpenSSH refuses them too).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The modulus size, in bits, of an ssh-rsa key blob after its type: `mpint e`, `mpint n`.
+fn rsa_bits(rest: &[u8]) -> Option<usize> {
+    let field = |b: &[u8]| -> Option<(usize, usize)> {
+        let n = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        b.get(4..4 + n)?;
+        Some((4, n))
+    };
+    let (h, e) = field(rest)?;
+    let rest = &rest[h + e..];
+    let (h, n) = field(rest)?;
+    let modulus = &rest[h..h + n];
+    let first = modulus.iter().position(|b| *b != 0)?;
+    Some((modulus.len() - first) * 8 - modulus[first].leading_zeros() as usize)
 }
 
 fn describe(c: char) -> String {

@@ -10,6 +10,7 @@ pub mod bounds;
 pub mod config;
 pub mod error;
 pub mod escape;
+pub mod example;
 pub mod identity;
 pub mod layout;
 pub mod legacy;

@@ -1,6 +1,7 @@
-//! How big a push may be: git.max_object_size and git.max_push_size, as bytes. Pure;
-//! the ssh dispatcher hands the push size to git (`receive.maxInputSize`) and the
-//! pre-receive hook checks every new object against the object size.
+//! How big a push may be: git.max_object_size and git.max_push_size, as bytes; the
+//! tree that deploys (git.max_files, git.max_unpacked_size) and a branch's history
+//! beyond master (git.max_branch_size). Pure; the ssh dispatcher hands the push size to
+//! git (`receive.maxInputSize`) and the pre-receive hook checks the rest.
 
 /// `10M` → 10485760. Suffixes K, M, G are powers of 1024; at least 1 KiB.
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -26,6 +27,83 @@ pub fn human(bytes: u64) -> String {
     for (unit, m) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
         if bytes % m == 0 {
             return format!("{}{unit}", bytes / m);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// The bounds of the tree that deploys (git.max_files, git.max_unpacked_size), counted
+/// from git's own listing (`git ls-tree -r -l -z`) as it streams: the count stops at
+/// the first entry past a limit, so a tree of a million entries (a few KB pushed: one
+/// blob, trees that repeat it) costs ten thousand lines, never an extraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeLimits {
+    pub max_files: usize,
+    pub max_bytes: u64,
+}
+
+/// What the listing held so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// One record of `git ls-tree -r -l -z`: `<mode> <type> <object> <size>\t<path>`
+/// (size `-` for a submodule) → (mode, size, path).
+pub fn parse_long_entry(record: &[u8]) -> Option<(&[u8], u64, &[u8])> {
+    let tab = record.iter().position(|b| *b == b'\t')?;
+    let meta = std::str::from_utf8(&record[..tab]).ok()?;
+    let mut words = meta.split_ascii_whitespace();
+    let mode = words.next()?;
+    let size = words.nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Some((&record[..mode.len()], size, &record[tab + 1..]))
+}
+
+impl Tally {
+    /// Count one entry of `size` bytes; the refusal once a limit is passed, naming the
+    /// limit and the hhl.yaml key that sets it.
+    pub fn add(&mut self, size: u64, limits: &TreeLimits) -> Result<(), String> {
+        self.files += 1;
+        self.bytes = self.bytes.saturating_add(size);
+        if self.files > limits.max_files {
+            return Err(format!(
+                "the tree that would deploy holds more than {} files; the limit is {} (git.max_files in hhl.yaml): \
+                 deploy fewer files, or ask an admin to raise it",
+                limits.max_files, limits.max_files
+            ));
+        }
+        if self.bytes > limits.max_bytes {
+            return Err(format!(
+                "the files of the tree that would deploy take more than {} unpacked; the limit is {} \
+                 (git.max_unpacked_size in hhl.yaml): deploy less, or ask an admin to raise it",
+                human(limits.max_bytes),
+                human(limits.max_bytes)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The refusal of a branch whose history beyond master (`used` bytes as git stores
+/// them) passes git.max_branch_size, or None.
+pub fn branch_problem(branch: &str, used: u64, max: u64) -> Option<String> {
+    (used > max).then(|| {
+        format!(
+            "branch `{branch}` would hold {} of history that master has not; the limit is {} \
+             (git.max_branch_size in hhl.yaml): squash or drop commits (and force-push), have master merge them, \
+             or ask an admin to raise it",
+            approx(used),
+            human(max)
+        )
+    })
+}
+
+/// `123456789` → `117.7M`, for sizes measured rather than configured.
+pub fn approx(bytes: u64) -> String {
+    for (unit, m) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+        if bytes >= m {
+            return format!("{:.1}{unit}", bytes as f64 / m as f64);
         }
     }
     format!("{bytes} bytes")
@@ -66,6 +144,55 @@ mod tests {
         assert!(parse_size("99999999999G").is_err());
         assert_eq!(human(10 << 20), "10M");
         assert_eq!(human(1500), "1500 bytes");
+    }
+
+    #[test]
+    fn tree_tally_stops_at_the_first_entry_past_a_limit() {
+        let limits = TreeLimits {
+            max_files: 3,
+            max_bytes: 1 << 20,
+        };
+        let mut t = Tally::default();
+        for _ in 0..3 {
+            t.add(10, &limits).unwrap();
+        }
+        let e = t.add(10, &limits).unwrap_err();
+        assert!(
+            e.starts_with(
+                "the tree that would deploy holds more than 3 files; the limit is 3 (git.max_files in hhl.yaml)"
+            ),
+            "{e}"
+        );
+        let mut t = Tally::default();
+        let limits = TreeLimits {
+            max_files: 10,
+            max_bytes: 2048,
+        };
+        t.add(2048, &limits).unwrap();
+        let e = t.add(1, &limits).unwrap_err();
+        assert!(
+            e.contains("take more than 2K unpacked; the limit is 2K (git.max_unpacked_size in hhl.yaml)"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_long_entry(b"100644 blob 0123abcd     120\tlib/a b.lua"),
+            Some((&b"100644"[..], 120, &b"lib/a b.lua"[..]))
+        );
+        assert_eq!(
+            parse_long_entry(b"160000 commit 0123abcd       -\tsub"),
+            Some((&b"160000"[..], 0, &b"sub"[..]))
+        );
+        assert_eq!(parse_long_entry(b"garbage"), None);
+    }
+
+    #[test]
+    fn branch_size() {
+        assert_eq!(branch_problem("dev1", 100, 1024), None);
+        let e = branch_problem("dev1", 3 << 20, 2 << 20).unwrap();
+        assert!(
+            e.starts_with("branch `dev1` would hold 3.0M of history that master has not; the limit is 2M (git.max_branch_size in hhl.yaml)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! read by the shell, strict mode so a missing value is an error. No HTML escaping:
 //! each template is checked when loaded and every `{{x}}` in it rewritten into the
 //! token helper of its file's syntax (nginx or Redis), so every value is escaped or
-//! refused; raw text is only the `{{{x_snippet}}}` form (see the README).
+//! refused; raw text is only the `{{{x_snippet}}}` form (see docs/ops/configuration.md).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -246,21 +246,23 @@ fn prescan(text: &str) -> Result<(), Refusal> {
 /// Worst-case loop iterations of `t`, with every list at its size limit: refused
 /// above `MAX_LOOP_WORK` so nested `{{#each}}`s cannot run for hours.
 fn work(t: &Template) -> u64 {
-    let mut sum: u64 = 0;
-    for e in &t.elements {
-        let w = match e {
-            TemplateElement::HelperBlock(ht) => {
-                let inner = ht.template.as_ref().map_or(1, work);
-                let inv = ht.inverse.as_ref().map_or(0, work);
-                let loops = matches!(&ht.name, Parameter::Name(n) if n == "each");
-                let factor = if loops { MAX_VALUES as u64 } else { 1 };
-                inner.saturating_mul(factor).saturating_add(inv)
-            }
-            _ => 1,
-        };
-        sum = sum.saturating_add(w);
+    t.elements
+        .iter()
+        .fold(0u64, |sum, e| sum.saturating_add(element_work(e)))
+}
+
+/// `work` of one element (a block: its body times its loop).
+fn element_work(e: &TemplateElement) -> u64 {
+    match e {
+        TemplateElement::HelperBlock(ht) => {
+            let inner = ht.template.as_ref().map_or(1, work);
+            let inv = ht.inverse.as_ref().map_or(0, work);
+            let loops = matches!(&ht.name, Parameter::Name(n) if n == "each");
+            let factor = if loops { MAX_VALUES as u64 } else { 1 };
+            inner.saturating_mul(factor).saturating_add(inv)
+        }
+        _ => 1,
     }
-    sum
 }
 const MAX_LOOP_WORK: u64 = 10_000_000;
 
@@ -378,8 +380,11 @@ fn load_one(name: &str, text: &str, syntax: Syntax) -> Result<Template, Refusal>
     })?;
     harden(&mut t, syntax)?;
     if work(&t) > MAX_LOOP_WORK {
+        // Point at the outermost block of the nest that costs the most.
+        let heaviest = (0..t.elements.len()).max_by_key(|&i| element_work(&t.elements[i]));
+        let pos = heaviest.and_then(|i| t.mapping.get(i)).map(|m| (m.0, m.1));
         return Err((
-            None,
+            pos,
             "template nests `{{#each}}` so deeply it could loop for hours".into(),
             "nest at most two `{{#each}}` blocks",
         ));

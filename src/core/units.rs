@@ -58,11 +58,26 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
     match inst.kind {
         Kind::Openresty => {
             s += &format!("Environment={}\n", v(format!("HHL_PREFIX={}/", inst.dir.display()))?);
-            // The template unit mounts the whole file system read-only.
+            // The template unit mounts the whole file system read-only; logs/ stays
+            // on disk (systemd reads the PIDFile there).
+            s += &format!("ReadWritePaths={}\n", pv(&inst.dir.join("logs"))?);
+            // What the instance writes besides: nginx's temp files and its code's
+            // scratch, each on a tmpfs of limits.<owner>.disk (charged to the owner's
+            // memory too), never the root file system. A full one fails the write with
+            // ENOSPC, which nginx logs ("No space left on device").
+            let size = model
+                .access
+                .limits
+                .get(&inst.developer)
+                .and_then(|l| l.disk.as_deref())
+                .unwrap_or(crate::core::access::DEFAULT_DISK);
+            let opts = format!("mode=1777,size={size},nosuid,nodev");
+            s += "PrivateTmp=no\n";
             s += &format!(
-                "ReadWritePaths={} {}\n",
-                pv(&inst.dir.join("logs"))?,
-                pv(&inst.dir.join("temp"))?
+                "TemporaryFileSystem={} {} {}\n",
+                v(format!("{}:{opts}", inst.dir.join("temp").display()))?,
+                v(format!("/tmp:{opts}"))?,
+                v(format!("/var/tmp:{opts}"))?
             );
             // nginx forks its master once its config loaded (see units/openresty@.service;
             // the template unit keeps the foreground start older instances expect), and

@@ -19,6 +19,8 @@ pub const STEPS: &[&str] = &[
     "apply:manifest",
     "apply:daemon-reload",
     "apply:jobs",
+    // apply, writing a secret (the owner's, its entry copy, a Redis ACL)
+    "secrets:temp-written",
     // rollback, deploy (hook post-receive)
     "release:switched",
     // repo init

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -266,7 +266,6 @@ fn write_artifact_at(root: &Path, a: &Artifact, own: Ownership, fault: Option<&s
 /// swap one for a link to `/etc` between our check and our chown. The owner and mode
 /// are set on the opened directory (fchown, fchmod), never by path.
 fn ensure_dir(p: &Path, mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     match fs::symlink_metadata(p) {
         Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
             "{} is a symbolic link, where hhlctl keeps a directory; a link there is refused, never followed\n  \
@@ -325,6 +324,69 @@ pub fn clear_temps(dir: &Path) -> Vec<PathBuf> {
     gone
 }
 
+/// Remove every temp file (`.<name>.hhl-tmp.<pid>`) in `dir` but this process's own,
+/// whether or not a process with that pid runs now: for the directories only apply
+/// writes, swept while it holds its lock, where a pid reused since the kill must not
+/// keep a copy of a secret alive. Returns the paths removed.
+pub fn clear_all_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut gone = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return gone;
+    };
+    let mine = std::process::id().to_string();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.rsplit_once(TEMP_MARK).map(|(_, pid)| pid) else {
+            continue;
+        };
+        let is_file = e.file_type().is_ok_and(|t| !t.is_dir());
+        if name.starts_with('.') && pid != mine && is_file && fs::remove_file(e.path()).is_ok() {
+            gone.push(e.path());
+        }
+    }
+    gone
+}
+
+/// The `paths:` of hhl.yaml that cannot work on this host (under `root`) because a
+/// file stands where hhlctl needs a directory: the directory itself, or one of its
+/// parents (for the rule files, their directory). Key under `paths:` and why.
+pub fn file_where_a_directory_belongs(root: &Path, paths: &RawPaths) -> Vec<(&'static str, String)> {
+    let dirs = [
+        ("hhl_root", &paths.hhl_root, true),
+        ("redis_conf_dir", &paths.redis_conf_dir, true),
+        ("redis_data_dir", &paths.redis_data_dir, true),
+        ("unit_dir", &paths.unit_dir, true),
+        ("state_dir", &paths.state_dir, true),
+        ("log_dir", &paths.log_dir, true),
+        ("entry_home", &paths.entry_home, true),
+        ("polkit_rules", &paths.polkit_rules, false),
+        ("rsyslog_conf", &paths.rsyslog_conf, false),
+    ];
+    let mut out = Vec::new();
+    for (key, path, is_dir) in dirs {
+        let dir = if is_dir { Some(path.as_path()) } else { path.parent() };
+        let Some(dir) = dir else { continue };
+        // The nearest part of the path that exists must be a directory.
+        let blocking = dir
+            .ancestors()
+            .find(|a| fs::metadata(under(root, a)).is_ok())
+            .filter(|a| !fs::metadata(under(root, a)).is_ok_and(|m| m.is_dir()));
+        if let Some(b) = blocking {
+            let why = if b == dir {
+                format!("paths.{key}: {} is a file, where hhlctl needs a directory", b.display())
+            } else {
+                format!(
+                    "paths.{key}: {} is a file, so {} cannot be made inside it",
+                    b.display(),
+                    dir.display()
+                )
+            };
+            out.push((key, why));
+        }
+    }
+    out
+}
+
 /// Whether process `pid` runs (in our PID namespace); our own counts as dead, for a
 /// temp file of ours is never left over on purpose.
 pub fn alive(pid: u32) -> bool {
@@ -341,15 +403,24 @@ pub fn write_file_owned(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32
     write_file_at(path, bytes, mode, owner, None)
 }
 
+/// `write_file_owned` for a secret: the test hook `secrets:temp-written` can kill the
+/// writer between its temp copy and the rename (what apply's sweep then removes).
+pub fn write_secret(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
+    write_file_at(path, bytes, mode, owner, Some("secrets:temp-written"))
+}
+
 fn write_file_at(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>, fault: Option<&str>) -> Result<()> {
     let dir = path.parent().context("path has no parent directory")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = temp_beside(path);
     let result = (|| -> io::Result<()> {
+        // Owner-only from the moment it exists (a secret's copy included); the
+        // mode asked for is set once the owner is.
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;

@@ -1,7 +1,7 @@
 //! Running git on the bare repositories: one place that builds the command and turns
 //! a failure into a message with git's own words.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -46,4 +46,42 @@ pub fn feed(mut cmd: Command, args: &[&str], input: Option<Vec<u8>>) -> Result<V
         );
     }
     Ok(out.stdout)
+}
+
+/// Run `cmd` with `args`, handing each NUL-terminated record of its output to `each`
+/// as it arrives; once `each` returns false, git is killed, so a listing that would be
+/// huge is never produced, let alone read, whole. Returns whether it ran to its end.
+pub fn records(mut cmd: Command, args: &[&str], mut each: impl FnMut(&[u8]) -> bool) -> Result<bool> {
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("running git")?;
+    let mut out = BufReader::with_capacity(64 << 10, child.stdout.take().expect("piped"));
+    let mut record = Vec::new();
+    let mut whole = true;
+    loop {
+        record.clear();
+        if out.read_until(0, &mut record).context("reading git's output")? == 0 {
+            break;
+        }
+        if record.last() == Some(&0) {
+            record.pop();
+        }
+        if !each(&record) {
+            whole = false;
+            let _ = child.kill();
+            break;
+        }
+    }
+    drop(out);
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let status = child.wait().context("running git")?;
+    if whole && !status.success() {
+        bail!("git {} failed: {}", args.join(" "), err.trim());
+    }
+    Ok(whole)
 }

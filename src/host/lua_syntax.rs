@@ -31,8 +31,15 @@ events {{}}
 http {{
     init_by_lua_block {{
         local bad = {{}}
-        for name in io.lines("{s}/files") do
-            local ok, err = loadfile(name)
+        -- Each file: its path, then its name in the tree, which the chunk is named
+        -- after (messages stay short however deep the scratch directory is).
+        local lines = io.lines("{s}/files")
+        for name in lines do
+            local rel = lines()
+            local f = io.open(name, "rb")
+            local text = f:read("*a")
+            f:close()
+            local ok, err = loadstring(text, "@" .. rel)
             if not ok then bad[#bad + 1] = err end
         end
         local out = io.open("{s}/errors", "w")
@@ -52,7 +59,10 @@ pub fn check(flavor: Flavor, tree: &Path, scratch: &Path) -> Result<Outcome> {
         .into_iter()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "lua"))
-        .map(|e| e.path().display().to_string())
+        .map(|e| {
+            let rel = e.path().strip_prefix(tree).unwrap_or(e.path());
+            format!("{}\n{}", e.path().display(), rel.display())
+        })
         .collect();
     if files.is_empty() {
         return Ok(Outcome::Clean(0));

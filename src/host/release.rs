@@ -89,13 +89,31 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(what: &str) -> Result<Scratch> {
-        clear_dead_scratches(&std::env::temp_dir());
+        Scratch::new_in(&std::env::temp_dir(), what)
+    }
+
+    /// A scratch directory (mode 0700) inside `parent`, made (0700) if missing: a push's
+    /// checks use one inside the repository's own directory, private to the entry
+    /// account and never the shared /tmp; what they put there is bounded by the push
+    /// limits checked before.
+    pub fn new_in(parent: &Path, what: &str) -> Result<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !parent.is_dir() {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        clear_dead_scratches(parent);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        let p = std::env::temp_dir().join(format!("hhl-{what}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&p).with_context(|| format!("creating {}", p.display()))?;
+        let p = parent.join(format!("hhl-{what}-{}-{nanos}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p)
+            .with_context(|| format!("creating {}", p.display()))?;
         Ok(Scratch(p))
     }
 }
@@ -157,7 +175,7 @@ pub fn list(app: &Path) -> Result<Vec<String>> {
 
 /// Extract `commit` of the bare repository `git_dir` into a new release of `app`, make
 /// it current, and keep the newest `keep` releases (and the current one).
-pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<Deployed> {
+pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: Keep) -> Result<Deployed> {
     let _lock = Lock::take(app, Duration::from_secs(120))?;
     let dir = releases_dir(app);
     clear_leftovers(&dir);
@@ -176,7 +194,7 @@ pub fn deploy(git_dir: &Path, commit: &str, app: &Path, keep: usize) -> Result<D
     mark_reload(app, &deploy_record(&id))?;
     switch(app, &id)?;
     crate::host::fault::point("release:switched");
-    prune(app, keep)?;
+    prune(app, keep, (&id, bytes))?;
     Ok(Deployed {
         id,
         files,
@@ -427,16 +445,58 @@ fn clear_app_temps(app: &Path) -> usize {
     n
 }
 
-fn prune(app: &Path, keep: usize) -> Result<()> {
+/// How many releases a deploy target keeps (git.keep), and how much they may take
+/// together (git.max_releases_size).
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    pub count: usize,
+    pub bytes: u64,
+}
+
+/// Remove the oldest releases beyond `keep.count`, then more of the oldest while the
+/// kept ones take more than `keep.bytes` (sizes from their records, the new one's
+/// `new`), never the live release nor the one before it (rollback's).
+fn prune(app: &Path, keep: Keep, new: (&str, u64)) -> Result<()> {
     // `initial` belongs to apply, which would only make it again.
     let ids: Vec<String> = list(app)?.into_iter().filter(|i| i != INITIAL_RELEASE).collect();
     let cur = current(app);
-    let excess = ids.len().saturating_sub(keep);
-    for id in ids.iter().take(excess).filter(|i| Some(*i) != cur.as_ref()) {
+    let excess = ids.len().saturating_sub(keep.count);
+    let (gone, kept) = ids.split_at(excess);
+    let mut remove: Vec<&String> = gone.iter().filter(|i| Some(*i) != cur.as_ref()).collect();
+    let size = |id: &str| {
+        if id == new.0 {
+            return new.1;
+        }
+        crate::host::release_info::recorded_bytes(app, id).unwrap_or_else(|| tree_bytes(&releases_dir(app).join(id)))
+    };
+    let mut total: u64 = kept.iter().map(|i| size(i)).sum();
+    let mut left = kept.len();
+    for id in kept {
+        if total <= keep.bytes || left <= 2 {
+            break;
+        }
+        if Some(id) != cur.as_ref() {
+            total -= size(id);
+            left -= 1;
+            remove.push(id);
+        }
+    }
+    for id in remove {
         let p = releases_dir(app).join(id);
         fs::remove_dir_all(&p).with_context(|| format!("removing old release {}", p.display()))?;
     }
     Ok(())
+}
+
+/// Bytes of the files under `dir` (a release without a record).
+fn tree_bytes(dir: &Path) -> u64 {
+    WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
 }
 
 #[cfg(test)]
@@ -481,8 +541,47 @@ mod tests {
         assert!(other.exists());
     }
 
+    /// The deploy tests fork git and tar while the other holds a lock: a fork in
+    /// between holds the lock's descriptor for a moment, and `reload_done`'s
+    /// try-lock would find it held. One at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn releases_beyond_the_size_bound_are_pruned_but_never_the_live_one_and_the_one_before() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let t = tempfile::tempdir().unwrap();
+        let work = t.path().join("work");
+        fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q"]);
+        let app = t.path().join("app");
+        fs::create_dir_all(app.join("releases/initial")).unwrap();
+        symlink("releases/initial", app.join("current")).unwrap();
+        // 3000-byte trees; 8000 bytes hold two of them, not three.
+        let keep = Keep { count: 5, bytes: 8000 };
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            fs::write(work.join("main.lua"), format!("-- {n}\n{}", "x".repeat(3000 - 5))).unwrap();
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-qm", &n.to_string()]);
+            let commit = git(&work, &["rev-parse", "HEAD"]);
+            let d = deploy(&work.join(".git"), &commit, &app, keep).unwrap();
+            assert_eq!(d.bytes, 3000);
+            crate::host::release_info::record_deployed(&app, &d.id, &work.join(".git"), &commit, d.files, d.bytes)
+                .unwrap();
+            ids.push(d.id);
+        }
+        assert_eq!(list(&app).unwrap(), ["initial", ids[2].as_str(), ids[3].as_str()]);
+        // A bound below one release still keeps the live one and the one before.
+        let keep = Keep { count: 5, bytes: 1024 };
+        fs::write(work.join("main.lua"), "-- 4\n").unwrap();
+        git(&work, &["commit", "-qam", "4"]);
+        let d = deploy(&work.join(".git"), &git(&work, &["rev-parse", "HEAD"]), &app, keep).unwrap();
+        assert_eq!(list(&app).unwrap(), ["initial", ids[3].as_str(), d.id.as_str()]);
+    }
+
     #[test]
     fn deploy_swaps_prunes_and_rolls_back() {
+        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let t = tempfile::tempdir().unwrap();
         let work = t.path().join("work");
         fs::create_dir_all(work.join("lib")).unwrap();
@@ -500,7 +599,11 @@ mod tests {
             git(&work, &["add", "-A"]);
             git(&work, &["commit", "-qm", &n.to_string()]);
             commits.push(git(&work, &["rev-parse", "HEAD"]));
-            let d = deploy(&work.join(".git"), commits.last().unwrap(), &app, 3).unwrap();
+            let keep = Keep {
+                count: 3,
+                bytes: 1 << 20,
+            };
+            let d = deploy(&work.join(".git"), commits.last().unwrap(), &app, keep).unwrap();
             assert_eq!(d.files, 2);
             assert_eq!(
                 fs::read_to_string(app.join("current/main.lua")).unwrap(),

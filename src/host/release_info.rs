@@ -55,6 +55,12 @@ pub fn record(app: &Path, id: &str, git_dir: &Path, commit: &str) -> anyhow::Res
     drop_pruned(app)
 }
 
+/// The bytes of release `id` of `app` as its record says, if it has one.
+pub fn recorded_bytes(app: &Path, id: &str) -> Option<u64> {
+    let text = fs::read(info_path(app, id)).ok()?;
+    serde_json::from_slice::<ReleaseInfo>(&text).ok()?.bytes
+}
+
 /// Remove the records of releases no longer kept.
 fn drop_pruned(app: &Path) -> anyhow::Result<()> {
     let kept = release::list(app)?;

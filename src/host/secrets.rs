@@ -60,9 +60,9 @@ pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
             }
         };
         let path = fsapply::under(root, &redis_acl::secret_path(model, owner));
-        fsapply::write_file_owned(&path, format!("{secret}\n").as_bytes(), 0o640, gid.map(|g| (0, g)))?;
+        fsapply::write_secret(&path, format!("{secret}\n").as_bytes(), 0o640, gid.map(|g| (0, g)))?;
         let copy = fsapply::under(root, &redis_acl::entry_secret_path(model, owner));
-        fsapply::write_file_owned(
+        fsapply::write_secret(
             &copy,
             format!("{secret}\n").as_bytes(),
             0o640,
@@ -71,7 +71,7 @@ pub fn ensure(root: &Path, model: &Model) -> Result<usize> {
         if let Some(inst) = redis_acl::of(model, owner) {
             let acl = redis_acl::acl_file(&secret).map_err(|e| anyhow::anyhow!("the Redis secret {e}"))?;
             let path = fsapply::under(root, &redis_acl::acl_path(model, inst));
-            fsapply::write_file_owned(&path, acl.as_bytes(), 0o640, gid.map(|g| (0, g)))?;
+            fsapply::write_secret(&path, acl.as_bytes(), 0o640, gid.map(|g| (0, g)))?;
         }
     }
     Ok(made)

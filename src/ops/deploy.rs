@@ -50,6 +50,14 @@ pub fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+/// What a deploy target keeps: git.keep releases, within git.max_releases_size.
+fn keep(model: &Model) -> release::Keep {
+    release::Keep {
+        count: model.git.keep,
+        bytes: model.git.max_releases_size,
+    }
+}
+
 fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
@@ -67,7 +75,7 @@ fn deploy_server(
         return Ok(true);
     };
     let t = Instant::now();
-    let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), model.git.keep)
+    let d = release::deploy(&repo.path, &u.new, &inst.app_dir(), keep(model))
         .with_context(|| format!("deploying {} to {}", short(&u.new), inst.name))?;
     // For the console's deploys view; a deploy does not fail for want of it.
     let _ = crate::host::release_info::record_deployed(&inst.app_dir(), &d.id, &repo.path, &u.new, d.files, d.bytes);
@@ -186,7 +194,7 @@ fn reload_by_hup(systemd: &Systemd, units: &[String]) -> Result<(Vec<JobOutcome>
 
 fn deploy_lualib(model: &Model, repo: &Repo, u: &RefUpdate) -> Result<bool> {
     let t = Instant::now();
-    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), model.git.keep)
+    let d = release::deploy(&repo.path, &u.new, &render::lib_app_dir(model), keep(model))
         .with_context(|| format!("deploying {} to {}", short(&u.new), model.paths.lua_lib_dir.display()))?;
     println!(
         "deployed {} to {} ({} file{}, release {}) in {} ms",

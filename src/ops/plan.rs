@@ -44,6 +44,7 @@ pub fn instance_table(model: &Model) -> String {
 
 pub fn print(config: &Path, root: &Path, json: bool, verbose: bool) -> Result<i32> {
     let loaded = load::load(config)?;
+    refuse_file_paths(root, &loaded)?;
     let artifacts = loaded.render()?;
     let model = &loaded.model;
     let (previous, warnings) = Manifest::load(root, &model.paths)?;
@@ -91,4 +92,19 @@ pub fn print(config: &Path, root: &Path, json: bool, verbose: bool) -> Result<i3
         count(Change::Unchanged)
     );
     Ok(0)
+}
+
+/// A file where hhl.yaml's `paths:` need a directory (a `unit_dir` that is a file):
+/// refused at plan and apply, before anything is written, at its line in hhl.yaml.
+pub fn refuse_file_paths(root: &Path, loaded: &load::Loaded) -> Result<()> {
+    let mut errs = crate::core::error::Diagnostics::default();
+    for (key, why) in fsapply::file_where_a_directory_belongs(root, &loaded.model.paths) {
+        errs.push(
+            loaded
+                .source
+                .diag(&["paths", key], why)
+                .hint(format!("point paths.{key} at a directory, or move the file away")),
+        );
+    }
+    errs.into_result(()).map_err(Into::into)
 }

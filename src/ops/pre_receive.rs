@@ -33,18 +33,47 @@ pub fn run(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], me: &str) -> Res
     }
     let mut failed = false;
     for u in updates.iter().filter(|u| !u.is_delete()) {
-        let mut problems = push_checks::objects(model, &repo.path, u)?;
+        let code = repo.kind != RepoKind::Serverctrl;
+        let new_branch = u.old.bytes().all(|b| b == b'0');
+        // First the bounds, from git's own listings: nothing is diffed, extracted or
+        // written before the tree that would deploy and the branch are known to fit.
+        // A new code branch's entries are checked in the same listing. The listings
+        // only read, each bounded (the tree's stops at its limit, the others list
+        // objects once each), so they run side by side; their verdicts count in order.
+        let (tree, branch, objects, foreign) = std::thread::scope(|s| {
+            let branch = s.spawn(|| push_checks::branch_size(model, &repo.path, u));
+            let objects = s.spawn(|| push_checks::objects(model, &repo.path, u));
+            let foreign = s.spawn(|| foreign_objects(model, me, repo, u));
+            let tree = push_checks::bounded_tree(model, &repo.path, u, code && new_branch);
+            let panicked = "a push check panicked";
+            (
+                tree,
+                branch.join().expect(panicked),
+                objects.join().expect(panicked),
+                foreign.join().expect(panicked),
+            )
+        });
+        let mut problems = tree?;
+        if problems.is_empty() {
+            problems.extend(branch?);
+        }
+        if problems.is_empty() {
+            problems = objects?;
+        }
+        if problems.is_empty() {
+            problems.extend(foreign?);
+        }
         // Code repositories: what changed on the branch (the tip it replaces passed
-        // these checks), or the whole tree of a new branch.
+        // these checks); a new branch's whole tree was listed above.
         let changes = match repo.kind {
             RepoKind::Serverctrl => None,
+            _ if !problems.is_empty() => None,
             _ => push_checks::changes(&repo.path, u)?,
         };
-        if problems.is_empty() && repo.kind != RepoKind::Serverctrl {
-            problems = match &changes {
-                Some(c) => push_checks::changed_problems(c),
-                None => push_checks::tree(&repo.path, u)?,
-            };
+        if problems.is_empty() {
+            if let Some(c) = &changes {
+                problems = push_checks::changed_problems(c);
+            }
         }
         if !problems.is_empty() {
             eprintln!("refused: {} {}:", repo.name, u.refname);
@@ -74,6 +103,42 @@ pub fn run(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], me: &str) -> Res
     Ok(0)
 }
 
+/// A push that names objects it neither brought nor may read (another developer's
+/// commit or file, by id): refused, or they would be the pusher's to fetch.
+fn foreign_objects(model: &Model, me: &str, repo: &Repo, u: &RefUpdate) -> Result<Option<String>> {
+    if model.access.is_admin(me) || me == "root" {
+        return Ok(None);
+    }
+    let branches: Vec<&str> = match repo.kind {
+        RepoKind::Server(_) => model.owners().collect(),
+        _ => vec![MAIN_BRANCH],
+    };
+    let readable: Vec<String> = branches
+        .into_iter()
+        .filter(|b| access::may(model, me, Action::Read { repo, branch: b }).is_ok())
+        .map(|b| format!("refs/heads/{b}"))
+        .collect();
+    let foreign = push_checks::foreign_objects(&repo.path, u, &readable)?;
+    Ok(foreign.first().map(|first| {
+        format!(
+            "the push names {} object(s) it does not bring and you may not read (first {first}): \
+             objects of branches hidden from you are not yours to reference; push your own files",
+            foreign.len()
+        )
+    }))
+}
+
+/// Where a push's checks extract and test: `<repository>/hhl-scratch/`, the entry
+/// account's own (0700), never the shared /tmp; the programs they run (luajit, nginx
+/// -t) are pointed there too (TMPDIR). Bounded by the tree limits checked first.
+pub const SCRATCH_DIR: &str = "hhl-scratch";
+
+fn push_scratch(git_dir: &Path, what: &str) -> Result<release::Scratch> {
+    let scratch = release::Scratch::new_in(&git_dir.join(SCRATCH_DIR), what)?;
+    std::env::set_var("TMPDIR", &scratch.0);
+    Ok(scratch)
+}
+
 /// Compile the `.lua` files the push changes (`changes`), or every one of a new branch.
 fn check_lua(
     model: &Model,
@@ -84,7 +149,7 @@ fn check_lua(
     if changes.is_some_and(|c| !c.iter().any(|c| c.path.ends_with(b".lua"))) {
         return Ok(Vec::new());
     }
-    let scratch = release::Scratch::new("check")?;
+    let scratch = push_scratch(git_dir, "check")?;
     let tree = scratch.0.join("tree");
     let nginx = scratch.0.join("nginx");
     std::fs::create_dir(&tree)?;
@@ -105,7 +170,7 @@ fn check_lua(
 /// hhl.yaml and templates load and render, and every config that would change passes
 /// `nginx -t` (rendered with its paths moved into a scratch directory).
 fn check_serverctrl(live: &Loaded, git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
-    let scratch = release::Scratch::new("serverctrl")?;
+    let scratch = push_scratch(git_dir, "serverctrl")?;
     let tree = scratch.0.join("tree");
     std::fs::create_dir(&tree)?;
     release::extract(git_dir, &u.new, &tree)?;

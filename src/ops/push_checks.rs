@@ -1,6 +1,8 @@
-//! What pre-receive checks in every pushed commit before any ref moves: no object
-//! above git.max_object_size, and in the tree that deploys no symlink, no submodule
-//! and no file name that cannot be deployed. A refused push's objects stay in git's
+//! What pre-receive checks in every pushed commit before any ref moves: the tree that
+//! deploys within git.max_files and git.max_unpacked_size (from git's listing, before
+//! anything is extracted), a branch's history beyond master within
+//! git.max_branch_size, no object above git.max_object_size, and in the tree that
+//! deploys no symlink, no submodule and no file name that cannot be deployed. A refused push's objects stay in git's
 //! quarantine directory, which git deletes when pre-receive fails.
 
 use std::path::Path;
@@ -40,12 +42,108 @@ pub fn objects(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Vec<Strin
     Ok(problems)
 }
 
-/// The tree that would deploy: refused symlinks (the Lua check and nginx would follow
-/// them out of the release), submodules, and names that are not UTF-8 or hold control
-/// characters.
-pub fn tree(git_dir: &Path, u: &RefUpdate) -> Result<Vec<String>> {
-    let out = git::bytes(git::at(git_dir), &["ls-tree", "-r", "-z", "--full-tree", &u.new])?;
-    Ok(tree_problems(&out))
+/// The tree limits hhl.yaml sets (git.max_files, git.max_unpacked_size).
+pub fn tree_limits(model: &Model) -> push_limits::TreeLimits {
+    push_limits::TreeLimits {
+        max_files: model.git.max_files,
+        max_bytes: model.git.max_unpacked_size,
+    }
+}
+
+/// The bounds of the tree that would deploy, from git's own listing (`ls-tree -r -l`,
+/// streamed and stopped at the first entry past a limit) before anything is written
+/// or extracted; with `entries`, also `tree`'s checks of every entry (a new branch).
+/// The first problem found past a limit ends the listing.
+pub fn bounded_tree(model: &Model, git_dir: &Path, u: &RefUpdate, entries: bool) -> Result<Vec<String>> {
+    let limits = tree_limits(model);
+    let mut tally = push_limits::Tally::default();
+    let mut problems = Vec::new();
+    git::records(
+        git::at(git_dir),
+        &["ls-tree", "-r", "-l", "-z", "--full-tree", &u.new],
+        |record| {
+            let Some((mode, size, path)) = push_limits::parse_long_entry(record) else {
+                return true;
+            };
+            if let Err(over) = tally.add(size, &limits) {
+                problems.insert(0, over);
+                return false;
+            }
+            if entries {
+                problems.extend(entry_problem(mode, path));
+            }
+            true
+        },
+    )?;
+    Ok(problems)
+}
+
+/// `--glob=` for exactly the ref `name`, and nothing if it does not exist (as a plain
+/// ref name on the command line would be an error). git appends `/*` to a pattern
+/// without `?`, `*` or `[`, so the last character goes in brackets: `refs/heads/maste[r]`.
+fn exactly(name: &str) -> String {
+    match name.char_indices().last() {
+        Some((i, c)) => format!("--glob={}[{c}]", &name[..i]),
+        None => "--glob=".into(),
+    }
+}
+
+/// Objects the pushed tip reaches that the push did not bring and that no ref the
+/// pusher may read reaches: another developer's, named by id (hidden refs hide names,
+/// not objects; git's own connectivity check counts every ref). Their ids, empty when
+/// the push brings or may read everything it names. Without a quarantine (a hook run
+/// by hand) there is nothing to tell apart: empty.
+pub fn foreign_objects(git_dir: &Path, u: &RefUpdate, readable: &[String]) -> Result<Vec<String>> {
+    if std::env::var_os("GIT_QUARANTINE_PATH").is_none() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["rev-list", "--objects", u.new.as_str(), "--not"];
+    let globs: Vec<String> = readable.iter().map(|r| exactly(r)).collect();
+    args.extend(globs.iter().map(String::as_str));
+    let listed = git::bytes(git::at(git_dir), &args)?;
+    let ids: Vec<u8> = String::from_utf8_lossy(&listed)
+        .lines()
+        .filter_map(|l| l.split(' ').next())
+        .flat_map(|id| id.bytes().chain([b'\n']))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The quarantine alone: what this push brought (git finds the rest of the
+    // repository through the alternate it sets for hooks).
+    let mut quarantine_only = git::at(git_dir);
+    quarantine_only.env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES");
+    let out = git::feed(quarantine_only, &["cat-file", "--batch-check=%(objectname)"], Some(ids))?;
+    let r: Vec<String> = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.strip_suffix(" missing"))
+        .map(String::from)
+        .collect();
+    Ok(r)
+}
+
+/// The history a push to a branch other than master would keep beyond master, as git
+/// stores it (its packs, the push's quarantine included), against git.max_branch_size.
+pub fn branch_size(model: &Model, git_dir: &Path, u: &RefUpdate) -> Result<Option<String>> {
+    let Some(branch) = u.branch().filter(|b| *b != crate::core::repos::MAIN_BRANCH) else {
+        return Ok(None);
+    };
+    let max = model.git.max_branch_size;
+    let used = git::run(
+        git::at(git_dir),
+        &[
+            "rev-list",
+            "--objects",
+            "--disk-usage",
+            &u.new,
+            "--not",
+            &exactly(&format!("refs/heads/{}", crate::core::repos::MAIN_BRANCH)),
+        ],
+    )?;
+    let used: u64 = used
+        .parse()
+        .with_context(|| format!("git rev-list --disk-usage printed `{used}`"))?;
+    Ok(push_limits::branch_problem(branch, used, max))
 }
 
 /// Pure: `git ls-tree -r -z` output → problems.
@@ -178,6 +276,12 @@ pub fn write_changed_lua(git_dir: &Path, changed: &[Changed], into: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_glob_for_exactly_one_ref() {
+        assert_eq!(exactly("refs/heads/master"), "--glob=refs/heads/maste[r]");
+        assert_eq!(exactly("refs/heads/dev1"), "--glob=refs/heads/dev[1]");
+    }
 
     #[test]
     fn diff_tree_listing() {

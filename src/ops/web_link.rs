@@ -108,6 +108,13 @@ impl Used {
 mod tests {
     use super::*;
 
+    /// The link a developer gets by default opens through the one forward their key
+    /// allows (authorized_keys' `permitopen`), at the same address on their machine.
+    #[test]
+    fn the_default_link_is_the_forwarded_address() {
+        assert_eq!(DEFAULT_URL, format!("http://{}", crate::core::authorized_keys::CONSOLE));
+    }
+
     #[test]
     fn a_link_works_once_and_expires() {
         let key = [7u8; 32];

@@ -43,7 +43,8 @@ commands (ssh <entry>@server <command>):
   logs [-f] [-n N] [INSTANCE…]  your instances' logs; -f follows
   releases [INSTANCE]           the kept releases of an OpenResty instance
   rollback INSTANCE [RELEASE]   back to the release before the current one (or RELEASE)
-  web                           a one-time sign-in link for the log page
+  web                           a one-time sign-in link for the console (it opens
+                                through your forward: ssh -N -L 8080:127.0.0.1:8080 <entry>@server)
   redis-secret                  your Redis's port and secret (for redis-cli and tools)
   help                          this text
 git: git push/fetch <entry>@server:<repo> (socketserver, lualib, …)";

@@ -216,11 +216,15 @@ fn git(model: &Model, identity: &str, service: &str, repo: &Repo) -> Result<i32>
         cmd.arg("-c").arg(format!("{k}={v}"));
     }
     cmd.arg(service).arg(&repo.path);
-    // Nothing from the client's environment reaches git or the hooks but the
-    // protocol version; the identity is ours to set.
+    // Nothing from the client's environment reaches git or the hooks, not even the
+    // protocol version (sshd passes GIT_PROTOCOL where ops set `AcceptEnv
+    // GIT_PROTOCOL`): upload-pack speaking protocol v2 serves any object it holds by
+    // its id, so another developer's hidden commit would be one `git fetch <sha>`
+    // away; v0 serves only what the advertised (unhidden) refs reach. The identity is
+    // ours to set.
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
-        if (k.starts_with("GIT_") && k != "GIT_PROTOCOL") || k.starts_with("HHL_") {
+        if k.starts_with("GIT_") || k.starts_with("HHL_") {
             cmd.env_remove(k.as_ref());
         }
     }
@@ -237,6 +241,16 @@ pub fn git_config(model: &Model, identity: &str, service: &str, repo: &Repo) -> 
     )];
     let push = model.git.max_push_size;
     out.push(("receive.maxInputSize".into(), push.to_string()));
+    // Only what an advertised ref reaches may be asked for by id, whatever a system
+    // or repository gitconfig says (protocol v0, which `git` below is held to).
+    for key in [
+        "uploadpack.allowAnySHA1InWant",
+        "uploadpack.allowReachableSHA1InWant",
+        "uploadpack.allowTipSHA1InWant",
+        "uploadpack.allowRefInWant",
+    ] {
+        out.push((key.into(), "false".into()));
+    }
     let hide = if service == "receive-pack" {
         "receive.hideRefs"
     } else {

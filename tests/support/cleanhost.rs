@@ -33,6 +33,119 @@ pub struct Host {
     pub leader: u32,
     /// File name of the .deb inside, in /root.
     pub deb: String,
+    /// The host's network shared with a client outside it (`with_client`).
+    lan: Option<Lan>,
+}
+
+/// Two network namespaces of this machine joined by a veth pair and nothing else: the
+/// host's (its container boots into it) and a developer's PC's. Addresses exist only
+/// inside them; no route leads out. Deleted (with the pair) when dropped.
+struct Lan {
+    host_ns: String,
+    client_ns: String,
+}
+
+/// The host's address as the client sees it, and the client's.
+pub const HOST_ADDR: &str = "192.168.77.1";
+pub const CLIENT_ADDR: &str = "192.168.77.2";
+
+impl Lan {
+    fn new(name: &str) -> Lan {
+        let lan = Lan {
+            host_ns: format!("hhl{name}h"),
+            client_ns: format!("hhl{name}d"),
+        };
+        let script = format!(
+            "set -e; ip netns add {h}; ip netns add {c}; \
+             ip link add eth0 netns {h} type veth peer name eth0 netns {c}; \
+             ip -n {h} addr add {HOST_ADDR}/24 dev eth0; ip -n {c} addr add {CLIENT_ADDR}/24 dev eth0; \
+             for n in {h} {c}; do ip -n $n link set lo up; ip -n $n link set eth0 up; done",
+            h = lan.host_ns,
+            c = lan.client_ns
+        );
+        must(
+            Command::new("sh").arg("-c").arg(script),
+            "making the host's and the client's network",
+        );
+        lan
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for ns in [&self.host_ns, &self.client_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A developer's machine outside the host: its own network namespace (reaching the
+/// host at `HOST_ADDR`), and its own home: `home` is bound over `/root` in a mount
+/// namespace of each command's own, so ssh (which reads the passwd entry's home, not
+/// $HOME) and git find only the client's files.
+pub struct Client {
+    ns: String,
+    pub home: PathBuf,
+}
+
+impl Client {
+    fn command(&self, script: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.ns,
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "mount --bind '{}' /root && cd /root && {script}",
+            self.home.display()
+        ))
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("LANG", "C.UTF-8")
+        .stdin(Stdio::null());
+        c
+    }
+
+    /// A shell script on the client, in its home.
+    pub fn sh(&self, script: &str) -> Run {
+        self.command(script).output().expect("running ip netns exec").into()
+    }
+
+    /// A script left running (a tunnel); the caller kills it.
+    pub fn spawn(&self, script: &str) -> Child {
+        self.command(&format!("exec {script}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running ip netns exec")
+    }
+
+    /// Wait (bounded) until `script` succeeds on the client.
+    #[track_caller]
+    pub fn eventually(&self, script: &str, what: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let r = self.sh(script);
+            if r.code == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "client: {what}: not after {secs} s\n{}\n{}",
+                r.stdout,
+                r.stderr
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 fn must(cmd: &mut Command, what: &str) -> String {
@@ -144,7 +257,22 @@ impl Host {
             nspawn: None,
             leader: 0,
             deb: names[0].clone(),
+            lan: None,
         }
+    }
+
+    /// Before `boot`: the host's network is shared with a client machine outside it
+    /// (see `Lan`), returned with an empty home of its own.
+    pub fn with_client(&mut self) -> Client {
+        let lan = Lan::new(&self.name);
+        let home = self.dir.join("client");
+        fs::create_dir_all(&home).unwrap();
+        let client = Client {
+            ns: lan.client_ns.clone(),
+            home,
+        };
+        self.lan = Some(lan);
+        client
     }
 
     /// Boot the tree; wait until systemd says the boot is done.
@@ -154,6 +282,7 @@ impl Host {
             .arg(repo().join("scripts/cleanhost-boot.sh"))
             .arg(&self.name)
             .arg(&self.root)
+            .args(self.lan.as_ref().map(|l| l.host_ns.as_str()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -79,6 +79,8 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         return Err(errs);
     }
     pairs.sort();
+    // Ports written so far: the value file and owner that wrote each.
+    let mut ports: std::collections::BTreeMap<u64, (String, String)> = Default::default();
 
     for (server, templ_name, sub_name) in pairs {
         let (Some(templ), Some(sub)) = (get(&templ_name), get(&sub_name)) else {
@@ -93,6 +95,17 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
             );
             continue;
         };
+        if server != "redis" {
+            if let Some(p) = crate::core::names::server_problem(&server) {
+                errs.push(
+                    Diagnostic::new(&dir.join(&templ_name), format!("file name `{templ_name}`: {p}"))
+                        .hint(format!(
+                            "the server is named by its files: rename {templ_name} and {sub_name} to nginx.<server>.templ.conf and nginx.<server>.sub.py"
+                        )),
+                );
+                continue;
+            }
+        }
         let sub_path = dir.join(&sub_name);
         let values = match values_of(&sub_path, &sub.text) {
             Ok(v) => v,
@@ -110,6 +123,25 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         let port_key = ["LISTEN", "PORT"]
             .into_iter()
             .find(|k| values.get(MASTER).is_some_and(|m| m.contains_key(&k.to_lowercase())));
+        // A port written twice (in this file or another) is refused where it is
+        // written, not later in the hhl.yaml made from it.
+        if let Some(key) = port_key {
+            for (owner, pos, port) in port_positions(&sub.text, key) {
+                match ports.get(&port) {
+                    Some((file, first)) => errs.push(
+                        Diagnostic::new(
+                            &sub_path,
+                            format!("port {port} of '{owner}' is also the port of {first} in {file}"),
+                        )
+                        .at(&sub.text, Some(pos))
+                        .hint("give every instance its own port"),
+                    ),
+                    None => {
+                        ports.insert(port, (sub_name.clone(), format!("'{owner}'")));
+                    }
+                }
+            }
+        }
         let known: Vec<String> = values.values().flat_map(|v| v.keys().cloned()).collect();
         let templ_path = dir.join(&templ_name);
         let body = match convert_placeholders(&templ_path, &templ.text, &known, port_key) {
@@ -168,6 +200,37 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         },
     );
     Ok(Imported { files: out, notes })
+}
+
+/// Each owner's port as written in a value file (`key`, LISTEN or PORT): owner, where
+/// the value is, the port. Only values that read as a port number.
+fn port_positions(text: &str, key: &str) -> Vec<(String, Pos, u64)> {
+    let Ok(top) = pydict::parse(text) else {
+        return Vec::new();
+    };
+    let Py::Dict(owners) = top.value else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (owner, vals) in owners {
+        let (Py::Str(owner), Py::Dict(items)) = (owner.value, vals.value) else {
+            continue;
+        };
+        for (k, v) in items {
+            if !matches!(&k.value, Py::Str(s) if s == key) {
+                continue;
+            }
+            let port = match &v.value {
+                Py::Int(i) => u64::try_from(*i).ok(),
+                Py::Str(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            if let Some(port) = port {
+                out.push((owner.clone(), v.pos, port));
+            }
+        }
+    }
+    out
 }
 
 /// `{'master': {...}, 'dev1': {...}}` → values by owner, keys lowercased.
@@ -303,6 +366,23 @@ fn convert_placeholders(
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(name_start.len());
             let name = &name_start[..len];
+            if braced && (name.is_empty() || !name_start[len..].starts_with('}')) {
+                let nth = line_escaped[..line_escaped.len() - rest.len() + i].matches('$').count();
+                let col = dollar_column(line, nth);
+                let shown: String = after.chars().take(len.min(40) + 1).collect();
+                return Err(Diagnostic::new(
+                    path,
+                    format!("`${shown}` opens a placeholder with `${{` that is not closed by `}}`"),
+                )
+                .at(
+                    text,
+                    Some(Pos {
+                        line: n + 1,
+                        column: col,
+                    }),
+                )
+                .hint("write `${NAME}` (upper-case letters, digits and `_`), or `$NAME`"));
+            }
             let placeholder = name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
                 && !name.contains(|c: char| c.is_ascii_lowercase());
             if !placeholder {
@@ -357,6 +437,14 @@ fn convert_placeholders(
         out.push('\n');
     }
     Ok(out)
+}
+
+/// The column (1-based, in characters) of the `nth` (0-based) `$` of `line`.
+fn dollar_column(line: &str, nth: usize) -> usize {
+    line.char_indices()
+        .filter(|(_, c)| *c == '$')
+        .nth(nth)
+        .map_or(1, |(b, _)| line[..b].chars().count() + 1)
 }
 
 /// Fit an nginx template to systemd: foreground, errors to stderr (the journal),

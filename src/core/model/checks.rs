@@ -68,6 +68,18 @@ pub(super) fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) -> G
     };
     let max_object_size = size("max_object_size", &git.max_object_size);
     let max_push_size = size("max_push_size", &git.max_push_size);
+    let max_unpacked_size = size("max_unpacked_size", &git.max_unpacked_size);
+    let max_branch_size = size("max_branch_size", &git.max_branch_size);
+    let max_releases_size = size("max_releases_size", &git.max_releases_size);
+    if git.max_files == 0 {
+        errs.push(
+            src.diag(
+                &["git", "max_files"],
+                "git.max_files is 0: no push would fit".to_string(),
+            )
+            .hint("a number of files, 1 or more (default 10000)"),
+        );
+    }
     if git.keep < 2 {
         errs.push(
             src.diag(
@@ -82,6 +94,46 @@ pub(super) fn check_git(git: &RawGit, src: &Source, errs: &mut Diagnostics) -> G
         keep: git.keep,
         max_object_size,
         max_push_size,
+        max_files: git.max_files,
+        max_unpacked_size,
+        max_branch_size,
+        max_releases_size,
+    }
+}
+
+/// Every instance logs under its own identifier (SyslogIdentifier=, the rsyslog rule
+/// that routes its lines, the console's log view): one shared by two instances, of any
+/// kinds, would mix their logs. A server named `redis` is the way there: its
+/// instances' identifiers are the Redis instances' (`redis-<owner>`).
+pub(super) fn check_log_identifiers(instances: &[Instance], src: &Source, errs: &mut Diagnostics) {
+    let mut seen: BTreeMap<String, &Instance> = BTreeMap::new();
+    let mut reported = std::collections::BTreeSet::new();
+    for inst in instances {
+        let id = crate::core::units::syslog_identifier(inst);
+        let Some(first) = seen.get(&id).copied() else {
+            seen.insert(id, inst);
+            continue;
+        };
+        // Point at the server (its name makes the clash), once per server.
+        let at = if inst.kind == Kind::Openresty { inst } else { first };
+        if !reported.insert(at.origin.clone()) {
+            continue;
+        }
+        let origin: Vec<&str> = at.origin.iter().map(String::as_str).collect();
+        errs.push(
+            src.diag(
+                &origin,
+                format!(
+                    "log identifier `{id}` is used by both {} and {}: their logs would mix",
+                    whose(first),
+                    whose(inst)
+                ),
+            )
+            .hint(format!(
+                "rename server `{}`: every instance logs as <server>-<owner>, and Redis as redis-<owner>",
+                at.server
+            )),
+        );
     }
 }
 

@@ -13,7 +13,7 @@ use crate::core::names::{self, MASTER};
 mod checks;
 mod group;
 
-use checks::{check_git, check_paths, check_ports, check_values};
+use checks::{check_git, check_log_identifiers, check_paths, check_ports, check_values};
 use group::Group;
 
 pub const PORT_MIN: u16 = 1024;
@@ -170,6 +170,14 @@ pub struct Git {
     pub max_object_size: u64,
     /// The largest push (its pack), bytes.
     pub max_push_size: u64,
+    /// The most files the tree that deploys may hold.
+    pub max_files: usize,
+    /// The largest tree that deploys, its files' sizes added up, bytes.
+    pub max_unpacked_size: u64,
+    /// The most history a branch may hold beyond master, bytes as git stores it.
+    pub max_branch_size: u64,
+    /// The most the kept releases of one deploy target may take together, bytes.
+    pub max_releases_size: u64,
 }
 
 impl Model {
@@ -300,6 +308,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         return Err(errs);
     }
     check_ports(&instances, src, &mut errs);
+    check_log_identifiers(&instances, src, &mut errs);
     check_values(raw, &instances, src, &mut errs);
     errs.into_result(Model {
         developers,
