@@ -9,12 +9,18 @@
 # the floor (the same tree checked out with git archive | tar, plus one symlink swap),
 # a bare `systemctl reload` of the same unit, and `ssh hhl help` (the ssh handshake,
 # sshd and `hhlctl ssh` starting: the floor of any push over ssh).
+# Then the check after the reload (one request and the new workers' journal lines):
+# pushes alternate between socketserver (checked, the default) and dtserver (the same
+# tree, `smoke_path: ""`: not checked), so before and after come from the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-21}
 files=${FILES:-1000}
 . benches/lib.sh
 bench_example_container
+# dtserver is not checked after its deploys: the anchor of the check's cost.
+ct sed -i 's/^        port: 1090$/        port: 1090\n        smoke_path: ""/' /etc/hhl/hhl.yaml
+ct hhlctl apply > /dev/null
 ct hhlctl repo init > /dev/null
 container_dev_key dev1
 # repo init put the example game on master; the tree stays 1,000 files + main.lua.
@@ -63,4 +69,26 @@ anchors=$(ct sh -c "
 echo "anchor: checkout + symlink swap:     p50 $(pct 1 50 <<< "$anchors") ms  p95 $(pct 1 95 <<< "$anchors") ms"
 echo "anchor: systemctl reload (the unit): p50 $(pct 2 50 <<< "$anchors") ms  p95 $(pct 2 95 <<< "$anchors") ms"
 echo "anchor: ssh hhl help (ssh floor):   p50 $(pct 3 50 <<< "$anchors") ms  p95 $(pct 3 95 <<< "$anchors") ms"
+
+# The check's cost: the same tree and change pushed to a checked and an unchecked
+# instance, alternating.
+ct sh -c "
+  cd /root && git clone -q hhl:dtserver d 2>/dev/null && cd d && cp -r /root/s/lib /root/s/main.lua . &&
+  git add -A && git commit -qm tree && git push -q origin HEAD:dev1 2>/dev/null"
+ab=$(ct sh -c "
+  for n in \$(seq $runs); do
+    for r in s d; do
+      cd /root/\$r && echo \"ngx.say(\\\"ab \$n\\\")\" > main.lua && git commit -qam \"ab \$n\"
+      t0=\$(date +%s%N); git push -q origin HEAD:dev1 2>/tmp/push.\$r; t1=\$(date +%s%N)
+      echo -n \"\$(( (t1 - t0) / 1000 )) \"
+    done
+    c=\$(sed -n 's/.*remote: checked .* in \\([0-9]*\\) ms.*/\\1/p' /tmp/push.s)
+    grep -q 'remote: checked' /tmp/push.s || { echo 'error: socketserver was not checked' >&2; exit 1; }
+    grep -q 'remote: checked' /tmp/push.d && { echo 'error: dtserver was checked' >&2; exit 1; }
+    echo \$(( \${c:-0} * 1000 ))
+  done")
+echo "git push, checked (socketserver):    p50 $(pct 1 50 <<< "$ab") ms  p95 $(pct 1 95 <<< "$ab") ms"
+echo "git push, unchecked (dtserver):      p50 $(pct 2 50 <<< "$ab") ms  p95 $(pct 2 95 <<< "$ab") ms"
+echo "  the hook's check alone:             p50 $(pct 3 50 <<< "$ab") ms  p95 $(pct 3 95 <<< "$ab") ms"
+echo "  checked / unchecked (p50s):         $(awk -v a="$(pct 1 50 <<< "$ab")" -v b="$(pct 2 50 <<< "$ab")" 'BEGIN { printf "%.2f", a / b }')"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -157,6 +157,62 @@ fn repo_init_and_push(h: &Host) -> support::Run {
     )
 }
 
+/// The developer's loop with only a key (issue 27): a UTF-16 main.lua is refused by
+/// name, a runtime error shows at push time with `file:line` and the rollback to type,
+/// their own Redis by `ssh hhl redis` and through `ssh -L` with redis-cli, and no
+/// forward to another developer's Redis. Leaves "hello from dev1" live.
+fn developer_loop(h: &Host) {
+    let suite = &h.suite;
+    let push = |script: &str| h.sh(&format!("cd /root/socketserver && {{ {script}; }} 2>&1"));
+    let r = push(
+        "printf 'ngx.say(\"utf16\")\\r\\n' | iconv -f UTF-8 -t UTF-16 > main.lua && git commit -qam utf16 \
+         && git push origin HEAD:dev1; git reset -q --hard HEAD~1",
+    );
+    assert!(
+        r.stdout.contains("main.lua: is saved as UTF-16") && r.stdout.contains("save it as UTF-8"),
+        "[{suite}] UTF-16 push:\n{}",
+        r.stdout
+    );
+    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "hello from dev1\n");
+    let r = push(
+        "printf 'local cfg\\nngx.say(cfg.name)\\n' > main.lua && git commit -qam broken && git push origin HEAD:dev1",
+    );
+    assert!(
+        r.stdout.contains("is live but failing: GET / → 500")
+            && r.stdout
+                .contains("main.lua:2: attempt to index local 'cfg' (a nil value)")
+            && r.stdout.contains("rollback socketserver-dev1` goes back to"),
+        "[{suite}] runtime error push:\n{}",
+        r.stdout
+    );
+    let r = dev1_ssh(h, "rollback socketserver-dev1");
+    assert_eq!(r.code, 0, "[{suite}] rollback:\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(h.curl(&["http://127.0.0.1:1081/hhl"]).stdout, "hello from dev1\n");
+    h.ok("cd /root/socketserver && git reset -q --hard HEAD~1");
+
+    let r = dev1_ssh(h, "redis SET k v");
+    assert_eq!(r.stdout, "OK\n", "[{suite}] {}", r.stderr);
+    let r = dev1_ssh(h, "redis GET k");
+    assert_eq!(r.stdout, "\"v\"\n", "[{suite}] {}", r.stderr);
+    let secret = dev1_ssh(h, "redis-secret")
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("secret ").map(str::to_string))
+        .expect("a secret");
+    h.ok("ssh -f -N -o ExitOnForwardFailure=yes -L 16381:127.0.0.1:6381 hhl");
+    let got = h.ok(&format!(
+        "redis-cli -p 16381 --no-auth-warning --user default --pass {secret} GET k"
+    ));
+    assert_eq!(got.trim(), "v", "[{suite}] redis-cli through ssh -L");
+    let r = h.sh("printf 'PING\\r\\n' | timeout 10 ssh -o ExitOnForwardFailure=yes -W 127.0.0.1:6382 hhl");
+    assert!(
+        r.code != 0 && r.stderr.contains("stdio forwarding failed") && !r.stdout.contains("NOAUTH"),
+        "[{suite}] forward to dev2's Redis:\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
 /// `hhlctl web passwd` refuses a short password; with one, dev1 signs in and sees only
 /// dev1's instances; `ssh hhl web` signs dev1 in once without one.
 fn log_page_signs_in(h: &Host) {
@@ -275,6 +331,13 @@ fn port_taken_and_start_limit(h: &Host) {
         "[{}] the excerpt:\n{}",
         h.suite,
         r.stderr
+    );
+    // Its restarts (Restart=always) run into the start limit again: wait until it has,
+    // so the apply below finds it failed, not between two restarts.
+    h.eventually(
+        "systemctl is-failed -q redis@6379.service",
+        "redis@6379 failed again after hhlctl start",
+        60,
     );
     let r = h.sh("hhlctl apply");
     assert_eq!(
@@ -579,6 +642,7 @@ fn quickstart(suite: &str) {
         r.stderr
     );
 
+    developer_loop(&h);
     log_page_signs_in(&h);
     port_taken_and_start_limit(&h);
 

@@ -262,10 +262,13 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
         r.stdout
     );
     assert!(
-        r.stdout.contains("`hhlctl rollback socketserver-dev1` goes back to"),
+        r.stdout
+            .contains("`ssh hhl@127.0.0.1 rollback socketserver-dev1` goes back to"),
         "{}",
         r.stdout
     );
+    // Every hint is what dev1 can type: no `hhlctl …` (dev1 has no shell).
+    assert!(!r.stdout.contains("hhlctl "), "{}", r.stdout);
     assert_eq!(c.main_pid("openresty@socketserver-dev1.service"), master);
     assert_eq!(
         c.ok(&format!("pgrep -P {master} | sort")),

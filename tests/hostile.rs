@@ -5,8 +5,16 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use support::container::{Container, CFG};
 use support::entry::{self, ssh, ssh_cmd};
+use support::web::{self, read_answer, read_head, within, Web};
 use support::{example_yaml, Run};
 
 const IDS: [&str; 3] = ["dev1", "dev2", "lead"];
@@ -252,11 +260,11 @@ fn dev1_reaches_nothing_but_their_own() {
     refused(&ssh(&c, "dev1", "stop socketserver-dev1"), "that is an admin command");
     refused(
         &ssh(&c, "dev1", "redis-secret dev2"),
-        "not yours: the instances of `dev2` belong to dev2",
+        "not yours: you are `dev1` and may use your own Redis only, not `dev2`'s",
     );
     refused(
         &ssh(&c, "dev1", "redis-secret master"),
-        "not yours: the instances of `master`",
+        "may use your own Redis only, not `master`'s",
     );
 
     // As the instance user (what dev1's Lua runs as): the code is not writable.
@@ -361,4 +369,355 @@ fn dev1_reaches_nothing_but_their_own() {
     ));
     let r = c.sh("hhlctl apply");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+// The console under abuse: the real `hhlctl web serve` (what hhl-web.service runs) on
+// this host's loopback, attacked from 127/8 while a developer and an admin are served.
+
+/// What a legitimate sign-in and console load may take, however busy the attacker.
+const QUICK: Duration = Duration::from_secs(2);
+
+/// Room for the attacker's and the console's connections (the soft limit may be 1024).
+fn more_files() {
+    // SAFETY: reading and raising this process's own limit.
+    unsafe {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        l.rlim_cur = l.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+    }
+}
+
+/// `id` signs in with their password from 127.0.0.1 and loads their console (the
+/// page and its figures), within `QUICK`.
+#[track_caller]
+fn signs_in_and_loads(w: &Web, id: &str) {
+    within(QUICK, &format!("{id} signing in and loading the console"), || {
+        let a = w.password("127.0.0.1", id, &format!("{id}-secret"), "");
+        assert_eq!(a.status, 303, "{id} signing in: {a:?}");
+        let session = a.cookie("hhl_session");
+        let page = w.get("127.0.0.1", "/", &session);
+        assert_eq!(page.status, 200, "{id}'s console: {page:?}");
+        assert!(page.body.contains(id), "{}", page.body);
+        let o = w.get("127.0.0.1", "/api/overview", &session);
+        assert_eq!(o.status, 200, "{id}'s overview: {o:?}");
+        let o: serde_json::Value = serde_json::from_str(&o.body).unwrap();
+        assert_eq!(o["me"], id);
+    });
+}
+
+/// A developer and an admin, again and again until `done` (the attacker's thread
+/// ends), then three more times.
+fn served_throughout(w: &Web, done: impl Fn() -> bool) -> usize {
+    let mut rounds = 0;
+    while !done() {
+        signs_in_and_loads(w, "dev2");
+        signs_in_and_loads(w, "lead");
+        rounds += 1;
+        assert!(rounds < 2000, "the attack never finished");
+    }
+    for _ in 0..3 {
+        signs_in_and_loads(w, "dev2");
+        signs_in_and_loads(w, "lead");
+    }
+    rounds
+}
+
+#[test]
+fn stalled_bodies_and_one_identitys_live_streams_shut_nobody_out() {
+    more_files();
+    let w = Arc::new(Web::start(""));
+    signs_in_and_loads(&w, "dev2");
+    // A body larger than the console takes is refused from its headers.
+    let mut s = w.connect("127.0.0.1");
+    write!(
+        s,
+        "POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nuser="
+    )
+    .unwrap();
+    let a = read_answer(&mut s);
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(
+        a.body
+            .contains("refused: a request body of 1000000000 bytes; the most this page takes is 65536 bytes"),
+        "{}",
+        a.body
+    );
+
+    // 300 connections send a whole POST head and a few bytes of its body, then stall.
+    let stallers = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            let held: Vec<TcpStream> = (0..300)
+                .map(|_| {
+                    let mut s = w.connect("127.0.0.1");
+                    write!(
+                        s,
+                        "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\nuser="
+                    )
+                    .unwrap();
+                    s
+                })
+                .collect();
+            // 256 live streams from dev1, over as many sessions as dev1 can open.
+            let sessions: Vec<String> = (0..20).map(|_| w.link("dev1")).collect();
+            let mut streams = Vec::new();
+            let mut refused = 0;
+            for i in 0..256 {
+                let session = &sessions[4 + i % 16];
+                let mut s = w.connect("127.0.0.1");
+                write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\nCookie: {session}\r\n\r\n").unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let head = read_head(&mut s);
+                if head.status == 200 {
+                    streams.push(s);
+                } else {
+                    let mut body = String::new();
+                    let _ = s.read_to_string(&mut body);
+                    assert_eq!(head.status, 429, "{head:?} {body}");
+                    assert!(
+                        body.contains("refused: dev1 has 8 live views open already (the most one identity may): close one (another tab) first"),
+                        "{body}"
+                    );
+                    refused += 1;
+                }
+            }
+            (held, sessions, streams, refused)
+        })
+    };
+    let rounds = served_throughout(&w, || stallers.is_finished());
+    let (held, sessions, streams, refused) = stallers.join().unwrap();
+    assert_eq!((streams.len(), refused), (8, 248));
+    assert!(rounds > 0, "nobody was served while the attack went on");
+    // dev1 signed in 20 times: the 4 oldest sessions were closed for the newest.
+    let old = w.get("127.0.0.1", "/api/overview", &sessions[0]);
+    assert_eq!((old.status, old.body.as_str()), (401, r#"{"error":"sign in first"}"#));
+    assert_eq!(w.get("127.0.0.1", "/api/overview", &sessions[19]).status, 200);
+
+    // Each stalled body is answered 408 at the deadline, or was closed earlier to let a
+    // newer connection in; none is left holding a slot.
+    let (mut late, mut closed) = (0, 0);
+    for mut s in held {
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let a = read_answer(&mut s);
+        match a.status {
+            408 => {
+                assert!(
+                    a.body
+                        .contains("refused: the request did not arrive whole within 10 s of connecting"),
+                    "{}",
+                    a.body
+                );
+                late += 1;
+            }
+            0 => closed += 1,
+            _ => panic!("a stalled body answered {a:?}"),
+        }
+    }
+    assert!(late > 0 && closed >= 300 - 256, "408: {late}, closed: {closed}");
+    eprintln!(
+        "served {rounds} rounds during the attack; stalled bodies: {late} answered 408, {closed} closed for newer"
+    );
+    signs_in_and_loads(&w, "dev2");
+    signs_in_and_loads(&w, "lead");
+    drop(streams);
+}
+
+#[track_caller]
+fn answered(a: &web::Answer, status: u16, want: &str) {
+    assert_eq!(a.status, status, "{a:?}");
+    assert!(a.body.contains(want), "wanted `{want}` in {}", a.body);
+}
+
+const WRONG: &str = "Wrong user name or password.";
+
+#[test]
+fn sign_in_lockouts_hit_the_attacker_not_the_victim() {
+    // 127.0.0.3 plays a TLS proxy on this host.
+    let w = Web::start("web: {trusted_proxies: [127.0.0.3]}\n");
+    // dev2 signed in from their browser before: it holds a device cookie.
+    let first = w.password("127.0.0.1", "dev2", "dev2-secret", "");
+    assert_eq!(first.status, 303, "{first:?}");
+    let device = first.cookie("hhl_device");
+
+    // Through an ssh forward everyone arrives from 127.0.0.1, the attacker too.
+    for _ in 0..10 {
+        answered(&w.password("127.0.0.1", "dev2", "guess", ""), 401, WRONG);
+    }
+    answered(
+        &w.password("127.0.0.1", "dev2", "guess", ""),
+        429,
+        "Too many wrong passwords for dev2 from this address: try again in ",
+    );
+    answered(
+        &w.password("127.0.0.1", "dev2", "dev2-secret", ""),
+        429,
+        "or sign in with a link (&#x60;ssh &lt;entry&gt;@server web&#x60;).",
+    );
+    // The victim is not locked out: from their browser, from another address, by link.
+    let a = w.password("127.0.0.1", "dev2", "dev2-secret", &device);
+    assert_eq!(a.status, 303, "{a:?}");
+    assert_eq!(w.password("127.0.0.2", "dev2", "dev2-secret", "").status, 303);
+    w.link("dev2");
+    // The attacker's browser (no device cookie of dev2's) stays locked out.
+    answered(
+        &w.password("127.0.0.1", "dev2", "guess2", ""),
+        429,
+        "Too many wrong passwords for dev2",
+    );
+
+    // 30 made-up users from the shared address lock out made-up users only.
+    for i in 0..30 {
+        answered(&w.password("127.0.0.1", &format!("nobody{i}"), "x", ""), 401, WRONG);
+    }
+    answered(
+        &w.password("127.0.0.1", "nobody-more", "x", ""),
+        429,
+        "Too many sign-in attempts for unknown users from this address: try again in ",
+    );
+    assert_eq!(w.password("127.0.0.1", "dev1", "dev1-secret", "").status, 303);
+    assert_eq!(w.password("127.0.0.1", "lead", "lead-secret", "").status, 303);
+    // Made-up names from 64 addresses at once: a few are checked, the rest refused at
+    // once, none ahead of an identity signing in.
+    let w = Arc::new(w);
+    let storm: Vec<_> = (0..64)
+        .map(|i| {
+            let w = w.clone();
+            std::thread::spawn(move || w.password(&format!("127.0.2.{i}"), &format!("ghost{i}"), "x", ""))
+        })
+        .collect();
+    signs_in_and_loads(&w, "dev1");
+    let mut busy = 0;
+    for t in storm {
+        let a = t.join().unwrap();
+        if a.status == 429 {
+            answered(
+                &a,
+                429,
+                "Too many sign-in attempts for unknown users at the moment: try again in a few seconds.",
+            );
+            busy += 1;
+        } else {
+            answered(&a, 401, WRONG);
+        }
+    }
+    assert!(busy > 0, "64 made-up names at once were all checked");
+
+    // Behind the trusted proxy, the client is the address it appended last.
+    let via = |client: &str, id: &str, password: &str| {
+        w.request(
+            "127.0.0.3",
+            &format!("POST /login HTTP/1.1\r\nX-Forwarded-For: 192.0.2.1, {client}\r\n"),
+            &format!("user={id}&password={password}"),
+        )
+    };
+    for _ in 0..10 {
+        answered(&via("10.0.0.66", "dev1", "guess"), 401, WRONG);
+    }
+    answered(
+        &via("10.0.0.66", "dev1", "guess"),
+        429,
+        "Too many wrong passwords for dev1 from this address",
+    );
+    assert_eq!(via("10.0.0.7", "dev1", "dev1-secret").status, 303);
+    // From anyone else the header is ignored: a forged one spreads nothing.
+    for i in 0..10 {
+        let a = w.request(
+            "127.0.0.2",
+            &format!("POST /login HTTP/1.1\r\nX-Forwarded-For: 10.0.1.{i}\r\n"),
+            "user=lead&password=guess",
+        );
+        answered(&a, 401, WRONG);
+    }
+    let a = w.request(
+        "127.0.0.2",
+        "POST /login HTTP/1.1\r\nX-Forwarded-For: 10.0.1.99\r\n",
+        "user=lead&password=guess",
+    );
+    answered(&a, 429, "Too many wrong passwords for lead from this address");
+    signs_in_and_loads(&w, "lead");
+
+    // A proxy address that is none is refused where it is written.
+    let sb = support::Sandbox::new();
+    let yaml = support::example_under(sb.path()) + "web:\n  trusted_proxies: [127.0.0.1, proxy.example]\n";
+    let line = yaml.lines().count();
+    sb.write("hhl.yaml", &yaml);
+    let r = sb.run(&["plan"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains(&format!("hhl.yaml:{line}:"))
+            && r.stderr
+                .contains("web.trusted_proxies: `proxy.example` is not an IP address"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_reconnecting_slowloris_gets_no_legitimate_request_refused() {
+    more_files();
+    let w = Arc::new(Web::start(""));
+    let dev2 = w.link("dev2");
+    let lead = w.link("lead");
+    let (ready, opened) = std::sync::mpsc::channel();
+    let (stop, reconnects) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    // 400 connections send part of a request head and hold; each one the console
+    // closes comes straight back.
+    let attacker = {
+        let (w, stop, reconnects) = (w.clone(), stop.clone(), reconnects.clone());
+        std::thread::spawn(move || {
+            let open = |w: &Web| {
+                let mut s = w.connect("127.0.0.1");
+                s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+                s
+            };
+            let mut conns: Vec<TcpStream> = (0..400).map(|_| open(&w)).collect();
+            ready.send(()).unwrap();
+            while !stop.load(Ordering::SeqCst) {
+                let mut fds: Vec<libc::pollfd> = conns
+                    .iter()
+                    .map(|s| libc::pollfd {
+                        fd: s.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: poll on descriptors `conns` owns, for at most 100 ms.
+                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+                for (i, p) in fds.iter().enumerate() {
+                    if p.revents != 0 {
+                        conns[i] = open(&w);
+                        reconnects.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+    };
+    opened
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the attacker never got its connections open");
+    let mut refused = Vec::new();
+    for i in 0..150 {
+        let (path, session) = match i % 3 {
+            0 => ("/login", ""),
+            1 => ("/api/overview", dev2.as_str()),
+            _ => ("/", lead.as_str()),
+        };
+        let a = within(QUICK, &format!("GET {path}"), || w.get("127.0.0.1", path, session));
+        if a.status != 200 {
+            refused.push(format!("{path}: {a:?}"));
+        }
+    }
+    signs_in_and_loads(&w, "dev2");
+    signs_in_and_loads(&w, "lead");
+    stop.store(true, Ordering::SeqCst);
+    attacker.join().unwrap();
+    assert!(refused.is_empty(), "{} of 150 refused: {:#?}", refused.len(), refused);
+    // The pressure was real: the console kept closing the attacker's oldest.
+    let n = reconnects.load(Ordering::SeqCst);
+    assert!(n >= 150, "{n}");
+    eprintln!("150 requests served while the attacker reconnected {n} times");
 }

@@ -331,17 +331,125 @@ fn game_sessions_live_through_deploys_and_restarts() {
     );
 }
 
+/// Plain OpenResty session code, as a game written before hhl.websocket has it: a
+/// `recv_frame` loop that echoes text and knows nothing of the worker's exit.
+const PLAIN_ECHO: &str = "if ngx.var.uri == '/hhl' then ngx.say('ok') return end
+local server = require 'resty.websocket.server'
+local wb = assert(server:new({ timeout = 60000, max_payload_len = 65535 }))
+wb:send_text('{\"op\":\"hello\"}')
+while true do
+    local data, typ, err = wb:recv_frame()
+    if not data then
+        if not (err and err:find('timeout', 1, true)) then break end
+    elseif typ == 'close' then
+        wb:send_close()
+        break
+    elseif typ == 'ping' then
+        wb:send_pong(data)
+    elseif typ == 'text' then
+        wb:send_text(data)
+    end
+end
+";
+
+#[test]
+fn plain_resty_websocket_code_ends_its_sessions_on_restart_and_reload() {
+    let c = Container::applied(&example_yaml());
+    enter_net(&c);
+    let unit = "openresty@dtserver-dev1.service";
+    c.write("/opt/hhl/dtserver/dev1/src/main.lua", PLAIN_ECHO);
+    c.ok("curl -sf http://127.0.0.1:1091/hhl");
+
+    // Restart with 5 sessions open, each waiting in recv_frame: every one gets 1001
+    // and the restart ends within 2 s, without SIGKILL (was: worker_shutdown_timeout).
+    let readers: Vec<_> = (0..5)
+        .map(|_| {
+            let mut ws = open(1091).0;
+            let echo = call(&mut ws, json!({"op": "echo", "id": 1, "data": "x"}));
+            assert_eq!(echo["id"], 1);
+            std::thread::spawn(move || {
+                let first = ws.read();
+                while ws.read().is_ok() {}
+                match first {
+                    Ok(Message::Close(Some(f))) => f.code,
+                    other => panic!("expected close 1001, got {other:?}"),
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let r = c.sh("hhlctl restart dtserver-dev1");
+    let took = t.elapsed();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(&format!("restarted {unit}")), "{}", r.stdout);
+    assert!(!r.stderr.contains("SIGKILL"), "{}", r.stderr);
+    for reader in readers {
+        assert_eq!(reader.join().unwrap(), CloseCode::Away);
+    }
+    assert!(
+        took <= Duration::from_secs(2),
+        "restart with 5 plain sessions took {took:?}"
+    );
+    let journal = c.ok(&format!("journalctl -u {unit} --no-pager -q -o cat"));
+    assert!(
+        !journal.contains("SIGKILL") && !journal.contains("timed out"),
+        "{journal}"
+    );
+    eprintln!("restart with 5 plain resty.websocket.server sessions: {took:?}");
+
+    // Reloads: sessions busy echoing get 1001 between messages; none is dropped or
+    // left unanswered, and the old workers leave at once.
+    while TcpStream::connect(("127.0.0.1", 1091)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(5), "not listening after the restart");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let players: Vec<_> = (0..10)
+        .map(|n| {
+            let (stop, tally) = (stop.clone(), tally.clone());
+            std::thread::spawn(move || player(1091, n, stop, tally))
+        })
+        .collect();
+    for n in 1..=5 {
+        let old = workers(&c, unit);
+        let before = tally.answered.load(Ordering::SeqCst);
+        let t = Instant::now();
+        let r = c.sh("hhlctl reload dtserver-dev1");
+        assert_eq!(r.code, 0, "reload {n}: {}{}", r.stdout, r.stderr);
+        while old.iter().any(|p| c.sh(&format!("test -e /proc/{p}")).code == 0) {
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "reload {n}: old workers {old:?} still there"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while tally.answered.load(Ordering::SeqCst) < before + 50 {
+            assert!(t.elapsed() < Duration::from_secs(10), "reload {n}: sessions stalled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for p in players {
+        p.join().unwrap();
+    }
+    let away = tally.going_away.load(Ordering::SeqCst);
+    assert_eq!(tally.dropped.load(Ordering::SeqCst), 0, "dropped sessions");
+    assert_eq!(tally.unanswered.load(Ordering::SeqCst), 0, "unanswered messages");
+    assert!(away >= 5, "every reload sends its sessions 1001: {away}");
+}
+
 #[test]
 fn a_stop_finished_by_sigkill_is_reported_as_failed() {
     let c = Container::applied(&example_yaml());
     enter_net(&c);
-    // A session loop that does not watch for the worker's exit (plain OpenResty code),
-    // and a unit that will not wait for nginx's own 10 s: systemd has to kill it.
+    // A handler that holds its worker and never reads (no session loop at all), and a
+    // unit that will not wait for nginx's own 10 s: systemd has to kill it.
     c.write(
         "/opt/hhl/dtserver/dev1/src/main.lua",
         "if ngx.var.uri == '/hhl' then ngx.say('ok') return end\n\
          local wb = assert(require('resty.websocket.server'):new({ timeout = 60000 }))\n\
-         wb:recv_frame()\n",
+         ngx.sleep(60)\n",
     );
     c.write(
         "/etc/systemd/system/openresty@dtserver-dev1.service.d/60-test.conf",

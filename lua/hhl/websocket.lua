@@ -10,17 +10,18 @@
 -- `session.wb` is the resty.websocket.server object; `session:send_text(s)` and
 -- `session:send_binary(s)` send frames.
 --
--- Every deploy reloads nginx: old workers stop accepting and shut down. Each worker
--- holds one timer that nginx fires early ("premature") the moment the worker starts to
--- exit; a session then finishes the message in hand, sends close 1001 (going away) and
--- ends, so clients reconnect to the new code, and the old worker exits at once instead
--- of at worker_shutdown_timeout, where nginx would drop the connection without a close
--- frame (clients would see 1006). A stop (`hhlctl restart`) works the same way.
+-- Every deploy reloads nginx: old workers stop accepting and shut down. `hhl.exit`
+-- wakes every session the moment the worker starts to exit; a session then finishes
+-- the message in hand, sends close 1001 (going away) and ends, so clients reconnect
+-- to the new code, and the old worker exits at once instead of at
+-- worker_shutdown_timeout, where nginx would drop the connection without a close frame
+-- (clients would see 1006). A stop or restart works the same way.
 -- Idle sessions wait on a semaphore, not a polling loop: 5,000 idle sessions cost
 -- nothing until a frame or the exit arrives.
 
 local server = require "resty.websocket.server"
 local semaphore = require "ngx.semaphore"
+local exit = require "hhl.exit"
 
 local M = {}
 
@@ -30,54 +31,11 @@ M.INTERNAL_ERROR = 1011
 -- Sessions open in this worker.
 M.open_sessions = 0
 
-local exiting = false
-local exit_sema
-local YEAR = 365 * 24 * 3600
-
-local function on_timer(premature)
-    if not premature then
-        -- A year passed: keep watching.
-        ngx.timer.at(YEAR, on_timer)
-        return
-    end
-    exiting = true
-    -- count() is minus the number of waiting threads.
-    local waiting = -exit_sema:count()
-    if waiting > 0 then
-        exit_sema:post(waiting)
-    end
-    -- The post is an event nginx handles after its next wait for I/O; this timer
-    -- (zero delay is still allowed while exiting) makes that wait return at once,
-    -- instead of at the next socket timeout.
-    ngx.timer.at(0, function() end)
-end
-
-local function arm()
-    if exit_sema then
-        return
-    end
-    exit_sema = semaphore.new()
-    local ok, err = ngx.timer.at(YEAR, on_timer)
-    if not ok then
-        -- "process exiting": no new timers in a worker that is shutting down.
-        exiting = true
-        ngx.log(ngx.INFO, "hhl.websocket: ", err)
-    end
-end
-
 --- True once this worker has started to shut down (reload or stop).
-function M.exiting()
-    return exiting or ngx.worker.exiting()
-end
+M.exiting = exit.exiting
 
 --- Block the calling light thread until this worker starts to shut down.
-function M.wait_exit()
-    arm()
-    while not M.exiting() do
-        exit_sema:wait(3600)
-    end
-    return "exit"
-end
+M.wait_exit = exit.wait
 
 local Session = {}
 Session.__index = Session
@@ -168,6 +126,11 @@ function M.serve(opts, handlers)
     if not wb then
         ngx.log(ngx.INFO, "hhl.websocket: handshake refused: ", err)
         return ngx.exit(ngx.HTTP_BAD_REQUEST)
+    end
+    -- This loop watches the worker's exit itself: the shipped resty.websocket.server
+    -- need not (on OpenResty, its own module has no `unwatched`).
+    if server.unwatched then
+        server.unwatched(wb)
     end
     local s = setmetatable({ wb = wb, busy = false, done = semaphore.new() }, Session)
     M.open_sessions = M.open_sessions + 1

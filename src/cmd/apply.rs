@@ -220,7 +220,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     let outcomes = systemd.run_jobs(&actions.jobs).context("running systemd jobs")?;
     fault::point("apply:jobs");
     failed += report(&outcomes);
-    failed += ready::wait_for_ports(model, &outcomes);
+    failed += ready::wait_for_ports(model, &outcomes, &crate::core::voice::Voice::Shell);
     if web_back {
         failed += report(&systemd.run_jobs(&[(WEB_UNIT.to_string(), JobKind::Start)])?);
     }

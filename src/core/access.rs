@@ -69,6 +69,8 @@ pub enum Action<'a> {
     Control { owner: &'a str },
     /// Read the logs of `owner`'s instances.
     ReadLogs { owner: &'a str },
+    /// Run a command on `owner`'s Redis (`ssh … redis`), or learn its port and secret.
+    Redis { owner: &'a str },
     /// See (fetch) `branch` of `repo`.
     Read { repo: &'a Repo, branch: &'a str },
     /// Connect to `repo` to push at all (before any ref is known).
@@ -95,12 +97,15 @@ pub fn may(model: &Model, identity: &str, action: Action) -> Result<(), String> 
     };
     let mine = |owner: &str| owner == me.name;
     match action {
-        Action::Control { owner } | Action::ReadLogs { owner } if mine(owner) => Ok(()),
+        Action::Control { owner } | Action::ReadLogs { owner } | Action::Redis { owner } if mine(owner) => Ok(()),
         Action::Control { owner } => Err(format!(
             "not yours: the instances of `{owner}` belong to {owner}, and you are `{identity}`"
         )),
         Action::ReadLogs { owner } => Err(format!(
             "not yours: you are `{identity}` and may not read the logs of `{owner}`"
+        )),
+        Action::Redis { owner } => Err(format!(
+            "not yours: you are `{identity}` and may use your own Redis only, not `{owner}`'s"
         )),
         Action::Read { repo, branch } => match &repo.kind {
             // Developers read master (to merge from) and their own branch; other
@@ -410,6 +415,13 @@ mod may_tests {
             may(&m, "dev1", Action::ReadLogs { owner: "master" }).unwrap_err(),
             "not yours: you are `dev1` and may not read the logs of `master`"
         );
+        assert_eq!(may(&m, "dev1", Action::Redis { owner: "dev1" }), Ok(()));
+        assert_eq!(
+            may(&m, "dev1", Action::Redis { owner: "dev2" }).unwrap_err(),
+            "not yours: you are `dev1` and may use your own Redis only, not `dev2`'s"
+        );
+        assert!(may(&m, "dev1", Action::Redis { owner: "master" }).is_err());
+        assert_eq!(may(&m, "lead", Action::Redis { owner: "dev2" }), Ok(()));
         assert_eq!(
             may(&m, "dev1", Action::Admin).unwrap_err(),
             "that is an admin command, and `dev1` is not an admin"

@@ -1,20 +1,22 @@
 //! The entry account's `~/.ssh/authorized_keys`: one line per key in hhl.yaml,
-//! `restrict,port-forwarding,permitopen="127.0.0.1:8080",permitlisten="127.0.0.1:1",command="<hhlctl> ssh <identity>" <type> <base64> [comment]`.
+//! `restrict,port-forwarding,permitopen="127.0.0.1:8080",permitlisten="127.0.0.1:1"[,permitopen="127.0.0.1:<redis>",permitopen="localhost:<redis>"…],command="<hhlctl> ssh <identity>" <type> <base64> [comment]`.
 //! Pure.
 //!
 //! `restrict` takes away every forwarding, the pty and `~/.ssh/rc`; `port-forwarding`
-//! gives back only what the two limits allow: a local forward (`ssh -L`, `-W`) to the
-//! console's loopback address and nothing else (`permitopen`), and no remote forward
-//! that can ever listen (`permitlisten` names port 1 on loopback, which the entry
-//! account may not bind: OpenSSH has no `none` for it in authorized_keys, and without
-//! any `permitlisten` a `ssh -R` could take any free port on the server's loopback).
+//! gives back only what the limits allow: a local forward (`ssh -L`, `-W`) to the
+//! console's loopback address, and to the key's owner's own Redis port (admins: every
+//! owner's), so redis-cli and Redis GUIs work from the developer's PC (`permitopen`);
+//! and no remote forward that can ever listen (`permitlisten` names port 1 on
+//! loopback, which the entry account may not bind: OpenSSH has no `none` for it in
+//! authorized_keys, and without any `permitlisten` a `ssh -R` could take any free port
+//! on the server's loopback, one another owner's code connects to).
 
 use std::path::Path;
 
 use crate::core::artifact::{generated_header, Artifact};
 use crate::core::escape::Unsafe;
 use crate::core::identity::PublicKey;
-use crate::core::model::Model;
+use crate::core::model::{Kind, Model};
 
 /// One authorized_keys line, or why it cannot be written. The identity lands inside
 /// `command="…"`, so only name characters pass; the key is re-checked (type, base64)
@@ -24,7 +26,8 @@ use crate::core::model::Model;
 pub struct AuthorizedKey(String);
 
 impl AuthorizedKey {
-    pub fn new(hhlctl: &Path, identity: &str, key: &PublicKey) -> Result<Self, Unsafe> {
+    /// `forwards`: the loopback ports the key may open (`ssh -L`); none: no forwarding.
+    pub fn new(hhlctl: &Path, identity: &str, key: &PublicKey, forwards: &[u16]) -> Result<Self, Unsafe> {
         let ok_name = !identity.is_empty()
             && identity
                 .bytes()
@@ -52,8 +55,16 @@ impl AuthorizedKey {
         if again != *key {
             return Err(Unsafe("the key does not read back as itself".into()));
         }
+        let mut options = format!("restrict,port-forwarding,permitopen=\"{CONSOLE}\",permitlisten=\"{NO_LISTEN}\"");
+        // ssh sends the host as typed: both loopback spellings of a Redis port (no name
+        // lookup); the console's is the one address its links name.
+        for port in forwards {
+            options.push_str(&format!(
+                ",permitopen=\"127.0.0.1:{port}\",permitopen=\"localhost:{port}\""
+            ));
+        }
         Ok(AuthorizedKey(format!(
-            "restrict,port-forwarding,permitopen=\"{CONSOLE}\",permitlisten=\"{NO_LISTEN}\",command=\"{exe} ssh {identity}\" {line}"
+            "{options},command=\"{exe} ssh {identity}\" {line}"
         )))
     }
 
@@ -72,12 +83,25 @@ pub fn path_under(entry_home: &std::path::Path) -> std::path::PathBuf {
     entry_home.join(".ssh/authorized_keys")
 }
 
+/// The Redis ports `identity`'s keys may forward to: their own Redis's; an admin's,
+/// every owner's.
+pub fn redis_forwards(model: &Model, identity: &str) -> Vec<u16> {
+    model
+        .instances
+        .iter()
+        .filter(|i| i.kind == Kind::Redis)
+        .filter(|i| model.access.is_admin(identity) || i.developer == identity)
+        .map(|i| i.port)
+        .collect()
+}
+
 /// The file's text: a header, then every identity's keys in hhl.yaml order.
 pub fn text(model: &Model, hhlctl: &Path, source: &Path) -> Result<String, Unsafe> {
     let mut out = generated_header(source, None);
     for id in model.access.identities.values() {
+        let forwards = redis_forwards(model, &id.name);
         for key in &id.keys {
-            out.push_str(AuthorizedKey::new(hhlctl, &id.name, key)?.as_str());
+            out.push_str(AuthorizedKey::new(hhlctl, &id.name, key, &forwards)?.as_str());
             out.push('\n');
         }
     }
@@ -122,10 +146,18 @@ mod tests {
 
     #[test]
     fn line() {
-        let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(Some("dev1@pc"))).unwrap();
+        let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(Some("dev1@pc")), &[]).unwrap();
         assert_eq!(
             l.as_str(),
             format!("restrict,port-forwarding,permitopen=\"127.0.0.1:8080\",permitlisten=\"127.0.0.1:1\",command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED} dev1@pc")
+        );
+        let l = AuthorizedKey::new(Path::new(HHLCTL), "dev1", &key(None), &[6381]).unwrap();
+        assert_eq!(
+            l.as_str(),
+            format!(
+                "restrict,port-forwarding,permitopen=\"127.0.0.1:8080\",permitlisten=\"127.0.0.1:1\",\
+                 permitopen=\"127.0.0.1:6381\",permitopen=\"localhost:6381\",command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED}"
+            )
         );
     }
 
@@ -133,16 +165,16 @@ mod tests {
     fn refusals() {
         let h = Path::new(HHLCTL);
         assert_eq!(
-            AuthorizedKey::new(h, "dev1\" x", &key(None)).unwrap_err().0,
+            AuthorizedKey::new(h, "dev1\" x", &key(None), &[]).unwrap_err().0,
             "identity `dev1\\\" x` is not a plain name"
         );
         assert_eq!(
-            AuthorizedKey::new(h, "dev1", &key(Some("a\nssh-ed25519 AAAA")))
+            AuthorizedKey::new(h, "dev1", &key(Some("a\nssh-ed25519 AAAA")), &[])
                 .unwrap_err()
                 .0,
             "the key contains a newline"
         );
-        assert!(AuthorizedKey::new(Path::new("/opt/my hhl"), "dev1", &key(None))
+        assert!(AuthorizedKey::new(Path::new("/opt/my hhl"), "dev1", &key(None), &[])
             .unwrap_err()
             .0
             .contains("cannot stand in command"));

@@ -49,6 +49,26 @@ pub struct RawConfig {
         deserialize_with = "crate::core::strict::map"
     )]
     pub keys: IndexMap<String, Vec<String>>,
+    /// The console (hhl-web.service).
+    #[serde(default, skip_serializing_if = "RawWeb::is_default")]
+    pub web: RawWeb,
+}
+
+/// The console's settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWeb {
+    /// Addresses of the reverse proxies in front of the console (e.g. `127.0.0.1`
+    /// for one on this host): only from them is `X-Forwarded-For` believed, its last
+    /// address being the client's (for sign-in throttling). Empty: nobody's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl RawWeb {
+    fn is_default(&self) -> bool {
+        *self == RawWeb::default()
+    }
 }
 
 /// The bare repositories: `<root>/<server>.git` per logic server, `serverctrl.git`

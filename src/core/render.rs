@@ -49,6 +49,13 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
             hhl["prefix"] = json!(inst.dir);
             hhl["src_dir"] = json!(inst.src_dir());
             hhl["lua_package_path"] = json!(lua_package_path(model, inst));
+            // nginx's syslog tag: letters, digits and `_`, at most 32.
+            let tag: String = crate::core::units::syslog_identifier(inst)
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .take(32)
+                .collect();
+            hhl["access_tag"] = json!(tag);
             // The owner's own Redis, for Lua to connect to (templates set $hhl_redis_port).
             if let Some(redis) = crate::core::redis_acl::of(model, &inst.developer) {
                 hhl["redis_port"] = json!(redis.name);

@@ -6,17 +6,20 @@
 //! the LuaJIT that libnginx-mod-http-lua needs.)
 
 use std::fs;
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 use walkdir::WalkDir;
 
+use crate::core::encoding;
 use crate::core::model::Flavor;
 
 pub enum Outcome {
     Clean(usize),
-    /// One message a file, paths relative to the tree.
+    /// One message a file, paths relative to the tree: `Lua syntax: <file>:<line>: …`,
+    /// or what is wrong with a file's encoding (`core::encoding`), which is not compiled.
     Errors(Vec<String>),
 }
 
@@ -64,8 +67,30 @@ pub fn check(flavor: Flavor, tree: &Path, scratch: &Path) -> Result<Outcome> {
             format!("{}\n{}", e.path().display(), rel.display())
         })
         .collect();
+    let prefix = format!("{}/", tree.display());
+    // UTF-16 or a byte-order mark (Windows editors, PowerShell's `>`) would reach
+    // LuaJIT as `unexpected symbol near '<\255>'`: said plainly instead.
+    let mut bad = Vec::new();
+    let mut files_ok = Vec::new();
+    for f in files {
+        // `<path>\n<path in the tree>`.
+        let (path, rel) = f.split_once('\n').unwrap_or((&f, &f));
+        let mut head = Vec::with_capacity(encoding::SNIFF);
+        fs::File::open(path)
+            .and_then(|h| h.take(encoding::SNIFF as u64).read_to_end(&mut head))
+            .with_context(|| format!("reading {path}"))?;
+        match encoding::problem(&head) {
+            Some(p) => bad.push(encoding::message(rel, p)),
+            None => files_ok.push(f),
+        }
+    }
+    let files = files_ok;
     if files.is_empty() {
-        return Ok(Outcome::Clean(0));
+        return Ok(if bad.is_empty() {
+            Outcome::Clean(0)
+        } else {
+            Outcome::Errors(bad)
+        });
     }
     fs::write(scratch.join("files"), files.join("\n") + "\n")?;
     fs::write(scratch.join("check.conf"), config(flavor, scratch))?;
@@ -81,13 +106,17 @@ pub fn check(flavor: Flavor, tree: &Path, scratch: &Path) -> Result<Outcome> {
             String::from_utf8_lossy(&out.stderr).trim()
         )
     })?;
-    if errors.trim().is_empty() {
+    if errors.trim().is_empty() && bad.is_empty() {
         return Ok(Outcome::Clean(files.len()));
     }
-    let prefix = format!("{}/", tree.display());
-    Ok(Outcome::Errors(
-        errors.replace(&prefix, "").lines().map(str::to_string).collect(),
-    ))
+    bad.extend(
+        errors
+            .replace(&prefix, "")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("Lua syntax: {l}")),
+    );
+    Ok(Outcome::Errors(bad))
 }
 
 #[cfg(test)]
@@ -106,10 +135,36 @@ mod tests {
         match check(Flavor::Debian, &tree, &scratch).unwrap() {
             Outcome::Errors(e) => {
                 assert_eq!(e.len(), 1, "{e:?}");
-                assert!(e[0].starts_with("lib/bad.lua:2:"), "{e:?}");
+                assert!(e[0].starts_with("Lua syntax: lib/bad.lua:2:"), "{e:?}");
             }
             Outcome::Clean(_) => panic!("a syntax error passed"),
         }
+        // Windows: CRLF compiles; UTF-16 and a byte-order mark are named, not compiled.
+        fs::write(tree.join("lib/bad.lua"), "local t = {}\r\nreturn t\r\n").unwrap();
+        assert!(matches!(
+            check(Flavor::Debian, &tree, &scratch).unwrap(),
+            Outcome::Clean(2)
+        ));
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("return {}\r\n".encode_utf16().flat_map(|u| u.to_le_bytes()))
+            .collect();
+        fs::write(tree.join("lib/bad.lua"), utf16).unwrap();
+        fs::write(tree.join("main.lua"), b"\xEF\xBB\xBFngx.say('ok')\n").unwrap();
+        match check(Flavor::Debian, &tree, &scratch).unwrap() {
+            Outcome::Errors(mut e) => {
+                e.sort();
+                assert_eq!(e.len(), 2, "{e:?}");
+                assert!(e[0].starts_with("lib/bad.lua: is saved as UTF-16"), "{e:?}");
+                assert!(
+                    e[1].starts_with("main.lua: starts with a UTF-8 byte-order mark"),
+                    "{e:?}"
+                );
+                assert!(e.iter().all(|m| m.contains("save it as UTF-8")), "{e:?}");
+            }
+            Outcome::Clean(_) => panic!("UTF-16 passed"),
+        }
+        fs::write(tree.join("main.lua"), "ngx.say('ok')\n").unwrap();
         fs::write(tree.join("lib/bad.lua"), "return {}\n").unwrap();
         assert!(matches!(
             check(Flavor::Debian, &tree, &scratch).unwrap(),

@@ -2,6 +2,7 @@
 //! an injected root (`fsapply`), unix users, releases and repositories, Redis secrets,
 //! systemd over D-Bus (`systemd`), and the convergence records of an interrupted apply.
 
+pub mod caller;
 pub mod fault;
 pub mod fsapply;
 pub mod git;
@@ -13,10 +14,12 @@ pub mod optional;
 pub mod overview;
 pub mod parallel;
 pub mod portholder;
+pub mod redis_client;
 pub mod release;
 pub mod release_info;
 pub mod reown;
 pub mod secrets;
+pub mod smoke;
 pub mod systemd;
 pub mod users;
 pub mod validate;

@@ -133,7 +133,7 @@ fn derive(app: &Path, id: &str, git_dir: Option<&Path>) -> ReleaseInfo {
     let commit = short.and_then(|s| git_dir.and_then(|g| full_commit(g, s)));
     let (subject, author) = match (&commit, git_dir) {
         (Some(c), Some(g)) => describe(g, c),
-        _ if id == INITIAL_RELEASE => (Some("made by hhlctl apply (before any push)".into()), None),
+        _ if id == INITIAL_RELEASE => (Some("made when hhl.yaml was applied (before any push)".into()), None),
         _ => (None, None),
     };
     ReleaseInfo {

@@ -114,16 +114,79 @@ fn deploy_server(
             );
         }
     }
+    // The check after the reload (`core::smoke`): noted before it, made after.
+    let smoke_path = match crate::core::smoke::path(inst) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("warning: {e}; no check after this deploy");
+            None
+        }
+    };
+    let before = smoke_path.as_ref().map(|_| crate::host::smoke::before(inst));
     let ok = run_jobs(model, jobs, &inst.name, &d.previous)?;
-    if ok {
-        release::reload_done(&inst.app_dir(), &release::deploy_record(&d.id))?;
+    if !ok {
+        return Ok(false);
     }
-    Ok(ok)
+    release::reload_done(&inst.app_dir(), &release::deploy_record(&d.id))?;
+    match (smoke_path, before) {
+        (Some(path), Some(before)) => Ok(smoke_report(model, inst, &path, &before, &d.previous)),
+        _ => Ok(true),
+    }
+}
+
+/// Request the freshly reloaded instance and show its new workers' errors: a runtime
+/// error (a nil index, a failing `require`) shows at push time, with `file:line` and
+/// the way back. Returns whether it is clean.
+fn smoke_report(
+    model: &Model,
+    inst: &crate::core::model::Instance,
+    path: &str,
+    before: &crate::host::smoke::Before,
+    previous: &Option<String>,
+) -> bool {
+    let t = Instant::now();
+    let checked = crate::host::smoke::check(inst, path, before);
+    if !checked.failed && checked.errors.is_empty() {
+        println!(
+            "checked {}: {} in {} ms, no errors logged",
+            inst.name,
+            checked.answer,
+            t.elapsed().as_millis()
+        );
+        return true;
+    }
+    let voice = crate::host::caller::voice(model);
+    println!(
+        "error: the new code of {} is live but failing: {}",
+        inst.name, checked.answer
+    );
+    if checked.errors.is_empty() {
+        println!(
+            "  (no error line in its journal within {} ms)",
+            crate::host::smoke::WINDOW.as_millis()
+        );
+    } else {
+        println!("its new workers logged:");
+        for line in &checked.errors {
+            println!("  {line}");
+        }
+    }
+    let back = match previous {
+        Some(p) => format!("`{}` goes back to {p}; ", voice.cmd(&format!("rollback {}", inst.name))),
+        None => String::new(),
+    };
+    println!(
+        "{back}`{}` shows more (smoke_path in hhl.yaml sets the path checked)",
+        voice.cmd(&format!("logs {}", inst.name))
+    );
+    false
 }
 
 /// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
 /// how to go back.
 fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
+    // The pusher reads this: commands as they type them (`ssh hhl@server …`).
+    let voice = crate::host::caller::voice(model);
     let systemd = Systemd::connect()?;
     let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
     let active = systemd.active_states(&units)?;
@@ -145,10 +208,14 @@ fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previou
         println!("systemd: {} job(s) in {} ms", jobs.len(), t.elapsed().as_millis());
         outcomes.extend(done);
     }
-    failed += crate::ops::ready::wait_for_ports(model, &outcomes);
+    failed += crate::ops::ready::wait_for_ports(model, &outcomes, &voice);
     if failed > 0 {
         if let Some(p) = previous {
-            println!("the new release is live but its unit failed; `hhlctl rollback {name}` goes back to {p}; `hhlctl logs {name}` shows why");
+            println!(
+                "the new release is live but its unit failed; `{}` goes back to {p}; `{}` shows why",
+                voice.cmd(&format!("rollback {name}")),
+                voice.cmd(&format!("logs {name}"))
+            );
         }
         return Ok(false);
     }
@@ -249,9 +316,9 @@ fn apply_serverctrl(model: &Model, u: &RefUpdate) -> Result<bool> {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!(
-        "serverctrl {} was not applied after 3 tries; run `systemctl start {}`",
+        "serverctrl {} was not applied after 3 tries; `{}` applies it again",
         short(&u.new),
-        crate::core::package::APPLY_UNIT
+        crate::host::caller::voice(model).cmd("apply")
     );
     Ok(false)
 }

@@ -162,7 +162,7 @@ fn check_lua(
     }
     Ok(match lua_syntax::check(model.flavor, &tree, &nginx)? {
         Outcome::Clean(_) => Vec::new(),
-        Outcome::Errors(e) => e.into_iter().map(|l| format!("Lua syntax: {l}")).collect(),
+        Outcome::Errors(e) => e,
     })
 }
 

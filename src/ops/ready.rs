@@ -8,22 +8,23 @@ use std::time::{Duration, Instant};
 
 use crate::core::model::{Instance, Model};
 use crate::core::systemd_types::{JobKind, JobOutcome};
+use crate::core::voice::Voice;
 
 /// How long an instance may take to answer after its job ended.
 pub const PORT_WAIT: Duration = Duration::from_secs(20);
 
 /// Wait until every instance whose start, restart or reload succeeded answers on its
-/// port; print an error for each that does not within `PORT_WAIT`. Returns how many
-/// never answered.
-pub fn wait_for_ports(model: &Model, outcomes: &[JobOutcome]) -> usize {
+/// port; print an error for each that does not within `PORT_WAIT`, with the logs
+/// command as `voice`'s reader types it. Returns how many never answered.
+pub fn wait_for_ports(model: &Model, outcomes: &[JobOutcome], voice: &Voice) -> usize {
     let pending = silent_ports(model, outcomes);
     for i in &pending {
         eprintln!(
-            "error: {} is running but port {} does not answer after {} s; `hhlctl logs {}` shows why",
+            "error: {} is running but port {} does not answer after {} s; `{}` shows why",
             i.unit(),
             i.port,
             PORT_WAIT.as_secs(),
-            i.name
+            voice.cmd(&format!("logs {}", i.name))
         );
     }
     pending.len()

@@ -49,7 +49,7 @@ impl Selection {
         }
         for n in &self.names {
             if !model.instances.iter().any(|i| matches_name(i, n)) {
-                bail!("no instance `{n}` in hhl.yaml; instances look like socketserver-dev1 or 6381 (`hhlctl plan` lists them)");
+                bail!("no instance `{n}` in hhl.yaml; instances look like socketserver-dev1 or 6381 (`status` lists them)");
             }
         }
         Ok(model

@@ -74,6 +74,37 @@ pub fn issue(identity: &str) -> Result<String> {
     ))
 }
 
+/// The device cookie a browser gets when it signs in as `identity`:
+/// `identity.nonce.mac`, keyed-BLAKE2b over `device.identity.nonce` (apart from
+/// links' tokens). Its tries at `identity`'s password are counted on their own
+/// (`guard::Throttle`): an attacker sharing the address cannot lock that browser out.
+pub fn device_token(key: &[u8], identity: &str) -> Result<String> {
+    let nonce = secrets::random_hex::<16>()?;
+    let tag: String = mac(key, &format!("device.{identity}.{nonce}"))
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("{identity}.{nonce}.{tag}"))
+}
+
+/// The nonce of `cookie` if it is a good device cookie for `identity`.
+pub fn device_of<'a>(key: &[u8], cookie: &'a str, identity: &str) -> Option<&'a str> {
+    let mut parts = cookie.split('.');
+    let (who, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || who != identity || tag.len() != 64 {
+        return None;
+    }
+    let tag: Vec<u8> = (0..32)
+        .filter_map(|i| tag.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    mac(key, &format!("device.{identity}.{nonce}"))
+        .verify_slice(&tag)
+        .is_ok()
+        .then_some(nonce)
+}
+
 /// Links already taken, by nonce, until they expire.
 #[derive(Default)]
 pub struct Used(HashMap<String, u64>);
@@ -137,5 +168,12 @@ mod tests {
             .unwrap_err()
             .contains("not one of this server's"));
         assert!(token(&key, "a.b", 1).is_err());
+        let d = device_token(&key, "dev1").unwrap();
+        assert!(device_of(&key, &d, "dev1").is_some());
+        assert_eq!(device_of(&key, &d, "dev2"), None);
+        assert_eq!(device_of(&[8u8; 32], &d, "dev1"), None);
+        assert_eq!(device_of(&key, &d.replacen("dev1", "dev2", 1), "dev2"), None);
+        // A link's token is no device cookie.
+        assert_eq!(device_of(&key, &t, "dev1"), None);
     }
 }

@@ -20,6 +20,10 @@ pub enum Request {
         follow: bool,
         lines: usize,
         names: Vec<String>,
+        /// `--level`: this level and more severe (0 emerg .. 7 debug).
+        level: Option<u8>,
+        /// `--since`: journalctl's argument (`--since=-1h`).
+        since: Option<String>,
     },
     Releases(Option<String>),
     /// The instance, and the kept release to make live (default: the one before).
@@ -27,6 +31,12 @@ pub enum Request {
     Web,
     /// The Redis port and secret of an owner (a developer's own; admins name one).
     RedisSecret(Option<String>),
+    /// One command on an owner's Redis (the caller's own; admins may name one with
+    /// `--owner`), its words split as redis-cli splits a line.
+    Redis {
+        owner: Option<String>,
+        words: Vec<Vec<u8>>,
+    },
     /// Admin only.
     Start(Vec<String>),
     Stop(Vec<String>),
@@ -40,18 +50,25 @@ commands (ssh <entry>@server <command>):
   status [INSTANCE…]            your instances: state, PID, memory, port answering
   restart [INSTANCE…]           restart your instances (default: all of yours)
   reload [INSTANCE…]            graceful reload (nginx config test, then HUP)
-  logs [-f] [-n N] [INSTANCE…]  your instances' logs; -f follows
+  logs [-f] [-n N] [--level L] [--since T] [INSTANCE…]
+                                your instances' logs; -f follows; L: err, warn,
+                                notice, info, debug (and more severe); T: 15m, 1h,
+                                6h, 1d, 7d (the console's filters)
   releases [INSTANCE]           the kept releases of an OpenResty instance
   rollback INSTANCE [RELEASE]   back to the release before the current one (or RELEASE)
   web                           a one-time sign-in link for the console (it opens
                                 through your forward: ssh -N -L 8080:127.0.0.1:8080 <entry>@server)
-  redis-secret                  your Redis's port and secret (for redis-cli and tools)
+  redis CMD [ARG…]              one command on your own Redis, e.g. redis GET k
+                                (quote for ssh: 'redis SET k \"a b\"')
+  redis-secret                  your Redis's port and secret (for redis-cli and tools
+                                through ssh -N -L PORT:127.0.0.1:PORT)
   help                          this text
 git: git push/fetch <entry>@server:<repo> (socketserver, lualib, …)";
 
 pub const ADMIN_HELP: &str = "\
 admin commands:
   start|stop [INSTANCE…]        any instance (or --all)
+  redis --owner OWNER CMD …     a command on anyone's Redis
   plan                          what apply would change
   apply                         make the host match serverctrl's hhl.yaml";
 
@@ -95,6 +112,7 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
         "stop" => Ok(Request::Stop(names(args)?)),
         "logs" => {
             let (mut follow, mut lines, mut rest) = (false, 50usize, Vec::new());
+            let (mut level, mut since) = (None, None);
             let mut it = args.iter();
             while let Some(a) = it.next() {
                 match *a {
@@ -107,6 +125,14 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
                             .filter(|n| (1..=100_000).contains(n))
                             .ok_or_else(|| format!("logs: -n `{n}` is not a number from 1 to 100000"))?;
                     }
+                    "--level" | "-l" => {
+                        let l = it.next().ok_or("logs: --level needs a level: err, warn, info, …")?;
+                        level = Some(crate::core::log_entry::parse_level(l)?);
+                    }
+                    "--since" | "-S" => {
+                        let s = it.next().ok_or("logs: --since needs a time: 15m, 1h, 6h, 1d, 7d")?;
+                        since = Some(crate::core::log_entry::parse_since(s)?);
+                    }
                     a if a.starts_with('-') => return Err(format!("logs: unknown option `{a}`")),
                     a => rest.push(a.to_string()),
                 }
@@ -115,6 +141,8 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
                 follow,
                 lines,
                 names: rest,
+                level,
+                since,
             })
         }
         "releases" => match args {
@@ -130,6 +158,27 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
             _ => Err("rollback takes an instance and maybe a release: rollback socketserver-<you> [RELEASE]".into()),
         },
         "web" if args.is_empty() => Ok(Request::Web),
+        "redis" => {
+            // The rest of the line as written: redis-cli's quoting, not blanks alone.
+            let rest = line.trim_start()["redis".len()..].to_string();
+            let mut words = crate::core::redis_cmd::split(&rest)?;
+            let mut owner = None;
+            if words.first().is_some_and(|w| w == b"--owner") {
+                let name = words
+                    .get(1)
+                    .map(|w| String::from_utf8_lossy(w).into_owned())
+                    .ok_or("redis: --owner needs a name: redis --owner dev1 GET k")?;
+                owner = Some(name);
+                words.drain(..2);
+            }
+            if let Some(w) = words.first().filter(|w| w.starts_with(b"-")) {
+                return Err(format!(
+                    "redis: unknown option `{}` (the only one is --owner, for admins)",
+                    crate::core::error::excerpt(&String::from_utf8_lossy(w))
+                ));
+            }
+            Ok(Request::Redis { owner, words })
+        }
         "redis-secret" => match args {
             [] => Ok(Request::RedisSecret(None)),
             [one] if !one.starts_with('-') => Ok(Request::RedisSecret(Some(one.to_string()))),
@@ -164,6 +213,82 @@ fn repo_named(model: &Model, arg: &str) -> Result<Repo, String> {
                 names.join(", ")
             )
         })
+}
+
+#[cfg(test)]
+mod redis_tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn model() -> Model {
+        let text = "developers: [dev1]\nservers: {}\n".to_string();
+        let path = PathBuf::from("h.yaml");
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        crate::core::model::build(
+            &raw,
+            &crate::core::config::Source { path, text },
+            crate::core::model::Flavor::Debian,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn redis_takes_the_line_as_redis_cli_splits_it() {
+        let m = model();
+        let w = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(
+            parse(&m, "redis SET k \"a b\""),
+            Ok(Request::Redis {
+                owner: None,
+                words: w(&["SET", "k", "a b"])
+            })
+        );
+        assert_eq!(
+            parse(&m, "  redis --owner dev2 GET k"),
+            Ok(Request::Redis {
+                owner: Some("dev2".into()),
+                words: w(&["GET", "k"])
+            })
+        );
+        assert_eq!(
+            parse(&m, "redis"),
+            Ok(Request::Redis {
+                owner: None,
+                words: vec![]
+            })
+        );
+        assert_eq!(
+            parse(&m, "redis --owner").unwrap_err(),
+            "redis: --owner needs a name: redis --owner dev1 GET k"
+        );
+        assert_eq!(
+            parse(&m, "redis -p 6382 GET k").unwrap_err(),
+            "redis: unknown option `-p` (the only one is --owner, for admins)"
+        );
+        assert_eq!(
+            parse(&m, "redis GET 'k").unwrap_err(),
+            "redis: a 'quoted' argument is not closed"
+        );
+        // logs: the console's filters, checked here.
+        assert_eq!(
+            parse(&m, "logs --level err --since 1h -n 5 socketserver-dev1"),
+            Ok(Request::Logs {
+                follow: false,
+                lines: 5,
+                names: vec!["socketserver-dev1".into()],
+                level: Some(3),
+                since: Some("--since=-1h".into()),
+            })
+        );
+        assert!(parse(&m, "logs --level").unwrap_err().contains("--level needs a level"));
+        assert!(parse(&m, "logs --since 2y")
+            .unwrap_err()
+            .contains("is not one of 15m, 1h, 6h, 1d, 7d"));
+        assert!(parse(&m, "logs --level loud").unwrap_err().contains("is not a level"));
+        // A word that merely starts like the verb is not it.
+        assert!(parse(&m, "redisx GET k").unwrap_err().contains("is not a command here"));
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::core::names::MASTER;
 use crate::core::package::IDENTITY_ENV;
 use crate::core::repos::{Repo, RepoKind};
 use crate::core::systemd_types::JobKind;
+use crate::core::voice::Voice;
 use crate::host::load;
 use crate::ops::act;
 use crate::ops::remote_apply;
@@ -36,7 +37,10 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     }
     let Ok(line) = std::env::var("SSH_ORIGINAL_COMMAND") else {
         // `ssh hhl@server` with no command: there is no shell here.
-        eprintln!("hi {identity}: there is no shell on this account.\n{HELP}");
+        eprint!(
+            "there is no shell on this account; run one command at a time.\n{}",
+            personal_help(model, identity)
+        );
         return Ok(1);
     };
     let request = match command::parse(model, &line) {
@@ -47,10 +51,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         Request::Receive(repo) => git(model, identity, "receive-pack", &repo),
         Request::Upload(repo) => git(model, identity, "upload-pack", &repo),
         Request::Help => {
-            println!("{HELP}");
-            if model.access.is_admin(identity) {
-                println!("{ADMIN_HELP}");
-            }
+            print!("{}", personal_help(model, identity));
             Ok(0)
         }
         Request::Status(names) => match act::selection(model, identity, &names) {
@@ -61,11 +62,28 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         Request::Reload(names) => jobs(model, identity, &names, JobKind::Reload),
         Request::Start(names) => jobs(model, identity, &names, JobKind::Start),
         Request::Stop(names) => jobs(model, identity, &names, JobKind::Stop),
-        Request::Logs { follow, lines, names } => {
+        Request::Logs {
+            follow,
+            lines,
+            names,
+            level,
+            since,
+        } => {
             let sel = match authorized_logs(model, identity, &names) {
                 Ok(s) => s,
                 Err(e) => return refuse(&e),
             };
+            if level.is_some() || since.is_some() {
+                // Filters choose lines, never units: the units are the authorized ones.
+                let units: Vec<String> = sel.resolve(model, false)?.iter().map(|i| i.unit()).collect();
+                let filter = crate::host::systemd::journal::Filtered {
+                    lines,
+                    follow,
+                    level,
+                    since: since.as_deref(),
+                };
+                return crate::host::systemd::journal::show_filtered(&units, &filter);
+            }
             crate::ops::logs::print(config, &sel, lines, follow)
         }
         Request::Releases(name) => releases(model, identity, name.as_deref()),
@@ -88,6 +106,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             Err(e) => refuse(&e),
         },
         Request::RedisSecret(owner) => redis_secret(model, identity, owner.as_deref()),
+        Request::Redis { owner, words } => redis(model, identity, owner.as_deref(), &words),
         Request::Plan | Request::Apply => {
             if let Err(e) = access::may(model, identity, Action::Admin) {
                 return refuse(&e);
@@ -104,7 +123,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
 /// anyone's), after the same `access::may` as every other control command.
 fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i32> {
     let owner = owner.unwrap_or(identity);
-    if let Err(e) = access::may(model, identity, Action::Control { owner }) {
+    if let Err(e) = access::may(model, identity, Action::Redis { owner }) {
         return refuse(&e);
     }
     let Some(inst) = crate::core::redis_acl::of(model, owner) else {
@@ -117,15 +136,121 @@ fn redis_secret(model: &Model, identity: &str, owner: Option<&str>) -> Result<i3
             Ok(0)
         }
         None => refuse(&format!(
-            "no Redis secret for `{owner}` yet ({}); ask an admin to run `hhlctl apply`",
+            "no Redis secret for `{owner}` yet ({}); ask an admin to apply hhl.yaml",
             path.display()
         )),
     }
 }
 
+/// `help`: who the caller is, their instances (ports, state), their clone and push
+/// commands, then the command list, every command as they type it.
+fn personal_help(model: &Model, identity: &str) -> String {
+    let voice = crate::host::caller::voice(model);
+    let units: Vec<String> = model
+        .instances
+        .iter()
+        .filter(|i| i.developer == identity)
+        .map(|i| i.unit())
+        .collect();
+    // Without systemd the rest of the help is still worth printing: states unknown.
+    let states = match crate::host::systemd::Systemd::connect() {
+        Ok(s) if !units.is_empty() => s
+            .active_states(&units)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(u, a)| (u, a.to_string()))
+            .collect(),
+        _ => Default::default(),
+    };
+    let branches: std::collections::HashSet<String> = crate::core::repos::repos(model)
+        .into_iter()
+        .filter_map(|r| match r.kind {
+            RepoKind::Server(s) => Some((s, r.path)),
+            _ => None,
+        })
+        .filter(|(_, path)| {
+            crate::host::git::run(
+                crate::host::git::at(path),
+                &["rev-parse", "--verify", "-q", &format!("refs/heads/{identity}")],
+            )
+            .is_ok()
+        })
+        .map(|(s, _)| s)
+        .collect();
+    let login = match &voice {
+        Voice::Ssh { login } => login.clone(),
+        Voice::Shell => "<entry>@<server>".into(),
+    };
+    let mut commands = HELP.replace("ssh <entry>@server", &format!("ssh {login}"));
+    commands = commands.replace("<entry>@server:", &format!("{login}:"));
+    commands.push('\n');
+    if model.access.is_admin(identity) {
+        commands.push_str(ADMIN_HELP);
+        commands.push('\n');
+    }
+    let facts = crate::core::personal_help::Facts {
+        states: &states,
+        branches: &branches,
+        commands: &commands,
+    };
+    crate::core::personal_help::text(model, identity, &voice, &facts)
+}
+
+/// `redis [--owner OWNER] CMD [ARG…]`: one command on the caller's own Redis (admins:
+/// anyone's), as its `default` user, after `access::may`; the reply as redis-cli
+/// shows it. Nothing in the words picks a host or port: only the owner does.
+fn redis(model: &Model, identity: &str, owner: Option<&str>, words: &[Vec<u8>]) -> Result<i32> {
+    let owner = owner.unwrap_or(identity);
+    if let Err(e) = access::may(model, identity, Action::Redis { owner }) {
+        return refuse(&e);
+    }
+    if let Some(why) = crate::core::redis_cmd::refusal(words) {
+        return refuse(&why);
+    }
+    let Some(inst) = crate::core::redis_acl::of(model, owner) else {
+        return refuse(&format!(
+            "`{owner}` has no Redis in hhl.yaml{}",
+            if model.access.is_admin(identity) {
+                "; name an owner: redis --owner dev1 GET k"
+            } else {
+                ""
+            }
+        ));
+    };
+    let path = crate::core::redis_acl::entry_secret_path(model, owner);
+    let Some(secret) = crate::host::secrets::read_at(&path) else {
+        return refuse(&format!(
+            "no Redis secret for `{owner}` yet ({}); ask an admin to apply hhl.yaml",
+            path.display()
+        ));
+    };
+    match crate::host::redis_client::run(inst.port, &secret, words) {
+        Ok(reply) => {
+            println!("{}", crate::core::redis_cmd::show(&reply));
+            Ok(if matches!(reply, crate::core::redis_cmd::Reply::Error(_)) {
+                1
+            } else {
+                0
+            })
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
 fn refuse(why: &str) -> Result<i32> {
-    eprintln!("refused: {why}\n  hint: `ssh <this account>@<server> help` lists what you may run");
+    eprintln!("refused: {why}\n  hint: `{}` lists what you may run", help_command());
     Ok(1)
+}
+
+/// `ssh <entry>@<host> help` as this client types it (this process runs as the entry
+/// account; the host is the address the client connected to).
+fn help_command() -> String {
+    let entry = crate::host::users::current().unwrap_or_else(|_| "<entry>".into());
+    let conn = std::env::var("SSH_CONNECTION").unwrap_or_default();
+    Voice::ssh(&entry, Voice::host_of_connection(&conn)).cmd("help")
 }
 
 fn authorized_logs(model: &Model, identity: &str, names: &[String]) -> Result<Selection, String> {
@@ -279,7 +404,7 @@ mod web_link {
 
     pub fn issue(_model: &Model, identity: &str) -> Result<String, String> {
         crate::ops::web_link::issue(identity).map_err(|e| {
-            format!("no sign-in link: {e:#}; ask an admin to run `hhlctl apply`, which makes the log page's key")
+            format!("no sign-in link: {e:#}; ask an admin to apply hhl.yaml, which makes the log page's key")
         })
     }
 }

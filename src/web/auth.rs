@@ -76,8 +76,10 @@ pub fn set(text: &str, user: &str, hash: &str) -> Result<String> {
 }
 
 pub struct Sessions {
-    by_token: HashMap<String, (String, Instant)>,
+    /// Token → identity, expiry, and the order sessions were opened in.
+    by_token: HashMap<String, (String, Instant, u64)>,
     ttl: Duration,
+    opened: u64,
 }
 
 impl Sessions {
@@ -85,6 +87,7 @@ impl Sessions {
         Sessions {
             by_token: HashMap::new(),
             ttl,
+            opened: 0,
         }
     }
 
@@ -92,16 +95,31 @@ impl Sessions {
         let bytes = random::<32>()?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = Instant::now();
-        self.by_token.retain(|_, (_, exp)| *exp > now);
-        self.by_token.insert(token.clone(), (user.to_string(), now + self.ttl));
+        self.by_token.retain(|_, (_, exp, _)| *exp > now);
+        // One identity's sessions are bounded: the oldest gives way.
+        let mut mine: Vec<(u64, String)> = self
+            .by_token
+            .iter()
+            .filter(|(_, (u, _, _))| u == user)
+            .map(|(t, (_, _, n))| (*n, t.clone()))
+            .collect();
+        if mine.len() >= super::limits::SESSIONS_PER_IDENTITY {
+            mine.sort();
+            for (_, t) in &mine[..=mine.len() - super::limits::SESSIONS_PER_IDENTITY] {
+                self.by_token.remove(t);
+            }
+        }
+        self.opened += 1;
+        self.by_token
+            .insert(token.clone(), (user.to_string(), now + self.ttl, self.opened));
         Ok(token)
     }
 
     pub fn user(&self, token: &str) -> Option<&str> {
         self.by_token
             .get(token)
-            .filter(|(_, exp)| *exp > Instant::now())
-            .map(|(u, _)| u.as_str())
+            .filter(|(_, exp, _)| *exp > Instant::now())
+            .map(|(u, _, _)| u.as_str())
     }
 
     pub fn close(&mut self, token: &str) {
@@ -137,5 +155,17 @@ mod tests {
         assert_eq!(s.user(&t), Some("dev1"));
         s.close(&t);
         assert_eq!(s.user(&t), None);
+    }
+
+    #[test]
+    fn signing_in_again_and_again_closes_ones_own_oldest_sessions() {
+        let max = crate::web::limits::SESSIONS_PER_IDENTITY;
+        let mut s = Sessions::new(Duration::from_secs(60));
+        let other = s.open("dev2").unwrap();
+        let first = s.open("dev1").unwrap();
+        let rest: Vec<String> = (0..max).map(|_| s.open("dev1").unwrap()).collect();
+        assert_eq!(s.user(&first), None);
+        assert!(rest.iter().all(|t| s.user(t) == Some("dev1")));
+        assert_eq!(s.user(&other), Some("dev2"));
     }
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::http::StatusCode;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -69,17 +68,12 @@ pub(super) async fn overview(State(app): State<Shared>, SignedIn(user): SignedIn
 }
 
 /// `GET /api/events`: the overview again each time it is read, while the session
-/// lasts. Counts as one of the session's live streams (`MAX_TAILS`).
+/// lasts. Counts as one of the identity's live streams (`limits::STREAMS_PER_IDENTITY`).
 pub(super) async fn events(State(app): State<Shared>, SignedIn(user): SignedIn, headers: HeaderMap) -> Response {
     let session = super::session::token(&headers).unwrap_or_default();
-    let Some(slot) = super::logs::TailSlot::take(&app, session.clone()) else {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "at most {} live views per session: close one (another tab) first",
-                super::logs::MAX_TAILS
-            ),
-        );
+    let slot = match super::live_stream(&app, &user) {
+        Ok(s) => s,
+        Err((status, why)) => return error(status, why),
     };
     let mut rx = app.watch.tx.subscribe();
     rx.mark_changed();

@@ -1,12 +1,12 @@
 //! The log page's API: the instances a user may read, their journal lines (filtered
 //! by level and text here), and live tails by server-sent events, each counted against
-//! the session's `MAX_TAILS`.
+//! the identity's live streams (`limits::STREAMS_PER_IDENTITY`).
 
 use std::convert::Infallible;
 use std::process::Stdio;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,9 +17,6 @@ use super::entry::{self, Entry, Filter, Visible};
 use super::session::SignedIn;
 use super::{error, sse, tail, App, Shared};
 use crate::core::access::{self, Action};
-
-/// Live tails one session may hold open.
-pub const MAX_TAILS: usize = 4;
 
 pub(super) async fn instances(State(app): State<Shared>, SignedIn(user): SignedIn) -> Response {
     Json(entry::visible(&app.model, &user)).into_response()
@@ -86,7 +83,8 @@ pub(super) async fn logs(State(app): State<Shared>, SignedIn(user): SignedIn, Qu
         cmd.arg(format!("--since=@{}", secs.saturating_sub(60)));
         cmd.arg(format!("--until=@{}", secs + 5));
     } else if let Some(since) = q.since.as_deref().filter(|s| !s.is_empty()) {
-        if !["15m", "1h", "6h", "1d", "7d"].contains(&since) {
+        // The same windows as `ssh … logs --since`.
+        if !crate::core::log_entry::SINCE.contains(&since) {
             return error(StatusCode::BAD_REQUEST, "since: one of 15m, 1h, 6h, 1d, 7d");
         }
         cmd.arg(format!("--since=-{since}"));
@@ -106,55 +104,14 @@ pub(super) async fn logs(State(app): State<Shared>, SignedIn(user): SignedIn, Qu
     Json(entries).into_response()
 }
 
-/// One live tail of a session, counted while its stream lives.
-pub(super) struct TailSlot {
-    app: Shared,
-    session: String,
-}
-
-impl TailSlot {
-    pub(super) fn take(app: &Shared, session: String) -> Option<TailSlot> {
-        let mut tails = app.tails.lock().ok()?;
-        let n = tails.entry(session.clone()).or_insert(0);
-        if *n >= MAX_TAILS {
-            return None;
-        }
-        *n += 1;
-        Some(TailSlot {
-            app: app.clone(),
-            session,
-        })
-    }
-}
-
-impl Drop for TailSlot {
-    fn drop(&mut self) {
-        if let Ok(mut tails) = self.app.tails.lock() {
-            if let Some(n) = tails.get_mut(&self.session) {
-                *n -= 1;
-                if *n == 0 {
-                    tails.remove(&self.session);
-                }
-            }
-        }
-    }
-}
-
-pub(super) async fn tail(
-    State(app): State<Shared>,
-    SignedIn(user): SignedIn,
-    headers: HeaderMap,
-    Query(q): Query<LogQuery>,
-) -> Response {
+pub(super) async fn tail(State(app): State<Shared>, SignedIn(user): SignedIn, Query(q): Query<LogQuery>) -> Response {
     let units = match units_for(&app, &user, &q) {
         Ok(u) => u,
         Err((status, msg)) => return error(status, msg),
     };
-    let Some(slot) = TailSlot::take(&app, super::session::token(&headers).unwrap_or_default()) else {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("at most {MAX_TAILS} live tails per session: close one (another tab) first"),
-        );
+    let slot = match super::live_stream(&app, &user) {
+        Ok(s) => s,
+        Err((status, why)) => return error(status, why),
     };
     let lines = match tail::follow(units.iter().map(|v| v.unit.clone()).collect()) {
         Ok(l) => l,

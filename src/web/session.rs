@@ -3,6 +3,7 @@
 //! (throttled, `guard`) and a one-time link (`ops::web_link`).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Form, FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -10,20 +11,28 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{auth, error, App, Shared};
+use super::{auth, error, guard, limits, App, Shared};
 use crate::core::access::{self, Action};
+use crate::ops::web_link;
 
 pub(super) const COOKIE: &str = "hhl_session";
+/// The device cookie (`web_link::device_token`): this browser signed in as its
+/// identity before. Sent to /login only; kept 30 days.
+const DEVICE_COOKIE: &str = "hhl_device";
 
-pub(super) fn token(headers: &HeaderMap) -> Option<String> {
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+pub(super) fn token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE).map(str::to_string)
 }
 
 pub(super) fn signed_in(app: &App, headers: &HeaderMap) -> Option<String> {
@@ -72,20 +81,43 @@ pub(super) fn login_error(status: StatusCode, msg: &str) -> Response {
 pub(super) async fn login(
     State(app): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let user = f.user.chars().take(64).collect::<String>();
-    let attempt = app
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let address = limits::client(peer.ip(), forwarded, &app.trusted).to_string();
+    let device = cookie(&headers, DEVICE_COOKIE).and_then(|c| web_link::device_of(&app.device_key, c, &user));
+    let known = app.users.contains_key(&user);
+    let attempt = guard::Try {
+        user: &user,
+        known,
+        address: &address,
+        device,
+    };
+    let now = Instant::now();
+    let counted = app
         .throttle
         .lock()
-        .map(|mut t| t.attempt(&user, &peer.ip().to_string(), std::time::Instant::now()))
+        .map(|mut t| t.attempt(&attempt, now))
         .unwrap_or(Ok(()));
-    if let Err(wait) = attempt {
-        return login_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many sign-in attempts for this user or from this address: try again in {wait} s."),
-        );
+    if let Err(why) = counted {
+        return login_error(StatusCode::TOO_MANY_REQUESTS, &why);
     }
+    // Made-up names from many addresses (127/8 is all this host's) must not queue
+    // ahead of the identities: a few at a time, the rest refused at once.
+    let _unknown = match known {
+        true => None,
+        false => match app.unknown.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return login_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts for unknown users at the moment: try again in a few seconds.",
+                )
+            }
+        },
+    };
     // argon2 takes tens of milliseconds and 19 MiB: a few at a time, off the event loop.
     let Ok(_permit) = app.hashing.acquire().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
@@ -99,7 +131,7 @@ pub(super) async fn login(
         return login_error(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
     }
     if let Ok(mut t) = app.throttle.lock() {
-        t.succeeded(&user);
+        t.succeeded(&attempt, now);
     }
     signed_in_as(&app, &user)
 }
@@ -110,7 +142,7 @@ fn signed_in_as(app: &App, user: &str) -> Response {
         Ok(Ok(t)) => t,
         _ => return error(StatusCode::INTERNAL_SERVER_ERROR, "could not open a session"),
     };
-    (
+    let mut r = (
         StatusCode::SEE_OTHER,
         [
             (header::LOCATION, "/".to_string()),
@@ -120,7 +152,14 @@ fn signed_in_as(app: &App, user: &str) -> Response {
             ),
         ],
     )
-        .into_response()
+        .into_response();
+    if let Ok(device) = web_link::device_token(&app.device_key, user) {
+        let flags = app.cookie_flags().replace("Path=/", "Path=/login");
+        if let Ok(v) = format!("{DEVICE_COOKIE}={device}; {flags}; Max-Age=2592000").parse() {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod container;
 pub mod entry;
+pub mod web;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -186,6 +186,7 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         limits: Default::default(),
         git: Default::default(),
         keys: Default::default(),
+        web: Default::default(),
     };
     let yaml = serde_norway::to_string(&config).expect("the config serializes");
     let header = format!(

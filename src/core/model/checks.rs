@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::{Git, Instance, Kind};
-use crate::core::config::{RawConfig, RawGit, Source};
+use crate::core::config::{RawConfig, RawGit, RawWeb, Source};
 use crate::core::error::Diagnostics;
 use crate::core::names::MASTER;
 use crate::core::{escape, paths};
@@ -45,6 +45,26 @@ pub(super) fn check_ports(instances: &[Instance], src: &Source, errs: &mut Diagn
             seen.insert(inst.port, inst);
         }
     }
+}
+
+/// `web.trusted_proxies`, each an IP address.
+pub(super) fn check_web(web: &RawWeb, src: &Source, errs: &mut Diagnostics) -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    for (i, a) in web.trusted_proxies.iter().enumerate() {
+        match a.parse() {
+            Ok(ip) => out.push(ip),
+            Err(_) => errs.push(
+                src.diag(
+                    &["web", "trusted_proxies", &i.to_string()],
+                    format!("web.trusted_proxies: `{a}` is not an IP address"),
+                )
+                .hint(
+                    "the proxy's address as the console sees it connect, e.g. 127.0.0.1 or ::1 (no names, no ranges)",
+                ),
+            ),
+        }
+    }
+    out
 }
 
 /// `git:` checked, with its sizes parsed (a wrong part is in `errs`, and the model

@@ -13,7 +13,7 @@ use crate::core::names::{self, MASTER};
 mod checks;
 mod group;
 
-use checks::{check_git, check_log_identifiers, check_paths, check_ports, check_values};
+use checks::{check_git, check_log_identifiers, check_paths, check_ports, check_values, check_web};
 use group::Group;
 
 pub const PORT_MIN: u16 = 1024;
@@ -158,6 +158,8 @@ pub struct Model {
     pub instances: Vec<Instance>,
     pub access: Access,
     pub git: Git,
+    /// The console's trusted proxies (`web.trusted_proxies`), checked.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `git:` as the rest of hhlctl uses it: sizes already in bytes.
@@ -233,6 +235,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
 
     check_paths(raw, src, &mut errs);
     let git = check_git(&raw.git, src, &mut errs);
+    let trusted_proxies = check_web(&raw.web, src, &mut errs);
     let access = access::resolve(raw, &developers, src, &mut errs);
 
     let mut instances = Vec::new();
@@ -317,6 +320,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         instances,
         access,
         git,
+        trusted_proxies,
     })
 }
 

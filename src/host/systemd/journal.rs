@@ -15,7 +15,7 @@ const MAX_ERRORS: usize = 8;
 /// systemd's restart messages), then its last `n` lines.
 pub fn last_lines(unit: &str, n: usize) -> String {
     if !readable() {
-        return "(you may not read the system journal; `hhlctl logs <instance>` shows your instance's log file)\n"
+        return "(this account may not read the system journal, so the reason is not shown here; ask an admin)\n"
             .into();
     }
     let journalctl = |args: &[&str]| -> Result<String, String> {
@@ -116,6 +116,83 @@ pub fn readable() -> bool {
                 .any(|g| g == "systemd-journal" || g == "adm")
         })
         .unwrap_or(false)
+}
+
+/// `ssh … logs --level --since`: what to show.
+pub struct Filtered<'a> {
+    pub lines: usize,
+    pub follow: bool,
+    /// This level and more severe (nginx's own level in the text counts).
+    pub level: Option<u8>,
+    /// journalctl's `--since=-1h` (`core::log_entry::parse_since`).
+    pub since: Option<&'a str>,
+}
+
+/// The last `lines` entries of `units` that pass the filter (then new ones, with
+/// `follow`), one line each (`core::log_entry::line`), as the console filters them.
+pub fn show_filtered(units: &[String], f: &Filtered) -> Result<i32> {
+    use std::io::{BufRead, Write};
+
+    use crate::core::log_entry::{self, Filter};
+    let filter = Filter {
+        max_level: f.level,
+        text: None,
+    };
+    let mut cmd = Command::new("journalctl");
+    // Fetch more than shown, as the console does: the level filter runs here.
+    cmd.args([
+        "--no-pager",
+        "-q",
+        "-o",
+        "json",
+        "-n",
+        &(f.lines.saturating_mul(4)).to_string(),
+    ]);
+    if let Some(s) = f.since {
+        cmd.arg(s);
+    }
+    if f.follow {
+        cmd.arg("-f");
+    }
+    for u in units {
+        cmd.args(["-u", u]);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .context("running journalctl")?;
+    let out = child.stdout.take().context("journalctl's output")?;
+    let mut reader = std::io::BufReader::new(out);
+    let stdout = std::io::stdout();
+    let mut shown: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut raw = String::new();
+    loop {
+        raw.clear();
+        if reader.read_line(&mut raw)? == 0 {
+            break;
+        }
+        let Some(e) = log_entry::parse(&raw).filter(|e| filter.keeps(e)) else {
+            continue;
+        };
+        if f.follow {
+            // Following: each line as it comes (the backlog is journalctl's -n).
+            let mut o = stdout.lock();
+            writeln!(o, "{}", log_entry::line(&e))?;
+            o.flush()?;
+        } else {
+            shown.push_back(log_entry::line(&e));
+            if shown.len() > f.lines {
+                shown.pop_front();
+            }
+        }
+    }
+    let mut o = stdout.lock();
+    for l in shown.drain(..) {
+        writeln!(o, "{l}")?;
+    }
+    let status = child.wait().context("journalctl")?;
+    Ok(status.code().unwrap_or(1))
 }
 
 /// Replace this process with journalctl showing `units`.
