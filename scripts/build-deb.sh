@@ -36,6 +36,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --version '^3' -q
+# The commit `hhlctl --version` names; without git it says the commit is unknown.
+if commit=$(git rev-parse --short=12 HEAD 2>/dev/null); then
+  git diff --quiet HEAD -- 2>/dev/null || commit="$commit-modified"
+  export HHL_COMMIT=$commit
+else
+  unset HHL_COMMIT
+  echo "note: not a git checkout: \`hhlctl --version\` will say the commit is unknown" >&2
+fi
 
 cargo build --release --locked -q
 rm -rf target/assets && mkdir -p target/assets/man

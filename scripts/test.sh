@@ -13,4 +13,7 @@ export HHL_DEB
 # The package's own check (a test tool: deps.sh installs lintian, the build does not).
 lintian --fail-on error,warning --info "$HHL_DEB"
 echo "lintian: no errors, no warnings"
+# The previous release's package, for tests/upgrade.rs (built once, cached under target/).
+HHL_PREVIOUS_DEB=$(bash scripts/build-previous-deb.sh)
+export HHL_PREVIOUS_DEB
 cargo test --locked --all-targets -- --test-threads=2

@@ -24,7 +24,7 @@ use crate::core::package::DEFAULT_CONFIG;
 /// socketserver-dev1`), read their logs (`ssh hhl@server logs`) and get a sign-in link
 /// for the console (`ssh hhl@server web`). See hhl-ssh(7) and hhl.yaml(5).
 #[derive(Debug, Parser)]
-#[command(name = "hhlctl", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "hhlctl", version = crate::core::version::long(), propagate_version = true, max_term_width = 100)]
 pub struct Arguments {
     /// The hhl.yaml to read.
     #[arg(long, short, global = true, env = "HHL_CONFIG", default_value = DEFAULT_CONFIG, value_name = "FILE")]

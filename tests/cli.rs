@@ -648,3 +648,47 @@ fn web_passwd_refuses_a_short_password() {
     assert!(stderr.contains("the password is shorter than 8 characters"), "{stderr}");
     assert!(!passwd.exists());
 }
+
+/// hhl.yaml as hhlctl 0.1.0 shipped it (tests/upgrade-input/hhl-0.1.0.yaml, the
+/// example of that release) is read: each changed key is mapped, with a warning that
+/// points at its line and says what to write instead.
+#[test]
+fn a_hhl_yaml_of_0_1_0_is_read_with_a_warning_per_changed_key() {
+    let sb = Sandbox::new();
+    sb.write(
+        "hhl.yaml",
+        &std::fs::read_to_string(support::repo().join("tests/upgrade-input/hhl-0.1.0.yaml")).unwrap(),
+    );
+    let r = sb.run(&["plan"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("openresty@socketserver-dev1.service"), "{}", r.stdout);
+    let yaml = sb.path().join("hhl.yaml").display().to_string();
+    for want in [
+        "warning: users.shell (/usr/bin/git-shell) is hhlctl 0.1.0's and is ignored: developers have no unix login any more; \
+         they push and run commands through the entry account (users.entry: `hhl`) with their keys in `keys:`\n".to_string(),
+        format!("  --> {yaml}:30:3\n"),
+        "  = hint: delete the `shell:` line under `users:`, and list each developer's ssh public key under `keys:`\n".to_string(),
+        "warning: users.master `hhl` is the ssh entry account (users.entry) since hhlctl 0.2.0; read as `hhl-master`: \
+         master's instances run as `hhl-master`, and apply hands their files over to it\n".to_string(),
+        format!("  --> {yaml}:29:3\n"),
+        "  = hint: write `master: hhl-master` under `users:`\n".to_string(),
+    ] {
+        assert!(r.stderr.contains(&want), "wanted {want:?} in:\n{}", r.stderr);
+    }
+}
+
+/// `--version` names the package version and the commit scripts/build-deb.sh built;
+/// a build without it (this one: `cargo test`) says the commit is unknown.
+#[test]
+fn version_names_the_commit_or_says_it_is_unknown() {
+    let r = Sandbox::new().run(&["--version"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let want = match option_env!("HHL_COMMIT") {
+        Some(c) => format!("hhlctl {} (commit {c})\n", env!("CARGO_PKG_VERSION")),
+        None => format!(
+            "hhlctl {} (commit unknown: built without scripts/build-deb.sh, or outside a git checkout)\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+    };
+    assert_eq!(r.stdout, want);
+}

@@ -4,23 +4,24 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::core::artifact::Artifact;
 use crate::core::artifact::Change;
 use crate::core::error::Diagnostics;
 use crate::core::model::{Instance, Kind, Model};
 use crate::core::names::MASTER;
+use crate::core::package::WEB_UNIT;
 use crate::core::pending::{self, Pending};
 use crate::core::repos::{self, RepoKind, MAIN_BRANCH};
-use crate::core::systemd_types::{JobKind, JobOutcome};
+use crate::core::systemd_types::{ActiveState, JobKind, JobOutcome};
 use crate::core::{reconcile, render};
 use crate::host::fsapply::{self, Manifest, Ownership};
 use crate::host::load;
 use crate::host::load::Loaded;
 use crate::host::release_info::{self, Deployment};
 use crate::host::systemd::{journal, Systemd};
-use crate::host::{fault, release, users, validate};
+use crate::host::{fault, release, reown, users, validate};
 
 use crate::ops::{ready, serverctrl};
 
@@ -58,6 +59,10 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     if !model.access.create {
         refuse_missing_users(&loaded)?;
     }
+    let entry = users::entry_state(&model.access, &model.paths.entry_home);
+    if let users::Entry::Foreign(why) = &entry {
+        bail!("{why}");
+    }
     // One apply at a time: the intent record and the manifest are read, then rewritten.
     let _lock = lock(root, model)?;
     let (previous, warnings) = Manifest::load(root, &model.paths)?;
@@ -72,11 +77,12 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
 
     // Every check before the first write: a refusal leaves the host as it was. Configs
     // are tested as the user that will run them; those of users not made yet, in a
-    // scratch copy of the tree (see `validate::nginx_configs`).
+    // scratch copy of the tree; those whose files change hands, as their owner now (see
+    // `validate::nginx_configs`).
     if validate::rsyslog_rules(model, &artifacts, &changes)? {
         println!("checked the rsyslog rules with rsyslogd -N1");
     }
-    let tested = validate::nginx_configs(&loaded, &artifacts, &changes)?;
+    let tested = validate::nginx_configs(&loaded, &artifacts, &changes, &reown::plan(root, &artifacts))?;
     if tested > 0 {
         println!("checked {tested} nginx config(s) with nginx -t");
     }
@@ -85,6 +91,9 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     for user in users::create_missing(&model.access, &model.paths.entry_home)? {
         println!("created unix user {user}");
     }
+    // Directories whose user changes (an upgrade from 0.1.0, a users.map edit): handed
+    // over after the checks, with their instances stopped (see host::reown).
+    let reowns = reown::plan(root, &artifacts);
     // Before any Redis (re)starts: it refuses to start without its ACL file.
     if crate::host::secrets::ensure(root, model)? > 0 {
         println!("made Redis secrets in {}", crate::core::redis_acl::dir(model).display());
@@ -108,8 +117,30 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         .iter()
         .map(|i| i.unit())
         .chain([reconcile::TARGET.to_string(), reconcile::RSYSLOG.to_string()])
+        .chain([WEB_UNIT.to_string()])
         .collect();
-    let active = systemd.active_states(&units)?;
+    let mut active = systemd.active_states(&units)?;
+    // Stopped before their files change owner (a Redis saves on the way down, as its
+    // old user), started after as their new user.
+    let reowned: Vec<String> = reown::instances(model, &reowns).iter().map(|i| i.unit()).collect();
+    let mut stop_first: Vec<String> = reowned
+        .iter()
+        .filter(|u| reconcile::is_running(&active, u))
+        .cloned()
+        .collect();
+    let convert = match &entry {
+        users::Entry::Convert(args) => Some(args),
+        _ => None,
+    };
+    // usermod moves no home of an account with a process, and the log page runs as the
+    // entry account: it stops for the usermod and starts again after.
+    let web_back = convert.is_some() && reconcile::is_running(&active, WEB_UNIT);
+    if web_back {
+        stop_first.push(WEB_UNIT.to_string());
+    }
+    for unit in &reowned {
+        active.insert(unit.clone(), ActiveState::Inactive);
+    }
     let mut actions = reconcile::plan(model, &changes, &active);
     // What a killed run wrote but never acted on.
     let (owed, switched) = owed(root, model)?;
@@ -121,16 +152,50 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     store_intent(root, model, &intent)?;
     fault::point("apply:intent");
 
-    failed += report(
-        &systemd.run_jobs(
-            &actions
-                .stop
-                .iter()
-                .map(|u| (u.clone(), JobKind::Stop))
-                .collect::<Vec<_>>(),
-        )?,
-    );
+    let stopped = systemd.run_jobs(
+        &actions
+            .stop
+            .iter()
+            .chain(&stop_first)
+            .map(|u| (u.clone(), JobKind::Stop))
+            .collect::<Vec<_>>(),
+    )?;
+    failed += report(&stopped);
     fault::point("apply:stopped");
+    if !reowns.is_empty() {
+        if let Some(o) = stopped.iter().find(|o| !o.ok() && reowned.contains(&o.unit)) {
+            bail!(
+                "{} did not stop, so no file changed owner; run `hhlctl apply` again once it stopped (`systemctl stop {}`)",
+                o.unit,
+                o.unit
+            );
+        }
+        let n = reown::run(root, &reowns)?;
+        // The trees, not every directory of them.
+        let tops: Vec<String> = reowns
+            .iter()
+            .filter(|r| !reowns.iter().any(|o| o.path != r.path && r.path.starts_with(&o.path)))
+            .map(|r| r.path.display().to_string())
+            .collect();
+        println!("re-owned {n} file(s) for their new users in {}", tops.join(", "));
+    }
+    fault::point("apply:reowned");
+    if let Some(args) = convert {
+        match users::convert_entry(args) {
+            Ok(()) => println!(
+                "made unix user {} the entry account (usermod {})",
+                model.access.entry,
+                args.join(" ")
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "error: {e:#}\n  hint: stop what runs as `{}` (`ps -u {}`), then run `hhlctl apply` again",
+                    model.access.entry, model.access.entry
+                );
+            }
+        }
+    }
 
     // Listed before written: a run killed midway leaves every file it may have written
     // on the list, so the next run can still remove those it no longer generates.
@@ -165,6 +230,9 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     fault::point("apply:jobs");
     failed += report(&outcomes);
     failed += ready::wait_for_ports(model, &outcomes, &crate::core::voice::Voice::Shell);
+    if web_back {
+        failed += report(&systemd.run_jobs(&[(WEB_UNIT.to_string(), JobKind::Start)])?);
+    }
     settle(root, model, &outcomes, &switched)?;
 
     if actions.stop.is_empty()

@@ -38,6 +38,15 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     }
     let loaded = load::load(config)?;
     let model = &loaded.model;
+    match users::entry_state(&model.access, &model.paths.entry_home) {
+        users::Entry::Foreign(why) => bail!("{why}"),
+        users::Entry::Convert(_) => bail!(
+            "unix user `{}` is not the entry account yet (an older hhlctl made it for another role); \
+             run `hhlctl apply` first: it converts it",
+            model.access.entry
+        ),
+        users::Entry::Missing | users::Entry::Ready => {}
+    }
     for user in users::create_missing(&model.access, &model.paths.entry_home)? {
         println!("created unix user {user}");
     }
@@ -160,6 +169,7 @@ fn write_as(user: &str, path: &Path, text: &str) -> Result<()> {
 fn init_one(repo: &Repo, entry: &str) -> Result<bool> {
     let path = &repo.path;
     let created = !path.join("HEAD").exists();
+    adopt(path, entry)?;
     let out = users::as_user(entry, "git")
         .args(["init", "-q", "--bare", "--initial-branch", MAIN_BRANCH])
         .arg(path)
@@ -176,6 +186,24 @@ fn init_one(repo: &Repo, entry: &str) -> Result<bool> {
     // Objects of a refused push stay in git's quarantine and are dropped with it.
     git_as(entry, path, &["config", "receive.fsckObjects", "true"])?;
     Ok(created)
+}
+
+/// A repository an older hhlctl made (root's, group-writable by the push group, with
+/// objects of every developer who pushed) becomes the entry account's, all of it:
+/// git.root is the entry account's alone now. History is untouched.
+fn adopt(path: &Path, entry: &str) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let Some((uid, gid)) = users::lookup(entry) else {
+        bail!("the entry account `{entry}` does not exist");
+    };
+    if !meta.is_dir() || meta.uid() == uid {
+        return Ok(());
+    }
+    let n = crate::host::reown::hand_over(path, (uid, gid))?;
+    println!("adopted {} ({n} files) for the entry account {entry}", path.display());
+    Ok(())
 }
 
 /// The mark of a logic server's repository that repo init created and has not seeded

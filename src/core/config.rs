@@ -135,6 +135,10 @@ pub struct RawUsers {
     /// Developer → the system user their instances run as (default: `hhl-<developer>`).
     #[serde(deserialize_with = "crate::core::strict::map")]
     pub map: IndexMap<String, String>,
+    /// 0.1.0's login shell of the developers' own accounts: read, ignored, and warned
+    /// about (`core::migrate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
 }
 
 impl RawUsers {
@@ -151,6 +155,7 @@ impl Default for RawUsers {
             entry: "hhl".into(),
             admins: Vec::new(),
             map: IndexMap::new(),
+            shell: None,
         }
     }
 }

@@ -87,7 +87,7 @@ pub fn plan(model: &Model, changes: &[FileChange], active: &HashMap<String, Acti
     }
 }
 
-fn is_running(active: &HashMap<String, ActiveState>, unit: &str) -> bool {
+pub fn is_running(active: &HashMap<String, ActiveState>, unit: &str) -> bool {
     active.get(unit).is_some_and(ActiveState::is_up_or_coming)
 }
 

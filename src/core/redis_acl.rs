@@ -32,7 +32,7 @@ pub fn entry_secret_path(model: &Model, owner: &str) -> PathBuf {
     dir(model).join("entry").join(format!("{owner}.secret"))
 }
 
-/// The ACL file Redis loads (`--aclfile`, set in the unit, so a template cannot drop it).
+/// The ACL file Redis loads (`--aclfile`, set in the drop-in, so a template cannot drop it).
 pub fn acl_path(model: &Model, inst: &Instance) -> PathBuf {
     dir(model).join(format!("{}.acl", inst.name))
 }

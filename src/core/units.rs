@@ -16,6 +16,9 @@ pub const SYSTEM_UNIT_DIR: &str = "/usr/lib/systemd/system";
 /// The drop-in file name hhlctl owns inside each `<unit>.d/`.
 pub const DROPIN_NAME: &str = "50-hhl.conf";
 
+/// A Redis of this release: the template unit's start line plus its ACL file.
+pub const REDIS_EXEC_START: &str = "@/usr/bin/redis-check-rdb redis-server ${HHL_REDIS_CONF} --aclfile ${HHL_REDIS_ACL} --supervised systemd --daemonize no";
+
 /// One unit-file word: `%` doubled, quoted when needed, control characters refused.
 fn v(s: impl AsRef<str>) -> Result<String, Unsafe> {
     UnitValue::word(s.as_ref()).map(|u| u.as_str().to_string())
@@ -102,6 +105,10 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
             let acl = crate::core::redis_acl::acl_path(model, inst);
             s += &format!("Environment={}\n", v(format!("HHL_REDIS_ACL={}", acl.display()))?);
             s += &format!("ReadWritePaths={}\n", pv(&inst.dir)?);
+            // The ACL is in the drop-in, not the template unit (units/redis@.service):
+            // a unit file of another release never starts this Redis without it.
+            s += "ExecStart=\n";
+            s += &format!("ExecStart={REDIS_EXEC_START}\n");
         }
     }
     Ok(s)

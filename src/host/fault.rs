@@ -11,6 +11,7 @@ pub const STEPS: &[&str] = &[
     "apply:checked",
     "apply:intent",
     "apply:stopped",
+    "apply:reowned",
     "apply:manifest-ahead",
     "apply:temp-written",
     "apply:first-file",

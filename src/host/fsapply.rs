@@ -24,7 +24,7 @@ pub enum Ownership {
 }
 
 /// (uid, gid) for `owner`, or None when its user does not exist (yet).
-fn ids(owner: &Owner) -> Option<(u32, u32)> {
+pub fn ids(owner: &Owner) -> Option<(u32, u32)> {
     match owner {
         Owner::Root => Some((0, 0)),
         Owner::User(u) => users::lookup(u),

@@ -85,7 +85,11 @@ pub fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>> {
 
 pub fn load_text(path: PathBuf, text: String) -> Result<Loaded> {
     let source = Source { path, text };
-    let raw = config::parse(&source.path, &source.text).map_err(Diagnostics::from)?;
+    let mut raw = config::parse(&source.path, &source.text).map_err(Diagnostics::from)?;
+    // A hhl.yaml written for 0.1.0: its changed keys mapped, each with a warning.
+    for w in crate::core::migrate::migrate(&mut raw, &source) {
+        eprint!("{}", crate::core::migrate::warning_text(&w));
+    }
     let model = model::build(&raw, &source, detect_flavor(raw.nginx.flavor))?;
     let templates = Templates::compile(read_templates(&model, &source)?)?;
     Ok(Loaded {

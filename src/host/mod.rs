@@ -17,6 +17,7 @@ pub mod portholder;
 pub mod redis_client;
 pub mod release;
 pub mod release_info;
+pub mod reown;
 pub mod secrets;
 pub mod smoke;
 pub mod systemd;

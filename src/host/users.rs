@@ -188,3 +188,137 @@ pub fn create_missing(access: &Access, entry_home: &Path) -> Result<Vec<String>>
     }
     Ok(created)
 }
+
+/// The entry account as this host has it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Not there: `create_missing` makes it.
+    Missing,
+    /// There, as `create_missing` makes it.
+    Ready,
+    /// An account hhlctl made for another role (0.1.0's master account `hhl`: home
+    /// `/nonexistent`, shell `nologin`): `convert_entry` runs this usermod.
+    Convert(Vec<String>),
+    /// Someone else's account by that name: apply refuses; the message says what to
+    /// run.
+    Foreign(String),
+}
+
+/// Whether the entry account is ready for ssh: its home is `entry_home` (where apply
+/// writes the authorized_keys sshd reads), its shell `/bin/sh` (sshd runs the forced
+/// command with it), and it reads the journal (`ssh … logs`).
+pub fn entry_state(access: &Access, entry_home: &Path) -> Entry {
+    let name = access.entry.as_str();
+    let Ok(cname) = CString::new(name) else {
+        return Entry::Missing;
+    };
+    let got = passwd_entry(
+        // SAFETY: as in `lookup`.
+        |pwd, buf, len, result| unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf, len, result) },
+        // SAFETY: the call succeeded: the strings are NULL or NUL-terminated in buf.
+        |pwd| {
+            let s = |p: *const libc::c_char| {
+                if p.is_null() {
+                    String::new()
+                } else {
+                    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+                }
+            };
+            (s(pwd.pw_dir), s(pwd.pw_shell), s(pwd.pw_gecos))
+        },
+    );
+    let Some((home, shell, gecos)) = got else {
+        return Entry::Missing;
+    };
+    let in_journal = !group_exists("systemd-journal")
+        || Command::new("id").args(["-nG", name]).output().is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|g| g == "systemd-journal")
+        });
+    decide(name, entry_home, &home, &shell, &gecos, in_journal)
+}
+
+/// `entry_state` once the account is read: pure.
+fn decide(name: &str, entry_home: &Path, home: &str, shell: &str, gecos: &str, in_journal: bool) -> Entry {
+    if Path::new(home) == entry_home && shell == "/bin/sh" && in_journal {
+        return Entry::Ready;
+    }
+    let mut args: Vec<String> = vec![
+        "--home".into(),
+        entry_home.display().to_string(),
+        "--shell".into(),
+        "/bin/sh".into(),
+    ];
+    if !in_journal {
+        args.extend(["--append".into(), "--groups".into(), "systemd-journal".into()]);
+    }
+    if gecos.starts_with("hhl ") {
+        args.extend(["--comment".into(), "hhl entry".into()]);
+        args.push(name.into());
+        Entry::Convert(args)
+    } else {
+        args.push(name.into());
+        Entry::Foreign(format!(
+            "unix user `{name}` (users.entry) exists, but hhlctl did not make it (home {home}, shell {shell}); \
+             make it the entry account with `usermod {}`, or name another account in users.entry",
+            args.join(" ")
+        ))
+    }
+}
+
+/// Run the usermod `Entry::Convert` holds. The account must have no process running
+/// (usermod refuses to move a busy account's home).
+pub fn convert_entry(args: &[String]) -> Result<()> {
+    let out = Command::new("usermod").args(args).output().context("running usermod")?;
+    if !out.status.success() {
+        bail!(
+            "usermod {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_master_account_is_converted_a_foreign_one_refused_with_the_command() {
+        let home = Path::new("/var/lib/hhl-entry");
+        assert_eq!(
+            decide("hhl", home, "/var/lib/hhl-entry", "/bin/sh", "hhl entry", true),
+            Entry::Ready
+        );
+        assert_eq!(
+            decide("hhl", home, "/nonexistent", "/usr/sbin/nologin", "hhl master", false),
+            Entry::Convert(
+                [
+                    "--home",
+                    "/var/lib/hhl-entry",
+                    "--shell",
+                    "/bin/sh",
+                    "--append",
+                    "--groups",
+                    "systemd-journal",
+                    "--comment",
+                    "hhl entry",
+                    "hhl"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(
+            decide("hhl", home, "/home/hhl", "/bin/bash", "Hal", true),
+            Entry::Foreign(
+                "unix user `hhl` (users.entry) exists, but hhlctl did not make it (home /home/hhl, shell /bin/bash); \
+                 make it the entry account with `usermod --home /var/lib/hhl-entry --shell /bin/sh hhl`, \
+                 or name another account in users.entry"
+                    .into()
+            )
+        );
+    }
+}

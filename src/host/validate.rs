@@ -16,6 +16,7 @@ use crate::core::model::{Instance, Kind, Model};
 use crate::core::render;
 use crate::host::fsapply;
 use crate::host::load::Loaded;
+use crate::host::reown::Reown;
 use crate::host::users;
 use std::os::unix::process::CommandExt;
 
@@ -26,8 +27,15 @@ const STAGED: &str = ".nginx.conf.hhl-check";
 ///
 /// A config whose unix user does not exist yet (apply creates users only after every
 /// check passed) is tested in a scratch copy of the whole tree instead (`relocated`),
-/// so that a refusal leaves no user, directory or file behind.
-pub fn nginx_configs(loaded: &Loaded, artifacts: &[Artifact], changes: &[FileChange]) -> Result<usize> {
+/// so that a refusal leaves no user, directory or file behind. An instance whose files
+/// apply will hand to another existing user (`reowns`) is tested as the user that owns
+/// them now: they are that user's until apply re-owns them, after every check passed.
+pub fn nginx_configs(
+    loaded: &Loaded,
+    artifacts: &[Artifact],
+    changes: &[FileChange],
+    reowns: &[Reown],
+) -> Result<usize> {
     let model = &loaded.model;
     let written = fsapply::written(changes);
     let mut created: Vec<PathBuf> = Vec::new();
@@ -54,7 +62,15 @@ pub fn nginx_configs(loaded: &Loaded, artifacts: &[Artifact], changes: &[FileCha
         fsapply::write_file(&inst.dir.join("conf").join(STAGED), bytes, 0o644)?;
         staged.push(inst);
     }
-    let results = test_all(model, &staged, STAGED, true);
+    let results = test_as(
+        model,
+        &staged,
+        STAGED,
+        &|inst: &Instance| match crate::host::reown::current_owner(reowns, inst) {
+            Some(ids) => Ok(Some(ids)),
+            None => owner_ids(inst).map(Some),
+        },
+    );
     for inst in &staged {
         let _ = fs::remove_file(inst.dir.join("conf").join(STAGED));
     }
@@ -102,24 +118,41 @@ pub fn relocated(loaded: &Loaded, names: &[&str]) -> Result<Vec<String>> {
 /// `nginx -t` of every instance in `insts` (see `test_one`); the reports of those
 /// nginx refuses.
 pub fn test_all(model: &Model, insts: &[&Instance], conf: &str, as_owner: bool) -> Result<Vec<String>> {
+    test_as(model, insts, conf, &|inst: &Instance| {
+        if as_owner {
+            owner_ids(inst).map(Some)
+        } else {
+            Ok(None)
+        }
+    })
+}
+
+/// (uid, gid) of the instance's user.
+fn owner_ids(inst: &Instance) -> Result<(u32, u32)> {
+    users::lookup(&inst.user).with_context(|| format!("unix user `{}` of {} does not exist", inst.user, inst.unit()))
+}
+
+type RunAs<'a> = dyn Fn(&Instance) -> Result<Option<(u32, u32)>> + Sync + 'a;
+
+fn test_as(model: &Model, insts: &[&Instance], conf: &str, run_as: &RunAs) -> Result<Vec<String>> {
     // nginx -t loads the Lua module each time (tens of ms): test on every core.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
     let mut failures = Vec::new();
-    for r in crate::host::parallel::map(insts, workers, |inst| test_one(model, inst, conf, as_owner)) {
+    for r in crate::host::parallel::map(insts, workers, |inst| test_one(model, inst, conf, run_as)) {
         failures.extend(r?);
     }
     Ok(failures)
 }
 
-/// `nginx -t` of `conf/<conf>` under the instance's prefix, as the instance's user when
-/// `as_owner` and running as root; `Some(report)` when nginx refuses it.
-fn test_one(model: &Model, inst: &Instance, conf: &str, as_owner: bool) -> Result<Option<String>> {
+/// `nginx -t` of `conf/<conf>` under the instance's prefix, as the user `run_as` names
+/// when running as root; `Some(report)` when nginx refuses it.
+fn test_one(model: &Model, inst: &Instance, conf: &str, run_as: &RunAs) -> Result<Option<String>> {
     let mut cmd = Command::new(model.flavor.binary());
-    if as_owner && rustix::process::geteuid().is_root() {
-        let (uid, gid) = users::lookup(&inst.user)
-            .with_context(|| format!("unix user `{}` of {} does not exist", inst.user, inst.unit()))?;
-        // std drops root's supplementary groups when it sets the uid.
-        cmd.uid(uid).gid(gid);
+    if rustix::process::geteuid().is_root() {
+        if let Some((uid, gid)) = run_as(inst)? {
+            // std drops root's supplementary groups when it sets the uid.
+            cmd.uid(uid).gid(gid);
+        }
     }
     let out = cmd
         .args(["-t", "-q", "-e", "stderr", "-p"])

@@ -165,6 +165,15 @@ impl Host {
     /// `apt-get install [--no-install-recommends] ./hhlctl_*.deb` needs in apt's
     /// cache; not booted.
     pub fn prepare(suite: &str, recommends: bool) -> Host {
+        let deb = std::env::var("HHL_DEB")
+            .expect("HHL_DEB must name the .deb: run `bash scripts/test.sh`, which builds it (scripts/build-deb.sh)");
+        Host::prepare_debs(suite, recommends, &[PathBuf::from(deb)])
+    }
+
+    /// `prepare` with several packages in /root (the first is `deb`; the others keep
+    /// their file names there), and what each of them needs in apt's cache: the
+    /// upgrade test's previous release and this one.
+    pub fn prepare_debs(suite: &str, recommends: bool, debs: &[PathBuf]) -> Host {
         assert!(
             Command::new("id")
                 .arg("-u")
@@ -179,10 +188,9 @@ impl Host {
                 "{tool} is missing: `bash scripts/deps.sh` installs it"
             );
         }
-        let deb = std::env::var("HHL_DEB")
-            .expect("HHL_DEB must name the .deb: run `bash scripts/test.sh`, which builds it (scripts/build-deb.sh)");
-        let deb = PathBuf::from(deb);
-        assert!(deb.is_file(), "HHL_DEB={} does not exist", deb.display());
+        for deb in debs {
+            assert!(deb.is_file(), "the package {} does not exist", deb.display());
+        }
         let tree = must(
             Command::new(repo().join("scripts/cleanhost-rootfs.sh")).arg(suite),
             &format!("building the {suite} tree (scripts/cleanhost-rootfs.sh {suite})"),
@@ -199,8 +207,14 @@ impl Host {
             Command::new("cp").args(["-a", "--reflink=auto"]).arg(&tree).arg(&root),
             "copying the tree",
         );
-        let deb_name = deb.file_name().unwrap().to_string_lossy().into_owned();
-        fs::copy(&deb, root.join("root").join(&deb_name)).unwrap();
+        let names: Vec<String> = debs
+            .iter()
+            .map(|deb| {
+                let name = deb.file_name().unwrap().to_string_lossy().into_owned();
+                fs::copy(deb, root.join("root").join(&name)).unwrap();
+                name
+            })
+            .collect();
         let _ = fs::remove_file(root.join("etc/resolv.conf"));
         fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).expect("copying /etc/resolv.conf");
 
@@ -218,9 +232,10 @@ impl Host {
                 .arg(format!("--bind={}:/var/cache/hhl-archives", archives.display()))
                 .args(["/bin/sh", "-c"])
                 .arg(format!(
-                    "set -e; cd /root; apt-get -qq update; \
+                    "set -e; cd /root; apt-get -qq update; for deb in {}; do \
                      flock /var/cache/hhl-archives/.lock apt-get -y -qq -o Dir::Cache::Archives=/var/cache/hhl-archives/ \
-                     install --download-only {no_rec} ./{deb_name}"
+                     install --download-only {no_rec} \"./$deb\"; done",
+                    names.join(" ")
                 ))
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .stdin(Stdio::null()),
@@ -241,7 +256,7 @@ impl Host {
             name,
             nspawn: None,
             leader: 0,
-            deb: deb_name,
+            deb: names[0].clone(),
             lan: None,
         }
     }
