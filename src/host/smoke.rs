@@ -105,13 +105,14 @@ fn get(port: u16, path: &str) -> Result<u16, String> {
     smoke::status(&answer).ok_or_else(|| "the answer is not HTTP".to_string())
 }
 
-/// The unit's journal since `since` (whole seconds: the PID filter drops the old
-/// workers' lines), as JSON lines; empty if it cannot be read.
+/// The unit's journal since `since`, to the microsecond (a line of the second before
+/// the reload, from a worker gone before it, is not the new code's), as JSON lines;
+/// empty if it cannot be read. The PID filter drops the old workers' later lines.
 fn journal_since(unit: &str, since: SystemTime) -> String {
-    let secs = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let d = since.duration_since(UNIX_EPOCH).unwrap_or_default();
     Command::new("journalctl")
         .args(["--no-pager", "-q", "-o", "json", "-n", "500", "-u", unit])
-        .arg(format!("--since=@{secs}"))
+        .arg(format!("--since=@{}.{:06}", d.as_secs(), d.subsec_micros()))
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
