@@ -9,13 +9,22 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::container::{Container, CFG};
 use support::entry::{self, ssh, ssh_cmd};
 use support::web::{self, read_answer, read_head, within, Web};
 use support::{example_yaml, Run};
+
+/// The console's abuse tests assert answers within 2 s: they run one at a time, and
+/// not beside the container test, so that they measure the console, not a machine
+/// shared with another test's load.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 const IDS: [&str; 3] = ["dev1", "dev2", "lead"];
 
@@ -73,6 +82,7 @@ fn refused(r: &Run, want: &str) {
 
 #[test]
 fn dev1_reaches_nothing_but_their_own() {
+    let _alone = alone();
     let c = server();
     // dev2 has a deployed branch to attack.
     let r = push_lua(&c, "dev2", "dev2", "dev2-v1");
@@ -428,6 +438,7 @@ fn served_throughout(w: &Web, done: impl Fn() -> bool) -> usize {
 
 #[test]
 fn stalled_bodies_and_one_identitys_live_streams_shut_nobody_out() {
+    let _alone = alone();
     more_files();
     let w = Arc::new(Web::start(""));
     signs_in_and_loads(&w, "dev2");
@@ -536,6 +547,7 @@ const WRONG: &str = "Wrong user name or password.";
 
 #[test]
 fn sign_in_lockouts_hit_the_attacker_not_the_victim() {
+    let _alone = alone();
     // 127.0.0.3 plays a TLS proxy on this host.
     let w = Web::start("web: {trusted_proxies: [127.0.0.3]}\n");
     // dev2 signed in from their browser before: it holds a device cookie.
@@ -658,6 +670,7 @@ fn sign_in_lockouts_hit_the_attacker_not_the_victim() {
 
 #[test]
 fn a_reconnecting_slowloris_gets_no_legitimate_request_refused() {
+    let _alone = alone();
     more_files();
     let w = Arc::new(Web::start(""));
     let dev2 = w.link("dev2");

@@ -25,7 +25,9 @@ pub struct Before {
     old: HashSet<u32>,
 }
 
-/// Note the time and the current workers of `inst`'s nginx master (its PID file).
+/// Note the time, the nginx master (its PID file) and its current workers: lines of
+/// those are not the new code's (the master's, on a reload, are about the config it
+/// re-read, such as `lua_code_cache is off`; a config it refuses fails the reload).
 pub fn before(inst: &Instance) -> Before {
     let since = SystemTime::now();
     let master = std::fs::read_to_string(inst.dir.join("logs/nginx.pid"))
@@ -33,10 +35,12 @@ pub fn before(inst: &Instance) -> Before {
         .and_then(|p| p.trim().parse::<u32>().ok());
     let old = master
         .map(|m| {
-            crate::host::systemd::workers::children(&[m])
+            let mut old: HashSet<u32> = crate::host::systemd::workers::children(&[m])
                 .into_values()
                 .flatten()
-                .collect()
+                .collect();
+            old.insert(m);
+            old
         })
         .unwrap_or_default();
     Before { since, old }

@@ -183,7 +183,7 @@ pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
             .collect();
         if !behind.is_empty() {
             println!(
-                "pushed but not live: {} (`ssh <entry>@server deploy INSTANCE`, or `hhlctl apply`, deploys the branch head)",
+                "pushed but not live: {} (`ssh <entry>@server deploy INSTANCE`, or an apply, deploys the branch head)",
                 behind.join(", ")
             );
         }
