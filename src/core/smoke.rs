@@ -83,6 +83,16 @@ fn without_request_tail(s: &str) -> &str {
 /// The error lines, and their tracebacks, in `journalctl -o json` output, of processes
 /// other than `old` (the workers before the reload), with `src_dir/` cut from paths
 /// so they read as in the repository. At most `MAX_LINES`, repeats once.
+/// nginx's config-file notices end with ` in <file>.conf:<line>`.
+fn is_config_notice(msg: &str) -> bool {
+    msg.trim_end()
+        .rsplit_once(" in ")
+        .and_then(|(_, at)| at.rsplit_once(':'))
+        .is_some_and(|(file, line)| {
+            file.ends_with(".conf") && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 pub fn error_lines(journal_json: &str, old: &HashSet<u32>, src_dir: &str) -> Vec<String> {
     let prefix = format!("{}/", src_dir.trim_end_matches('/'));
     let mut out: Vec<String> = Vec::new();
@@ -109,6 +119,13 @@ pub fn error_lines(journal_json: &str, old: &HashSet<u32>, src_dir: &str) -> Vec
             _ => continue,
         };
         let msg = msg.replace(&prefix, "");
+        // A notice about the config nginx re-read (`lua_code_cache is off; … in
+        // …/nginx.conf:33`) is the master's, not the new code's: a config it refuses
+        // fails the reload itself. (Its stderr lines all carry the launcher's PID, so the
+        // PID filter cannot tell.)
+        if is_config_notice(&msg) {
+            continue;
+        }
         match strip_nginx_prefix(&msg) {
             Some(text) if is_error(&msg) => {
                 let text = without_request_tail(&text).to_string();
@@ -191,5 +208,18 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         assert_eq!(error_lines(&many, &old, src).len(), MAX_LINES);
+    }
+
+    #[test]
+    fn config_notices_of_a_reload_are_not_the_new_codes_errors() {
+        let line =
+            |pid: u32, msg: &str| serde_json::json!({ "_PID": pid.to_string(), "MESSAGE": msg }).to_string() + "\n";
+        let journal = line(7, "nginx: [alert] lua_code_cache is off; this will hurt performance in /opt/hhl/socketserver/dev1/conf/nginx.conf:33")
+            + &line(8, "2026/12/06 10:00:00 [error] 8#8: *1 lua entry thread aborted: runtime error: /opt/hhl/socketserver/dev1/src/main.lua:2: boom");
+        let found = error_lines(&journal, &HashSet::new(), "/opt/hhl/socketserver/dev1/src");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("main.lua:2: boom"), "{found:?}");
+        assert!(is_config_notice("nginx: [warn] x in /etc/nginx.conf:3"));
+        assert!(!is_config_notice("[error] failed in main.lua:3"));
     }
 }
