@@ -2,22 +2,7 @@
 
 mod support;
 
-use support::{example_yaml, Sandbox};
-
-const MINI: &str = "\
-developers: [dev1]
-servers:
-  socketserver:
-    template: builtin:socketserver
-    values:
-      master: {port: 1080, worker_processes: 1, worker_connections: 64, error_log_level: info, lua_code_cache: 'off', server_name: localhost}
-      dev1: {port: 1081}
-redis:
-  template: builtin:redis
-  values:
-    master: {port: 6379, bind: 127.0.0.1, loglevel: notice, databases: 16, appendonly: 'no'}
-    dev1: {port: 6381}
-";
+use support::{example_yaml, Sandbox, MINI};
 
 /// Run `plan` on `yaml` and return the failure's stderr, checking the exit code and
 /// that nothing was written.

@@ -6,22 +6,7 @@ mod support;
 
 use std::fs;
 
-use support::{repo, Run, Sandbox};
-
-const MINI: &str = "\
-developers: [dev1]
-servers:
-  socketserver:
-    template: builtin:socketserver
-    values:
-      master: {port: 1080, worker_processes: 1, worker_connections: 64, error_log_level: info, lua_code_cache: 'off', server_name: localhost}
-      dev1: {port: 1081}
-redis:
-  template: builtin:redis
-  values:
-    master: {port: 6379, bind: 127.0.0.1, loglevel: notice, databases: 16, appendonly: 'no'}
-    dev1: {port: 6381}
-";
+use support::{repo, Run, Sandbox, MINI};
 
 /// `ssh-keygen -t rsa -b 1024` and `-b 2048` public keys.
 const RSA_1024: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC+CWawxnvL4+KvStnEiatY08Dlch7hXaK2nOyLIumJCLL8XoJ5qo+hBrehU6Gq1KOcKecJCTwlXCQ6picg2R4lZDpjuMvMQmtReSS1HHptMRxwGKiP67GMSd8EgIaNVxRDZ7c7gAvbQL4kfhmMKIWKZwJsg8s945vzWCgSmjKo+Q== short@pc";

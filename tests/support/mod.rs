@@ -12,6 +12,22 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hhlctl");
 
+/// The smallest useful hhl.yaml: one developer, one logic server, Redis.
+pub const MINI: &str = "\
+developers: [dev1]
+servers:
+  socketserver:
+    template: builtin:socketserver
+    values:
+      master: {port: 1080, worker_processes: 1, worker_connections: 64, error_log_level: info, lua_code_cache: 'off', server_name: localhost}
+      dev1: {port: 1081}
+redis:
+  template: builtin:redis
+  values:
+    master: {port: 6379, bind: 127.0.0.1, loglevel: notice, databases: 16, appendonly: 'no'}
+    dev1: {port: 6381}
+";
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
