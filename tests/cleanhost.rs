@@ -105,20 +105,7 @@ fn plan_apply_status(h: &Host) -> String {
 /// Every OpenResty instance answers HTTP, every Redis PING.
 fn every_instance_answers(h: &Host) {
     for port in OPENRESTY {
-        let r = h.curl(&[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &format!("http://127.0.0.1:{port}/hhl"),
-        ]);
-        assert!(
-            r.stdout.len() == 3 && r.stdout != "000",
-            "[{}] port {port} gave no HTTP answer: {:?} {}",
-            h.suite,
-            r.stdout,
-            r.stderr
-        );
+        h.assert_http_answers(port);
     }
     for port in REDIS {
         assert_eq!(

@@ -56,20 +56,7 @@ fn this_deb() -> PathBuf {
 /// secret, as from this release on; else without, as before).
 fn every_instance_answers(h: &Host, auth: bool) {
     for port in OPENRESTY {
-        let r = h.curl(&[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &format!("http://127.0.0.1:{port}/hhl"),
-        ]);
-        assert!(
-            r.stdout.len() == 3 && r.stdout != "000",
-            "[{}] port {port} gave no HTTP answer: {:?} {}",
-            h.suite,
-            r.stdout,
-            r.stderr
-        );
+        h.assert_http_answers(port);
     }
     for port in REDIS {
         assert_eq!(redis(h, port, "ping", auth), "PONG", "[{}] {port}", h.suite);

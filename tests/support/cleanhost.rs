@@ -382,6 +382,24 @@ impl Host {
 
     /// This machine's curl in the container's network namespace (a clean host has
     /// no curl of its own, and should not need one).
+    /// Assert that `port` answers HTTP (any status) on the host's loopback.
+    pub fn assert_http_answers(&self, port: u16) {
+        let r = self.curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/hhl"),
+        ]);
+        assert!(
+            r.stdout.len() == 3 && r.stdout != "000",
+            "[{}] port {port} gave no HTTP answer: {:?} {}",
+            self.suite,
+            r.stdout,
+            r.stderr
+        );
+    }
+
     pub fn curl(&self, args: &[&str]) -> Run {
         Command::new("nsenter")
             .args(["-t", &self.leader.to_string(), "-n", "--", "curl", "-s", "-m", "10"])
