@@ -30,10 +30,19 @@ pub fn children(parents: &[u32]) -> HashMap<u32, Vec<u32>> {
     out
 }
 
-/// Whether `pid` no longer accepts: exited, or titled "... is shutting down".
+/// Whether `pid` no longer accepts: gone, a zombie, or titled "... is shutting down".
+/// An empty cmdline alone proves nothing: a process between exec and its new
+/// arguments, or one releasing its memory on exit, reads empty for a moment.
 fn stopped_accepting(pid: u32) -> bool {
+    let state = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()));
+    match state.as_deref() {
+        None | Some("Z") | Some("X") => return true,
+        _ => {}
+    }
     match fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(b) => b.is_empty() || String::from_utf8_lossy(&b).contains("shutting down"),
+        Ok(b) => String::from_utf8_lossy(&b).contains("shutting down"),
         Err(_) => true,
     }
 }
