@@ -58,13 +58,12 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
     match inst.kind {
         Kind::Openresty => {
             s += &format!("Environment={}\n", v(format!("HHL_PREFIX={}/", inst.dir.display()))?);
-            // The template unit mounts the whole file system read-only; logs/ stays
-            // on disk (systemd reads the PIDFile there).
-            s += &format!("ReadWritePaths={}\n", pv(&inst.dir.join("logs"))?);
-            // What the instance writes besides: nginx's temp files and its code's
-            // scratch, each on a tmpfs of limits.<owner>.disk (charged to the owner's
-            // memory too), never the root file system. A full one fails the write with
-            // ENOSPC, which nginx logs ("No space left on device").
+            // The template unit mounts the whole file system read-only. What the
+            // instance may write (its logs/ and temp/, its code's scratch, POSIX shared
+            // memory) is each a tmpfs of limits.<owner>.disk (charged to the owner's
+            // memory too), never the root file system or the host's /dev/shm. A full
+            // one fails the write with ENOSPC, which nginx logs ("No space left on
+            // device").
             let size = model
                 .access
                 .limits
@@ -74,10 +73,12 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
             let opts = format!("mode=1777,size={size},nosuid,nodev");
             s += "PrivateTmp=no\n";
             s += &format!(
-                "TemporaryFileSystem={} {} {}\n",
+                "TemporaryFileSystem={} {} {} {} {}\n",
+                v(format!("{}:{opts}", inst.dir.join("logs").display()))?,
                 v(format!("{}:{opts}", inst.dir.join("temp").display()))?,
                 v(format!("/tmp:{opts}"))?,
-                v(format!("/var/tmp:{opts}"))?
+                v(format!("/var/tmp:{opts}"))?,
+                v(format!("/dev/shm:{opts}"))?
             );
             // nginx forks its master once its config loaded (see units/openresty@.service;
             // the template unit keeps the foreground start older instances expect), and
@@ -88,10 +89,12 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 s += &format!("Environment=HHL_NGINX={bin}\n");
             }
             s += "Type=forking\n";
-            s += &format!(
-                "PIDFile={}\n",
-                t(inst.dir.join("logs/nginx.pid").display().to_string())?
-            );
+            // No PIDFile=: systemd reads it from outside the sandbox, so it would have
+            // to be on a file system the instance can fill. The master is the one
+            // process of the unit that systemd is left as parent of once the launcher
+            // exited (its workers are the master's children), which is what it takes.
+            s += "PIDFile=\n";
+            s += "GuessMainPID=yes\n";
             s += "ExecStartPre=\n";
             s += "ExecStart=\n";
             s += &format!("ExecStart={bin} -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf -g \"daemon on;\"\n");
