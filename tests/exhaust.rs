@@ -347,6 +347,47 @@ ngx.say(n, " ", tostring(err))
     assert!(out.starts_with('7') || out.starts_with('8'), "{out}");
 }
 
+/// dev1's code fills its Redis: past limits.dev1.redis every write gets Redis's OOM
+/// error (and the application user cannot raise the bound), so what Redis writes to
+/// disk stays about that size, while dev2's Redis takes writes as before.
+#[test]
+fn a_developers_redis_holds_its_bound_and_says_so() {
+    let c = Container::applied(&example_yaml().replace("dev1: {cpu: 150%}", "dev1: {cpu: 150%, redis: 16M}"));
+    let cli = |owner: &str, port: u16, args: &str| {
+        c.sh(&format!(
+            "redis-cli --no-auth-warning -p {port} -a \"$(cat /var/lib/hhl/redis/{owner}.secret)\" {args} 2>&1"
+        ))
+        .stdout
+    };
+    // Random, so the RDB's compression keeps its size.
+    c.ok("head -c 1048576 /dev/urandom | base64 -w0 | head -c 1048576 > /root/mib");
+    let mut replies = Vec::new();
+    for i in 0..40 {
+        replies.push(cli("dev1", 6381, &format!("-x set k{i} < /root/mib")));
+    }
+    let oks = replies.iter().filter(|r| r.trim() == "OK").count();
+    assert!(
+        (8..=16).contains(&oks),
+        "{oks} MiB written under a 16M bound: {replies:?}"
+    );
+    let refused = replies.last().unwrap();
+    assert!(
+        refused.contains("OOM command not allowed when used memory > 'maxmemory'"),
+        "{refused}"
+    );
+    assert!(cli("dev1", 6381, "config set maxmemory 0").contains("NOPERM"));
+    // Reads still work, and another owner's Redis is not bound by dev1's.
+    assert_eq!(cli("dev1", 6381, "strlen k0").trim(), "1048576");
+    assert_eq!(cli("dev2", 6382, "-x set big < /root/mib").trim(), "OK");
+    for i in 0..40 {
+        assert_eq!(cli("dev2", 6382, &format!("-x set k{i} < /root/mib")).trim(), "OK");
+    }
+    // What reaches the disk: the RDB written at the stop.
+    c.ok("systemctl restart redis@6381.service");
+    let bytes: u64 = c.ok("du -sb /opt/redis/var/6381 | cut -f1").trim().parse().unwrap();
+    assert!(bytes > 4 << 20 && bytes < 20 << 20, "dev1's Redis wrote {bytes} bytes");
+}
+
 /// The read-write mounts of a /proc/PID/mountinfo that are neither a tmpfs of at most
 /// `bound` bytes nor a kernel interface (proc, devpts, mqueue): `mountpoint fstype
 /// options`.

@@ -157,10 +157,16 @@ pub struct Limits {
     pub tasks_max: Option<String>,
     /// Size of each private tmpfs of an instance (limits.<owner>.disk), if set.
     pub disk: Option<String>,
+    /// The owner's Redis maxmemory (limits.<owner>.redis), if set.
+    pub redis: Option<String>,
 }
 
 /// limits.<owner>.disk when hhl.yaml sets none.
 pub const DEFAULT_DISK: &str = "64M";
+/// limits.<owner>.redis when hhl.yaml sets none: room for a developer's test data, and
+/// a bound on what their code can make Redis write to disk (an RDB is about the size
+/// of the data; an AOF at most about twice it before Redis rewrites it).
+pub const DEFAULT_REDIS: &str = "512M";
 
 impl Limits {
     pub fn is_empty(&self) -> bool {
@@ -305,7 +311,15 @@ pub fn resolve(raw: &RawConfig, developers: &[String], src: &Source, errs: &mut 
             d,
             at,
             |v| crate::core::push_limits::parse_size(v).is_ok(),
-            "bytes with K, M or G (`64M`), at least 1K: the size of each of the instance's temp/, /tmp and /var/tmp",
+            "bytes with K, M or G (`64M`), at least 1K: the size of each of the instance's logs/, temp/, /tmp, /var/tmp and /dev/shm",
+        );
+        let (r, at) = pick("redis", &|l| l.redis.clone());
+        let redis = check(
+            "redis",
+            r,
+            at,
+            |v| crate::core::push_limits::parse_size(v).is_ok_and(|n| n >= 1 << 20),
+            "bytes with K, M or G (`512M`), at least 1M: the most data the owner's Redis holds",
         );
         out.insert(
             owner.to_string(),
@@ -314,6 +328,7 @@ pub fn resolve(raw: &RawConfig, developers: &[String], src: &Source, errs: &mut 
                 cpu_quota,
                 tasks_max,
                 disk,
+                redis,
             },
         );
     }

@@ -110,8 +110,20 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
             s += &format!("ReadWritePaths={}\n", pv(&inst.dir)?);
             // The ACL is in the drop-in, not the template unit (units/redis@.service):
             // a unit file of another release never starts this Redis without it.
+            // On the command line, so no template leaves it out; CONFIG SET is denied
+            // to the application user (core::redis_acl). Past it, writes fail with
+            // Redis's OOM error and nothing is evicted (unless the template's
+            // maxmemory-policy says so).
+            let maxmemory = model
+                .access
+                .limits
+                .get(&inst.developer)
+                .and_then(|l| l.redis.as_deref())
+                .unwrap_or(crate::core::access::DEFAULT_REDIS);
+            let bytes = crate::core::push_limits::parse_size(maxmemory)
+                .map_err(|_| Unsafe(format!("limits.{}.redis: `{maxmemory}` is not a size", inst.developer)))?;
             s += "ExecStart=\n";
-            s += &format!("ExecStart={REDIS_EXEC_START}\n");
+            s += &format!("ExecStart={REDIS_EXEC_START} --maxmemory {bytes}\n");
         }
     }
     Ok(s)
