@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::core::artifact::{Change, FileChange};
-use crate::core::model::{Kind, Model};
+use crate::core::model::Model;
+use crate::core::kind::Kind;
 use crate::core::pending::Pending;
 use crate::core::systemd_types::{ActiveState, JobKind};
 use crate::core::units::DROPIN_NAME;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::core::access::Limits;
 use crate::core::artifact::{generated_header, Artifact};
 use crate::core::escape::{UnitValue, Unsafe};
-use crate::core::model::{Flavor, Instance, Kind, Model};
+use crate::core::model::{Flavor, Instance, Model};
+use crate::core::kind::Kind;
 
 /// Where the package installs the static template units.
 pub const SYSTEM_UNIT_DIR: &str = "/usr/lib/systemd/system";

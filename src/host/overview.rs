@@ -10,7 +10,8 @@ use std::process::Command;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::core::model::{Instance, Kind};
+use crate::core::model::Instance;
+use crate::core::kind::Kind;
 use crate::core::systemd_types::ActiveState;
 
 /// One instance as the console shows it.

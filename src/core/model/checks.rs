@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Git, Instance, Kind};
+use super::{Git, Instance};
+use crate::core::kind::Kind;
 use crate::core::config::{RawConfig, RawGit, RawWeb, Source};
 use crate::core::error::Diagnostics;
 use crate::core::names::MASTER;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::core::kind::Kind;
 use crate::core::access::{self, Access};
 use crate::core::config::{RawConfig, RawPaths, Source, Values};
 use crate::core::error::Diagnostics;
@@ -49,13 +50,6 @@ impl Flavor {
             Flavor::Openresty => &[],
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Openresty,
-    Redis,
 }
 
 /// Where a template comes from.
