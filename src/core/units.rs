@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::access::Limits;
 use crate::core::artifact::{generated_header, Artifact};
 use crate::core::escape::{UnitValue, Unsafe};
-use crate::core::model::{Flavor, Instance, Model};
 use crate::core::kind::Kind;
+use crate::core::model::access::Limits;
+use crate::core::model::{Flavor, Instance, Model};
 
 /// Where the package installs the static template units.
 pub const SYSTEM_UNIT_DIR: &str = "/usr/lib/systemd/system";
@@ -38,11 +38,6 @@ pub fn slice_name(developer: &str) -> String {
     format!("hhl-{developer}.slice")
 }
 
-/// The log identifier: `socketserver-dev1`, `redis-dev1`.
-pub fn syslog_identifier(inst: &Instance) -> String {
-    format!("{}-{}", inst.server, inst.developer)
-}
-
 pub fn dropin_path(unit_dir: &Path, inst: &Instance) -> PathBuf {
     unit_dir.join(format!("{}.d", inst.unit())).join(DROPIN_NAME)
 }
@@ -54,7 +49,7 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
     let mut s = generated_header(source, None);
     s += "[Service]\n";
     s += &format!("Slice={}\n", t(slice_name(&inst.developer))?);
-    s += &format!("SyslogIdentifier={}\n", t(syslog_identifier(inst))?);
+    s += &format!("SyslogIdentifier={}\n", t(inst.syslog_identifier())?);
     s += &format!("User={}\n", t(&inst.user)?);
     match inst.kind {
         Kind::Openresty => {
@@ -70,7 +65,7 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 .limits
                 .get(&inst.developer)
                 .and_then(|l| l.disk.as_deref())
-                .unwrap_or(crate::core::access::DEFAULT_DISK);
+                .unwrap_or(crate::core::model::access::DEFAULT_DISK);
             let opts = format!("mode=1777,size={size},nosuid,nodev");
             s += "PrivateTmp=no\n";
             s += &format!(
@@ -120,7 +115,7 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 .limits
                 .get(&inst.developer)
                 .and_then(|l| l.redis.as_deref())
-                .unwrap_or(crate::core::access::DEFAULT_REDIS);
+                .unwrap_or(crate::core::model::access::DEFAULT_REDIS);
             let bytes = crate::core::push_limits::parse_size(maxmemory)
                 .map_err(|_| Unsafe(format!("limits.{}.redis: `{maxmemory}` is not a size", inst.developer)))?;
             s += "ExecStart=\n";

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::core::access::Access;
+use crate::core::model::access::Access;
 
 /// Read one passwd entry: `get` is getpwnam_r or getpwuid_r with its key bound;
 /// `read` takes what is wanted while the entry's buffer is alive.

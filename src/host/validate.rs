@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::core::artifact::FileChange;
 use crate::core::artifact::{Artifact, Content};
-use crate::core::model::{Instance, Model};
 use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::render;
 use crate::host::fsapply;
 use crate::host::load::Loaded;

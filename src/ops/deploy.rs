@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use crate::core::access::{self, Action};
-use crate::core::model::{Instance, Model};
 use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::render;
 use crate::core::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
 use crate::core::systemd_types::{JobKind, JobOutcome, UnitName};
