@@ -49,6 +49,22 @@ struct Arriving {
     by_address: HashMap<IpAddr, usize>,
 }
 
+/// An open connection, counted until its task ends, is aborted, or is dropped before
+/// it ever ran.
+pub struct Open(Arc<Limits>, u64);
+
+impl Open {
+    pub fn new(limits: Arc<Limits>, id: u64) -> Open {
+        Open(limits, id)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.closed(self.1);
+    }
+}
+
 /// A second handle on an arriving connection's socket, to look at what the client
 /// sent without taking it. A request that already sits whole in the kernel's buffer
 /// is not stalling, only waiting for its task to be run (on a busy host, behind a
@@ -335,6 +351,40 @@ mod tests {
         // (The closed attacker's task gives its count back as it ends: here no task
         // runs one, so it still counts as open.)
         assert_eq!(l.counts(), (MAX_ARRIVING - 1, MAX_ARRIVING));
+    }
+
+    /// A burst of arrivals can close a connection whose task never ran: its count
+    /// comes back all the same (else enough bursts would fill `MAX_CONNECTIONS` with
+    /// connections long gone, and every new one would be refused).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_closed_before_its_task_ran_gives_its_count_back() {
+        let l = Arc::new(Limits::default());
+        let id = l.accepted().unwrap();
+        let open = Open::new(l.clone(), id);
+        let task = tokio::spawn(async move {
+            let _open = open;
+            std::future::pending::<()>().await
+        });
+        l.arriving(id, ip("127.0.0.1"), task.abort_handle(), None);
+        assert_eq!(l.counts(), (1, 1));
+        // The next arrival evicts it before this (single-threaded) runtime ran it.
+        while l.counts().0 < MAX_ARRIVING {
+            let other = l.accepted().unwrap();
+            l.arriving(
+                other,
+                ip("127.0.0.1"),
+                tokio::spawn(std::future::pending::<()>()).abort_handle(),
+                None,
+            );
+        }
+        let _ = l.accepted().unwrap();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert!(!l.is_arriving(id));
+        assert_eq!(
+            l.counts().1,
+            MAX_ARRIVING,
+            "the evicted connection still counts as open"
+        );
     }
 
     #[test]

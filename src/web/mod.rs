@@ -198,9 +198,12 @@ async fn accept(listener: tokio::net::TcpListener, router: Router, limits: Arc<l
                 .layer(axum::Extension(Conn { id, accepted })),
         );
         let peek = limits::Peek::of(&stream);
+        // Made here and moved in, not made in the task: a task closed before it ever
+        // ran (evicted in a burst of arrivals) must give its count back too.
+        let guard = limits::Open::new(limits.clone(), id);
         let open = limits.clone();
         let task = tokio::spawn(async move {
-            let _open = Open(open.clone(), id);
+            let _open = guard;
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits::REQUEST_DEADLINE)
@@ -220,15 +223,6 @@ async fn accept(listener: tokio::net::TcpListener, router: Router, limits: Arc<l
             let _ = conn.await;
         });
         limits.arriving(id, peer.ip(), task.abort_handle(), peek);
-    }
-}
-
-/// An open connection, counted until its task ends (or is aborted).
-struct Open(Arc<limits::Limits>, u64);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.closed(self.1);
     }
 }
 
