@@ -225,7 +225,8 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
             .iter()
             .filter(|(_, k)| matches!(k, JobKind::Start | JobKind::Restart))
             .map(|(u, _)| u.as_str()),
-    );
+    )
+    .context("asking systemd to reset-failed the units before starting them")?;
     let outcomes = systemd.run_jobs(&actions.jobs).context("running systemd jobs")?;
     fault::point("apply:jobs");
     failed += report(&outcomes);
