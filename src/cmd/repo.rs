@@ -309,7 +309,10 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
         if !out.status.success() {
             println!("  reloading {} as root", inst.name);
             let reloaded = child::status(
-                Command::new(hhlctl).arg("--config").arg(config).args(["reload", &inst.name]),
+                Command::new(hhlctl)
+                    .arg("--config")
+                    .arg(config)
+                    .args(["reload", &inst.name]),
                 child::HOOK,
             )?;
             if !reloaded.success() {

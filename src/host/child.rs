@@ -34,7 +34,8 @@ pub struct Deadline {
 /// on a lock or a stalled disk, not a slow one.
 pub const GIT: Deadline = Deadline {
     limit: Duration::from_secs(120),
-    hint: "git (or tar) is stuck: look for a `*.lock` file in the repository and for git processes (`ps -ef | grep git`)",
+    hint:
+        "git (or tar) is stuck: look for a `*.lock` file in the repository and for git processes (`ps -ef | grep git`)",
 };
 
 /// `nginx -t` (and `openresty -t`) of one instance's rendered config, and the Lua
@@ -337,7 +338,9 @@ mod tests {
         assert_eq!(out.status.code(), Some(3));
         let out = output_with_input(&mut Command::new("cat"), SHORT, b"fed".to_vec()).unwrap();
         assert_eq!(out.stdout, b"fed");
-        assert!(status(Command::new("true").stdout(Stdio::null()), SHORT).unwrap().success());
+        assert!(status(Command::new("true").stdout(Stdio::null()), SHORT)
+            .unwrap()
+            .success());
     }
 
     #[test]
@@ -350,7 +353,10 @@ mod tests {
         let started = Instant::now();
         let err = output(Command::new("sh").args(["-c", &script]), SHORT).unwrap_err();
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(500), "returned after {took:?}, before the deadline");
+        assert!(
+            took >= Duration::from_millis(500),
+            "returned after {took:?}, before the deadline"
+        );
         assert!(took < Duration::from_secs(5), "took {took:?}");
         let t_out = err.downcast_ref::<TimedOut>().expect("a TimedOut");
         assert_eq!(t_out.after, Duration::from_millis(500));
@@ -395,7 +401,10 @@ mod tests {
     #[test]
     fn a_program_that_cannot_start_is_named() {
         let err = output(&mut Command::new("/nonexistent/prog"), SHORT).unwrap_err();
-        assert!(format!("{err:#}").starts_with("running `/nonexistent/prog`: "), "{err:#}");
+        assert!(
+            format!("{err:#}").starts_with("running `/nonexistent/prog`: "),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -120,6 +120,6 @@ fn journal_since(unit: &str, since: SystemTime) -> String {
             .arg(format!("--since=@{}.{:06}", d.as_secs(), d.subsec_micros())),
         crate::host::child::JOURNAL,
     )
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
+    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    .unwrap_or_default()
 }

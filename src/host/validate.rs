@@ -11,10 +11,10 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::core::artifact::FileChange;
-use crate::host::child;
 use crate::core::artifact::{Artifact, Content};
 use crate::core::model::{Instance, Kind, Model};
 use crate::core::render;
+use crate::host::child;
 use crate::host::fsapply;
 use crate::host::load::Loaded;
 use crate::host::reown::Reown;
@@ -155,14 +155,14 @@ fn test_one(model: &Model, inst: &Instance, conf: &str, run_as: &RunAs) -> Resul
             cmd.uid(uid).gid(gid);
         }
     }
-    cmd
-        .args(["-t", "-q", "-e", "stderr", "-p"])
+    cmd.args(["-t", "-q", "-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
         .args(["-c", &format!("conf/{conf}")])
         // As the unit runs it (Type=forking): a template that says `daemon off;`, which
         // would hang the start job, is refused here as a duplicate directive.
         .args(["-g", "daemon on;"]);
-    let out = child::output(&mut cmd, child::NGINX_TEST).with_context(|| format!("testing {}'s config", inst.unit()))?;
+    let out =
+        child::output(&mut cmd, child::NGINX_TEST).with_context(|| format!("testing {}'s config", inst.unit()))?;
     if out.status.success() {
         return Ok(None);
     }
@@ -196,7 +196,10 @@ pub fn rsyslog_rules(model: &Model, artifacts: &[Artifact], changes: &[FileChang
         }
     }
     fs::write(&staged, text)?;
-    let out = child::output(Command::new(RSYSLOGD).args(["-N1", "-f"]).arg(&staged), child::RSYSLOG_TEST)?;
+    let out = child::output(
+        Command::new(RSYSLOGD).args(["-N1", "-f"]).arg(&staged),
+        child::RSYSLOG_TEST,
+    )?;
     if !out.status.success() {
         let text =
             String::from_utf8_lossy(&out.stderr).replace(&staged.display().to_string(), &path.display().to_string());

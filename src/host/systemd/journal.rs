@@ -172,7 +172,8 @@ pub fn show_filtered(units: &[String], f: &Filtered) -> Result<i32> {
     for u in units {
         cmd.args(["-u", u]);
     }
-    cmd.stdout(std::process::Stdio::piped()).stdin(std::process::Stdio::null());
+    cmd.stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null());
     // A listing is bounded as a whole (`child::JOURNAL`). A follow has no end of its
     // own: it lasts as long as its reader (the ssh session), and journalctl's next
     // write after the reader left ends it.
@@ -181,7 +182,10 @@ pub fn show_filtered(units: &[String], f: &Filtered) -> Result<i32> {
         following.insert(cmd.spawn().context("running journalctl")?)
     } else {
         listing
-            .insert(crate::host::child::Bounded::spawn(&mut cmd, crate::host::child::JOURNAL)?)
+            .insert(crate::host::child::Bounded::spawn(
+                &mut cmd,
+                crate::host::child::JOURNAL,
+            )?)
             .child()
     };
     let out = child.stdout.take().context("journalctl's output")?;
