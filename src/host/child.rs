@@ -143,9 +143,12 @@ pub struct Bounded {
 impl Bounded {
     /// Spawn `cmd` in a process group of its own, watched from now.
     pub fn spawn(cmd: &mut Command, deadline: Deadline) -> Result<Bounded> {
-        let command = describe(cmd);
-        cmd.process_group(0);
-        let child = cmd.spawn().with_context(|| format!("running `{command}`"))?;
+        let (child, command) = spawn_grouped(cmd)?;
+        Bounded::watch(child, command, deadline)
+    }
+
+    /// A watchdog for `child`, the leader of its own process group.
+    fn watch(child: Child, command: String, deadline: Deadline) -> Result<Bounded> {
         let limit = limit(&deadline);
         let fired = Arc::new(AtomicBool::new(false));
         let pid = child.id();
@@ -300,18 +303,130 @@ fn reader(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
 /// error captured.
 pub fn output(cmd: &mut Command, deadline: Deadline) -> Result<Output> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    Bounded::spawn(cmd, deadline)?.wait_with_output(None)
+    run(cmd, deadline, None)
 }
 
 /// `output`, with `input` on the program's standard input.
 pub fn output_with_input(cmd: &mut Command, deadline: Deadline, input: Vec<u8>) -> Result<Output> {
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    Bounded::spawn(cmd, deadline)?.wait_with_output(Some(input))
+    run(cmd, deadline, Some(input))
 }
 
 /// `Command::status` under `deadline` (standard streams as the caller set them).
 pub fn status(cmd: &mut Command, deadline: Deadline) -> Result<ExitStatus> {
-    Bounded::spawn(cmd, deadline)?.wait()
+    run(cmd, deadline, None).map(|o| o.status)
+}
+
+fn spawn_grouped(cmd: &mut Command) -> Result<(Child, String)> {
+    let command = describe(cmd);
+    cmd.process_group(0);
+    let child = cmd.spawn().with_context(|| format!("running `{command}`"))?;
+    Ok((child, command))
+}
+
+/// Run `cmd` to its end on this thread alone: its piped output and a pidfd of the
+/// leader polled together, until the deadline (then SIGTERM to the group, SIGKILL
+/// after `GRACE`). No watchdog or reader threads, so a short git call costs
+/// microseconds more than `Command::output`, not three threads. Where the kernel has
+/// no pidfd (before 5.3), `Bounded` does it with threads.
+fn run(cmd: &mut Command, deadline: Deadline, input: Option<Vec<u8>>) -> Result<Output> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let (mut child, command) = spawn_grouped(cmd)?;
+    let pid = child.id();
+    let pidfd =
+        match Pid::from_raw(pid as i32).map(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())) {
+            Some(Ok(fd)) => fd,
+            _ => return Bounded::watch(child, command, deadline)?.wait_with_output(input),
+        };
+    let limit = limit(&deadline);
+    let started = Instant::now();
+    let writer = match (input, child.stdin.take()) {
+        (Some(input), Some(mut stdin)) => Some(std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })),
+        _ => None,
+    };
+    let mut pipes: [(Option<std::fs::File>, Vec<u8>); 2] = [
+        (child.stdout.take().map(|p| OwnedFd::from(p).into()), Vec::new()),
+        (child.stderr.take().map(|p| OwnedFd::from(p).into()), Vec::new()),
+    ];
+    let mut exited = false;
+    let mut term_sent: Option<Instant> = None;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        if exited && pipes.iter().all(|(p, _)| p.is_none()) {
+            break;
+        }
+        let now = Instant::now();
+        let wake = term_sent.map_or(started + limit, |t| t + GRACE);
+        if now >= wake {
+            if term_sent.is_some() {
+                // The group had its grace: what still holds the pipes is not waited for.
+                break;
+            }
+            signal_group(pid, Signal::TERM);
+            term_sent = Some(now);
+            continue;
+        }
+        let mut fds: Vec<libc::pollfd> = pipes
+            .iter()
+            .map(|(p, _)| libc::pollfd {
+                fd: p.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        fds.push(libc::pollfd {
+            fd: if exited { -1 } else { pidfd.as_raw_fd() },
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // Rounded up, so that the wake-up is never early (no busy loop before it).
+        let ms = i32::try_from((wake - now).as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of pollfd of the length given.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) } < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            signal_group(pid, Signal::KILL);
+            let _ = child.wait();
+            return Err(e).with_context(|| format!("waiting for `{command}`"));
+        }
+        for ((pipe, buf), fd) in pipes.iter_mut().zip(&fds) {
+            if fd.revents == 0 {
+                continue;
+            }
+            if let Some(f) = pipe {
+                match f.read(&mut chunk) {
+                    Ok(0) => *pipe = None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => *pipe = None,
+                }
+            }
+        }
+        if fds[2].revents != 0 {
+            exited = true;
+        }
+    }
+    if term_sent.is_some() {
+        // The leader is not reaped yet: the group id is still this one's.
+        signal_group(pid, Signal::KILL);
+    }
+    let [(_, stdout), (_, stderr)] = pipes;
+    let status = child.wait().with_context(|| format!("waiting for `{command}`"))?;
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    if term_sent.is_some() {
+        return Err(anyhow!(TimedOut {
+            command,
+            after: limit,
+            hint: deadline.hint,
+        }));
+    }
+    Ok(Output { status, stdout, stderr })
 }
 
 #[cfg(test)]
@@ -341,6 +456,13 @@ mod tests {
         assert!(status(Command::new("true").stdout(Stdio::null()), SHORT)
             .unwrap()
             .success());
+        // More than a pipe holds, on both at once: neither side waits on the other.
+        let out = output(
+            Command::new("sh").args(["-c", "head -c 1000000 /dev/zero; head -c 700000 /dev/zero >&2"]),
+            SHORT,
+        )
+        .unwrap();
+        assert_eq!((out.stdout.len(), out.stderr.len()), (1_000_000, 700_000));
     }
 
     #[test]
@@ -382,6 +504,58 @@ mod tests {
         for p in pids {
             assert!(!alive(p), "pid {p} of the group still runs");
         }
+    }
+
+    #[test]
+    fn a_streamed_program_is_ended_at_the_deadline_which_ends_the_reading() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo first; sleep 30 & sleep 30"])
+            .stdout(Stdio::piped());
+        let started = Instant::now();
+        let mut running = Bounded::spawn(&mut cmd, SHORT).unwrap();
+        let mut text = String::new();
+        running
+            .child()
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        let err = running.wait().unwrap_err();
+        assert_eq!(text, "first\n");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(err.to_string().contains("did not finish within 0.5 s"), "{err}");
+        // Dropped unwaited: its group is ended, the leader reaped.
+        let mut cmd = Command::new("sleep");
+        let running = Bounded::spawn(cmd.arg("30"), SHORT).unwrap();
+        let pid = running.child.id() as i32;
+        drop(running);
+        assert!(!alive(pid));
+    }
+
+    #[test]
+    fn the_threaded_path_gives_output_and_ends_hung_programs_too() {
+        // What `run` falls back to without pidfds.
+        let piped = |c: &mut Command| {
+            c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        };
+        let mut cat = Command::new("cat");
+        piped(&mut cat);
+        let out = Bounded::spawn(&mut cat, SHORT)
+            .unwrap()
+            .wait_with_output(Some(b"fed".to_vec()))
+            .unwrap();
+        assert_eq!((out.stdout.as_slice(), out.status.success()), (&b"fed"[..], true));
+        let mut hung = Command::new("sh");
+        hung.args(["-c", "sleep 30 & sleep 30"]);
+        piped(&mut hung);
+        let started = Instant::now();
+        let err = Bounded::spawn(&mut hung, SHORT)
+            .unwrap()
+            .wait_with_output(None)
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(err.to_string().contains("did not finish within 0.5 s"), "{err}");
     }
 
     #[test]
