@@ -451,7 +451,7 @@ fn legacy_value_files_of_the_wrong_shape() {
 #[test]
 fn limits_that_systemd_would_not_take() {
     let e = refused(&format!(
-        "{MINI}limits:\n  master: {{memory: 512MB, cpu: '1.5'}}\n  dev1: {{tasks: many}}\n  dev9: {{cpu: 50%}}\n"
+        "{MINI}limits:\n  master: {{memory: 512MB, cpu: '1.5', disk: lots}}\n  dev1: {{tasks: many, redis: 512K}}\n  dev9: {{cpu: 50%}}\n"
     ));
     has(
         &e,
@@ -463,6 +463,11 @@ fn limits_that_systemd_would_not_take() {
             "a percentage of one CPU",
             "limits.dev1.tasks: `many` is not a valid limit",
             "hhl.yaml:15:10",
+            "limits.master.disk: `lots` is not a valid limit",
+            "the size of each of the instance's logs/, temp/, /tmp, /var/tmp and /dev/shm",
+            "limits.dev1.redis: `512K` is not a valid limit",
+            "hhl.yaml:15:23",
+            "at least 1M: the most data the owner's Redis holds",
             "limits for `dev9`, who is not in `developers`",
         ],
     );

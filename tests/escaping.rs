@@ -564,7 +564,7 @@ fn escaped_values_pass_nginx_t() {
 /// user, whatever its name; master's only when hhlctl created it.
 #[test]
 fn system_accounts_on_the_host_are_found() {
-    let mut access = hhlctl::core::access::Access {
+    let mut access = hhlctl::core::model::access::Access {
         create: true,
         users: Default::default(),
         entry: "hhl".into(),

@@ -246,14 +246,22 @@ fn a_developer_cannot_exhaust_disk_tmp_or_read_hidden_objects() {
     assert_eq!(tmp_listing(&c), tmp_before, "a push touched /tmp");
 }
 
-/// dev1's code writes as much as it can into nginx's temp/, /tmp and /var/tmp: each is
-/// a tmpfs of limits.dev1.disk, so the writes stop there with ENOSPC (which the code
-/// logs, and the journal keeps), the root file system does not move, and dev2 is
-/// served throughout with its own scratch space intact.
+/// dev1's code writes as much as it can into nginx's logs/ and temp/, /tmp, /var/tmp
+/// and /dev/shm: each is a tmpfs of limits.dev1.disk, so the writes stop there with
+/// ENOSPC (which the code logs, and the journal keeps), the root file system and the
+/// host's /dev/shm do not move, and dev2 is served throughout with its own scratch
+/// space intact. And nothing else is writable: every read-write mount the instance
+/// sees is a bounded tmpfs or a kernel interface.
 #[test]
 fn an_instance_fills_its_own_disk_bound_and_nothing_else() {
     let c = Container::applied(&example_yaml().replace("dev1: {cpu: 150%}", "dev1: {cpu: 150%, disk: 8M}"));
     let fill = r#"
+if ngx.var.arg_mounts then
+  local m = assert(io.open("/proc/self/mountinfo"))
+  ngx.print(m:read("*a"))
+  m:close()
+  return
+end
 local dir = ngx.var.arg_dir
 local f = assert(io.open(dir .. "/fill", "w"))
 f:setvbuf("no")
@@ -271,8 +279,10 @@ ngx.say(n, " ", tostring(err))
         c.write(&format!("/opt/hhl/socketserver/{dev}/src/main.lua"), fill);
     }
     let root_before: u64 = c.ok("df --output=used -B1 / | tail -1").trim().parse().unwrap();
+    let shm_before = c.ok("df --output=used -B1 /dev/shm | tail -1");
     let temp = "/opt/hhl/socketserver/dev1/temp";
-    for dir in ["/tmp", "/var/tmp", temp] {
+    let logs = "/opt/hhl/socketserver/dev1/logs";
+    for dir in ["/tmp", "/var/tmp", temp, logs, "/dev/shm"] {
         let out = c.ok(&format!("curl -s -m 20 'http://127.0.0.1:1081/hhl?dir={dir}'"));
         let Some((n, err)) = out.trim().split_once(' ').filter(|(n, _)| n.parse::<u64>().is_ok()) else {
             panic!(
@@ -299,12 +309,28 @@ ngx.say(n, " ", tostring(err))
         "the root file system grew by {} bytes",
         root_after - root_before
     );
+    assert_eq!(
+        c.ok("df --output=used -B1 /dev/shm | tail -1"),
+        shm_before,
+        "the host's /dev/shm grew"
+    );
+    // Nothing else the instance could write to: each read-write mount in its
+    // namespace is a tmpfs of at most the bound, or a kernel interface.
+    let mounts = c.ok("curl -s -m 20 'http://127.0.0.1:1081/hhl?mounts=1'");
+    let unbounded = unbounded_writable_mounts(&mounts, 8 << 20);
+    assert!(mounts.contains(" - tmpfs "), "{mounts}");
+    assert!(
+        unbounded.is_empty(),
+        "writable beyond the bound: {unbounded:#?}\n{mounts}"
+    );
     // The journal says where the bound was hit.
     let journal = c.ok("journalctl -q -u openresty@socketserver-dev1.service --no-pager | grep 'fill /tmp'");
     assert!(journal.contains("No space left on device"), "{journal}");
     // Nothing of it on the host's /tmp, or in dev1's temp/ as the host sees it.
     assert_eq!(c.ok("find /tmp /var/tmp -name fill | wc -l").trim(), "0");
-    assert_eq!(c.ok(&format!("find {temp} -name fill | wc -l")).trim(), "0");
+    for dir in [temp, logs] {
+        assert_eq!(c.ok(&format!("find {dir} -name fill | wc -l")).trim(), "0");
+    }
     // Still as hardened by systemd's own measure (tests/access.rs holds every unit to 2.0).
     let out = c.ok("systemd-analyze security --no-pager openresty@socketserver-dev1.service | tail -1");
     let score: f64 = out
@@ -319,4 +345,103 @@ ngx.say(n, " ", tostring(err))
     c.ok("systemctl restart openresty@socketserver-dev1.service");
     let out = c.ok("curl -s -m 20 'http://127.0.0.1:1081/hhl?dir=/tmp'");
     assert!(out.starts_with('7') || out.starts_with('8'), "{out}");
+}
+
+/// dev1's code fills its Redis: past limits.dev1.redis every write gets Redis's OOM
+/// error (and the application user cannot raise the bound), so what Redis writes to
+/// disk stays about that size, while dev2's Redis takes writes as before.
+#[test]
+fn a_developers_redis_holds_its_bound_and_says_so() {
+    let c = Container::applied(&example_yaml().replace("dev1: {cpu: 150%}", "dev1: {cpu: 150%, redis: 16M}"));
+    let cli = |owner: &str, port: u16, args: &str| {
+        c.sh(&format!(
+            "redis-cli --no-auth-warning -p {port} -a \"$(cat /var/lib/hhl/redis/{owner}.secret)\" {args} 2>&1"
+        ))
+        .stdout
+    };
+    // Random, so the RDB's compression keeps its size.
+    c.ok("head -c 1048576 /dev/urandom | base64 -w0 | head -c 1048576 > /root/mib");
+    let mut replies = Vec::new();
+    for i in 0..40 {
+        replies.push(cli("dev1", 6381, &format!("-x set k{i} < /root/mib")));
+    }
+    let oks = replies.iter().filter(|r| r.trim() == "OK").count();
+    assert!(
+        (8..=16).contains(&oks),
+        "{oks} MiB written under a 16M bound: {replies:?}"
+    );
+    let refused = replies.last().unwrap();
+    assert!(
+        refused.contains("OOM command not allowed when used memory > 'maxmemory'"),
+        "{refused}"
+    );
+    assert!(cli("dev1", 6381, "config set maxmemory 0").contains("NOPERM"));
+    // Reads still work, and another owner's Redis is not bound by dev1's.
+    assert_eq!(cli("dev1", 6381, "strlen k0").trim(), "1048576");
+    assert_eq!(cli("dev2", 6382, "-x set big < /root/mib").trim(), "OK");
+    for i in 0..40 {
+        assert_eq!(cli("dev2", 6382, &format!("-x set k{i} < /root/mib")).trim(), "OK");
+    }
+    // What reaches the disk: the RDB written at the stop.
+    c.ok("systemctl restart redis@6381.service");
+    let bytes: u64 = c.ok("du -sb /opt/redis/var/6381 | cut -f1").trim().parse().unwrap();
+    assert!(bytes > 4 << 20 && bytes < 20 << 20, "dev1's Redis wrote {bytes} bytes");
+}
+
+/// The read-write mounts of a /proc/PID/mountinfo that are neither a tmpfs of at most
+/// `bound` bytes nor a kernel interface (proc, devpts, mqueue): `mountpoint fstype
+/// options`.
+fn unbounded_writable_mounts(mountinfo: &str, bound: u64) -> Vec<String> {
+    let size = |opts: &str| -> Option<u64> {
+        let v = opts.split(',').find_map(|o| o.strip_prefix("size="))?;
+        let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+        let mult = match unit {
+            "" => 1,
+            "k" => 1 << 10,
+            "m" => 1 << 20,
+            "g" => 1 << 30,
+            _ => return None,
+        };
+        Some(n.parse::<u64>().ok()? * mult)
+    };
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let (point, opts) = (*f.get(4)?, *f.get(5)?);
+            let r: Vec<&str> = right.split(' ').collect();
+            let (fstype, super_opts) = (*r.first()?, *r.get(2).unwrap_or(&""));
+            if !opts.split(',').any(|o| o == "rw") || super_opts.split(',').any(|o| o == "ro") {
+                return None;
+            }
+            // systemd-nspawn's own, under a read-only /run/host mounted over them (the
+            // test's host is a container; a real host has no /run/host).
+            if point.starts_with("/run/host/") {
+                return None;
+            }
+            let bounded = match fstype {
+                "proc" | "devpts" | "mqueue" => true,
+                "tmpfs" => size(super_opts).is_some_and(|s| s <= bound),
+                _ => false,
+            };
+            (!bounded).then(|| format!("{point} {fstype} {super_opts}"))
+        })
+        .collect()
+}
+
+#[test]
+fn writable_mounts_are_read_from_mountinfo() {
+    let info = "\
+30 1 0:26 / / ro,relatime - overlay overlay rw,lowerdir=/a
+31 30 0:5 / /dev rw,nosuid - tmpfs tmpfs rw,size=4096k,mode=755
+32 31 0:28 / /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw,size=1012348k
+33 30 0:29 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw,size=8192k,mode=1777
+34 30 0:30 / /opt/x/logs rw - ext4 /dev/vda rw
+35 30 0:31 / /proc rw,nosuid - proc proc rw
+";
+    assert_eq!(
+        unbounded_writable_mounts(info, 8 << 20),
+        ["/dev/shm tmpfs rw,size=1012348k", "/opt/x/logs ext4 rw"]
+    );
 }

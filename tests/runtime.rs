@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hhlctl::core::model::Kind;
+use hhlctl::core::kind::Kind;
 use hhlctl::host::fsapply::{self, Manifest, Ownership};
 use hhlctl::host::load;
 use support::{example_under, repo, Sandbox};

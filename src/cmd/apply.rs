@@ -9,7 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::core::artifact::Artifact;
 use crate::core::artifact::Change;
 use crate::core::error::Diagnostics;
-use crate::core::model::{Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::names::MASTER;
 use crate::core::package::WEB_UNIT;
 use crate::core::pending::{self, Pending};
@@ -148,7 +149,7 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
         println!("finishing an interrupted run: {}", describe(&owed));
     }
     reconcile::merge(model, &mut actions, &owed, &active);
-    let intent = Pending::of(&actions);
+    let intent = actions.owed();
     store_intent(root, model, &intent)?;
     fault::point("apply:intent");
 

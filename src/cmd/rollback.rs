@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::core::model::Kind;
+use crate::core::kind::Kind;
 use crate::host::load;
 use crate::host::users;
 

@@ -16,7 +16,8 @@ use std::path::Path;
 use crate::core::artifact::{generated_header, Artifact};
 use crate::core::escape::Unsafe;
 use crate::core::identity::PublicKey;
-use crate::core::model::{Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::Model;
 
 /// One authorized_keys line, or why it cannot be written. The identity lands inside
 /// `command="…"`, so only name characters pass; the key is re-checked (type, base64)

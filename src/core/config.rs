@@ -173,6 +173,9 @@ pub struct RawLimits {
     /// The size of each of an instance's private scratch file systems (nginx's `temp/`,
     /// `/tmp`, `/var/tmp`): bytes with K, M or G. Default 64M.
     pub disk: Option<String>,
+    /// The owner's Redis `maxmemory` (its data, hence its data directory's RDB and AOF
+    /// files, are bounded by it): bytes with K, M or G. Default 512M.
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

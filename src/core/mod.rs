@@ -13,6 +13,7 @@ pub mod error;
 pub mod escape;
 pub mod example;
 pub mod identity;
+pub mod kind;
 pub mod layout;
 pub mod legacy;
 pub mod locate;

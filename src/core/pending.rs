@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use crate::core::reconcile::Actions;
 use crate::core::systemd_types::JobKind;
 
 pub const FILE: &str = "apply.pending";
@@ -18,14 +17,6 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// What `actions` owe systemd once the files are written (stops run before).
-    pub fn of(actions: &Actions) -> Pending {
-        Pending {
-            daemon_reload: actions.daemon_reload,
-            jobs: actions.jobs.clone(),
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         !self.daemon_reload && self.jobs.is_empty()
     }

@@ -4,7 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::core::model::{Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::Model;
 use crate::core::voice::Voice;
 
 /// What the text is made of besides hhl.yaml.

@@ -37,7 +37,7 @@ pub fn rules(model: &Model, source: &Path) -> String {
     let signalled: Vec<String> = model
         .instances
         .iter()
-        .filter(|i| i.kind == crate::core::model::Kind::Openresty)
+        .filter(|i| i.kind == crate::core::kind::Kind::Openresty)
         .map(|i| i.unit())
         .collect();
     let header = generated_header(source, None);

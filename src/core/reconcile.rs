@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::core::artifact::{Change, FileChange};
-use crate::core::model::{Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::Model;
 use crate::core::pending::Pending;
 use crate::core::systemd_types::{ActiveState, JobKind};
 use crate::core::units::DROPIN_NAME;
@@ -18,6 +19,17 @@ pub struct Actions {
     pub jobs: Vec<(String, JobKind)>,
     /// Whether any unit file, drop-in, slice or link changed (needs daemon-reload).
     pub daemon_reload: bool,
+}
+
+impl Actions {
+    /// What these owe systemd once the files are written (stops run before): the
+    /// intent record an apply stores first.
+    pub fn owed(&self) -> Pending {
+        Pending {
+            daemon_reload: self.daemon_reload,
+            jobs: self.jobs.clone(),
+        }
+    }
 }
 
 /// The unit a generated drop-in belongs to: `<unit_dir>/<unit>.d/50-hhl.conf` → `<unit>`.

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use crate::core::escape::{RedisToken, Unsafe};
-use crate::core::model::{Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 
 /// Command rules of the application user: everything but `@dangerous` (SHUTDOWN,
 /// REPLICAOF/SLAVEOF, ACL SETUSER/…, CONFIG, MONITOR, DEBUG, MODULE, FLUSHALL,

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 use crate::core::artifact::{generated_header, Artifact, Owner};
 use crate::core::bounds::MAX_RENDERED_TOTAL;
 use crate::core::error::{Diagnostic, Diagnostics};
-use crate::core::model::{Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::names::MASTER;
 use crate::core::templates::Templates;
 use crate::core::{polkit, rsyslog, units};
@@ -50,7 +51,8 @@ pub fn template_data(model: &Model, inst: &Instance) -> Value {
             hhl["src_dir"] = json!(inst.src_dir());
             hhl["lua_package_path"] = json!(lua_package_path(model, inst));
             // nginx's syslog tag: letters, digits and `_`, at most 32.
-            let tag: String = crate::core::units::syslog_identifier(inst)
+            let tag: String = inst
+                .syslog_identifier()
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .take(32)

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::model::{Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::names::MASTER;
 
 pub const SERVERCTRL: &str = "serverctrl";

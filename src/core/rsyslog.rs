@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use crate::core::artifact::{generated_header, Artifact, Owner};
 use crate::core::escape::{RainerString, Unsafe};
 use crate::core::model::{Instance, Model};
-use crate::core::units::syslog_identifier;
 
 /// rsyslog matches on `$programname`, which is the unit's SyslogIdentifier.
 pub fn log_file(model: &Model, inst: &Instance) -> PathBuf {
@@ -22,7 +21,7 @@ pub fn log_file(model: &Model, inst: &Instance) -> PathBuf {
         .paths
         .log_dir
         .join(&inst.developer)
-        .join(format!("{}.log", syslog_identifier(inst)))
+        .join(format!("{}.log", inst.syslog_identifier()))
 }
 
 /// RainerScript string literal; control characters refused.
@@ -57,7 +56,7 @@ pub fn rules(model: &Model, source: &Path) -> Result<String, Unsafe> {
     for inst in &model.instances {
         s += &format!(
             "if $programname == {id} then stop\n",
-            id = quoted(&syslog_identifier(inst))?
+            id = quoted(&inst.syslog_identifier())?
         );
     }
     Ok(s)

@@ -6,10 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::access::Limits;
 use crate::core::artifact::{generated_header, Artifact};
 use crate::core::escape::{UnitValue, Unsafe};
-use crate::core::model::{Flavor, Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::access::Limits;
+use crate::core::model::{Flavor, Instance, Model};
 
 /// Where the package installs the static template units.
 pub const SYSTEM_UNIT_DIR: &str = "/usr/lib/systemd/system";
@@ -37,11 +38,6 @@ pub fn slice_name(developer: &str) -> String {
     format!("hhl-{developer}.slice")
 }
 
-/// The log identifier: `socketserver-dev1`, `redis-dev1`.
-pub fn syslog_identifier(inst: &Instance) -> String {
-    format!("{}-{}", inst.server, inst.developer)
-}
-
 pub fn dropin_path(unit_dir: &Path, inst: &Instance) -> PathBuf {
     unit_dir.join(format!("{}.d", inst.unit())).join(DROPIN_NAME)
 }
@@ -53,31 +49,32 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
     let mut s = generated_header(source, None);
     s += "[Service]\n";
     s += &format!("Slice={}\n", t(slice_name(&inst.developer))?);
-    s += &format!("SyslogIdentifier={}\n", t(syslog_identifier(inst))?);
+    s += &format!("SyslogIdentifier={}\n", t(inst.syslog_identifier())?);
     s += &format!("User={}\n", t(&inst.user)?);
     match inst.kind {
         Kind::Openresty => {
             s += &format!("Environment={}\n", v(format!("HHL_PREFIX={}/", inst.dir.display()))?);
-            // The template unit mounts the whole file system read-only; logs/ stays
-            // on disk (systemd reads the PIDFile there).
-            s += &format!("ReadWritePaths={}\n", pv(&inst.dir.join("logs"))?);
-            // What the instance writes besides: nginx's temp files and its code's
-            // scratch, each on a tmpfs of limits.<owner>.disk (charged to the owner's
-            // memory too), never the root file system. A full one fails the write with
-            // ENOSPC, which nginx logs ("No space left on device").
+            // The template unit mounts the whole file system read-only. What the
+            // instance may write (its logs/ and temp/, its code's scratch, POSIX shared
+            // memory) is each a tmpfs of limits.<owner>.disk (charged to the owner's
+            // memory too), never the root file system or the host's /dev/shm. A full
+            // one fails the write with ENOSPC, which nginx logs ("No space left on
+            // device").
             let size = model
                 .access
                 .limits
                 .get(&inst.developer)
                 .and_then(|l| l.disk.as_deref())
-                .unwrap_or(crate::core::access::DEFAULT_DISK);
+                .unwrap_or(crate::core::model::access::DEFAULT_DISK);
             let opts = format!("mode=1777,size={size},nosuid,nodev");
             s += "PrivateTmp=no\n";
             s += &format!(
-                "TemporaryFileSystem={} {} {}\n",
+                "TemporaryFileSystem={} {} {} {} {}\n",
+                v(format!("{}:{opts}", inst.dir.join("logs").display()))?,
                 v(format!("{}:{opts}", inst.dir.join("temp").display()))?,
                 v(format!("/tmp:{opts}"))?,
-                v(format!("/var/tmp:{opts}"))?
+                v(format!("/var/tmp:{opts}"))?,
+                v(format!("/dev/shm:{opts}"))?
             );
             // nginx forks its master once its config loaded (see units/openresty@.service;
             // the template unit keeps the foreground start older instances expect), and
@@ -88,10 +85,12 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
                 s += &format!("Environment=HHL_NGINX={bin}\n");
             }
             s += "Type=forking\n";
-            s += &format!(
-                "PIDFile={}\n",
-                t(inst.dir.join("logs/nginx.pid").display().to_string())?
-            );
+            // No PIDFile=: systemd reads it from outside the sandbox, so it would have
+            // to be on a file system the instance can fill. The master is the one
+            // process of the unit that systemd is left as parent of once the launcher
+            // exited (its workers are the master's children), which is what it takes.
+            s += "PIDFile=\n";
+            s += "GuessMainPID=yes\n";
             s += "ExecStartPre=\n";
             s += "ExecStart=\n";
             s += &format!("ExecStart={bin} -e stderr -p ${{HHL_PREFIX}} -c conf/nginx.conf -g \"daemon on;\"\n");
@@ -107,8 +106,20 @@ fn dropin(model: &Model, inst: &Instance, source: &Path) -> Result<String, Unsaf
             s += &format!("ReadWritePaths={}\n", pv(&inst.dir)?);
             // The ACL is in the drop-in, not the template unit (units/redis@.service):
             // a unit file of another release never starts this Redis without it.
+            // On the command line, so no template leaves it out; CONFIG SET is denied
+            // to the application user (core::redis_acl). Past it, writes fail with
+            // Redis's OOM error and nothing is evicted (unless the template's
+            // maxmemory-policy says so).
+            let maxmemory = model
+                .access
+                .limits
+                .get(&inst.developer)
+                .and_then(|l| l.redis.as_deref())
+                .unwrap_or(crate::core::model::access::DEFAULT_REDIS);
+            let bytes = crate::core::push_limits::parse_size(maxmemory)
+                .map_err(|_| Unsafe(format!("limits.{}.redis: `{maxmemory}` is not a size", inst.developer)))?;
             s += "ExecStart=\n";
-            s += &format!("ExecStart={REDIS_EXEC_START}\n");
+            s += &format!("ExecStart={REDIS_EXEC_START} --maxmemory {bytes}\n");
         }
     }
     Ok(s)

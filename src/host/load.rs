@@ -11,7 +11,8 @@ use crate::core::artifact::Artifact;
 use crate::core::bounds::{MAX_CONFIG_BYTES, MAX_TEMPLATE_BYTES};
 use crate::core::config::{self, FlavorChoice, Source};
 use crate::core::error::Diagnostics;
-use crate::core::model::{self, Flavor, Kind, Model, TemplateRef, SHARED_TEMPLATE_DIR};
+use crate::core::kind::Kind;
+use crate::core::model::{self, Flavor, Model, TemplateRef, SHARED_TEMPLATE_DIR};
 use crate::core::render;
 use crate::core::templates::{self, Syntax, TemplateSource, Templates};
 

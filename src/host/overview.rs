@@ -10,7 +10,8 @@ use std::process::Command;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::core::model::{Instance, Kind};
+use crate::core::kind::Kind;
+use crate::core::model::Instance;
 use crate::core::systemd_types::ActiveState;
 
 /// One instance as the console shows it.
@@ -99,7 +100,7 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
             let s = h.state;
             View {
                 instance: i.name.clone(),
-                label: crate::core::units::syslog_identifier(i),
+                label: i.syslog_identifier(),
                 unit: i.unit(),
                 owner: i.developer.clone(),
                 server: i.server.clone(),

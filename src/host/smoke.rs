@@ -25,15 +25,14 @@ pub struct Before {
     old: HashSet<u32>,
 }
 
-/// Note the time, the nginx master (its PID file) and its current workers: lines of
-/// those are not the new code's (the master's, on a reload, are about the config it
-/// re-read, such as `lua_code_cache is off`; a config it refuses fails the reload).
-pub fn before(inst: &Instance) -> Before {
+/// Note the time, the nginx master (the unit's main PID, 0 when not running) and its
+/// current workers: lines of those are not the new code's (the master's, on a reload,
+/// are about the config it re-read, such as `lua_code_cache is off`; a config it
+/// refuses fails the reload).
+pub fn before(master: u32) -> Before {
     let since = SystemTime::now();
-    let master = std::fs::read_to_string(inst.dir.join("logs/nginx.pid"))
-        .ok()
-        .and_then(|p| p.trim().parse::<u32>().ok());
-    let old = master
+    let old = (master != 0)
+        .then_some(master)
         .map(|m| {
             let mut old: HashSet<u32> = crate::host::systemd::workers::children(&[m])
                 .into_values()

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::core::access::Access;
+use crate::core::model::access::Access;
 use crate::host::child;
 
 /// Read one passwd entry: `get` is getpwnam_r or getpwuid_r with its key bound;

@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::core::artifact::FileChange;
 use crate::core::artifact::{Artifact, Content};
-use crate::core::model::{Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::render;
 use crate::host::child;
 use crate::host::fsapply;

@@ -7,7 +7,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::core::access::{self, Action};
-use crate::core::model::{Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::systemd_types::{ActiveState, JobKind};
 use crate::host::release;
 use crate::host::systemd::Systemd;

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result};
 
 use crate::core::access::{self, Action};
-use crate::core::model::{Instance, Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::{Instance, Model};
 use crate::core::render;
 use crate::core::repos::{self, PushOptions, RefUpdate, Repo, RepoKind, MAIN_BRANCH};
 use crate::core::systemd_types::{JobKind, JobOutcome, UnitName};
@@ -141,8 +142,16 @@ pub fn server(model: &Model, repo: &Repo, inst: &Instance, commit: &str, opts: &
             None
         }
     };
-    let before = smoke_path.as_ref().map(|_| crate::host::smoke::before(inst));
-    let ok = run_jobs(model, jobs, &inst.name, &d.previous)?;
+    let systemd = Systemd::connect()?;
+    let before = match smoke_path {
+        Some(_) => {
+            let states = systemd.states(std::slice::from_ref(&inst.unit()))?;
+            let master = states.get(&inst.unit()).map(|s| s.main_pid).unwrap_or(0);
+            Some(crate::host::smoke::before(master))
+        }
+        None => None,
+    };
+    let ok = run_jobs(&systemd, model, jobs, &inst.name, &d.previous)?;
     if !ok {
         return Ok(false);
     }
@@ -253,10 +262,15 @@ pub fn converge(model: &Model, insts: &[&Instance], forced: bool) -> Result<(usi
 
 /// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say
 /// how to go back.
-fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previous: &Option<String>) -> Result<bool> {
+fn run_jobs(
+    systemd: &Systemd,
+    model: &Model,
+    mut jobs: Vec<(String, JobKind)>,
+    name: &str,
+    previous: &Option<String>,
+) -> Result<bool> {
     // The pusher reads this: commands as they type them (`ssh hhl@server …`).
     let voice = crate::host::caller::voice(model);
-    let systemd = Systemd::connect()?;
     let units: Vec<String> = jobs.iter().map(|(u, _)| u.clone()).collect();
     let active = systemd.active_states(&units)?;
     for (unit, kind) in &mut jobs {
@@ -269,7 +283,7 @@ fn run_jobs(model: &Model, mut jobs: Vec<(String, JobKind)>, name: &str, previou
         .into_iter()
         .partition(|(u, k)| *k == JobKind::Reload && UnitName::parse(u).kind() == Some(Kind::Openresty));
     let hups: Vec<String> = hups.into_iter().map(|(u, _)| u).collect();
-    let (mut outcomes, mut failed) = reload_by_hup(&systemd, &hups)?;
+    let (mut outcomes, mut failed) = reload_by_hup(systemd, &hups)?;
     if !jobs.is_empty() {
         let t = Instant::now();
         let since = SystemTime::now();

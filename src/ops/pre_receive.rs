@@ -8,7 +8,8 @@ use anyhow::Result;
 
 use crate::core::access::{self, Action};
 use crate::core::artifact::Content;
-use crate::core::model::{Kind, Model};
+use crate::core::kind::Kind;
+use crate::core::model::Model;
 use crate::core::render;
 use crate::core::repos::{RefUpdate, Repo, RepoKind, MAIN_BRANCH};
 use crate::host::fsapply::{self, Ownership};

@@ -403,7 +403,7 @@ fn after_push(model: &Model, identity: &str, repo: &Repo, noted: &str) -> Result
     let mine: Vec<&crate::core::model::Instance> = model
         .instances
         .iter()
-        .filter(|i| i.kind == crate::core::model::Kind::Openresty && i.server == *server && i.developer == identity)
+        .filter(|i| i.kind == crate::core::kind::Kind::Openresty && i.server == *server && i.developer == identity)
         .collect();
     match crate::ops::deploy::converge(model, &mine, false)? {
         (_, 0) => Ok(0),
@@ -423,7 +423,7 @@ fn deploy(model: &Model, identity: &str, names: &[String]) -> Result<i32> {
     };
     let targets: Vec<&crate::core::model::Instance> = chosen
         .into_iter()
-        .filter(|i| i.kind == crate::core::model::Kind::Openresty)
+        .filter(|i| i.kind == crate::core::kind::Kind::Openresty)
         .collect();
     if targets.is_empty() {
         return refuse("deploy: no OpenResty instance chosen (Redis has no code to deploy)");

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::session::SignedIn;
 use super::{error, Shared};
 use crate::core::access::{self, Action};
-use crate::core::model::Kind;
+use crate::core::kind::Kind;
 use crate::core::repos::{self, RepoKind};
 use crate::core::systemd_types::JobKind;
 use crate::ops::act::{self, Refused};

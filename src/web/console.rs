@@ -124,7 +124,7 @@ mod tests {
             .iter()
             .map(|i| View {
                 instance: i.name.clone(),
-                label: crate::core::units::syslog_identifier(i),
+                label: i.syslog_identifier(),
                 unit: i.unit(),
                 owner: i.developer.clone(),
                 server: i.server.clone(),

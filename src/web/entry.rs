@@ -23,7 +23,7 @@ pub fn visible(model: &Model, user: &str) -> Vec<Visible> {
         .iter()
         .filter(|i| admin || i.developer == user)
         .map(|i| Visible {
-            instance: crate::core::units::syslog_identifier(i),
+            instance: i.syslog_identifier(),
             unit: i.unit(),
             developer: i.developer.clone(),
         })

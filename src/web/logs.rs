@@ -150,7 +150,7 @@ pub(super) async fn around(
         .model
         .instances
         .iter()
-        .find(|i| i.name == q.instance || crate::core::units::syslog_identifier(i) == q.instance)
+        .find(|i| i.name == q.instance || i.syslog_identifier() == q.instance)
     else {
         return error(StatusCode::BAD_REQUEST, "no such instance");
     };

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Git, Instance, Kind};
+use super::{Git, Instance};
 use crate::core::config::{RawConfig, RawGit, RawWeb, Source};
 use crate::core::error::Diagnostics;
+use crate::core::kind::Kind;
 use crate::core::names::MASTER;
 use crate::core::{escape, paths};
 
@@ -129,7 +130,7 @@ pub(super) fn check_log_identifiers(instances: &[Instance], src: &Source, errs: 
     let mut seen: BTreeMap<String, &Instance> = BTreeMap::new();
     let mut reported = std::collections::BTreeSet::new();
     for inst in instances {
-        let id = crate::core::units::syslog_identifier(inst);
+        let id = inst.syslog_identifier();
         let Some(first) = seen.get(&id).copied() else {
             seen.insert(id, inst);
             continue;

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::core::access::{self, Access};
 use crate::core::config::{RawConfig, RawPaths, Source, Values};
 use crate::core::error::Diagnostics;
+use crate::core::kind::Kind;
 use crate::core::names::{self, MASTER};
+use access::Access;
 
+pub mod access;
 mod checks;
 mod group;
 
@@ -49,13 +51,6 @@ impl Flavor {
             Flavor::Openresty => &[],
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Openresty,
-    Redis,
 }
 
 /// Where a template comes from.
@@ -136,6 +131,11 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The log identifier: `socketserver-dev1`, `redis-dev1`.
+    pub fn syslog_identifier(&self) -> String {
+        format!("{}-{}", self.server, self.developer)
+    }
+
     pub fn unit(&self) -> String {
         crate::core::systemd_types::instance_unit(self.kind, &self.name)
     }

@@ -10,7 +10,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use super::client::{capitalized, Systemd, IN_FLIGHT};
 use super::states::active_state;
-use crate::core::model::Kind;
+use crate::core::kind::Kind;
 use crate::core::systemd_types::{ActiveState, JobKind, JobOutcome, UnitName};
 
 /// How long jobs may take in all (units' own start and stop timeouts are shorter:
