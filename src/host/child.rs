@@ -224,9 +224,9 @@ impl Bounded {
         let collect = |r: Option<mpsc::Receiver<Vec<u8>>>| r.map(|r| r.recv_timeout(left).unwrap_or_default());
         let stdout = collect(out).unwrap_or_default();
         let stderr = collect(err).unwrap_or_default();
-        if let Some(w) = writer {
-            let _ = w.join();
-        }
+        // Not joined: the writer ends when the input is written or the pipe's reader
+        // is gone; a process that left the group could hold it past any deadline.
+        drop(writer);
         Ok(Output { status, stdout, stderr })
     }
 
@@ -416,9 +416,8 @@ fn run(cmd: &mut Command, deadline: Deadline, input: Option<Vec<u8>>) -> Result<
     }
     let [(_, stdout), (_, stderr)] = pipes;
     let status = child.wait().with_context(|| format!("waiting for `{command}`"))?;
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
+    // Not joined, as in `Bounded::wait_with_output`.
+    drop(writer);
     if term_sent.is_some() {
         return Err(anyhow!(TimedOut {
             command,
