@@ -6,7 +6,8 @@
 #     with git and the Lua syntax check, then the deploy's git archive | tar, the HUP
 #     and the push-time check's journalctl), in a real-systemd container with the
 #     shipped example: OLD and NEW hhlctl installed in turn, push by push, so machine
-#     noise hits both alike; `ssh hhl help` (the floor of any push over ssh) as anchor.
+#     noise hits both alike (each goes first every other run); `ssh hhl help` (the
+#     floor of any push over ssh) as anchor.
 # Usage: OLD=path/to/hhlctl-before [RUNS=21] benches/deadlines.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,14 +31,18 @@ median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR+1)/2)] /
 results=$(ct sh -c "
   cd /root/s
   for n in \$(seq $runs); do
-    for side in old new; do
+    # Each side goes first every other run: neither always follows the other's reload.
+    order='old new'; [ \$((n % 2)) = 0 ] && order='new old'
+    : > /tmp/run.times
+    for side in \$order; do
       if [ \$side = old ]; then install -m 755 $PWD/target/release/hhlctl-old /usr/bin/hhlctl
       else install -m 755 $PWD/target/release/hhlctl /usr/bin/hhlctl; fi
       echo \"ngx.say(\\\"\$side \$n\\\")\" > main.lua && git commit -qam \"\$side \$n\"
       t0=\$(date +%s%N); git push -q origin HEAD:dev1 2>/tmp/push.out || { cat /tmp/push.out >&2; exit 1; }; t1=\$(date +%s%N)
       [ \"\$(curl -s http://127.0.0.1:1081/hhl)\" = \"\$side \$n\" ] || { echo \"error: \$side \$n not served\" >&2; exit 1; }
-      echo -n \"\$(( (t1 - t0) / 1000 )) \"
+      echo \"\$side \$(( (t1 - t0) / 1000 ))\" >> /tmp/run.times
     done
+    echo -n \"\$(sed -n 's/^old //p' /tmp/run.times) \$(sed -n 's/^new //p' /tmp/run.times) \"
     t0=\$(date +%s%N); ssh hhl help > /dev/null 2>&1; t1=\$(date +%s%N)
     echo \$(( (t1 - t0) / 1000 ))
   done")

@@ -2,7 +2,8 @@
 //! ephemeral container of this machine's root), with real rsyslog: `HHL_FAULT=<step>`
 //! makes hhlctl SIGKILL itself at that step (the test hook in `src/host/fault.rs`), and the
 //! next plain apply must leave every change live, no leftovers, and say `nothing to do`
-//! only after that. Also: a damaged generated.list, a stuck systemd, and `repo init`
+//! only after that. Also: a damaged generated.list, a stuck systemd (one deadline for
+//! a batch of units), a hung `nginx -t` (killed at its deadline), and `repo init`
 //! killed midway.
 
 mod support;
