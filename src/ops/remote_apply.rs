@@ -30,13 +30,13 @@ pub struct Ran {
 /// own limits (as systemd has them, drop-ins included) and `WAIT_MARGIN`, so systemd
 /// ends a hung run first; that is then said with the unit's name and where to read.
 fn run_oneshot(systemd: &Systemd, unit: &str) -> Result<(bool, Option<String>)> {
-    let limits = systemd.oneshot_limits(unit)?;
-    let wait = limits.map_or(JOB_DEADLINE, |l| l.start + l.stop + WAIT_MARGIN);
+    let bounds = systemd.oneshot_limits(unit)?;
+    let wait = bounds.map_or(JOB_DEADLINE, |l| l.start + l.stop + WAIT_MARGIN);
     let outcome = systemd
         .run_jobs_within(&[(unit.to_string(), JobKind::Start)], wait)
         .with_context(|| format!("waiting for {unit} (`journalctl -u {unit}` shows what it is doing)"))?;
     let ok = outcome.iter().all(|o| o.oneshot_ok());
-    let timed_out = match limits {
+    let timed_out = match bounds {
         Some(l) if !ok && systemd.service_result(unit).as_deref() == Some("timeout") => Some(format!(
             "{unit} timed out: it did not finish within {} s (its TimeoutStartSec), so systemd stopped it; `journalctl -u {unit}` shows where it was",
             l.start.as_secs_f64()
