@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cmd;
 use crate::core::error::Diagnostics;
 use crate::core::package::DEFAULT_CONFIG;
+use crate::core::systemd_types::JobKind;
 
 /// Per-developer OpenResty and Redis instances on one shared development server.
 ///
@@ -156,12 +158,34 @@ pub enum Command {
 /// Run hhlctl with the process's arguments; returns the exit code.
 pub fn run() -> i32 {
     let args = Arguments::parse();
-    match cmd::dispatch(args) {
+    match dispatch(args) {
         Ok(code) => code,
         Err(e) => {
             report(&e);
             1
         }
+    }
+}
+
+/// Run the chosen subcommand; returns the exit code.
+fn dispatch(args: Arguments) -> Result<i32> {
+    match args.command {
+        Command::Render(a) => cmd::render::run(&args.config, a),
+        Command::Plan(a) => cmd::plan::run(&args.config, a),
+        Command::ImportLegacy(a) => cmd::import::run(a),
+        Command::Apply(a) => cmd::apply::run(&args.config, a),
+        Command::Status(a) => cmd::status::run(&args.config, a),
+        Command::Start(s) => cmd::control::run(&args.config, JobKind::Start, s),
+        Command::Stop(s) => cmd::control::run(&args.config, JobKind::Stop, s),
+        Command::Restart(s) => cmd::control::run(&args.config, JobKind::Restart, s),
+        Command::Reload(s) => cmd::control::run(&args.config, JobKind::Reload, s),
+        Command::Logs(a) => cmd::logs::run(&args.config, a),
+        Command::GenerateAssets(a) => cmd::assets::run(a, Arguments::command()),
+        Command::Repo(a) => cmd::repo::run(&args.config, a),
+        Command::Hook(a) => cmd::hook::run(&args.config, a),
+        Command::Ssh(a) => crate::ssh::dispatch::run(&args.config, a),
+        Command::Rollback(a) => cmd::rollback::run(&args.config, a),
+        Command::Web(a) => cmd::web::run(&args.config, a),
     }
 }
 

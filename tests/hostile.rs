@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::container::{Container, CFG};
 use support::entry::{self, ssh, ssh_cmd};
@@ -712,8 +712,18 @@ fn a_reconnecting_slowloris_gets_no_legitimate_request_refused() {
     opened
         .recv_timeout(Duration::from_secs(30))
         .expect("the attacker never got its connections open");
+    // At least 150 requests, and on until the console has closed 150 of the
+    // attacker's (how fast it reconnects depends on the host's load), bounded.
     let mut refused = Vec::new();
-    for i in 0..150 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut i = 0;
+    while i < 150 || reconnects.load(Ordering::SeqCst) < 150 {
+        assert!(
+            Instant::now() < deadline,
+            "after {i} requests in 120 s the attacker reconnected only {} times",
+            reconnects.load(Ordering::SeqCst)
+        );
+        i += 1;
         let (path, session) = match i % 3 {
             0 => ("/login", ""),
             1 => ("/api/overview", dev2.as_str()),
@@ -728,9 +738,9 @@ fn a_reconnecting_slowloris_gets_no_legitimate_request_refused() {
     signs_in_and_loads(&w, "lead");
     stop.store(true, Ordering::SeqCst);
     attacker.join().unwrap();
-    assert!(refused.is_empty(), "{} of 150 refused: {:#?}", refused.len(), refused);
+    assert!(refused.is_empty(), "{} of {i} refused: {:#?}", refused.len(), refused);
     // The pressure was real: the console kept closing the attacker's oldest.
     let n = reconnects.load(Ordering::SeqCst);
     assert!(n >= 150, "{n}");
-    eprintln!("150 requests served while the attacker reconnected {n} times");
+    eprintln!("{i} requests served while the attacker reconnected {n} times");
 }

@@ -5,10 +5,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use clap_complete::Shell;
-
-use crate::cli::Arguments;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,9 +13,10 @@ pub struct Args {
     pub dir: PathBuf,
 }
 
-pub fn run(args: Args) -> Result<i32> {
+/// `cli` is the whole command line (`cli::Arguments`), handed in by its parser.
+pub fn run(args: Args, cli: clap::Command) -> Result<i32> {
     fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
-    let cmd = Arguments::command();
+    let cmd = cli;
     let mut pages = vec!["hhlctl.1".to_string()];
     let mut man = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut man)?;
@@ -42,7 +40,7 @@ pub fn run(args: Args) -> Result<i32> {
         (Shell::Fish, "hhlctl.fish"),
     ] {
         let mut out = Vec::new();
-        clap_complete::generate(shell, &mut Arguments::command(), "hhlctl", &mut out);
+        clap_complete::generate(shell, &mut cmd.clone(), "hhlctl", &mut out);
         fs::write(args.dir.join(file), out)?;
     }
     println!(

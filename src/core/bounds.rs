@@ -41,10 +41,6 @@ pub const MAX_RENDERED_TOTAL: usize = 256 << 20;
 /// A path, and one component of it (the kernel's limits).
 pub const MAX_PATH_BYTES: usize = 4095;
 pub const MAX_COMPONENT_BYTES: usize = 255;
-/// Diagnostics shown; the rest are counted.
-pub const MAX_DIAGNOSTICS: usize = 50;
-/// Characters of input quoted in one message.
-pub const MAX_EXCERPT: usize = 80;
 
 /// What the pre-scan found that the parser's own errors need to be located.
 #[derive(Debug, Default)]

@@ -324,7 +324,7 @@ pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
             line: l.line(),
             column: l.column(),
         });
-        let mut msg = strip_position(&e.to_string());
+        let mut msg = crate::core::strict::strip_position(&e.to_string());
         if let Some((tail, rest)) = crate::core::strict::take_marker(&msg) {
             // `servers.socketserver.values: …`: the field path, then our key path below it.
             let (field, rest) = rest.split_once(": ").unwrap_or(("", rest.as_str()));
@@ -368,22 +368,6 @@ pub fn parse(file: &Path, text: &str) -> Result<RawConfig, Diagnostic> {
             .at(text, pos)
             .hint(hint)
     })
-}
-
-/// serde_norway writes " at line L column C" into messages; we show positions ourselves.
-pub fn strip_position(msg: &str) -> String {
-    let mut out = msg.to_string();
-    while let Some(i) = out.find(" at line ") {
-        let rest = &out[i + " at line ".len()..];
-        let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let l = digits(rest);
-        let Some(after) = rest[l..].strip_prefix(" column ") else {
-            break;
-        };
-        let end = i + " at line ".len() + l + " column ".len() + digits(after);
-        out.replace_range(i..end, "");
-    }
-    out
 }
 
 #[cfg(test)]

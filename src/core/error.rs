@@ -4,6 +4,11 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Diagnostics shown; the rest are counted.
+pub const MAX_DIAGNOSTICS: usize = 50;
+/// Characters of input quoted in one message.
+pub const MAX_EXCERPT: usize = 80;
+
 /// A position in a text file, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pos {
@@ -26,7 +31,7 @@ pub struct Diagnostic {
 /// At most `MAX_EXCERPT` characters of `line` around `column` (1-based), with the
 /// caret's column in what is shown. Control characters are shown as escapes.
 fn window(line: &str, column: usize) -> (String, usize) {
-    let max = crate::core::bounds::MAX_EXCERPT;
+    let max = MAX_EXCERPT;
     let start = column.saturating_sub(max / 2 + 1);
     let mut shown = String::new();
     if start > 0 {
@@ -54,7 +59,7 @@ fn window(line: &str, column: usize) -> (String, usize) {
 /// Input quoted in a message: at most `MAX_EXCERPT` characters, control characters
 /// escaped.
 pub fn excerpt(s: &str) -> String {
-    let max = crate::core::bounds::MAX_EXCERPT;
+    let max = MAX_EXCERPT;
     let mut out = String::new();
     for c in s.chars().take(max) {
         if c.is_control() {
@@ -147,7 +152,7 @@ impl Diagnostics {
         if self.0.contains(&d) {
             return;
         }
-        if self.0.len() >= crate::core::bounds::MAX_DIAGNOSTICS {
+        if self.0.len() >= MAX_DIAGNOSTICS {
             self.1 += 1;
             return;
         }
@@ -155,7 +160,7 @@ impl Diagnostics {
     }
     /// Whether more reports would only be counted, not shown: callers stop looking.
     pub fn is_full(&self) -> bool {
-        self.0.len() >= crate::core::bounds::MAX_DIAGNOSTICS
+        self.0.len() >= MAX_DIAGNOSTICS
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

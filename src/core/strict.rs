@@ -5,6 +5,7 @@
 //! errors, so each carries the key path below the field in a `LOCATE[a/b]` marker
 //! that `config::parse` turns into a line and column.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -24,7 +25,7 @@ fn located<E: de::Error>(tail: &[&str], msg: impl fmt::Display) -> E {
 /// Prefix `key` to the marker of a nested error; the parser's own errors (which carry
 /// their position) pass unchanged.
 fn under<E: de::Error>(key: &str, e: E) -> E {
-    let s = crate::core::config::strip_position(&e.to_string());
+    let s = strip_position(&e.to_string());
     match s.find(MARK) {
         Some(i) => {
             let at = i + MARK.len();
@@ -92,9 +93,7 @@ pub fn servers<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<I
 }
 
 /// `values:` owner → key → value, each map unique, no nulls, bounded.
-pub fn owner_values<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<IndexMap<String, crate::core::config::Values>, D::Error> {
+pub fn owner_values<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, BTreeMap<String, Value>>, D::Error> {
     // The parser's path for errors raised here may or may not include `values`;
     // `config::parse` drops the repetition when it does.
     let owners: IndexMap<String, ValueMap> =
@@ -237,4 +236,19 @@ impl<'de> Deserialize<'de> for StrictValue {
         }
         d.deserialize_any(V)
     }
+}
+/// serde_norway writes " at line L column C" into messages; we show positions ourselves.
+pub fn strip_position(msg: &str) -> String {
+    let mut out = msg.to_string();
+    while let Some(i) = out.find(" at line ") {
+        let rest = &out[i + " at line ".len()..];
+        let digits = |s: &str| s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let l = digits(rest);
+        let Some(after) = rest[l..].strip_prefix(" column ") else {
+            break;
+        };
+        let end = i + " at line ".len() + l + " column ".len() + digits(after);
+        out.replace_range(i..end, "");
+    }
+    out
 }

@@ -1,7 +1,7 @@
 //! What one client or one identity may hold of the console at once, so that nobody
 //! can take every slot: a deadline on the whole request (headers and body), the
-//! connections whose request is still arriving (when full, the oldest of the address
-//! holding the most is closed: a new client always gets in), live streams per
+//! connections whose request is still arriving (when full, the oldest stalled one of
+//! the address holding the most is closed: a new client always gets in), live streams per
 //! identity with admins counted apart, and requests under way per identity.
 //!
 //! Every client on this host (dev1's Lua code too), and every developer through an
@@ -43,9 +43,63 @@ pub const REQUESTS_PER_IDENTITY: usize = 8;
 #[derive(Default)]
 struct Arriving {
     next: u64,
-    /// By connection number (so the first is the oldest): its address and task.
-    open: BTreeMap<u64, (IpAddr, AbortHandle)>,
+    /// By connection number (so the first is the oldest): its address, its task, and
+    /// a look at what it has sent.
+    open: BTreeMap<u64, (IpAddr, AbortHandle, Option<Peek>)>,
     by_address: HashMap<IpAddr, usize>,
+}
+
+/// A second handle on an arriving connection's socket, to look at what the client
+/// sent without taking it. A request that already sits whole in the kernel's buffer
+/// is not stalling, only waiting for its task to be run (on a busy host, behind a
+/// flood of reconnects from its own address: every developer's tunnel arrives from
+/// 127.0.0.1), so it is not the one to close.
+pub struct Peek(std::net::TcpStream);
+
+impl Peek {
+    /// One more descriptor while the request arrives (units/hhl-web.service's
+    /// LimitNOFILE=16384 has room for `MAX_CONNECTIONS` twice over); `None` when the
+    /// process has none left.
+    pub fn of(socket: &impl std::os::fd::AsFd) -> Option<Peek> {
+        let fd = socket.as_fd().try_clone_to_owned().ok()?;
+        Some(Peek(std::net::TcpStream::from(fd)))
+    }
+
+    /// Whether a whole request (head, and the body its Content-Length announces) has
+    /// arrived. The socket is non-blocking (the runtime's), so this never waits.
+    fn whole(&self) -> bool {
+        let mut buf = [0u8; 8192];
+        match self.0.peek(&mut buf) {
+            Ok(n) => request_whole(&buf[..n]),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Whether `bytes` hold a whole HTTP/1 request: a complete head, no chunked body, and
+/// as many bytes after it as Content-Length says.
+fn request_whole(bytes: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(head)) = req.parse(bytes) else {
+        return false;
+    };
+    let mut length = 0;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return false;
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            match std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+            {
+                Some(n) => length = n,
+                None => return false,
+            }
+        }
+    }
+    bytes.len() - head >= length
 }
 
 #[derive(Default)]
@@ -87,10 +141,10 @@ impl Limits {
     }
 
     /// Connection `id` (from `peer`) is served by `task`: it may be closed while its
-    /// request arrives.
-    pub fn arriving(&self, id: u64, peer: IpAddr, task: AbortHandle) {
+    /// request arrives (unless `peek` shows it arrived whole).
+    pub fn arriving(&self, id: u64, peer: IpAddr, task: AbortHandle, peek: Option<Peek>) {
         if let Ok(mut a) = self.arriving.lock() {
-            a.open.insert(id, (peer, task));
+            a.open.insert(id, (peer, task, peek));
             *a.by_address.entry(peer).or_insert(0) += 1;
         }
     }
@@ -168,15 +222,20 @@ impl Limits {
     }
 }
 
-/// Close the oldest arriving connection of the address with the most; false if none.
+/// Close the oldest arriving connection of the address with the most, passing over
+/// those whose request already sits whole in the socket (only if all do, the oldest
+/// of them); false if none.
 fn evict_one(a: &mut Arriving) -> bool {
     let Some((&busiest, _)) = a.by_address.iter().max_by_key(|(_, n)| **n) else {
         return false;
     };
-    let Some(id) = a.open.iter().find(|(_, (ip, _))| *ip == busiest).map(|(id, _)| *id) else {
+    let mut theirs = a.open.iter().filter(|(_, (ip, _, _))| *ip == busiest);
+    let oldest = theirs.clone().next().map(|(id, _)| *id);
+    let stalled = theirs.find(|(_, (_, _, peek))| !peek.as_ref().is_some_and(Peek::whole));
+    let Some(id) = stalled.map(|(id, _)| *id).or(oldest) else {
         return false;
     };
-    if let Some((_, task)) = a.open.get(&id) {
+    if let Some((_, task, _)) = a.open.get(&id) {
         task.abort();
     }
     forget(a, id);
@@ -184,7 +243,7 @@ fn evict_one(a: &mut Arriving) -> bool {
 }
 
 fn forget(a: &mut Arriving, id: u64) {
-    if let Some((ip, _)) = a.open.remove(&id) {
+    if let Some((ip, _, _)) = a.open.remove(&id) {
         if let Some(n) = a.by_address.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
@@ -258,15 +317,15 @@ mod tests {
         for _ in 0..MAX_ARRIVING - 1 {
             let id = l.accepted().unwrap();
             let t = task();
-            l.arriving(id, ip("10.0.0.66"), t.clone());
+            l.arriving(id, ip("10.0.0.66"), t.clone(), None);
             attacker.push(t);
         }
         let victim = l.accepted().unwrap();
-        l.arriving(victim, ip("10.0.0.7"), task());
+        l.arriving(victim, ip("10.0.0.7"), task(), None);
         assert_eq!(l.counts(), (MAX_ARRIVING, MAX_ARRIVING));
         // Full: the next (from anyone) closes the attacker's oldest, not the victim's.
         let next = l.accepted().unwrap();
-        l.arriving(next, ip("10.0.0.66"), task());
+        l.arriving(next, ip("10.0.0.66"), task(), None);
         tokio::task::yield_now().await;
         assert!(attacker[0].is_finished());
         assert!(l.is_arriving(victim));
@@ -276,6 +335,78 @@ mod tests {
         // (The closed attacker's task gives its count back as it ends: here no task
         // runs one, so it still counts as open.)
         assert_eq!(l.counts(), (MAX_ARRIVING - 1, MAX_ARRIVING));
+    }
+
+    #[test]
+    fn a_whole_request_is_told_from_a_stalled_one() {
+        for whole in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"POST /login HTTP/1.1\r\nContent-Length: 5\r\n\r\nu=a&b",
+        ] {
+            assert!(request_whole(whole), "{}", String::from_utf8_lossy(whole));
+        }
+        for stalled in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "[..],
+            b"POST /login HTTP/1.1\r\nContent-Length: 500\r\n\r\nu=a&b",
+            b"POST /login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nu=a&b\r\n",
+            b"POST /login HTTP/1.1\r\nContent-Length: lots\r\n\r\n",
+            b"",
+        ] {
+            assert!(!request_whole(stalled), "{}", String::from_utf8_lossy(stalled));
+        }
+    }
+
+    /// On a busy host a client's whole request can wait for its task while a flood of
+    /// reconnects from the same address (127.0.0.1: every tunnel) fills the arriving
+    /// slots: the stalled ones are closed, not it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_that_arrived_whole_is_not_the_one_closed() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = listener.local_addr().unwrap();
+        let mut client = std::net::TcpStream::connect(at).unwrap();
+        client
+            .write_all(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nu=a&b")
+            .unwrap();
+        let mut slow = std::net::TcpStream::connect(at).unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").unwrap();
+        let (whole_side, _) = listener.accept().unwrap();
+        let (slow_side, _) = listener.accept().unwrap();
+        for s in [&whole_side, &slow_side] {
+            // Bounded: a blocking peek returns once the bytes are in.
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.peek(&mut [0u8; 1]).unwrap();
+            s.set_nonblocking(true).unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !Peek::of(&whole_side).unwrap().whole() {
+            assert!(std::time::Instant::now() < deadline, "the request never arrived whole");
+            std::thread::yield_now();
+        }
+
+        let l = Limits::default();
+        let task = || tokio::spawn(std::future::pending::<()>()).abort_handle();
+        let (first, second) = (task(), task());
+        let old = l.accepted().unwrap();
+        l.arriving(old, ip("127.0.0.1"), first.clone(), Peek::of(&whole_side));
+        let stalled = l.accepted().unwrap();
+        l.arriving(stalled, ip("127.0.0.1"), second.clone(), Peek::of(&slow_side));
+        let mut flood = Vec::new();
+        while l.counts().0 < MAX_ARRIVING {
+            let id = l.accepted().unwrap();
+            l.arriving(id, ip("127.0.0.1"), task(), None);
+            flood.push(id);
+        }
+        // Full: the next passes over the oldest (whole) and closes the stalled one.
+        let next = l.accepted().unwrap();
+        l.arriving(next, ip("127.0.0.1"), task(), None);
+        tokio::task::yield_now().await;
+        assert!(l.is_arriving(old) && !first.is_finished());
+        assert!(!l.is_arriving(stalled) && second.is_finished());
+        // Then the flood's own oldest: a new client always gets in.
+        l.arriving(l.accepted().unwrap(), ip("127.0.0.1"), task(), None);
+        assert!(l.is_arriving(old) && !l.is_arriving(flood[0]));
+        drop((client, slow));
     }
 
     #[test]

@@ -197,6 +197,7 @@ async fn accept(listener: tokio::net::TcpListener, router: Router, limits: Arc<l
                 .layer(axum::Extension(ConnectInfo(peer)))
                 .layer(axum::Extension(Conn { id, accepted })),
         );
+        let peek = limits::Peek::of(&stream);
         let open = limits.clone();
         let task = tokio::spawn(async move {
             let _open = Open(open.clone(), id);
@@ -218,7 +219,7 @@ async fn accept(listener: tokio::net::TcpListener, router: Router, limits: Arc<l
             }
             let _ = conn.await;
         });
-        limits.arriving(id, peer.ip(), task.abort_handle());
+        limits.arriving(id, peer.ip(), task.abort_handle(), peek);
     }
 }
 
