@@ -338,10 +338,11 @@ fn start_stop_restart_reload_and_logs() {
             > /run/systemd/system/openresty@socketserver-dev2.service.d/limit.conf && \
           systemctl daemon-reload");
     // Bounded: at most 10 tries to reach the limit (2 starts in 600 s).
-    c.ok("for i in $(seq 10); do \
-            systemctl restart openresty@socketserver-dev2.service 2>/dev/null || break; \
-          done; \
-          systemctl show -p Result --value openresty@socketserver-dev2.service | grep -qx start-limit-hit");
+    c.ok("u=openresty@socketserver-dev2.service; \
+          for i in $(seq 10); do systemctl restart $u 2>/dev/null || break; done; \
+          r=$(systemctl show -p Result --value $u); \
+          [ \"$r\" = start-limit-hit ] || { echo \"after $i restarts: Result=$r\"; \
+            systemctl status --no-pager $u; journalctl -q --no-pager -u $u | tail -40; exit 1; }");
     let r = c.hhlctl(CFG, "restart socketserver-dev2");
     assert_eq!(
         (r.code, r.stdout.as_str()),
