@@ -2,7 +2,8 @@
 //! ephemeral container of this machine's root), with real rsyslog: `HHL_FAULT=<step>`
 //! makes hhlctl SIGKILL itself at that step (the test hook in `src/host/fault.rs`), and the
 //! next plain apply must leave every change live, no leftovers, and say `nothing to do`
-//! only after that. Also: a damaged generated.list, a stuck systemd, and `repo init`
+//! only after that. Also: a damaged generated.list, a stuck systemd (one deadline for
+//! a batch of units), a hung `nginx -t` (killed at its deadline), and `repo init`
 //! killed midway.
 
 mod support;
@@ -247,6 +248,11 @@ fn a_stuck_systemd_is_reported_not_waited_for() {
         "HHL_DBUS_TIMEOUT=2 timeout 60 hhlctl -c {CFG} restart socketserver-dev1"
     ));
     let took = t.elapsed();
+    // Every unit's reset-failed in one batch under one deadline: 16 units cost one
+    // 2 s wait, not 16 (they were serial calls, each up to the call timeout).
+    let t = Instant::now();
+    let all = c.sh(&format!("HHL_DBUS_TIMEOUT=2 timeout 60 hhlctl -c {CFG} restart --all"));
+    let all_took = t.elapsed();
     // status as root talks to systemd's private socket: bounded there too, and not
     // waited for again on the bus.
     let t = Instant::now();
@@ -260,12 +266,24 @@ fn a_stuck_systemd_is_reported_not_waited_for() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains(
-            "asking systemd: restarting openresty@socketserver-dev1.service: no answer to RestartUnit openresty@socketserver-dev1.service within 2.0 s: systemd (or the bus) is stuck or overloaded"
+            "asking systemd to reset-failed the units before starting them: no answer to ResetFailedUnit openresty@socketserver-dev1.service within 2.0 s: systemd (or the bus) is stuck or overloaded"
         ),
         "{}",
         r.stderr
     );
     assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_eq!(all.code, 1, "{}\n{}", all.stdout, all.stderr);
+    assert!(
+        all.stderr.contains(
+            "asking systemd to reset-failed the units before starting them: no answer to ResetFailedUnit of 16 units ("
+        ) && all
+            .stderr
+            .contains("within 2.0 s: systemd (or the bus) is stuck or overloaded"),
+        "{}",
+        all.stderr
+    );
+    // Connecting (2 s at most) and the batch (2 s): well under 16 × 2 s.
+    assert!(all_took < Duration::from_secs(10), "restart --all took {all_took:?}");
     assert_eq!(s.code, 1, "{}\n{}", s.stdout, s.stderr);
     assert!(
         s.stderr
@@ -354,4 +372,43 @@ fn an_apply_killed_while_writing_a_secret_leaves_no_copy() {
         .trim(),
         "PONG"
     );
+}
+
+#[test]
+fn a_hung_nginx_test_is_killed_at_its_deadline_and_nothing_moves() {
+    let c = Container::applied(&example_yaml());
+    // An nginx whose config test hangs (as an `init_by_lua` that waits on the network
+    // would); everything else it does is the real one's.
+    c.ok(
+        "mv /usr/sbin/nginx /usr/sbin/nginx.real && \
+         printf '#!/bin/sh\\ncase \" $* \" in *\" -t \"*) exec sleep 600;; esac\\nexec /usr/sbin/nginx.real \"$@\"\\n' > /usr/sbin/nginx && \
+         chmod 755 /usr/sbin/nginx",
+    );
+    let sums = || c.ok("find /opt/hhl /etc/systemd/system -type f | sort | xargs md5sum");
+    let before = sums();
+    c.write(CFG, &example_yaml().replace("dev1: {port: 1081}", "dev1: {port: 1181}"));
+    let t = Instant::now();
+    let r = c.sh(&format!("HHL_CHILD_TIMEOUT=3 timeout 60 hhlctl -c {CFG} apply"));
+    let took = t.elapsed();
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(
+            "testing openresty@socketserver-dev1.service's config: `/usr/sbin/nginx -t -q -e stderr -p /opt/hhl/socketserver/dev1/"
+        ) && r.stderr.contains(
+            "did not finish within 3.0 s, so hhlctl killed it (and every process it started)\n  hint: the config's `init_by_lua*` code"
+        ),
+        "{}",
+        r.stderr
+    );
+    // The deadline (3 s) and SIGTERM's effect, not 600 s.
+    assert!(took < Duration::from_secs(20), "apply took {took:?}");
+    // The hung test and its sleep are gone; nothing was written.
+    assert_eq!(c.sh("pgrep -x sleep").code, 1, "{}", c.sh("ps -ef").stdout);
+    assert_eq!(sums(), before, "an apply whose check hung changed files");
+    assert_eq!(c.sh("curl -s -o /dev/null http://127.0.0.1:1181/").code, 7);
+    // With a working nginx the same apply goes through.
+    c.ok("mv -f /usr/sbin/nginx.real /usr/sbin/nginx");
+    let r = c.hhlctl(CFG, "apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.get_hhl(1181), "hhl socketserver-dev1 ok\n");
 }

@@ -857,3 +857,63 @@ runuser -u hhl -- sh -c 'cd /tmp/own && git init -q && printf "ngx.say(\"own\")\
     c.ok("test ! -e /srv/git/dtserver.git/hhl-seed.pending");
     assert_eq!(c.get_hhl(1080), "hhl socketserver-master ok\n");
 }
+
+#[test]
+fn a_hung_apply_is_ended_by_systemd_reported_and_finished_by_the_next() {
+    let c = with_repos();
+    c.deploy_lua();
+    assert_eq!(c.get_hhl(1082), "hhl socketserver-dev2 ok\n");
+    // hhl-apply gets a 4 s start timeout, and its apply hangs once the new files are
+    // written (before the jobs they need): the intent record is on disk.
+    c.write(
+        "/run/systemd/system/hhl-apply.service.d/hang.conf",
+        "[Service]\nTimeoutStartSec=4s\nEnvironment=HHL_FAULT=apply:files:hang\n",
+    );
+    c.ok("systemctl daemon-reload");
+    let t = Instant::now();
+    let r = as_user(
+        &c,
+        "lead",
+        "serverctrl",
+        "sed -i 's/dev2: {port: 1082}/dev2: {port: 1182}/' hhl.yaml && git commit -qam 1182 && git push origin master 2>&1",
+    );
+    let took = t.elapsed();
+    let said = "hhl-apply.service timed out: it did not finish within 4 s (its TimeoutStartSec), so systemd stopped it; `journalctl -u hhl-apply.service` shows where it was. What it owed systemd is recorded: the next apply finishes it";
+    assert!(r.stdout.contains(&format!("remote: {said}")), "{}", r.stdout);
+    assert!(!r.stdout.contains("running instances are as they were"), "{}", r.stdout);
+    // 4 s, the stop (SIGTERM ends hhlctl at once) and the push itself; not 10 min.
+    assert!(took < Duration::from_secs(40), "the push took {took:?}");
+    assert_eq!(
+        c.ok("systemctl show -p Result --value hhl-apply.service").trim(),
+        "timeout"
+    );
+    c.ok("test -s /var/lib/hhl/apply.pending");
+    assert!(c.ok("cat /opt/hhl/socketserver/dev2/conf/nginx.conf").contains("1182"));
+    assert_ne!(
+        c.get_hhl(1182),
+        "hhl socketserver-dev2 ok\n",
+        "the hung apply reloaded dev2"
+    );
+    assert_eq!(c.get_hhl(1082), "hhl socketserver-dev2 ok\n");
+    // `ssh <entry> apply` waits the same way and exits 1.
+    let t = Instant::now();
+    let r = entry_with_env(&c, "lead", "", "apply");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(said), "{}", r.stdout);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "ssh apply took {:?}",
+        t.elapsed()
+    );
+    // Without the hang, the next apply finishes what the killed one owed: dev2
+    // answers on its new port although its files already matched.
+    c.ok("rm /run/systemd/system/hhl-apply.service.d/hang.conf && systemctl daemon-reload");
+    let r = entry_with_env(&c, "lead", "", "apply");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(c.get_hhl(1182), "hhl socketserver-dev2 ok\n");
+    c.ok("test ! -e /var/lib/hhl/apply.pending");
+    assert_eq!(
+        c.ok("systemctl show -p Result --value hhl-apply.service").trim(),
+        "success"
+    );
+}

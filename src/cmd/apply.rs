@@ -220,13 +220,15 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     }
     fault::point("apply:daemon-reload");
     // A unit that hit its start limit (or failed) refuses to start until reset.
-    systemd.reset_failed(
-        actions
-            .jobs
-            .iter()
-            .filter(|(_, k)| matches!(k, JobKind::Start | JobKind::Restart))
-            .map(|(u, _)| u.as_str()),
-    );
+    systemd
+        .reset_failed(
+            actions
+                .jobs
+                .iter()
+                .filter(|(_, k)| matches!(k, JobKind::Start | JobKind::Restart))
+                .map(|(u, _)| u.as_str()),
+        )
+        .context("asking systemd to reset-failed the units before starting them")?;
     let outcomes = systemd.run_jobs(&actions.jobs).context("running systemd jobs")?;
     fault::point("apply:jobs");
     failed += report(&outcomes);

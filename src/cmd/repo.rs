@@ -6,10 +6,9 @@
 //! game on master's branch, deployed to master's instance: a fresh server serves
 //! code. Repositories that were there before are never seeded.
 
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -17,7 +16,7 @@ use crate::core::example;
 use crate::core::model::TemplateRef;
 use crate::core::repos::{self, Repo, RepoKind, MAIN_BRANCH};
 use crate::host::load::{self, Loaded};
-use crate::host::users;
+use crate::host::{child, users};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
@@ -146,18 +145,18 @@ fn has_branch(repo: &Repo, entry: &str, branch: &str) -> bool {
 /// `path`'s content replaced atomically, written by `user`: a link planted at the
 /// path or its temporary name is replaced (mv), never followed.
 fn write_as(user: &str, path: &Path, text: &str) -> Result<()> {
-    let mut child = users::as_user(user, "sh")
-        .args([
-            "-c",
-            r#"set -e; umask 022; t="$1.tmp-$$"; rm -f "$t"; cat > "$t"; chmod 0755 "$t"; mv -fT "$t" "$1""#,
-            "sh",
-        ])
-        .arg(path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("running sh")?;
-    child.stdin.take().context("stdin")?.write_all(text.as_bytes())?;
-    if !child.wait()?.success() {
+    let out = child::output_with_input(
+        users::as_user(user, "sh")
+            .args([
+                "-c",
+                r#"set -e; umask 022; t="$1.tmp-$$"; rm -f "$t"; cat > "$t"; chmod 0755 "$t"; mv -fT "$t" "$1""#,
+                "sh",
+            ])
+            .arg(path),
+        child::USER_TOOLS,
+        text.as_bytes().to_vec(),
+    )?;
+    if !out.status.success() {
         bail!("writing {} as {user} failed", path.display());
     }
     Ok(())
@@ -170,11 +169,12 @@ fn init_one(repo: &Repo, entry: &str) -> Result<bool> {
     let path = &repo.path;
     let created = !path.join("HEAD").exists();
     adopt(path, entry)?;
-    let out = users::as_user(entry, "git")
-        .args(["init", "-q", "--bare", "--initial-branch", MAIN_BRANCH])
-        .arg(path)
-        .output()
-        .context("running git init")?;
+    let out = child::output(
+        users::as_user(entry, "git")
+            .args(["init", "-q", "--bare", "--initial-branch", MAIN_BRANCH])
+            .arg(path),
+        child::GIT,
+    )?;
     if !out.status.success() {
         bail!(
             "git init {} failed: {}",
@@ -229,10 +229,10 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             let refs = git_as(entry, &repo.path, &["for-each-ref", "--count=1"])?;
             if !refs.is_empty() {
                 // Someone pushed meanwhile: theirs stays, nothing is seeded.
-                let _ = users::as_user(entry, "rm")
-                    .arg("-f")
-                    .arg(repo.path.join(SEED_PENDING))
-                    .status();
+                let _ = child::status(
+                    users::as_user(entry, "rm").arg("-f").arg(repo.path.join(SEED_PENDING)),
+                    child::USER_TOOLS,
+                );
                 return Ok(());
             }
             let feed = |args: &[&str], input: String| -> Result<String> {
@@ -288,26 +288,18 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
         }
     };
     if let Some(inst) = repos::instance_for(model, server, MAIN_BRANCH) {
-        let out = users::as_user(entry, &hhlctl.to_string_lossy())
-            .arg("--config")
-            .arg(config)
-            .args(["hook", "post-receive"])
-            .current_dir(&repo.path)
-            .env(crate::core::package::IDENTITY_ENV, "root")
-            .env_remove("GIT_PUSH_OPTION_COUNT")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                child
-                    .stdin
-                    .take()
-                    .expect("piped")
-                    .write_all(format!("{zero} {commit} refs/heads/{MAIN_BRANCH}\n").as_bytes())?;
-                child.wait_with_output()
-            })
-            .context("running the post-receive hook as the entry account")?;
+        let out = child::output_with_input(
+            users::as_user(entry, &hhlctl.to_string_lossy())
+                .arg("--config")
+                .arg(config)
+                .args(["hook", "post-receive"])
+                .current_dir(&repo.path)
+                .env(crate::core::package::IDENTITY_ENV, "root")
+                .env_remove("GIT_PUSH_OPTION_COUNT"),
+            child::HOOK,
+            format!("{zero} {commit} refs/heads/{MAIN_BRANCH}\n").into_bytes(),
+        )
+        .context("running the post-receive hook as the entry account")?;
         for line in String::from_utf8_lossy(&out.stdout)
             .lines()
             .chain(String::from_utf8_lossy(&out.stderr).lines())
@@ -316,12 +308,13 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
         }
         if !out.status.success() {
             println!("  reloading {} as root", inst.name);
-            let reloaded = Command::new(hhlctl)
-                .arg("--config")
-                .arg(config)
-                .args(["reload", &inst.name])
-                .status()
-                .context("running hhlctl reload")?;
+            let reloaded = child::status(
+                Command::new(hhlctl)
+                    .arg("--config")
+                    .arg(config)
+                    .args(["reload", &inst.name]),
+                child::HOOK,
+            )?;
             if !reloaded.success() {
                 bail!(
                     "the example game was committed to {}'s {MAIN_BRANCH} but {} did not reload\n  hint: see `hhlctl logs {}`, then run `hhlctl reload {}`",
@@ -333,10 +326,10 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             }
         }
     }
-    let _ = users::as_user(entry, "rm")
-        .arg("-f")
-        .arg(repo.path.join(SEED_PENDING))
-        .status();
+    let _ = child::status(
+        users::as_user(entry, "rm").arg("-f").arg(repo.path.join(SEED_PENDING)),
+        child::USER_TOOLS,
+    );
     Ok(())
 }
 
@@ -383,7 +376,7 @@ fn seed_serverctrl(loaded: &Loaded, repo: &Repo, entry: &str) -> Result<()> {
         "hhl.yaml and templates, as found by `hhlctl repo init`",
     ])?;
     run(&["update-ref", &format!("refs/heads/{MAIN_BRANCH}"), &commit])?;
-    let _ = users::as_user(entry, "rm").arg("-f").arg(&index).status();
+    let _ = child::status(users::as_user(entry, "rm").arg("-f").arg(&index), child::USER_TOOLS);
     println!("seeded {} with {}", repo.path.display(), files.join(", "));
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! A test hook, compiled in always and inert unless asked for: with `HHL_FAULT=<step>`
 //! in its environment, hhlctl kills itself with SIGKILL when it reaches that step, as
 //! a crash or `kill -9` would. The crash tests (`tests/converge.rs`) use it to prove
-//! that the next run finishes whatever a killed one left half done.
+//! that the next run finishes whatever a killed one left half done. With
+//! `HHL_FAULT=<step>:hang` it stops there instead, for good, as a run stuck on
+//! something would: the deadline tests (`tests/deadlines.rs`) prove that whoever
+//! waits for it gives up and the next run converges.
 //!
 //! Steps: see [`STEPS`]. Nothing else reads the variable.
 
@@ -31,7 +34,15 @@ pub const STEPS: &[&str] = &[
 /// Die here (SIGKILL, no clean-up, no destructors) when `HHL_FAULT` names `step`.
 pub fn point(step: &str) {
     debug_assert!(STEPS.contains(&step), "unknown fault step {step}");
-    if std::env::var_os("HHL_FAULT").is_some_and(|v| v == step) {
+    let Some(fault) = std::env::var_os("HHL_FAULT") else {
+        return;
+    };
+    if fault == step {
         let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
+    if fault.to_str().and_then(|f| f.strip_suffix(":hang")) == Some(step) {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
     }
 }

@@ -94,12 +94,13 @@ pub fn check(flavor: Flavor, tree: &Path, scratch: &Path) -> Result<Outcome> {
     }
     fs::write(scratch.join("files"), files.join("\n") + "\n")?;
     fs::write(scratch.join("check.conf"), config(flavor, scratch))?;
-    let out = Command::new(flavor.binary())
-        .args(["-e", "stderr", "-p"])
-        .arg(format!("{}/", scratch.display()))
-        .args(["-c", "check.conf"])
-        .output()
-        .with_context(|| format!("running {}", flavor.binary()))?;
+    let out = crate::host::child::output(
+        Command::new(flavor.binary())
+            .args(["-e", "stderr", "-p"])
+            .arg(format!("{}/", scratch.display()))
+            .args(["-c", "check.conf"]),
+        crate::host::child::NGINX_TEST,
+    )?;
     let errors = fs::read_to_string(scratch.join("errors")).with_context(|| {
         format!(
             "the Lua syntax check did not run: {}",

@@ -3,6 +3,7 @@
 //! systemd over D-Bus (`systemd`), and the convergence records of an interrupted apply.
 
 pub mod caller;
+pub mod child;
 pub mod fault;
 pub mod fsapply;
 pub mod git;

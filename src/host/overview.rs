@@ -203,10 +203,12 @@ fn cpu_file(proc_cgroup: &str, unit: &str) -> Option<(String, bool)> {
 /// The newest abnormal end of each of `units`' main processes, from systemd's lines
 /// in the journal.
 pub fn last_exits(units: &[String]) -> HashMap<String, Exit> {
-    let out = Command::new("journalctl")
-        .args(["--no-pager", "-q", "-o", "json", "-n", "2000", "_PID=1"])
-        .args(["EXIT_CODE=exited", "EXIT_CODE=killed", "EXIT_CODE=dumped"])
-        .output();
+    let out = crate::host::child::output(
+        Command::new("journalctl")
+            .args(["--no-pager", "-q", "-o", "json", "-n", "2000", "_PID=1"])
+            .args(["EXIT_CODE=exited", "EXIT_CODE=killed", "EXIT_CODE=dumped"]),
+        crate::host::child::JOURNAL,
+    );
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();

@@ -373,7 +373,8 @@ fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>)
         .stderr(Stdio::piped());
     // SAFETY: as for tar below.
     unsafe { archive.pre_exec(die_with_parent) };
-    let mut archive = archive.spawn().context("running git archive")?;
+    // Each of the two under `child::GIT`: a stuck one ends the other (its pipe closes).
+    let mut archive = crate::host::child::Bounded::spawn(&mut archive, crate::host::child::GIT)?;
     let mut tar = Command::new("tar");
     tar.args(["-x", "--no-same-owner", "-C"]).arg(into);
     if umask.is_some() {
@@ -388,11 +389,11 @@ fn extract_masked(git_dir: &Path, commit: &str, into: &Path, umask: Option<u32>)
             die_with_parent()
         });
     }
-    let tar = tar
-        .stdin(archive.stdout.take().expect("piped"))
-        .output()
-        .context("running tar")?;
-    let git = archive.wait_with_output().context("waiting for git archive")?;
+    tar.stdin(archive.child().stdout.take().expect("piped"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let tar = crate::host::child::Bounded::spawn(&mut tar, crate::host::child::GIT)?.wait_with_output(None)?;
+    let git = archive.wait_with_output(None)?;
     if !git.status.success() {
         bail!(
             "git archive {commit} failed: {}",

@@ -113,10 +113,12 @@ fn get(port: u16, path: &str) -> Result<u16, String> {
 /// empty if it cannot be read. The PID filter drops the old workers' later lines.
 fn journal_since(unit: &str, since: SystemTime) -> String {
     let d = since.duration_since(UNIX_EPOCH).unwrap_or_default();
-    Command::new("journalctl")
-        .args(["--no-pager", "-q", "-o", "json", "-n", "500", "-u", unit])
-        .arg(format!("--since=@{}.{:06}", d.as_secs(), d.subsec_micros()))
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
+    crate::host::child::output(
+        Command::new("journalctl")
+            .args(["--no-pager", "-q", "-o", "json", "-n", "500", "-u", unit])
+            .arg(format!("--since=@{}.{:06}", d.as_secs(), d.subsec_micros())),
+        crate::host::child::JOURNAL,
+    )
+    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    .unwrap_or_default()
 }

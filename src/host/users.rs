@@ -8,6 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::core::model::access::Access;
+use crate::host::child;
 
 /// Read one passwd entry: `get` is getpwnam_r or getpwuid_r with its key bound;
 /// `read` takes what is wanted while the entry's buffer is alive.
@@ -79,10 +80,7 @@ pub fn current() -> Result<String> {
 }
 
 fn group_exists(name: &str) -> bool {
-    Command::new("getent")
-        .args(["group", name])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    child::output(Command::new("getent").args(["group", name]), child::USER_TOOLS).is_ok_and(|o| o.status.success())
 }
 
 /// Create a system group unless it exists; returns whether it was created.
@@ -90,10 +88,7 @@ pub fn ensure_group(name: &str) -> Result<bool> {
     if group_exists(name) {
         return Ok(false);
     }
-    let out = Command::new("groupadd")
-        .args(["--system", name])
-        .output()
-        .context("running groupadd")?;
+    let out = child::output(Command::new("groupadd").args(["--system", name]), child::USER_TOOLS)?;
     if !out.status.success() {
         bail!(
             "groupadd {name} failed: {}",
@@ -105,7 +100,7 @@ pub fn ensure_group(name: &str) -> Result<bool> {
 
 /// Add `user` to those of `groups` they are not in; returns whether anything changed.
 pub fn add_to_groups(user: &str, groups: &[String]) -> Result<bool> {
-    let out = Command::new("id").args(["-nG", user]).output().context("running id")?;
+    let out = child::output(Command::new("id").args(["-nG", user]), child::USER_TOOLS)?;
     if !out.status.success() {
         bail!("unix user `{user}` does not exist");
     }
@@ -118,10 +113,10 @@ pub fn add_to_groups(user: &str, groups: &[String]) -> Result<bool> {
     if missing.is_empty() {
         return Ok(false);
     }
-    let out = Command::new("usermod")
-        .args(["-aG", &missing.join(","), user])
-        .output()
-        .context("running usermod")?;
+    let out = child::output(
+        Command::new("usermod").args(["-aG", &missing.join(","), user]),
+        child::USER_TOOLS,
+    )?;
     if !out.status.success() {
         bail!(
             "usermod -aG {} {user} failed: {}",
@@ -180,7 +175,7 @@ pub fn create_missing(access: &Access, entry_home: &Path) -> Result<Vec<String>>
             cmd.args(["--comment", &format!("hhl {owner}")]);
         }
         cmd.arg(user);
-        let out = cmd.output().context("running useradd (from the passwd package)")?;
+        let out = child::output(&mut cmd, child::USER_TOOLS).context("running useradd (from the passwd package)")?;
         if !out.status.success() {
             bail!("useradd {user} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
@@ -231,7 +226,7 @@ pub fn entry_state(access: &Access, entry_home: &Path) -> Entry {
         return Entry::Missing;
     };
     let in_journal = !group_exists("systemd-journal")
-        || Command::new("id").args(["-nG", name]).output().is_ok_and(|o| {
+        || child::output(Command::new("id").args(["-nG", name]), child::USER_TOOLS).is_ok_and(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .split_whitespace()
                 .any(|g| g == "systemd-journal")
@@ -270,7 +265,7 @@ fn decide(name: &str, entry_home: &Path, home: &str, shell: &str, gecos: &str, i
 /// Run the usermod `Entry::Convert` holds. The account must have no process running
 /// (usermod refuses to move a busy account's home).
 pub fn convert_entry(args: &[String]) -> Result<()> {
-    let out = Command::new("usermod").args(args).output().context("running usermod")?;
+    let out = child::output(Command::new("usermod").args(args), child::USER_TOOLS)?;
     if !out.status.success() {
         bail!(
             "usermod {} failed: {}",

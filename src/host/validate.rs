@@ -15,6 +15,7 @@ use crate::core::artifact::{Artifact, Content};
 use crate::core::kind::Kind;
 use crate::core::model::{Instance, Model};
 use crate::core::render;
+use crate::host::child;
 use crate::host::fsapply;
 use crate::host::load::Loaded;
 use crate::host::reown::Reown;
@@ -155,15 +156,14 @@ fn test_one(model: &Model, inst: &Instance, conf: &str, run_as: &RunAs) -> Resul
             cmd.uid(uid).gid(gid);
         }
     }
-    let out = cmd
-        .args(["-t", "-q", "-e", "stderr", "-p"])
+    cmd.args(["-t", "-q", "-e", "stderr", "-p"])
         .arg(format!("{}/", inst.dir.display()))
         .args(["-c", &format!("conf/{conf}")])
         // As the unit runs it (Type=forking): a template that says `daemon off;`, which
         // would hang the start job, is refused here as a duplicate directive.
-        .args(["-g", "daemon on;"])
-        .output()
-        .with_context(|| format!("running {} -t", model.flavor.binary()))?;
+        .args(["-g", "daemon on;"]);
+    let out =
+        child::output(&mut cmd, child::NGINX_TEST).with_context(|| format!("testing {}'s config", inst.unit()))?;
     if out.status.success() {
         return Ok(None);
     }
@@ -197,11 +197,10 @@ pub fn rsyslog_rules(model: &Model, artifacts: &[Artifact], changes: &[FileChang
         }
     }
     fs::write(&staged, text)?;
-    let out = Command::new(RSYSLOGD)
-        .args(["-N1", "-f"])
-        .arg(&staged)
-        .output()
-        .context("running rsyslogd -N1")?;
+    let out = child::output(
+        Command::new(RSYSLOGD).args(["-N1", "-f"]).arg(&staged),
+        child::RSYSLOG_TEST,
+    )?;
     if !out.status.success() {
         let text =
             String::from_utf8_lossy(&out.stderr).replace(&staged.display().to_string(), &path.display().to_string());

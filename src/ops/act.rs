@@ -103,7 +103,9 @@ pub fn run(model: &Model, chosen: &[&Instance], kind: JobKind) -> Result<Vec<Don
     if matches!(kind, JobKind::Start | JobKind::Restart) {
         // A unit that crashed into its start limit starts again when asked to: the
         // developer has no shell to `systemctl reset-failed` it.
-        systemd.reset_failed(jobs.iter().map(|(u, _)| u.as_str()));
+        systemd
+            .reset_failed(jobs.iter().map(|(u, _)| u.as_str()))
+            .map_err(|e| Refused::Failed(e.context("asking systemd to reset-failed the units before starting them")))?;
     }
     let outcomes = systemd.run_jobs(&jobs).map_err(Refused::Failed)?;
     Ok(judge(model, &outcomes))

@@ -407,6 +407,10 @@ fn apply_serverctrl(model: &Model, u: &RefUpdate) -> Result<bool> {
         remote_apply::print(&ran);
         let ok = ran.ok;
         let applied = remote_apply::applied_commit(model).unwrap_or_default();
+        if ran.timed_out.is_some() {
+            // Said by `print`: stopped midway, so not "as they were".
+            return Ok(false);
+        }
         if !ok {
             println!(
                 "apply failed: the push is stored, the running instances are as they were. Fix it and push again."

@@ -13,6 +13,7 @@ use crate::core::model::Model;
 use crate::core::package::{APPLIED_COMMIT, APPLY_LOG, APPLY_UNIT, PLAN_LOG, PLAN_UNIT};
 use crate::core::repos::{self, RepoKind};
 use crate::core::systemd_types::{ActiveState, JobKind};
+use crate::host::systemd::jobs::{JOB_DEADLINE, WAIT_MARGIN};
 use crate::host::systemd::Systemd;
 
 /// One run of a root oneshot: whether it ended well, and what it wrote.
@@ -20,35 +21,60 @@ use crate::host::systemd::Systemd;
 pub struct Ran {
     pub ok: bool,
     pub output: String,
+    /// Why it failed, when systemd ended it at its start timeout.
+    pub timed_out: Option<String>,
 }
 
 /// Start `unit`, wait for it, and say whether it ended well: a oneshot that finished
-/// is inactive again; one that failed is `failed`.
-fn run_oneshot(systemd: &Systemd, unit: &str) -> Result<bool> {
-    let outcome = systemd.run_jobs(&[(unit.to_string(), JobKind::Start)])?;
-    Ok(outcome.iter().all(|o| o.oneshot_ok()))
+/// is inactive again; one that failed is `failed`. The wait is bounded by the unit's
+/// own limits (as systemd has them, drop-ins included) and `WAIT_MARGIN`, so systemd
+/// ends a hung run first; that is then said with the unit's name and where to read.
+fn run_oneshot(systemd: &Systemd, unit: &str) -> Result<(bool, Option<String>)> {
+    let bounds = systemd.oneshot_limits(unit)?;
+    let wait = bounds.map_or(JOB_DEADLINE, |l| l.start + l.stop + WAIT_MARGIN);
+    let outcome = systemd
+        .run_jobs_within(&[(unit.to_string(), JobKind::Start)], wait)
+        .with_context(|| format!("waiting for {unit} (`journalctl -u {unit}` shows what it is doing)"))?;
+    let ok = outcome.iter().all(|o| o.oneshot_ok());
+    let timed_out = match bounds {
+        Some(l) if !ok && systemd.service_result(unit).as_deref() == Some("timeout") => Some(format!(
+            "{unit} timed out: it did not finish within {} s (its TimeoutStartSec), so systemd stopped it; `journalctl -u {unit}` shows where it was",
+            l.start.as_secs_f64()
+        )),
+        _ => None,
+    };
+    Ok((ok, timed_out))
 }
 
 /// `hhlctl apply --from-repo` as root, through hhl-apply.service. A missing log is
 /// an empty one: the unit may have failed before it wrote.
 pub fn apply(systemd: &Systemd) -> Result<Ran> {
-    let ok = run_oneshot(systemd, APPLY_UNIT)?;
+    let (ok, timed_out) = run_oneshot(systemd, APPLY_UNIT)?;
     let output = std::fs::read_to_string(APPLY_LOG).unwrap_or_default();
-    Ok(Ran { ok, output })
+    let timed_out = timed_out.map(|t| t + ". What it owed systemd is recorded: the next apply finishes it");
+    Ok(Ran { ok, output, timed_out })
 }
 
 /// `hhlctl plan` as root, through hhl-plan.service (the entry account may not read
 /// every file plan compares).
 pub fn plan(systemd: &Systemd) -> Result<Ran> {
-    let ok = run_oneshot(systemd, PLAN_UNIT)?;
-    let output = std::fs::read_to_string(PLAN_LOG).with_context(|| format!("reading {PLAN_LOG}"))?;
-    Ok(Ran { ok, output })
+    let (ok, timed_out) = run_oneshot(systemd, PLAN_UNIT)?;
+    let output = match (std::fs::read_to_string(PLAN_LOG), &timed_out) {
+        (Ok(o), _) => o,
+        (Err(_), Some(_)) => String::new(),
+        (Err(e), None) => return Err(e).with_context(|| format!("reading {PLAN_LOG}")),
+    };
+    Ok(Ran { ok, output, timed_out })
 }
 
-/// Print what an apply wrote, each line marked as the apply's.
+/// Print what an apply wrote, each line marked as the apply's; then why systemd
+/// stopped it, if it did.
 pub fn print(ran: &Ran) {
     for line in ran.output.lines() {
         println!("apply: {line}");
+    }
+    if let Some(t) = &ran.timed_out {
+        println!("{t}");
     }
 }
 

@@ -365,6 +365,8 @@ fn git(model: &Model, identity: &str, service: &str, repo: &Repo) -> Result<i32>
     let scratch = crate::host::release::Scratch::new("push")?;
     let report = scratch.0.join("report");
     cmd.env(crate::core::package::PUSH_REPORT_ENV, &report);
+    // No deadline here: receive-pack goes at the pace of the client's upload (sshd's
+    // keep-alive ends a client that went away); the hooks it runs are bounded.
     let status = cmd.status().context("running git receive-pack")?;
     // git's protocol on stdout is over: what follows goes where the hook's lines went.
     // SAFETY: dup2 on this process's own standard descriptors.

@@ -25,7 +25,13 @@ pub(super) async fn last_apply(State(app): State<Shared>, _: Admin) -> Response 
 pub(super) async fn plan(_: Admin) -> Response {
     let ran = tokio::task::spawn_blocking(|| remote_apply::plan(&crate::host::systemd::Systemd::connect()?)).await;
     match ran {
-        Ok(Ok(r)) => Json(serde_json::json!({ "ok": r.ok, "output": r.output })).into_response(),
+        Ok(Ok(r)) => {
+            let output = match r.timed_out {
+                Some(t) => format!("{}{t}\n", r.output),
+                None => r.output,
+            };
+            Json(serde_json::json!({ "ok": r.ok, "output": output })).into_response()
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

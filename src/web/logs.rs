@@ -89,9 +89,9 @@ pub(super) async fn logs(State(app): State<Shared>, SignedIn(user): SignedIn, Qu
         }
         cmd.arg(format!("--since=-{since}"));
     }
-    let out = match cmd.stdout(Stdio::piped()).output().await {
+    let out = match bounded(cmd.stdout(Stdio::piped()).output()).await {
         Ok(o) => o,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("journalctl: {e}")),
+        Err(e) => return e,
     };
     let f = filter(&q);
     let mut entries: Vec<Entry> = String::from_utf8_lossy(&out.stdout)
@@ -158,15 +158,17 @@ pub(super) async fn around(
         return error(StatusCode::FORBIDDEN, format!("refused: {why}"));
     }
     let secs = q.at / 1_000_000;
-    let out = tokio::process::Command::new("journalctl")
-        .args(["--no-pager", "-q", "-o", "json", "-n", "40", "-u", &inst.unit()])
-        .arg(format!("--since=@{}", secs.saturating_sub(60)))
-        .arg(format!("--until=@{}", secs + 5))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await;
+    let out = bounded(
+        tokio::process::Command::new("journalctl")
+            .args(["--no-pager", "-q", "-o", "json", "-n", "40", "-u", &inst.unit()])
+            .arg(format!("--since=@{}", secs.saturating_sub(60)))
+            .arg(format!("--until=@{}", secs + 5))
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await;
     match out {
         Ok(o) => {
             let lines: Vec<Entry> = String::from_utf8_lossy(&o.stdout)
@@ -175,6 +177,26 @@ pub(super) async fn around(
                 .collect();
             Json(lines).into_response()
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("journalctl: {e}")),
+        Err(e) => e,
+    }
+}
+
+/// A journalctl run (`kill_on_drop`) under `child::JOURNAL`: given up on, it is killed
+/// (dropped) and the page told so.
+async fn bounded(
+    run: impl std::future::Future<Output = std::io::Result<std::process::Output>>,
+) -> Result<std::process::Output, Response> {
+    let limit = crate::host::child::limit(&crate::host::child::JOURNAL);
+    match tokio::time::timeout(limit, run).await {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("journalctl: {e}"))),
+        Err(_) => Err(error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "journalctl did not answer within {:.1} s and was stopped; ask an admin: {}",
+                limit.as_secs_f64(),
+                crate::host::child::JOURNAL.hint
+            ),
+        )),
     }
 }

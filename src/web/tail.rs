@@ -97,8 +97,17 @@ pub fn follow(units: Vec<String>) -> std::io::Result<mpsc::Receiver<String>> {
             }
         }
     })?;
-    opened_rx
-        .recv()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the journal reader thread ended")))?;
+    // Opening is bounded (the stream itself lasts as long as its reader).
+    let limit = crate::host::child::limit(&crate::host::child::JOURNAL);
+    opened_rx.recv_timeout(limit).unwrap_or_else(|e| {
+        Err(std::io::Error::other(match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => format!(
+                "the journal did not open within {:.1} s ({})",
+                limit.as_secs_f64(),
+                crate::host::child::JOURNAL.hint
+            ),
+            std::sync::mpsc::RecvTimeoutError::Disconnected => "the journal reader thread ended".into(),
+        }))
+    })?;
     Ok(rx)
 }

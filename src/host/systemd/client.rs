@@ -69,12 +69,36 @@ impl Systemd {
     }
 
     /// `systemctl reset-failed` on each unit, so a unit that hit its start limit starts
-    /// again. Best effort: a unit systemd has not loaded yet has nothing to reset.
-    pub fn reset_failed<'u>(&self, units: impl Iterator<Item = &'u str>) {
-        if let Ok(manager) = self.manager() {
-            for unit in units {
-                let _ = zbus::block_on(manager.reset_failed_unit(unit));
-            }
+    /// again. The calls are pipelined on the connection under one deadline (the call
+    /// timeout): a stalled bus costs one deadline, not one per unit. Best effort for
+    /// each unit (one systemd has not loaded has nothing to reset, one the caller may
+    /// not reset is refused by the job that follows); an error only when systemd did
+    /// not answer them in time.
+    pub fn reset_failed<'u>(&self, units: impl Iterator<Item = &'u str>) -> Result<()> {
+        let units: Vec<&str> = units.collect();
+        if units.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.conn.method_timeout().unwrap_or(CALL_TIMEOUT);
+        let batch = async {
+            let manager = manager_proxy(&self.conn).await?;
+            let calls = units.iter().map(|unit| {
+                let manager = &manager;
+                async move { manager.reset_failed_unit(unit).await }
+            });
+            let results: Vec<zbus::Result<()>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
+            Ok::<_, zbus::Error>(results)
+        };
+        let call = match units.as_slice() {
+            [one] => format!("ResetFailedUnit {one}"),
+            many => format!("ResetFailedUnit of {} units ({}, ...)", many.len(), many[0]),
+        };
+        let results = zbus::block_on(within(timeout, batch))
+            .and_then(|r| r.map_err(Into::into))
+            .map_err(|e| stuck_or(e, &call, timeout))?;
+        match results.into_iter().find_map(|r| r.err().filter(is_timeout)) {
+            Some(e) => Err(self.explain_call(e, &call)),
+            None => Ok(()),
         }
     }
 
@@ -149,6 +173,10 @@ fn stuck_or(e: anyhow::Error, call: &str, timeout: Duration) -> anyhow::Error {
         Ok(z) => explain(z),
         Err(e) => e,
     }
+}
+
+fn is_timeout(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::InputOutput(io) if io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// `future`, or `TimedOut` after `timeout`.

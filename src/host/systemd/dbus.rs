@@ -33,6 +33,8 @@ pub trait Manager {
     fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
     /// `systemctl reset-failed UNIT`: also clears its start rate limit.
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    /// The unit's object path, loading it (with its drop-ins) if it is not yet.
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     /// `systemctl daemon-reload`.
     fn reload(&self) -> zbus::Result<()>;
     /// Queued and running jobs: id, unit, type, state, job path, unit path.

@@ -13,9 +13,59 @@ use super::states::active_state;
 use crate::core::kind::Kind;
 use crate::core::systemd_types::{ActiveState, JobKind, JobOutcome, UnitName};
 
-/// How long jobs may take in all (units' own start and stop timeouts are shorter).
-const JOB_DEADLINE: Duration = Duration::from_secs(600);
+/// How long jobs may take in all (units' own start and stop timeouts are shorter:
+/// openresty@ and redis@ start within 90 s and stop within 30 s, and hundreds of jobs
+/// run side by side).
+pub const JOB_DEADLINE: Duration = Duration::from_secs(600);
+
+/// What a oneshot (hhl-apply, hhl-plan) may take, as systemd enforces it: its
+/// `TimeoutStartSec`, then its `TimeoutStopSec` for the kill that ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OneshotLimits {
+    pub start: Duration,
+    pub stop: Duration,
+}
+
+/// A waiter's margin over the unit's own limits: systemd ends a hung oneshot first
+/// (and says so in the unit's `Result`); the waiter's own limit only catches a
+/// systemd that does not.
+pub const WAIT_MARGIN: Duration = Duration::from_secs(15);
+
 impl Systemd {
+    /// The start and stop timeouts of `unit` (loaded, so that its drop-ins count);
+    /// `None` when systemd does not say or sets none (infinity).
+    pub fn oneshot_limits(&self, unit: &str) -> Result<Option<OneshotLimits>> {
+        const SVC: &str = "org.freedesktop.systemd1.Service";
+        zbus::block_on(async {
+            let path = super::client::manager_proxy(self.connection())
+                .await?
+                .load_unit(unit)
+                .await
+                .map_err(|e| self.explain_call(e, &format!("LoadUnit {unit}")))?;
+            let usec = |v: Option<OwnedValue>| {
+                v.and_then(|v| u64::try_from(v).ok())
+                    .filter(|u| *u != 0 && *u != u64::MAX)
+                    .map(Duration::from_micros)
+            };
+            let start = usec(self.get(&path, SVC, "TimeoutStartUSec").await);
+            let stop = usec(self.get(&path, SVC, "TimeoutStopUSec").await);
+            Ok(start.map(|start| OneshotLimits {
+                start,
+                stop: stop.unwrap_or_default(),
+            }))
+        })
+    }
+
+    /// The service's `Result` (`success`, `timeout`, `exit-code`, ...).
+    pub fn service_result(&self, unit: &str) -> Option<String> {
+        zbus::block_on(async {
+            let manager = super::client::manager_proxy(self.connection()).await.ok()?;
+            let path = manager.load_unit(unit).await.ok()?;
+            let v = self.get(&path, "org.freedesktop.systemd1.Service", "Result").await?;
+            String::try_from(v).ok()
+        })
+    }
+
     /// Enqueue every job at once, wait until systemd has finished them all, and judge
     /// each by the unit's state afterwards.
     ///
@@ -23,6 +73,11 @@ impl Systemd {
     /// is not drained while hundreds of jobs are enqueued stalls the connection's reader
     /// (zbus applies back-pressure), which hung `restart --all` on 404 units.
     pub fn run_jobs(&self, jobs: &[(String, JobKind)]) -> Result<Vec<JobOutcome>> {
+        self.run_jobs_within(jobs, JOB_DEADLINE)
+    }
+
+    /// `run_jobs`, giving up on jobs still running after `limit`.
+    pub fn run_jobs_within(&self, jobs: &[(String, JobKind)], limit: Duration) -> Result<Vec<JobOutcome>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -46,7 +101,7 @@ impl Systemd {
             let enqueued: Vec<Result<OwnedObjectPath>> = stream::iter(calls).buffered(IN_FLIGHT).collect().await;
             let enqueued_paths: Vec<OwnedObjectPath> = enqueued.into_iter().collect::<Result<_>>()?;
             let mut pending: HashSet<OwnedObjectPath> = enqueued_paths.iter().cloned().collect();
-            let deadline = Instant::now() + JOB_DEADLINE;
+            let deadline = Instant::now() + limit;
             // A push's one reload is polled often, so that the push returns as soon as
             // it is done; hundreds of jobs (apply) less often, not to load the bus.
             // (Each ListJobs of hundreds of jobs is work for PID 1, which is also the one
@@ -75,9 +130,9 @@ impl Systemd {
                         .take(10)
                         .collect();
                     bail!(
-                        "{} systemd job(s) still running after {} s ({}); systemd may be stuck: see `systemctl list-jobs`",
+                        "{} systemd job(s) still running after {} s ({}), so hhlctl stopped waiting; systemd may be stuck: see `systemctl list-jobs`, and `journalctl -u <unit>` for the units named",
                         pending.len(),
-                        JOB_DEADLINE.as_secs(),
+                        limit.as_secs(),
                         waiting.join(", ")
                     );
                 }

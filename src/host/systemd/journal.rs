@@ -30,13 +30,15 @@ pub fn lines_since(unit: &str, n: usize, since: Option<SystemTime>) -> String {
         format!("--since=@{}.{:06}", d.as_secs(), d.subsec_micros())
     });
     let journalctl = |args: &[&str]| -> Result<String, String> {
-        Command::new("journalctl")
-            .args(["--no-pager", "-q", "-u", unit])
-            .args(since_arg.iter())
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .map_err(|e| format!("(journalctl failed: {e})\n"))
+        crate::host::child::output(
+            Command::new("journalctl")
+                .args(["--no-pager", "-q", "-u", unit])
+                .args(since_arg.iter())
+                .args(args),
+            crate::host::child::JOURNAL,
+        )
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .map_err(|e| format!("({e:#})\n"))
     };
     let tail = match journalctl(&["-o", "short-iso", "-n", &n.to_string()]) {
         Ok(t) if t.trim().is_empty() && since.is_some() => {
@@ -122,9 +124,7 @@ pub fn readable() -> bool {
     if rustix::process::geteuid().is_root() {
         return true;
     }
-    Command::new("id")
-        .arg("-nG")
-        .output()
+    crate::host::child::output(Command::new("id").arg("-nG"), crate::host::child::USER_TOOLS)
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .split_whitespace()
@@ -172,11 +172,22 @@ pub fn show_filtered(units: &[String], f: &Filtered) -> Result<i32> {
     for u in units {
         cmd.args(["-u", u]);
     }
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .context("running journalctl")?;
+    cmd.stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null());
+    // A listing is bounded as a whole (`child::JOURNAL`). A follow has no end of its
+    // own: it lasts as long as its reader (the ssh session), and journalctl's next
+    // write after the reader left ends it.
+    let (mut following, mut listing) = (None, None);
+    let child = if f.follow {
+        following.insert(cmd.spawn().context("running journalctl")?)
+    } else {
+        listing
+            .insert(crate::host::child::Bounded::spawn(
+                &mut cmd,
+                crate::host::child::JOURNAL,
+            )?)
+            .child()
+    };
     let out = child.stdout.take().context("journalctl's output")?;
     let mut reader = std::io::BufReader::new(out);
     let stdout = std::io::stdout();
@@ -206,7 +217,11 @@ pub fn show_filtered(units: &[String], f: &Filtered) -> Result<i32> {
     for l in shown.drain(..) {
         writeln!(o, "{l}")?;
     }
-    let status = child.wait().context("journalctl")?;
+    let status = match (following, listing) {
+        (Some(mut child), _) => child.wait().context("journalctl")?,
+        (_, Some(bounded)) => bounded.wait()?,
+        (None, None) => unreachable!("one of the two was started"),
+    };
     Ok(status.code().unwrap_or(1))
 }
 
@@ -220,7 +235,12 @@ pub fn show(units: &[String], lines: usize, follow: bool) -> Result<i32> {
     for u in units {
         cmd.args(["-u", u]);
     }
-    let status = cmd.status().context("running journalctl")?;
+    // As in `show_filtered`: a listing is bounded, a follow lasts as long as its reader.
+    let status = if follow {
+        cmd.status().context("running journalctl")?
+    } else {
+        crate::host::child::status(&mut cmd, crate::host::child::JOURNAL)?
+    };
     Ok(status.code().unwrap_or(1))
 }
 
