@@ -12,7 +12,7 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 use zbus::Connection;
 
 use super::dbus::ManagerProxy;
-use super::states::list_patterns;
+use crate::core::systemd_types::list_patterns;
 
 pub struct Systemd {
     conn: Connection,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::client::{call_timeout, Systemd};
 use super::private::{Listed, Private};
-use crate::core::systemd_types::ActiveState;
+use crate::core::systemd_types::{list_patterns, ActiveState};
 
 /// What status shows for one unit.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -103,25 +103,6 @@ fn states_private(p: &mut Private, units: &[String]) -> Result<HashMap<String, U
     Ok(out)
 }
 
-/// The patterns to list `units` by: one `template@*` per template the units are
-/// instances of, the name itself for any other unit. systemd matches every loaded unit
-/// against every pattern, so 404 names cost it 404 times what two globs do; the
-/// caller keeps only the units it asked for. (Unit names cannot hold `*`, `?` or `[`:
-/// a name is its own pattern.)
-pub fn list_patterns(units: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for u in units {
-        let p = match u.split_once('@') {
-            Some((template, _)) => format!("{template}@*"),
-            None => u.clone(),
-        };
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// What status reads of each unit besides the listing: the only per-unit reads left,
 /// since memory comes from the unit's cgroup file.
 const STATE_PROPS: [(&str, &str); 3] = [
@@ -209,23 +190,4 @@ pub(super) fn active_state(rows: &HashMap<String, super::dbus::UnitRow>, unit: &
     rows.get(unit)
         .map(|r| ActiveState::parse(&r.active_state))
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units_are_listed_by_one_glob_per_template() {
-        let units: Vec<String> = [
-            "openresty@socketserver-dev1.service",
-            "redis@6380.service",
-            "openresty@dtserver-dev2.service",
-            "hhl-web.service",
-        ]
-        .map(String::from)
-        .to_vec();
-        assert_eq!(list_patterns(&units), ["openresty@*", "redis@*", "hhl-web.service"]);
-        assert!(list_patterns(&[]).is_empty());
-    }
 }
