@@ -73,6 +73,38 @@ fn push_lua(c: &Container, user: &str, branch: &str, text: &str, opts: &str) -> 
     )
 }
 
+/// A post-receive killed as it starts, before it could note that it began: the push
+/// says its deploy was interrupted and exits 1, and nothing deploys behind the
+/// developer's back. (`hhlctl ssh` used to read the silent report as "no ref moved"
+/// and deploy the branch head itself, which could land after the developer's next
+/// push and put the older code live.)
+#[test]
+fn a_post_receive_killed_as_it_starts_is_reported_and_nothing_deploys_behind_it() {
+    let c = with_repos();
+    let r = push_lua(&c, "dev1", "dev1", "v1", "");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(c.get_hhl(1081), "v1\n");
+    let hook = "/srv/git/socketserver.git/hooks/post-receive";
+    c.ok(&format!(
+        "sed -i 's/^exec /exec env HHL_FAULT=hook:post-receive /' {hook} && grep -q HHL_FAULT {hook}"
+    ));
+    let r = push_lua(&c, "dev1", "dev1", "killed", "");
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{said}");
+    assert!(
+        said.contains("the push is stored, but its deploy was interrupted"),
+        "{said}"
+    );
+    assert_eq!(c.get_hhl(1081), "v1\n", "something deployed the killed push's commit");
+    // The next push (the hook whole again) deploys its own head, once.
+    c.ok(&format!(
+        "sed -i 's/^exec env HHL_FAULT=hook:post-receive /exec /' {hook}"
+    ));
+    let r = push_lua(&c, "dev1", "dev1", "v2", "");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(c.get_hhl(1081), "v2\n");
+}
+
 #[test]
 fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     let c = with_repos();

@@ -55,8 +55,17 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         }
     };
     match args.hook {
-        Hook::PreReceive => pre_receive::run(&loaded, &repo, &updates, &identity()?),
+        Hook::PreReceive => {
+            let code = pre_receive::run(&loaded, &repo, &updates, &identity()?)?;
+            // For `hhlctl ssh`: refs will move, so a post-receive is owed; if none
+            // notes its end, it was killed, however early.
+            if code == 0 {
+                note("accepted");
+            }
+            Ok(code)
+        }
         Hook::PostReceive => {
+            crate::host::fault::point("hook:post-receive");
             // For `hhlctl ssh`, which gives git push its exit code: a hook that began
             // and never ended was killed; one that ended failed says so.
             note("begin");

@@ -3,7 +3,7 @@
 //! a crash or `kill -9` would. The crash tests (`tests/converge.rs`) use it to prove
 //! that the next run finishes whatever a killed one left half done. With
 //! `HHL_FAULT=<step>:hang` it stops there instead, for good, as a run stuck on
-//! something would: the deadline tests (`tests/deadlines.rs`) prove that whoever
+//! something would: the deadline tests (`tests/converge.rs`, `tests/git.rs`) prove that whoever
 //! waits for it gives up and the next run converges.
 //!
 //! Steps: see [`STEPS`]. Nothing else reads the variable.
@@ -24,6 +24,8 @@ pub const STEPS: &[&str] = &[
     "apply:jobs",
     // apply, writing a secret (the owner's, its entry copy, a Redis ACL)
     "secrets:temp-written",
+    // a push's post-receive, as it starts (before it notes anything)
+    "hook:post-receive",
     // rollback, deploy (hook post-receive)
     "release:extracted",
     "release:switched",

@@ -378,9 +378,11 @@ fn git(model: &Model, identity: &str, service: &str, repo: &Repo) -> Result<i32>
     after_push(model, identity, repo, &noted)
 }
 
-/// After receive-pack: the exit code of `git push`, from how post-receive ended
-/// (`noted`). A push that updated nothing ran no hook: the identity's own branch of
-/// `repo` that a deploy left behind (failed, killed) is deployed now.
+/// After receive-pack: the exit code of `git push`, from how the hooks ended
+/// (`noted`). pre-receive notes `accepted` (refs move, a post-receive is owed), which
+/// tells a post-receive killed before it noted `begin` from none at all. A push that
+/// updated nothing ran no hook: the identity's own branch of `repo` that a deploy left
+/// behind (failed, killed) is deployed now.
 fn after_push(model: &Model, identity: &str, repo: &Repo, noted: &str) -> Result<i32> {
     let lines: Vec<&str> = noted.lines().collect();
     if lines.contains(&"end ok") {
@@ -390,7 +392,7 @@ fn after_push(model: &Model, identity: &str, repo: &Repo, noted: &str) -> Result
         eprintln!("error: the push is stored, but its deploy did not succeed (see above); git push exits 1");
         return Ok(1);
     }
-    if lines.contains(&"begin") {
+    if lines.contains(&"begin") || lines.contains(&"accepted") {
         eprintln!(
             "error: the push is stored, but its deploy was interrupted (the post-receive hook ended before it finished).\n  \
              `ssh <entry>@server status` shows the branch ahead of its live release; push again, or run `ssh <entry>@server deploy`, to deploy it"
