@@ -316,11 +316,14 @@ impl Host {
         );
         assert!(
             matches!(state.stdout.trim(), "running" | "degraded"),
-            "{} boot: {} {}\n{}",
+            "{} boot: {} {} (exit {})\nfailed: {}\njobs: {}\n{}",
             self.suite,
             state.stdout,
             state.stderr,
-            self.sh("systemctl --failed --no-legend").stdout
+            state.code,
+            self.sh("systemctl --failed --no-legend").stdout,
+            self.sh("systemctl list-jobs --no-pager").stdout,
+            self.sh("journalctl -b --no-pager | tail -80").stdout
         );
     }
 
