@@ -398,30 +398,6 @@ fn purge(h: &Host) -> String {
     r.stdout
 }
 
-/// The fenced blocks of `page` whose info string is `info` (e.g. `sh tested`), in
-/// order: what the page tells its reader to run.
-fn blocks(page: &str, info: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(support::repo().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match (&mut current, line.strip_prefix("```")) {
-            (None, Some(rest)) if rest.trim() == info => current = Some(String::new()),
-            (Some(body), Some("")) => {
-                out.push(std::mem::take(body));
-                current = None;
-            }
-            (Some(body), _) => {
-                body.push_str(line);
-                body.push('\n');
-            }
-            _ => {}
-        }
-    }
-    assert!(current.is_none(), "{page}: a `{info}` block is not closed");
-    out
-}
-
 /// The tested blocks of the developer quickstart, by what they do.
 struct DevSteps {
     ssh_config: String,
@@ -434,9 +410,9 @@ struct DevSteps {
 
 fn dev_steps() -> DevSteps {
     const PAGE: &str = "docs/dev/windows.md";
-    let config = blocks(PAGE, "text tested ssh-config");
-    let run = blocks(PAGE, "powershell tested");
-    let background = blocks(PAGE, "powershell tested background");
+    let config = support::blocks(PAGE, "text tested ssh-config");
+    let run = support::blocks(PAGE, "powershell tested");
+    let background = support::blocks(PAGE, "powershell tested background");
     assert_eq!(
         (config.len(), run.len(), background.len()),
         (1, 4, 1),
@@ -482,7 +458,7 @@ fn dev1_pc(h: &Host, client: &Client, ssh_config: &str) {
 /// install and at the end.
 fn ops_quickstart(h: &Host) {
     let suite = h.suite.as_str();
-    let steps = blocks("docs/ops/install.md", "sh tested");
+    let steps = support::blocks("docs/ops/install.md", "sh tested");
     assert!(
         steps.len() >= 4,
         "docs/ops/install.md has {} tested blocks",

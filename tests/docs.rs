@@ -8,6 +8,8 @@
 //! `paths.`, `git.`, `users.` or `limits.` key that is not one of them (a `git.group`
 //! that does not exist).
 
+mod support;
+
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -364,27 +366,6 @@ fn the_man_pages_are_packaged() {
     assert!(Path::new(&repo().join("docs/man/hhl-ssh.7")).is_file());
 }
 
-/// The fenced blocks of `text` whose info string is `info`.
-fn fenced(text: &str, info: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match (&mut current, line.strip_prefix("```")) {
-            (None, Some(rest)) if rest.trim() == info => current = Some(String::new()),
-            (Some(body), Some("")) => {
-                out.push(std::mem::take(body));
-                current = None;
-            }
-            (Some(body), _) => {
-                body.push_str(line);
-                body.push('\n');
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// Each command line of a block, without its trailing comment.
 fn commands(block: &str) -> Vec<String> {
     block
@@ -402,18 +383,16 @@ fn commands(block: &str) -> Vec<String> {
 /// docs/ops/install.md and docs/dev/windows.md): no README command is untested.
 #[test]
 fn the_readme_quickstarts_are_the_tested_steps() {
-    let readme = read("README.md");
-    let ops: Vec<String> = fenced(&read("docs/ops/install.md"), "sh tested")
+    let ops: Vec<String> = support::blocks("docs/ops/install.md", "sh tested")
         .iter()
         .flat_map(|b| commands(b))
         .collect();
-    let dev_page = read("docs/dev/windows.md");
     let dev: Vec<String> = ["powershell tested", "powershell tested background"]
         .iter()
-        .flat_map(|info| fenced(&dev_page, info))
+        .flat_map(|info| support::blocks("docs/dev/windows.md", info))
         .flat_map(|b| commands(&b))
         .collect();
-    let readme_ops = fenced(&readme, "sh");
+    let readme_ops = support::blocks("README.md", "sh");
     let quickstart = readme_ops
         .iter()
         .find(|b| b.contains("hhlctl apply"))
@@ -424,7 +403,7 @@ fn the_readme_quickstarts_are_the_tested_steps() {
             "README's `{c}` is not a tested step of docs/ops/install.md"
         );
     }
-    let readme_dev = fenced(&readme, "powershell");
+    let readme_dev = support::blocks("README.md", "powershell");
     assert_eq!(readme_dev.len(), 1, "the README's developer quickstart");
     for c in commands(&readme_dev[0]) {
         assert!(

@@ -41,14 +41,6 @@ fn git(c: &Container, id: &str, script: &str) -> Run {
     entry::in_clone(c, id, "socketserver", script)
 }
 
-fn push_lua(c: &Container, id: &str, branch: &str, text: &str) -> Run {
-    git(
-        c,
-        id,
-        &format!("printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm {text} && git push origin HEAD:{branch}"),
-    )
-}
-
 /// `r`'s output (a script that goes on after the refused command) says `want`.
 #[track_caller]
 fn refused_ok(r: &Run, want: &str) {
@@ -72,10 +64,10 @@ fn tmp_listing(c: &Container) -> String {
 #[test]
 fn a_developer_cannot_exhaust_disk_tmp_or_read_hidden_objects() {
     let c = server();
-    let r = push_lua(&c, "lead", "master", "master-v1");
+    let r = entry::push_lua(&c, "lead", "master", "master-v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     git(&c, "dev2", "git fetch -q origin && git reset -q --hard origin/master");
-    let r = push_lua(&c, "dev2", "dev2", "dev2-v1");
+    let r = entry::push_lua(&c, "dev2", "dev2", "dev2-v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1082), "dev2-v1\n");
     let dev2_commit = c.ok("runuser -u hhl -- git --git-dir=/srv/git/socketserver.git rev-parse refs/heads/dev2");
@@ -228,10 +220,10 @@ fn a_developer_cannot_exhaust_disk_tmp_or_read_hidden_objects() {
     };
     assert_eq!(others(&now), others(&refs), "other branches moved");
     assert_eq!(c.get_hhl(1082), "dev2-v1\n");
-    let r = push_lua(&c, "dev2", "dev2", "dev2-v2");
+    let r = entry::push_lua(&c, "dev2", "dev2", "dev2-v2", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1082), "dev2-v2\n");
-    let r = push_lua(&c, "lead", "master", "master-v2");
+    let r = entry::push_lua(&c, "lead", "master", "master-v2", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1080), "master-v2\n");
     // dev1's own small push still deploys (a new Lua file: checked in the push's

@@ -62,17 +62,6 @@ fn entry_with_env(c: &Container, id: &str, env: &str, command: &str) -> Run {
 }
 
 /// Write main.lua answering `text`, commit, push to `branch` with `opts`.
-fn push_lua(c: &Container, user: &str, branch: &str, text: &str, opts: &str) -> Run {
-    as_user(
-        c,
-        user,
-        "socketserver",
-        &format!(
-            "printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm '{text}' && git push {opts} origin HEAD:{branch}"
-        ),
-    )
-}
-
 /// A post-receive killed as it starts, before it could note that it began: the push
 /// says its deploy was interrupted and exits 1, and nothing deploys behind the
 /// developer's back. (`hhlctl ssh` used to read the silent report as "no ref moved"
@@ -81,14 +70,14 @@ fn push_lua(c: &Container, user: &str, branch: &str, text: &str, opts: &str) -> 
 #[test]
 fn a_post_receive_killed_as_it_starts_is_reported_and_nothing_deploys_behind_it() {
     let c = with_repos();
-    let r = push_lua(&c, "dev1", "dev1", "v1", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v1\n");
     let hook = "/srv/git/socketserver.git/hooks/post-receive";
     c.ok(&format!(
         "sed -i 's/^exec /exec env HHL_FAULT=hook:post-receive /' {hook} && grep -q HHL_FAULT {hook}"
     ));
-    let r = push_lua(&c, "dev1", "dev1", "killed", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "killed", "");
     let said = format!("{}{}", r.stdout, r.stderr);
     assert_eq!(r.code, 1, "{said}");
     assert!(
@@ -100,7 +89,7 @@ fn a_post_receive_killed_as_it_starts_is_reported_and_nothing_deploys_behind_it(
     c.ok(&format!(
         "sed -i 's/^exec env HHL_FAULT=hook:post-receive /exec /' {hook}"
     ));
-    let r = push_lua(&c, "dev1", "dev1", "v2", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v2", "");
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(c.get_hhl(1081), "v2\n");
 }
@@ -108,7 +97,7 @@ fn a_post_receive_killed_as_it_starts_is_reported_and_nothing_deploys_behind_it(
 #[test]
 fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     let c = with_repos();
-    let r = push_lua(&c, "dev1", "dev1", "v1", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     // dev1's branch started from master's example game: main.lua changed, game/ kept.
@@ -128,7 +117,7 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     // Someone else's branch: refused before any ref moves; nothing deployed.
     let before_dev2 = c.get_hhl(1082);
     // (dev2's branch is hidden from dev1, so git itself refuses the update.)
-    let r = push_lua(&c, "dev1", "dev2", "intruder", "");
+    let r = entry::push_lua(&c, "dev1", "dev2", "intruder", "");
     assert_ne!(r.code, 0);
     assert!(
         r.stdout
@@ -169,7 +158,7 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     );
     assert_eq!(c.get_hhl(1082), before_dev2);
     // master is for admins; the shared httpserver has no per-developer branch.
-    let r = push_lua(&c, "dev1", "master", "nope", "");
+    let r = entry::push_lua(&c, "dev1", "master", "nope", "");
     assert!(
         r.stdout.contains("only admins push it (you are `dev1`)"),
         "{}",
@@ -207,7 +196,7 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     as_user(&c, "dev1", "socketserver", "git reset -q --hard HEAD~1");
 
     // An unknown push option is refused with the list of known ones.
-    let r = push_lua(&c, "dev1", "dev1", "v-bogus", "-o reboot");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v-bogus", "-o reboot");
     assert_ne!(r.code, 0);
     assert!(
         r.stdout
@@ -225,7 +214,7 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
         "redis@6382.service",
     ];
     let pids: Vec<String> = units.iter().map(|u| c.main_pid(u)).collect();
-    let r = push_lua(&c, "dev1", "dev1", "v2", "-o restart");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v2", "-o restart");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(
         r.stdout
@@ -239,13 +228,13 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert_eq!(c.get_hhl(1081), "v2\n");
 
     // -o restart=redis: dev1's Redis too.
-    let r = push_lua(&c, "dev1", "dev1", "v3", "-o restart=redis");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v3", "-o restart=redis");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_ne!(c.main_pid("redis@6381.service"), after[1]);
     assert_eq!(c.main_pid("redis@6382.service"), pids[3]);
 
     // -o no-deploy: the branch moves, the live code does not.
-    let r = push_lua(&c, "dev1", "dev1", "v4", "-o no-deploy");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v4", "-o no-deploy");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("not deployed (-o no-deploy)"), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v3\n");
@@ -264,14 +253,14 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     );
 
     // An admin may deploy anybody's branch, master included.
-    let r = push_lua(&c, "lead", "master", "integration", "");
+    let r = entry::push_lua(&c, "lead", "master", "integration", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1080), "integration\n");
 
     // A config the master will not load (changed as root after apply tested it):
     // the SIGHUP starts no new workers, the push says so with the journal's reason
     // and the way back, and the old workers go on serving the old code.
-    let r = push_lua(&c, "dev1", "dev1", "v5", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v5", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v5\n");
     let conf = "/opt/hhl/socketserver/dev1/conf/nginx.conf";
@@ -280,7 +269,7 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     ));
     let master = c.main_pid("openresty@socketserver-dev1.service");
     let workers = c.ok(&format!("pgrep -P {master} | sort"));
-    let r = push_lua(&c, "dev1", "dev1", "v6", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v6", "");
     assert!(
         r.stdout.contains(
             "remote: error: reloading openresty@socketserver-dev1.service failed: its master started no new workers within 10 s after SIGHUP, so the old workers go on serving"
@@ -310,7 +299,7 @@ fn a_push_deploys_only_your_own_branch_and_options_restart_only_yours() {
     assert_eq!(c.get_hhl(1081), "v5\n");
     // Fixed, the next push goes through.
     c.ok(&format!("cp /tmp/nginx.conf.good {conf}"));
-    let r = push_lua(&c, "dev1", "dev1", "v7", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v7", "");
     assert!(
         r.stdout
             .contains("remote: reloaded openresty@socketserver-dev1.service by SIGHUP"),
@@ -449,7 +438,7 @@ fn the_lua_library_deploys_to_every_instance() {
         "{}",
         r.stdout
     );
-    let r = push_lua(&c, "dev1", "dev1", "x", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "x", "");
     assert_eq!(r.code, 0);
     as_user(
         &c,
@@ -475,7 +464,7 @@ fn the_lua_library_deploys_to_every_instance() {
 #[test]
 fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release() {
     let c = with_repos();
-    push_lua(&c, "dev1", "dev1", "v0", "");
+    entry::push_lua(&c, "dev1", "dev1", "v0", "");
     // A bounded loop of requests on loopback while 20 deploys land.
     c.ok(
         "nohup sh -c 'end=$(($(date +%s) + 120)); while [ $(date +%s) -lt $end ] && [ ! -e /tmp/stop ]; do \
@@ -483,7 +472,7 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     );
     let t = Instant::now();
     for n in 1..=20 {
-        let r = push_lua(&c, "dev1", "dev1", &format!("v{n}"), "");
+        let r = entry::push_lua(&c, "dev1", "dev1", &format!("v{n}"), "");
         assert_eq!(r.code, 0, "deploy {n}: {}", r.stdout);
     }
     let took = t.elapsed();
@@ -517,7 +506,7 @@ fn deploys_under_load_lose_no_request_and_a_killed_deploy_leaves_the_old_release
     c.ok("pkill -9 -f 'hook post-receiv[e]'; pkill -f 'flock /opt/hh[l]'; true");
     assert_eq!(c.get_hhl(1081), "v20\n", "a killed deploy changed the live code");
     // The next push works, and it brings the killed commit with it.
-    let r = push_lua(&c, "dev1", "dev1", "after-kill", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "after-kill", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "after-kill\n");
 
@@ -658,7 +647,7 @@ fn push_and_kill_the_deploy(c: &Container, script: &str) -> (i32, String) {
 fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     let c = with_repos();
     let dev1 = "/opt/hhl/socketserver/dev1";
-    let r = push_lua(&c, "dev1", "dev1", "v1", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "v1\n");
 
@@ -668,7 +657,7 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     c.ok(&format!(
         "cp {conf} /tmp/good.conf && echo 'no_such_directive on;' >> {conf}"
     ));
-    let r = push_lua(&c, "dev1", "dev1", "v2", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v2", "");
     assert_ne!(r.code, 0, "a failed reload reported as success: {}", r.stdout);
     assert!(
         r.stdout
@@ -704,7 +693,7 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     //    directive above).
     let tasks_max = c.ok("systemctl show -p TasksMax --value hhl-dev1.slice");
     c.ok("systemctl set-property --runtime hhl-dev1.slice TasksMax=1");
-    let r = push_lua(&c, "dev1", "dev1", "v3", "");
+    let r = entry::push_lua(&c, "dev1", "dev1", "v3", "");
     c.ok(&format!(
         "systemctl set-property --runtime hhl-dev1.slice TasksMax={}",
         tasks_max.trim()
@@ -826,7 +815,7 @@ fn a_deploy_that_fails_or_is_killed_fails_the_push_and_is_deployed_next() {
     // 5. A head held back on purpose (-o no-deploy) stays off: apply leaves it, status
     //    says why; `ssh … deploy` deploys it. Someone else's instance is not yours to
     //    deploy.
-    let r = push_lua(&c, "dev1", "dev1", "held", "-o no-deploy");
+    let r = entry::push_lua(&c, "dev1", "dev1", "held", "-o no-deploy");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.ok("hhlctl apply").trim(), "nothing to do: 16 instances up to date");
     assert_eq!(c.get_hhl(1081), "big2\n");

@@ -52,14 +52,6 @@ fn git(c: &Container, id: &str, script: &str) -> Run {
     entry::in_clone(c, id, "socketserver", script)
 }
 
-fn push_lua(c: &Container, id: &str, branch: &str, text: &str) -> Run {
-    git(
-        c,
-        id,
-        &format!("printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm {text} && git push origin HEAD:{branch}"),
-    )
-}
-
 fn refs(c: &Container) -> String {
     c.ok("runuser -u hhl -- git --git-dir=/srv/git/socketserver.git for-each-ref; runuser -u hhl -- git --git-dir=/srv/git/serverctrl.git for-each-ref")
 }
@@ -85,9 +77,9 @@ fn dev1_reaches_nothing_but_their_own() {
     let _alone = alone();
     let c = server();
     // dev2 has a deployed branch to attack.
-    let r = push_lua(&c, "dev2", "dev2", "dev2-v1");
+    let r = entry::push_lua(&c, "dev2", "dev2", "dev2-v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
-    let r = push_lua(&c, "lead", "master", "master-v1");
+    let r = entry::push_lua(&c, "lead", "master", "master-v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     git(&c, "dev1", "git fetch -q origin && git reset -q --hard origin/master");
     let before = snapshot(&c);
@@ -191,9 +183,12 @@ fn dev1_reaches_nothing_but_their_own() {
         "{}",
         seen.stdout
     );
-    refused(&push_lua(&c, "dev1", "dev2", "evil"), "deny updating a hidden ref");
     refused(
-        &push_lua(&c, "dev1", "master", "evil2"),
+        &entry::push_lua(&c, "dev1", "dev2", "evil", ""),
+        "deny updating a hidden ref",
+    );
+    refused(
+        &entry::push_lua(&c, "dev1", "master", "evil2", ""),
         "only admins push it (you are `dev1`)",
     );
     refused(
@@ -291,7 +286,7 @@ fn dev1_reaches_nothing_but_their_own() {
     assert_eq!(snapshot(&c), before, "something moved");
 
     // dev1's own work, through the same door.
-    let r = push_lua(&c, "dev1", "dev1", "dev1-v1");
+    let r = entry::push_lua(&c, "dev1", "dev1", "dev1-v1", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("remote: deployed "), "{}", r.stdout);
     assert_eq!(c.get_hhl(1081), "dev1-v1\n");
@@ -338,7 +333,7 @@ fn dev1_reaches_nothing_but_their_own() {
     );
 
     // An admin: master's branch, anyone's instances.
-    let r = push_lua(&c, "lead", "master", "master-v2");
+    let r = entry::push_lua(&c, "lead", "master", "master-v2", "");
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(c.get_hhl(1080), "master-v2\n");
     let pid = c.main_pid("openresty@socketserver-dev2.service");

@@ -44,3 +44,16 @@ pub fn in_clone(c: &Container, id: &str, repo: &str, script: &str) -> Run {
         ssh_cmd(id)
     ))
 }
+
+/// In `id`'s clone of socketserver: make `main.lua` say `text`, commit, and push to
+/// `branch` with push options `opts` (`-o restart`, or none).
+pub fn push_lua(c: &Container, id: &str, branch: &str, text: &str, opts: &str) -> Run {
+    in_clone(
+        c,
+        id,
+        "socketserver",
+        &format!(
+            "printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm '{text}' && git push {opts} origin HEAD:{branch}"
+        ),
+    )
+}

@@ -124,3 +124,27 @@ pub fn redis_cli(port: u16, args: &str) -> String {
          case \"$r\" in *WRONGPASS*) continue;; esac; break; done; printf '%s\\n' \"$r\""
     )
 }
+
+/// The fenced blocks of `page` (a path in the repository) whose info string is `info`
+/// (e.g. `sh tested`), in order: what the page tells its reader to run.
+pub fn blocks(page: &str, info: &str) -> Vec<String> {
+    let text = fs::read_to_string(repo().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match (&mut current, line.strip_prefix("```")) {
+            (None, Some(rest)) if rest.trim() == info => current = Some(String::new()),
+            (Some(body), Some("")) => {
+                out.push(std::mem::take(body));
+                current = None;
+            }
+            (Some(body), _) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(current.is_none(), "{page}: a `{info}` block is not closed");
+    out
+}
