@@ -2,6 +2,9 @@
 # Boot a real systemd in an ephemeral container of this machine's root, in its own
 # cgroups. Run inside `unshare -m --propagation private`.
 #   nspawn-boot.sh NAME MOUNTPOINT [nspawn options...]
+# With HHL_NETNS=NS in the environment the container joins the network namespace
+# /run/netns/NS (made by the caller: several hosts on one LAN) instead of a private
+# network of its own.
 # Each container gets cgroup `hhl-NAME` under this process's own in every hierarchy:
 # without that, containers started side by side share the root's payload/ and
 # supervisor/ groups and their systemds trip over each other (status=219/CGROUP).
@@ -27,6 +30,8 @@ if [ "$name" = --cleanup ]; then
 fi
 mnt=$2
 shift 2
+network=--private-network
+[ -z "${HHL_NETNS:-}" ] || network=--network-namespace-path=/run/netns/$HHL_NETNS
 while IFS=: read -r _ ctrl path; do
 	case "$ctrl" in
 		"") dir=/sys/fs/cgroup/unified ;;
@@ -40,6 +45,6 @@ while IFS=: read -r _ ctrl path; do
 	echo $$ > "$dir$path/hhl-$name/cgroup.procs"
 done < /proc/self/cgroup
 mount --bind / "$mnt"
-exec systemd-nspawn -q -D "$mnt" --volatile=overlay --register=no --keep-unit --private-network -b \
+exec systemd-nspawn -q -D "$mnt" --volatile=overlay --register=no --keep-unit "$network" -b \
 	--machine="hhl$name" --console=pipe "$@" \
 	-- systemd.mask=nginx.service systemd.mask=redis-server.service systemd.mask=postgresql.service

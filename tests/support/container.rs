@@ -19,6 +19,18 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// Where the tests put hhl.yaml inside.
 pub const CFG: &str = "/etc/hhl/hhl.yaml";
 
+/// A container's nspawn process as soon as it runs: what ends it without its
+/// `Container` (multihost.rs's watchdog).
+#[derive(Clone, Debug)]
+pub struct Spawned {
+    /// systemd-nspawn's PID (a child of this process).
+    pub pid: u32,
+    /// The name in its cgroups (`hhl-NAME`) and its machine name (`hhlNAME`).
+    pub name: String,
+    /// The directory `/` is bound on for it.
+    pub mountpoint: PathBuf,
+}
+
 pub struct Container {
     nspawn: Child,
     name: String,
@@ -32,17 +44,36 @@ impl Container {
     /// from the source tree.
     pub fn boot() -> Container {
         let c = Container::boot_bare();
-        c.ok(&format!(
+        c.install();
+        c
+    }
+
+    /// `boot`, but into the existing network namespace `/run/netns/NETNS` instead of
+    /// a private network (several hosts on one LAN: see multihost.rs). `spawned` is
+    /// told the nspawn process as soon as it runs, before the boot is waited for, so
+    /// a watchdog can end a boot that hangs.
+    pub fn boot_in_netns(netns: &str, spawned: impl FnOnce(&Spawned)) -> Container {
+        let c = Container::start(Some(netns), spawned);
+        c.install();
+        c
+    }
+
+    /// hhlctl's units from the source tree, enabled; the binary and the Lua library.
+    fn install(&self) {
+        self.ok(&format!(
             "cp {units}/* /usr/lib/systemd/system/ && systemctl daemon-reload && systemctl enable -q hhl.target \
              && cp {BIN} /usr/bin/hhlctl && mkdir -p /usr/share/hhl && cp -r {lua} /usr/share/hhl/",
             units = repo().join("units").display(),
             lua = repo().join("lua").display()
         ));
-        c
     }
 
     /// Boot and wait for `systemctl is-system-running --wait`; install nothing.
     pub fn boot_bare() -> Container {
+        Container::start(None, |_| {})
+    }
+
+    fn start(netns: Option<&str>, spawned: impl FnOnce(&Spawned)) -> Container {
         assert!(
             Command::new("id")
                 .arg("-u")
@@ -62,19 +93,27 @@ impl Container {
         // it lives elsewhere) at their own paths so a checkout anywhere is seen inside.
         let bin_dir = PathBuf::from(BIN).parent().unwrap().to_path_buf();
         let name = format!("{}x{n}", std::process::id());
-        let nspawn = Command::new("unshare")
-            .args(["-m", "--propagation", "private"])
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private"])
             .arg(repo().join("scripts/nspawn-boot.sh"))
             .arg(&name)
             .arg(&mountpoint)
             .arg(format!("--bind-ro={r}:{r}", r = repo().display()))
             .arg(format!("--bind-ro={b}:{b}", b = bin_dir.display()))
+            .env_remove("HHL_NETNS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("running unshare");
+            .stderr(Stdio::null());
+        if let Some(ns) = netns {
+            cmd.env("HHL_NETNS", ns);
+        }
+        let nspawn = cmd.spawn().expect("running unshare");
         let pid = nspawn.id();
+        spawned(&Spawned {
+            pid,
+            name: name.clone(),
+            mountpoint: mountpoint.clone(),
+        });
         let deadline = Instant::now() + Duration::from_secs(30);
         // `sh` runs `mount`, then becomes systemd-nspawn, whose child is systemd:
         // only that child's namespaces are the container's.
@@ -137,6 +176,11 @@ impl Container {
     /// per-developer log files.
     pub fn start_rsyslog(&self) {
         self.ok("systemctl start rsyslog.service && systemctl is-active rsyslog.service");
+    }
+
+    /// The name in its cgroups (`hhl-NAME`, see scripts/nspawn-boot.sh).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Run a shell script as unix user `user` inside.

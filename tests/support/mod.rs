@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod container;
 pub mod entry;
+pub mod multihost;
 pub mod web;
 
 use std::fs;
