@@ -135,6 +135,22 @@ pub enum Command {
     #[command(hide = true)]
     Ssh(crate::ssh::dispatch::Args),
 
+    /// Several hosts: which answer, the primary's peer key, the retry of owed applies.
+    ///
+    /// With `hosts:` in hhl.yaml, the primary takes every push and apply and passes
+    /// each on to the host it is for, over ssh with its peer key (the host key pinned
+    /// in hhl.yaml). A host that does not answer keeps running what it last applied;
+    /// the primary retries it (hhl-hosts-sync.timer) and names it until it answers.
+    #[command(after_help = "Example:
+  hhlctl hosts key          # on the primary: paste as its peer_key: in hhl.yaml
+  hhlctl hosts              # each host: answers or not, applied commit
+  hhlctl hosts sync --now   # push the owed apply to hosts that missed it")]
+    Hosts(cmd::hosts::Args),
+
+    /// What the primary's peer key runs on the other hosts; internal.
+    #[command(hide = true)]
+    Peer(crate::ssh::peer::Args),
+
     /// What git hooks run (pre-receive, post-receive); not for direct use.
     #[command(hide = true)]
     Hook(cmd::hook::Args),
@@ -184,6 +200,8 @@ fn dispatch(args: Arguments) -> Result<i32> {
         Command::Repo(a) => cmd::repo::run(&args.config, a),
         Command::Hook(a) => cmd::hook::run(&args.config, a),
         Command::Ssh(a) => crate::ssh::dispatch::run(&args.config, a),
+        Command::Hosts(a) => cmd::hosts::run(&args.config, a),
+        Command::Peer(a) => crate::ssh::peer::run(&args.config, a),
         Command::Rollback(a) => cmd::rollback::run(&args.config, a),
         Command::Web(a) => cmd::web::run(&args.config, a),
     }

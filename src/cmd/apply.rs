@@ -44,8 +44,35 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let code = apply(root, config)?;
     if let (Some(commit), 0) = (taken, code) {
         serverctrl::record(config, &commit)?;
+        return to_other_hosts(config, &commit);
+    }
+    if code == 0 && !args.from_repo {
+        let loaded = load::load(config)?;
+        if let (Some(h), Some(here)) = (&loaded.model.hosts, &loaded.model.here) {
+            if h.primary().name == *here && h.list.len() > 1 {
+                println!("the other hosts were not told: they apply serverctrl's commits (push hhl.yaml to serverctrl, or `ssh <entry>@<primary> apply`)");
+            }
+        }
     }
     Ok(code)
+}
+
+/// On the primary of several hosts: the same commit to every other host, each applying
+/// it itself, side by side; one that fails or does not answer makes the exit 1 and is
+/// owed a retry (hhl-hosts-sync.timer).
+fn to_other_hosts(config: &Path, commit: &str) -> Result<i32> {
+    let loaded = load::load(config)?;
+    let model = &loaded.model;
+    let (Some(h), Some(here)) = (&model.hosts, &model.here) else {
+        return Ok(0);
+    };
+    if h.primary().name != *here || h.list.len() < 2 {
+        return Ok(0);
+    }
+    let results = crate::ops::hosts::apply_all(model, commit, None);
+    let failed = crate::ops::hosts::print_applied(&results);
+    crate::ops::hosts::store_owed(model, commit, &results)?;
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 fn apply(root: &Path, config: &Path) -> Result<i32> {
@@ -103,6 +130,9 @@ fn apply(root: &Path, config: &Path) -> Result<i32> {
     // account, for `ssh … web`) and a password file (empty: sign-in by link only).
     if crate::host::secrets::ensure_web_key(root, model)? {
         println!("made the log page's link key {}", crate::core::package::WEB_KEY);
+    }
+    if crate::host::peer::hand_key_to_entry(root, model)? {
+        println!("handed the peer key to the entry account {}", model.access.entry);
     }
     super::web::ensure_passwd(&crate::host::fsapply::under(
         root,

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod assets;
 pub mod control;
 pub mod hook;
+pub mod hosts;
 pub mod import;
 pub mod logs;
 pub mod plan;

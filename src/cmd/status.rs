@@ -18,5 +18,17 @@ pub struct Args {
 }
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
-    crate::ops::status::print(config, &args.selection, args.json)
+    let s = &args.selection;
+    // Several hosts, on the primary: every host's rows (by name, or all of them).
+    if s.dev.is_none() && s.server.is_none() {
+        let loaded = crate::host::load::load(config)?;
+        let m = &loaded.model;
+        if m.hosts
+            .as_ref()
+            .is_some_and(|h| Some(&h.primary().name) == m.here.as_ref())
+        {
+            return crate::ops::status::across(config, m, "root", &s.names, args.json);
+        }
+    }
+    crate::ops::status::print(config, s, args.json)
 }

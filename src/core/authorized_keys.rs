@@ -17,6 +17,7 @@ use crate::core::artifact::{generated_header, Artifact};
 use crate::core::escape::Unsafe;
 use crate::core::identity::PublicKey;
 use crate::core::kind::Kind;
+use crate::core::model::hosts::HostSpec;
 use crate::core::model::Model;
 
 /// One authorized_keys line, or why it cannot be written. The identity lands inside
@@ -39,15 +40,7 @@ impl AuthorizedKey {
                 identity.escape_debug()
             )));
         }
-        let exe = hhlctl
-            .to_str()
-            .filter(|p| p.starts_with('/') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b)));
-        let Some(exe) = exe else {
-            return Err(Unsafe(format!(
-                "hhlctl's path {} cannot stand in command=\"…\"",
-                hhlctl.display()
-            )));
-        };
+        let exe = plain_exe(hhlctl)?;
         let line = match &key.comment {
             Some(c) => format!("{} {} {c}", key.kind, key.blob),
             None => format!("{} {}", key.kind, key.blob),
@@ -72,6 +65,42 @@ impl AuthorizedKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The primary's peer key on another host: from the primary's address only, no pty
+/// and no forwarding, and the one command that takes its verbs (`hhlctl peer
+/// <primary>`); no developer key can run it, and this key can run nothing else.
+pub fn peer_line(hhlctl: &Path, primary: &HostSpec) -> Result<AuthorizedKey, Unsafe> {
+    let Some(key) = &primary.peer_key else {
+        return Err(Unsafe(format!("the primary `{}` has no peer_key", primary.name)));
+    };
+    // The name went through `host_name_problem` and the address is an `IpAddr`: both
+    // stand inside quotes as they are.
+    if crate::core::model::hosts::host_name_problem(&primary.name).is_some() {
+        return Err(Unsafe(format!(
+            "host name `{}` cannot stand in command=\"…\"",
+            primary.name.escape_debug()
+        )));
+    }
+    let exe = plain_exe(hhlctl)?;
+    let again = PublicKey::parse(&format!("{} {}", key.kind, key.blob)).map_err(Unsafe)?;
+    Ok(AuthorizedKey(format!(
+        "restrict,from=\"{}\",command=\"{exe} peer {}\" {} {}",
+        primary.address, primary.name, again.kind, again.blob
+    )))
+}
+
+/// hhlctl's path as it can stand in `command="…"`.
+fn plain_exe(hhlctl: &Path) -> Result<&str, Unsafe> {
+    hhlctl
+        .to_str()
+        .filter(|p| p.starts_with('/') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.".contains(&b)))
+        .ok_or_else(|| {
+            Unsafe(format!(
+                "hhlctl's path {} cannot stand in command=\"…\"",
+                hhlctl.display()
+            ))
+        })
 }
 
 /// Where the file goes.
@@ -103,6 +132,14 @@ pub fn text(model: &Model, hhlctl: &Path, source: &Path) -> Result<String, Unsaf
         let forwards = redis_forwards(model, &id.name);
         for key in &id.keys {
             out.push_str(AuthorizedKey::new(hhlctl, &id.name, key, &forwards)?.as_str());
+            out.push('\n');
+        }
+    }
+    // Several hosts: on each but the primary, the primary's peer key.
+    if let (Some(hosts), Some(here)) = (&model.hosts, &model.here) {
+        let primary = hosts.primary();
+        if primary.name != *here && primary.peer_key.is_some() {
+            out.push_str(peer_line(hhlctl, primary)?.as_str());
             out.push('\n');
         }
     }
@@ -160,6 +197,27 @@ mod tests {
                  permitopen=\"127.0.0.1:6381\",permitopen=\"localhost:6381\",command=\"/usr/bin/hhlctl ssh dev1\" ssh-ed25519 {ED}"
             )
         );
+    }
+
+    #[test]
+    fn peer_line_binds_the_key_to_the_primary_and_one_command() {
+        let primary = HostSpec {
+            name: "hhl1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            host_key: key(None),
+            primary: true,
+            peer_key: Some(key(Some("root@hhl1"))),
+        };
+        assert_eq!(
+            peer_line(Path::new(HHLCTL), &primary).unwrap().as_str(),
+            format!("restrict,from=\"10.0.0.1\",command=\"/usr/bin/hhlctl peer hhl1\" ssh-ed25519 {ED}")
+        );
+        let mut odd = primary.clone();
+        odd.name = "a\" b".into();
+        assert!(peer_line(Path::new(HHLCTL), &odd)
+            .unwrap_err()
+            .0
+            .contains("cannot stand in command"));
     }
 
     #[test]

@@ -52,6 +52,36 @@ pub struct RawConfig {
     /// The console (hhl-web.service).
     #[serde(default, skip_serializing_if = "RawWeb::is_default")]
     pub web: RawWeb,
+    /// The hosts that run instances (one is the primary); none: this host alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<RawHost>,
+    /// Owner → the host its instances and Redis run on (default: the primary).
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "crate::core::strict::map"
+    )]
+    pub placement: IndexMap<String, String>,
+}
+
+/// One host of several (`hosts:`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    /// A short name (`hhl2`): what `placement:`, status and messages call it.
+    pub name: String,
+    /// The IP address the primary reaches it at (and, for the primary, the one its
+    /// peer key may come from).
+    pub address: String,
+    /// The host's ssh host public key (`/etc/ssh/ssh_host_ed25519_key.pub` on it):
+    /// pinned, never learnt on first use; it is also how a host knows its own entry.
+    pub host_key: String,
+    /// The one host that takes pushes and applies, and talks to the others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub primary: bool,
+    /// The primary's only: the public half of its peer key (`hhlctl hosts key` on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_key: Option<String>,
 }
 
 /// The console's settings.

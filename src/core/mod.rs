@@ -23,6 +23,7 @@ pub mod model;
 pub mod names;
 pub mod package;
 pub mod paths;
+pub mod peers;
 pub mod pending;
 pub mod personal_help;
 pub mod polkit;

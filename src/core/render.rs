@@ -208,6 +208,7 @@ pub fn render(model: &Model, templates: &Templates, source: &Path) -> Result<Vec
             ),
         }
     }
+    out.extend(crate::core::peers::artifacts(model, source));
     match rsyslog::artifacts(model, source) {
         Ok(a) => out.extend(a),
         Err(e) => errs.push(unsafe_source(e)),

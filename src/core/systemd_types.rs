@@ -118,6 +118,13 @@ impl Serialize for ActiveState {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ActiveState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        Ok(ActiveState::parse(&word))
+    }
+}
+
 /// A unit name as hhl reads it: an instance of one of its templates, or any other unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnitName<'a> {

@@ -20,6 +20,7 @@ pub use crate::core::package::DEFAULT_CONFIG;
 
 pub struct Loaded {
     pub source: Source,
+    /// With several hosts, this host's share (`Model::on_host`).
     pub model: Model,
     pub templates: Templates,
 }
@@ -92,6 +93,10 @@ pub fn load_text(path: PathBuf, text: String) -> Result<Loaded> {
         eprint!("{}", crate::core::migrate::warning_text(&w));
     }
     let model = model::build(&raw, &source, detect_flavor(raw.nginx.flavor))?;
+    let model = match &model.hosts {
+        Some(h) => model.on_host(&crate::host::here::name(h)?),
+        None => model,
+    };
     let templates = Templates::compile(read_templates(&model, &source)?)?;
     Ok(Loaded {
         source,

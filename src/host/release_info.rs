@@ -146,7 +146,7 @@ pub fn live_commit(app: &Path, git_dir: Option<&Path>) -> Option<String> {
 
 /// A deploy target's branch against its live release: what `status` and the console
 /// show, and what apply, `ssh … deploy` and the next push converge.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Deployment {
     /// The branch that deploys here.
     pub branch: String,

@@ -37,6 +37,11 @@ pub fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &
             failed += 1;
             continue;
         }
+        // Several hosts: the owner's host deploys (its pre-receive took the ref).
+        if let (RepoKind::Server(server), Some(host)) = (&repo.kind, model.elsewhere(branch)) {
+            failed += crate::ops::forward::deploy_there(model, host, me, server, branch, opts)?;
+            continue;
+        }
         if opts.no_deploy {
             println!("{} {branch}: updated; not deployed (-o no-deploy)", repo.name);
             // Held: apply and the next up-to-date push leave it; `deploy` deploys it.

@@ -5,6 +5,8 @@
 
 pub mod act;
 pub mod deploy;
+pub mod forward;
+pub mod hosts;
 pub mod logs;
 pub mod plan;
 pub mod pre_receive;

@@ -101,6 +101,18 @@ pub fn run(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], me: &str) -> Res
         eprintln!("nothing was changed or deployed; fix the errors above and push again.");
         return Ok(1);
     }
+    // Several hosts: the owner's host takes the update first, or nothing moves.
+    if let RepoKind::Server(_) = repo.kind {
+        for u in updates {
+            let Some(host) = u.branch().and_then(|b| model.elsewhere(b)) else {
+                continue;
+            };
+            if let Err(why) = crate::ops::forward::push_ahead(model, host, repo, u, me)? {
+                eprintln!("refused: {why}");
+                return Ok(1);
+            }
+        }
+    }
     Ok(0)
 }
 

@@ -5,15 +5,24 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::core::model::hosts::HostSpec;
+use crate::core::model::Model;
 use crate::host::load;
 use crate::host::release_info::{self, Deployment};
 use crate::host::systemd::UnitState;
 use crate::ops::select::Selection;
 
-#[derive(Serialize)]
-struct Row {
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Row {
+    /// With several hosts, the one it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    /// Its host did not answer: since when (seconds since the epoch), and why; the
+    /// rest of the row is what it last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unreachable: Option<Unreachable>,
     instance: String,
     unit: String,
     developer: String,
@@ -89,6 +98,19 @@ fn human_secs(s: Option<u64>) -> String {
 /// Print the status of what `selection` chooses; returns the exit code (1 when any
 /// is unhealthy).
 pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
+    let rows = local_rows(config, selection)?;
+    show(&rows, json)
+}
+
+/// Why a host's rows are old.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Unreachable {
+    pub since: u64,
+    pub error: String,
+}
+
+/// This host's rows for `selection`.
+fn local_rows(config: &Path, selection: &Selection) -> Result<Vec<Row>> {
     let t0 = Instant::now();
     let loaded = load::load(config)?;
     let t_load = t0.elapsed();
@@ -113,6 +135,8 @@ pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
             let uptime_secs = (active && h.state.active_enter_usec > 0)
                 .then(|| now_usec.saturating_sub(h.state.active_enter_usec) / 1_000_000);
             Row {
+                host: loaded.model.here.clone(),
+                unreachable: None,
                 instance: i.name.clone(),
                 unit: i.unit(),
                 developer: i.developer.clone(),
@@ -126,19 +150,37 @@ pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
             }
         })
         .collect();
+    Ok(rows)
+}
+
+/// Print `rows` (a HOST column when any has a host); the exit code.
+fn show(rows: &[Row], json: bool) -> Result<i32> {
     let unhealthy = rows.iter().filter(|r| !r.healthy).count();
+    let hosts = rows.iter().any(|r| r.host.is_some());
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let table: Vec<[String; 12]> = rows
+        let table: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
-                [
+                let state = match &r.unreachable {
+                    Some(_) => format!("{}/{} (as last seen)", r.state.active_state, r.state.sub_state),
+                    None => format!("{}/{}", r.state.active_state, r.state.sub_state),
+                };
+                let host = match (&r.host, &r.unreachable) {
+                    (Some(h), Some(u)) => format!(
+                        "{h} UNREACHABLE {}",
+                        human_secs(Some(now_secs().saturating_sub(u.since)))
+                    ),
+                    (Some(h), None) => h.clone(),
+                    (None, _) => "-".into(),
+                };
+                let row = vec![
                     r.instance.clone(),
                     r.developer.clone(),
                     r.server.clone(),
                     r.port.to_string(),
-                    format!("{}/{}", r.state.active_state, r.state.sub_state),
+                    state,
                     if r.state.main_pid > 0 {
                         r.state.main_pid.to_string()
                     } else {
@@ -150,29 +192,49 @@ pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
                     if r.port_answers { "yes".into() } else { "NO".into() },
                     live_column(r.code.as_ref()),
                     pushed_column(r.code.as_ref()),
-                ]
+                ];
+                if hosts {
+                    std::iter::once(host).chain(row).collect()
+                } else {
+                    row
+                }
             })
             .collect();
-        print!(
-            "{}",
-            crate::core::table::render(
-                &[
-                    "INSTANCE",
-                    "DEVELOPER",
-                    "SERVER",
-                    "PORT",
-                    "STATE",
-                    "PID",
-                    "MEMORY",
-                    "UPTIME",
-                    "RESTARTS",
-                    "PORT-OK",
-                    "LIVE",
-                    "PUSHED"
-                ],
-                &table
-            )
-        );
+        let mut header: Vec<&str> = vec![
+            "INSTANCE",
+            "DEVELOPER",
+            "SERVER",
+            "PORT",
+            "STATE",
+            "PID",
+            "MEMORY",
+            "UPTIME",
+            "RESTARTS",
+            "PORT-OK",
+            "LIVE",
+            "PUSHED",
+        ];
+        if hosts {
+            header.insert(0, "HOST");
+        }
+        print!("{}", crate::core::table::render_rows(&header, &table));
+        for r in rows.iter().filter(|r| r.unreachable.is_some()) {
+            let u = r.unreachable.as_ref().expect("filtered");
+            if r.instance
+                == rows
+                    .iter()
+                    .find(|o| o.host == r.host)
+                    .map(|o| o.instance.as_str())
+                    .unwrap_or("")
+            {
+                println!(
+                    "host {} did not answer ({}); its rows are what it said {} ago; it keeps running what it runs",
+                    r.host.as_deref().unwrap_or("-"),
+                    u.error,
+                    human_secs(Some(now_secs().saturating_sub(u.since)))
+                );
+            }
+        }
         if unhealthy > 0 {
             println!("{unhealthy} of {} instances unhealthy", rows.len());
         }
@@ -189,4 +251,123 @@ pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
         }
     }
     Ok(if unhealthy > 0 { 1 } else { 0 })
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Status across hosts, on the primary: this host's rows and every other host's
+/// (`as <identity> status --json`, asked in parallel, each within `peer::ASK`), in one
+/// table with a HOST column. A host that does not answer is shown with what it last
+/// said and since when, and makes the exit 1.
+pub fn across(config: &Path, model: &Model, identity: &str, names: &[String], json: bool) -> Result<i32> {
+    let (Some(hosts), Some(here)) = (&model.hosts, model.here.as_deref()) else {
+        let sel = crate::ops::act::selection(model, identity, names).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return print(config, &sel, json);
+    };
+    let admin = model.access.is_admin(identity);
+    // Each host's share of the names (none named: all its instances, or the caller's).
+    let share = |host: &str| -> Option<Vec<String>> {
+        if names.is_empty() || names.iter().any(|n| n == "--all") {
+            let mine = admin || hosts.host_of(identity) == host;
+            return mine.then(|| names.to_vec());
+        }
+        let v: Vec<String> = names
+            .iter()
+            .filter(|n| model.owner_of(n).is_some_and(|o| hosts.host_of(o) == host))
+            .cloned()
+            .collect();
+        (!v.is_empty()).then_some(v)
+    };
+    let asked: Vec<(&HostSpec, Vec<String>)> = hosts
+        .others(here)
+        .filter_map(|h| share(&h.name).map(|n| (h, n)))
+        .collect();
+    let remote = crate::host::parallel::map(&asked, asked.len().max(1), |(h, names)| {
+        let line = format!("as {identity} status --json {}", names.join(" "));
+        let answer = crate::host::peer::ask(model, h, line.trim_end(), crate::host::peer::ASK);
+        let rows = match &answer {
+            Ok(a) if a.unreachable().is_none() => serde_json::from_slice::<Vec<Row>>(&a.output.stdout).map_err(|e| {
+                format!(
+                    "unreadable answer ({e}): {}",
+                    String::from_utf8_lossy(&a.output.stderr).trim()
+                )
+            }),
+            Ok(a) => Err(crate::ops::hosts::failure(a)),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        (h.name.clone(), rows)
+    });
+    let mut rows = match share(here) {
+        Some(n) => {
+            let sel = crate::ops::act::selection(model, identity, &n).map_err(|e| anyhow::anyhow!("{e}"))?;
+            local_rows(config, &sel)?
+        }
+        None => Vec::new(),
+    };
+    for (host, got) in remote {
+        let cache = cache_path(model, &host);
+        match got {
+            Ok(mut r) => {
+                for row in &mut r {
+                    row.host = Some(host.clone());
+                }
+                if let Ok(text) = serde_json::to_vec(&r) {
+                    let _ = crate::host::fsapply::write_file(&cache, &text, 0o600);
+                }
+                rows.extend(r);
+            }
+            Err(error) => {
+                let since = std::fs::metadata(&cache)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                let mut last: Vec<Row> = std::fs::read(&cache)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if last.is_empty() {
+                    // Never seen: one row that says so.
+                    last.push(Row {
+                        host: Some(host.clone()),
+                        unreachable: None,
+                        instance: "-".into(),
+                        unit: "-".into(),
+                        developer: "-".into(),
+                        server: "-".into(),
+                        port: 0,
+                        state: Default::default(),
+                        uptime_secs: None,
+                        port_answers: false,
+                        healthy: false,
+                        code: None,
+                    });
+                }
+                for row in &mut last {
+                    row.host = Some(host.clone());
+                    row.healthy = false;
+                    row.unreachable = Some(Unreachable {
+                        since,
+                        error: error.clone(),
+                    });
+                }
+                rows.extend(last);
+            }
+        }
+    }
+    let code = show(&rows, json)?;
+    let down = rows.iter().any(|r| r.unreachable.is_some());
+    Ok(if down { 1 } else { code })
+}
+
+/// What `host` last said (status rows), kept by whoever asked (root or the entry
+/// account), in its own directory.
+fn cache_path(model: &Model, host: &str) -> std::path::PathBuf {
+    let root = rustix::process::geteuid().is_root();
+    crate::core::peers::control_dir(model, root).join(format!("{host}.status.json"))
 }

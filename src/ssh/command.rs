@@ -13,7 +13,8 @@ pub enum Request {
     /// `git fetch` / `clone`: git-upload-pack '<repo>'.
     Upload(Repo),
     Help,
-    Status(Vec<String>),
+    /// `status [--json] [INSTANCE…]`.
+    Status(Vec<String>, bool),
     Restart(Vec<String>),
     Reload(Vec<String>),
     Logs {
@@ -49,7 +50,7 @@ pub enum Request {
 /// The developer command set, for `help` and refusals.
 pub const HELP: &str = "\
 commands (ssh <entry>@server <command>):
-  status [INSTANCE…]            your instances: state, PID, memory, port answering
+  status [--json] [INSTANCE…]   your instances: state, PID, memory, port answering
   restart [INSTANCE…]           restart your instances (default: all of yours)
   reload [INSTANCE…]            graceful reload (nginx config test, then HUP)
   logs [-f] [-n N] [--level L] [--since T] [INSTANCE…]
@@ -108,7 +109,11 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
             })
         }
         "help" | "--help" | "-h" => Ok(Request::Help),
-        "status" => Ok(Request::Status(names(args)?)),
+        "status" => {
+            let json = args.contains(&"--json");
+            let rest: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+            Ok(Request::Status(names(&rest)?, json))
+        }
         "restart" => Ok(Request::Restart(names(args)?)),
         "reload" => Ok(Request::Reload(names(args)?)),
         "deploy" => Ok(Request::Deploy(names(args)?)),

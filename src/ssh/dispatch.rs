@@ -28,14 +28,33 @@ pub struct Args {
 }
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
-    let identity = args.identity.as_str();
+    serve(
+        config,
+        &args.identity,
+        std::env::var("SSH_ORIGINAL_COMMAND").ok(),
+        Via::Key,
+    )
+}
+
+/// How a request reached this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The identity's own key, on this host.
+    Key,
+    /// Forwarded by the primary (`hhlctl peer`), which authorized it against its copy
+    /// of hhl.yaml; asked again here against this host's.
+    Peer,
+}
+
+/// One request `line` of `identity` (`None`: a login with no command).
+pub fn serve(config: &Path, identity: &str, line: Option<String>, via: Via) -> Result<i32> {
     let loaded = load::load(config)?;
     let model = &loaded.model;
     if !model.access.is_admin(identity) && !model.access.identities.contains_key(identity) {
         eprintln!("refused: `{identity}` is no longer an identity in hhl.yaml; ask an admin");
         return Ok(1);
     }
-    let Ok(line) = std::env::var("SSH_ORIGINAL_COMMAND") else {
+    let Some(line) = line else {
         // `ssh hhl@server` with no command: there is no shell here.
         eprint!(
             "there is no shell on this account; run one command at a time.\n{}",
@@ -43,10 +62,22 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
         );
         return Ok(1);
     };
-    let request = match command::parse(model, &line) {
+    handle(config, model, identity, &line, via)
+}
+
+/// `line` as this host serves it, whatever hhl.yaml says of other hosts.
+pub fn serve_model(config: &Path, model: &Model, identity: &str, line: &str) -> Result<i32> {
+    handle(config, model, identity, line, Via::Peer)
+}
+
+fn handle(config: &Path, model: &Model, identity: &str, line: &str, via: Via) -> Result<i32> {
+    let request = match command::parse(model, line) {
         Ok(r) => r,
         Err(e) => return refuse(&e),
     };
+    if let Some(code) = super::route::elsewhere(config, model, identity, line, &request, via)? {
+        return Ok(code);
+    }
     match request {
         Request::Receive(repo) => git(model, identity, "receive-pack", &repo),
         Request::Upload(repo) => git(model, identity, "upload-pack", &repo),
@@ -54,8 +85,8 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             print!("{}", personal_help(model, identity));
             Ok(0)
         }
-        Request::Status(names) => match act::selection(model, identity, &names) {
-            Ok(sel) => crate::ops::status::print(config, &sel, false),
+        Request::Status(names, json) => match act::selection(model, identity, &names) {
+            Ok(sel) => crate::ops::status::print(config, &sel, json),
             Err(e) => refuse(&e.to_string()),
         },
         Request::Restart(names) => jobs(model, identity, &names, JobKind::Restart),
@@ -241,7 +272,7 @@ fn redis(model: &Model, identity: &str, owner: Option<&str>, words: &[Vec<u8>]) 
     }
 }
 
-fn refuse(why: &str) -> Result<i32> {
+pub(super) fn refuse(why: &str) -> Result<i32> {
     eprintln!("refused: {why}\n  hint: `{}` lists what you may run", help_command());
     Ok(1)
 }
@@ -323,6 +354,11 @@ fn apply() -> Result<i32> {
     let ran = remote_apply::apply(&crate::host::systemd::Systemd::connect()?)?;
     remote_apply::print(&ran);
     Ok(if ran.ok { 0 } else { 1 })
+}
+
+/// A push to `repo` as `identity`, as `hhlctl ssh` takes one.
+pub(super) fn receive_as(model: &Model, identity: &str, repo: &Repo) -> Result<i32> {
+    git(model, identity, "receive-pack", repo)
 }
 
 /// `git-receive-pack` / `git-upload-pack` on the repository, as this process (the

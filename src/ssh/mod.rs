@@ -7,3 +7,5 @@
 pub use crate::core::authorized_keys;
 pub mod command;
 pub mod dispatch;
+pub mod peer;
+pub mod route;

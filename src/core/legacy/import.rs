@@ -187,6 +187,8 @@ pub fn import(dir: &Path, files: &[File]) -> Result<Imported, Diagnostics> {
         git: Default::default(),
         keys: Default::default(),
         web: Default::default(),
+        hosts: Default::default(),
+        placement: Default::default(),
     };
     let yaml = serde_norway::to_string(&config).expect("the config serializes");
     let header = format!(

@@ -14,6 +14,7 @@ use access::Access;
 pub mod access;
 mod checks;
 mod group;
+pub mod hosts;
 
 use checks::{check_git, check_log_identifiers, check_paths, check_ports, check_values, check_web};
 use group::Group;
@@ -160,6 +161,13 @@ pub struct Model {
     pub git: Git,
     /// The console's trusted proxies (`web.trusted_proxies`), checked.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Several hosts and who runs where; `None`: this host alone.
+    pub hosts: Option<hosts::Hosts>,
+    /// With several hosts, the one this model is for (`on_host`): `instances` are then
+    /// only those placed here.
+    pub here: Option<String>,
+    /// Every instance's name and owner, on every host (to route a request by name).
+    pub everywhere: Vec<(String, String)>,
 }
 
 /// `git:` as the rest of hhlctl uses it: sizes already in bytes.
@@ -196,6 +204,37 @@ impl Model {
             i.dir = under(&i.dir);
         }
         m
+    }
+
+    /// The same config as host `name` applies it: only the instances placed there.
+    pub fn on_host(&self, name: &str) -> Model {
+        let mut m = self.clone();
+        m.everywhere = self
+            .instances
+            .iter()
+            .map(|i| (i.name.clone(), i.developer.clone()))
+            .collect();
+        if let Some(h) = &self.hosts {
+            m.instances.retain(|i| h.host_of(&i.developer) == name);
+        }
+        m.here = Some(name.to_string());
+        m
+    }
+
+    /// The host `owner` runs on, when it is not this one (`None`: here, or one host).
+    pub fn elsewhere(&self, owner: &str) -> Option<&hosts::HostSpec> {
+        let (h, here) = (self.hosts.as_ref()?, self.here.as_deref()?);
+        let at = h.host_of(owner);
+        (at != here).then(|| h.get(at)).flatten()
+    }
+
+    /// The owner of the instance called `name` on any host.
+    pub fn owner_of(&self, name: &str) -> Option<&str> {
+        self.instances
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| i.developer.as_str())
+            .or_else(|| self.everywhere.iter().find(|(n, _)| n == name).map(|(_, o)| o.as_str()))
     }
 
     /// master, then the developers, in order.
@@ -237,6 +276,7 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
     let git = check_git(&raw.git, src, &mut errs);
     let trusted_proxies = check_web(&raw.web, src, &mut errs);
     let access = access::resolve(raw, &developers, src, &mut errs);
+    let hosts = hosts::resolve(raw, &developers, src, &mut errs);
 
     let mut instances = Vec::new();
     for (server, s) in &raw.servers {
@@ -321,6 +361,9 @@ pub fn build(raw: &RawConfig, src: &Source, flavor: Flavor) -> Result<Model, Dia
         access,
         git,
         trusted_proxies,
+        hosts,
+        here: None,
+        everywhere: Vec::new(),
     })
 }
 

@@ -13,7 +13,7 @@ use super::private::{Listed, Private};
 use crate::core::systemd_types::{list_patterns, ActiveState};
 
 /// What status shows for one unit.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct UnitState {
     pub load_state: String,
     pub active_state: ActiveState,

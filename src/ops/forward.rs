@@ -1,0 +1,153 @@
+//! Several hosts: a push to the primary for an owner placed on another host. The
+//! primary's pre-receive hands the same update to that host first (`-o no-deploy`, as
+//! the pusher, whose access that host checks again), so its checks speak at push time
+//! and an unreachable host refuses the push before any ref moves. The primary's
+//! post-receive then asks that host to deploy (`as <pusher> deploy <instance>`), its
+//! lines streamed back; a link that dies there leaves the deploy queued, done once
+//! by the retry (`deploy` makes a release only where the branch head is not live).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::core::model::hosts::HostSpec;
+use crate::core::model::Model;
+use crate::core::repos::{PushOptions, RefUpdate, Repo};
+use crate::host::peer;
+
+/// pre-receive: pass `u` (a branch of `repo` whose owner runs on `host`) on to it.
+/// `Err` text: why the push is refused (said to the pusher).
+pub fn push_ahead(model: &Model, host: &HostSpec, repo: &Repo, u: &RefUpdate, me: &str) -> Result<Result<(), String>> {
+    // Reachable at all, quickly: a host that is down refuses the push in seconds.
+    let ping = peer::ask(model, host, "ping", peer::ASK)?;
+    if !ping.ok() {
+        return Ok(Err(format!(
+            "host {} ({}), where this branch deploys, cannot be reached: {}; nothing moved, here or there. Push again when it answers (`ssh <entry>@<primary> status` shows it)",
+            host.name,
+            host.address,
+            crate::ops::hosts::failure(&ping)
+        )));
+    }
+    let target = if u.is_delete() {
+        format!(":{}", u.refname)
+    } else {
+        format!("+{}:{}", u.new, u.refname)
+    };
+    let mut cmd = crate::host::git::at(&repo.path);
+    cmd.env("GIT_SSH_COMMAND", wrap_as(&peer::git_ssh_command(model, host), me))
+        .env("GIT_SSH_VARIANT", "simple")
+        .args(["push", "-q", "-o", "no-deploy"])
+        .arg(format!(
+            "{}:{}",
+            crate::core::peers::destination(model, host),
+            repo.name
+        ))
+        .arg(&target)
+        .stdout(std::process::Stdio::null());
+    let status = crate::host::child::status(&mut cmd, peer::ACT)
+        .with_context(|| format!("passing the push on to {}", host.name))?;
+    Ok(match status.code() {
+        Some(0) => Ok(()),
+        _ => Err(format!(
+            "host {} ({}) did not take the push (its words are above); nothing moved here",
+            host.name, host.address
+        )),
+    })
+}
+
+/// git's ssh command whose remote command is prefixed with `as <me>`: git appends the
+/// destination and `git-receive-pack '<repo>'`; a shell function puts `as <me>` first.
+fn wrap_as(ssh: &str, me: &str) -> String {
+    format!("f() {{ d=$1; shift; exec {ssh} \"$d\" as {me} \"$@\"; }}; f")
+}
+
+/// A deploy owed to a host whose link died after the ref moved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Queued {
+    pub host: String,
+    pub identity: String,
+    pub instance: String,
+}
+
+/// In the entry account's directory: its hooks queue, and root's retry drains.
+fn queue_path(model: &Model) -> PathBuf {
+    crate::core::peers::control_dir(model, false).join("queued.json")
+}
+
+fn load_queue(model: &Model) -> BTreeMap<String, Queued> {
+    std::fs::read(queue_path(model))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn store_queue(model: &Model, q: &BTreeMap<String, Queued>) -> Result<()> {
+    crate::host::fsapply::write_file(&queue_path(model), &serde_json::to_vec_pretty(q)?, 0o644)
+}
+
+/// post-receive: deploy `server`'s branch `owner` on `host`; 1 when it failed.
+pub fn deploy_there(
+    model: &Model,
+    host: &HostSpec,
+    me: &str,
+    server: &str,
+    owner: &str,
+    opts: &PushOptions,
+) -> Result<usize> {
+    if opts.no_deploy {
+        println!(
+            "{server} {owner}: updated on host {}; not deployed (-o no-deploy)",
+            host.name
+        );
+        return Ok(0);
+    }
+    let q = Queued {
+        host: host.name.clone(),
+        identity: me.to_string(),
+        instance: format!("{server}-{owner}"),
+    };
+    // Queued first: a hook killed midway leaves it owed, never lost.
+    let mut queue = load_queue(model);
+    queue.insert(q.instance.clone(), q.clone());
+    store_queue(model, &queue)?;
+    let code = peer::run(model, host, &format!("as {me} deploy {}", q.instance), peer::ACT)?;
+    if code == 255 {
+        println!(
+            "queued: host {} ({}) was lost during the deploy of {}; it is deployed once when the host answers again (hhl-hosts-sync.timer, or `hhlctl hosts sync --now` on the primary)",
+            host.name, host.address, q.instance
+        );
+        return Ok(0);
+    }
+    queue.remove(&q.instance);
+    store_queue(model, &queue)?;
+    Ok(if code == 0 { 0 } else { 1 })
+}
+
+/// The retry: each queued deploy whose host answers now. Returns how many are left.
+pub fn drain(model: &Model) -> Result<usize> {
+    let mut queue = load_queue(model);
+    let hosts = match &model.hosts {
+        Some(h) => h,
+        None => return Ok(0),
+    };
+    for (key, q) in queue.clone() {
+        let Some(h) = hosts.get(&q.host) else {
+            queue.remove(&key);
+            continue;
+        };
+        let code = peer::run(model, h, &format!("as {} deploy {}", q.identity, q.instance), peer::ACT)?;
+        if code != 255 {
+            println!(
+                "host {}: queued deploy of {} {}",
+                h.name,
+                q.instance,
+                if code == 0 { "done" } else { "failed (see above)" }
+            );
+            queue.remove(&key);
+        }
+    }
+    store_queue(model, &queue)?;
+    Ok(queue.len())
+}
