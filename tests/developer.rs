@@ -39,6 +39,8 @@ const NOT_FOR_DEVELOPERS: &[&str] = &[
     "hhlctl plan failed",
     // hhl-web's own start-up line, in its journal.
     "hhlctl web: listening",
+    // An apply's report of the other hosts (serverctrl pushes: admins only).
+    "The retry timer tries again",
     // The hook script repo init writes (a file, not a message).
     "Installed by `hhlctl repo init`",
     "pub fn hook_script(hhlctl",

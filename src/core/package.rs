@@ -32,6 +32,11 @@ pub const WEB_URL_FILE: &str = "/etc/hhl/web.url";
 /// PermitUserEnvironment is off by default), so only hhlctl sets it.
 pub const IDENTITY_ENV: &str = "HHL_IDENTITY";
 
+/// Set by `hhlctl ssh` for the hooks of a push the primary passed on (several hosts):
+/// the primary, which holds every branch, already asked which objects the pusher may
+/// name; this host holds only its own owners' branches and would misjudge it.
+pub const FORWARDED_ENV: &str = "HHL_FORWARDED";
+
 /// The file `hhlctl ssh` gives a push's post-receive hook (in this variable) to note how
 /// it ended: `git push` ignores that hook's exit code, and takes hhlctl ssh's.
 pub const PUSH_REPORT_ENV: &str = "HHL_PUSH_REPORT";

@@ -59,8 +59,9 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
 
 /// How long ssh waits for a host's TCP connection and key exchange.
 pub const CONNECT_SECS: u32 = 5;
-/// Keep-alive: a host silent for INTERVAL × COUNT seconds is gone.
-pub const ALIVE_INTERVAL_SECS: u32 = 2;
+/// Keep-alive: a host silent for INTERVAL × COUNT seconds is gone (a kept connection
+/// to a host cut off is noticed in about that long).
+pub const ALIVE_INTERVAL_SECS: u32 = 1;
 pub const ALIVE_COUNT: u32 = 3;
 
 /// ssh's options (everything but the destination and command): nothing read from any

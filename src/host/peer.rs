@@ -14,9 +14,10 @@ use crate::core::model::Model;
 use crate::core::peers;
 use crate::host::child::{self, Deadline};
 
-/// A quick question (ping, status): the connect bound plus a few seconds of work.
+/// A quick question (ping, status): the connect bound (5 s) plus a few seconds of
+/// work; a host that takes longer is shown as not answering, not waited for.
 pub const ASK: Deadline = Deadline {
-    limit: Duration::from_secs(15),
+    limit: Duration::from_secs(8),
     hint: "the host did not answer in time: it may be down, cut off or overloaded; `hhlctl hosts` shows which",
 };
 

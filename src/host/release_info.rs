@@ -35,6 +35,11 @@ fn info_path(app: &Path, id: &str) -> PathBuf {
     app.join(RELEASES).join(format!(".info-{id}.json"))
 }
 
+/// Whether release `id` of `app` has its record.
+pub fn recorded(app: &Path, id: &str) -> bool {
+    info_path(app, id).exists()
+}
+
 /// Record release `id` of `app`, deployed from `commit` of `git_dir` by the identity
 /// in the hook's environment, and drop the records of pruned releases. Best effort
 /// for the caller: a deploy does not fail for want of its record.

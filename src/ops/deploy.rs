@@ -54,7 +54,10 @@ pub fn post_receive(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], opts: &
         }
         let ok = match &repo.kind {
             RepoKind::Server(server) => deploy_server(model, repo, server, branch, u, opts)?,
-            RepoKind::Lualib if branch == MAIN_BRANCH => deploy_lualib(model, repo, u)?,
+            RepoKind::Lualib if branch == MAIN_BRANCH => {
+                let here = deploy_lualib(model, repo, u)?;
+                crate::ops::forward::lualib_to_others(model, repo, u, me)? == 0 && here
+            }
             RepoKind::Serverctrl if branch == MAIN_BRANCH => apply_serverctrl(model, u)?,
             _ => {
                 println!("{} {branch}: updated; only {MAIN_BRANCH} deploys", repo.name);
@@ -258,11 +261,44 @@ pub fn converge(model: &Model, insts: &[&Instance], forced: bool) -> Result<(usi
             short(head)
         );
         deployed += 1;
-        if !server(model, &repo, inst, head, &PushOptions::default())? {
+        // The head is live already and only its reload is owed (a deploy cut off after
+        // its switch): the reload, not a second release of the same commit.
+        let ok = if !d.ahead() {
+            owed_reload(model, inst, &repo, head)?
+        } else {
+            server(model, &repo, inst, head, &PushOptions::default())?
+        };
+        if !ok {
             failed += 1;
         }
     }
     Ok((deployed, failed))
+}
+
+/// The reload a switched release is owed, then its record cleared; the release's
+/// own record (who, which commit), if the cut-off deploy did not get to write it.
+fn owed_reload(model: &Model, inst: &Instance, repo: &Repo, head: &str) -> Result<bool> {
+    let app = inst.app_dir();
+    let Some(record) = release::reload_pending(&app) else {
+        return Ok(true);
+    };
+    let systemd = Systemd::connect()?;
+    let ok = run_jobs(&systemd, model, vec![(inst.unit(), JobKind::Reload)], &inst.name, &None)?;
+    if ok {
+        release::reload_done(&app, &record)?;
+        if let Some(id) = record.strip_prefix("deploy ") {
+            if !release_info::recorded(&app, id) {
+                let _ = release_info::record(&app, id, &repo.path, head);
+            }
+        }
+        println!(
+            "reloaded {}: release {} of {} is live",
+            inst.name,
+            record.trim_start_matches("deploy "),
+            short(head)
+        );
+    }
+    Ok(ok)
 }
 
 /// Run `jobs` (a reload of a stopped unit becomes a start) and report; on failure, say

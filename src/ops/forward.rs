@@ -30,24 +30,7 @@ pub fn push_ahead(model: &Model, host: &HostSpec, repo: &Repo, u: &RefUpdate, me
             crate::ops::hosts::failure(&ping)
         )));
     }
-    let target = if u.is_delete() {
-        format!(":{}", u.refname)
-    } else {
-        format!("+{}:{}", u.new, u.refname)
-    };
-    let mut cmd = crate::host::git::at(&repo.path);
-    cmd.env("GIT_SSH_COMMAND", wrap_as(&peer::git_ssh_command(model, host), me))
-        .env("GIT_SSH_VARIANT", "simple")
-        .args(["push", "-q", "-o", "no-deploy"])
-        .arg(format!(
-            "{}:{}",
-            crate::core::peers::destination(model, host),
-            repo.name
-        ))
-        .arg(&target)
-        .stdout(std::process::Stdio::null());
-    let status = crate::host::child::status(&mut cmd, peer::ACT)
-        .with_context(|| format!("passing the push on to {}", host.name))?;
+    let status = push_as(model, host, repo, &target_of(u), me, &["-o", "no-deploy"])?;
     Ok(match status.code() {
         Some(0) => Ok(()),
         _ => Err(format!(
@@ -56,6 +39,92 @@ pub fn push_ahead(model: &Model, host: &HostSpec, repo: &Repo, u: &RefUpdate, me
         )),
     })
 }
+
+/// The refspec that makes `host`'s ref what `u` made the primary's.
+fn target_of(u: &RefUpdate) -> String {
+    if u.is_delete() {
+        format!(":{}", u.refname)
+    } else {
+        format!("+{}:{}", u.new, u.refname)
+    }
+}
+
+/// `git push` of `target` from the primary's `repo` to `host`'s, as `me` (that host's
+/// hooks check and deploy as for `me`'s own push); their lines go to stderr.
+fn push_as(
+    model: &Model,
+    host: &HostSpec,
+    repo: &Repo,
+    target: &str,
+    me: &str,
+    extra: &[&str],
+) -> Result<std::process::ExitStatus> {
+    let mut cmd = crate::host::git::at(&repo.path);
+    cmd.env("GIT_SSH_COMMAND", wrap_as(&peer::git_ssh_command(model, host), me))
+        .env("GIT_SSH_VARIANT", "simple")
+        .args(["push", "-q"])
+        .args(extra)
+        .arg(format!(
+            "{}:{}",
+            crate::core::peers::destination(model, host),
+            repo.name
+        ))
+        .arg(target)
+        .stdout(std::process::Stdio::null());
+    crate::host::child::status(&mut cmd, peer::ACT).with_context(|| format!("passing the push on to {}", host.name))
+}
+
+/// post-receive of the shared Lua library on the primary: the same update to every
+/// other host, whose own hook deploys it there (and reloads its instances). A host
+/// that cannot be reached is queued: the retry pushes it again and applies there.
+/// Returns how many hosts refused it.
+pub fn lualib_to_others(model: &Model, repo: &Repo, u: &RefUpdate, me: &str) -> Result<usize> {
+    let (Some(hosts), Some(here)) = (&model.hosts, model.here.as_deref()) else {
+        return Ok(0);
+    };
+    let mut failed = 0;
+    for h in hosts.others(here) {
+        let code = match push_as(model, h, repo, &target_of(u), me, &[]) {
+            Ok(s) => s.code().unwrap_or(255),
+            Err(e) => {
+                eprintln!("{e:#}");
+                255
+            }
+        };
+        match code {
+            0 => println!(
+                "host {}: {} {} deployed there",
+                h.name,
+                repo.name,
+                crate::ops::deploy::short(&u.new)
+            ),
+            // git's exit when ssh failed (not reached, or lost on the way).
+            128 | 255 => {
+                let mut queue = load_queue(model);
+                let q = Queued {
+                    host: h.name.clone(),
+                    identity: me.to_string(),
+                    instance: LUALIB.to_string(),
+                };
+                queue.insert(format!("{}:{LUALIB}", h.name), q);
+                store_queue(model, &queue)?;
+                println!(
+                    "queued: host {} ({}) did not take {} now; it gets it when it answers again (hhl-hosts-sync.timer)",
+                    h.name, h.address, repo.name
+                );
+            }
+            _ => {
+                failed += 1;
+                println!("host {}: refused {} (its words are above)", h.name, repo.name);
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// The queue's name for the shared Lua library (no instance is called that: names
+/// are `<server>-<owner>` or a port).
+const LUALIB: &str = "lualib";
 
 /// git's ssh command whose remote command is prefixed with `as <me>`: git appends the
 /// destination and `git-receive-pack '<repo>'`; a shell function puts `as <me>` first.
@@ -115,7 +184,7 @@ pub fn deploy_there(
     let code = peer::run(model, host, &format!("as {me} deploy {}", q.instance), peer::ACT)?;
     if code == 255 {
         println!(
-            "queued: host {} ({}) was lost during the deploy of {}; it is deployed once when the host answers again (hhl-hosts-sync.timer, or `hhlctl hosts sync --now` on the primary)",
+            "queued: host {} ({}) was lost during the deploy of {}; it is deployed once when the host answers again (the primary retries every 30 s)",
             host.name, host.address, q.instance
         );
         return Ok(0);
@@ -137,7 +206,11 @@ pub fn drain(model: &Model) -> Result<usize> {
             queue.remove(&key);
             continue;
         };
-        let code = peer::run(model, h, &format!("as {} deploy {}", q.identity, q.instance), peer::ACT)?;
+        let code = if q.instance == LUALIB {
+            lualib_again(model, h, &q.identity)?
+        } else {
+            peer::run(model, h, &format!("as {} deploy {}", q.identity, q.instance), peer::ACT)?
+        };
         if code != 255 {
             println!(
                 "host {}: queued deploy of {} {}",
@@ -150,4 +223,24 @@ pub fn drain(model: &Model) -> Result<usize> {
     }
     store_queue(model, &queue)?;
     Ok(queue.len())
+}
+
+/// The retry of a library push a host missed: master's head pushed again, then that
+/// host's own apply, which deploys a library left behind (the push may have moved its
+/// ref and been cut off before its deploy).
+fn lualib_again(model: &Model, h: &HostSpec, me: &str) -> Result<i32> {
+    let Some(repo) = crate::core::repos::repos(model)
+        .into_iter()
+        .find(|r| r.kind == crate::core::repos::RepoKind::Lualib)
+    else {
+        return Ok(0);
+    };
+    let head = crate::host::git::run(crate::host::git::at(&repo.path), &["rev-parse", "refs/heads/master"])?;
+    let code = push_as(model, h, &repo, &format!("+{head}:refs/heads/master"), me, &[])?
+        .code()
+        .unwrap_or(255);
+    if code != 0 {
+        return Ok(if code == 128 { 255 } else { code });
+    }
+    peer::run(model, h, "apply", peer::APPLY)
 }

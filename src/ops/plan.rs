@@ -91,7 +91,28 @@ pub fn print(config: &Path, root: &Path, json: bool, verbose: bool) -> Result<i3
         count(Change::Removed),
         count(Change::Unchanged)
     );
+    hosts_line(model);
     Ok(0)
+}
+
+/// Several hosts, on the primary: this plan is this host's; say which others an apply
+/// would reach (each plans and applies for itself) and which could not be asked.
+fn hosts_line(model: &Model) {
+    let (Some(h), Some(here)) = (&model.hosts, model.here.as_deref()) else {
+        return;
+    };
+    if h.primary().name != here || h.list.len() < 2 {
+        return;
+    }
+    for s in crate::ops::hosts::ping_all(model).iter().filter(|s| s.host != here) {
+        match &s.error {
+            None => println!("host {}: answers; it plans and applies its own share", s.host),
+            Some(e) => println!(
+                "host {}: could not be asked ({e}); an apply now would leave it owed",
+                s.host
+            ),
+        }
+    }
 }
 
 /// A file where hhl.yaml's `paths:` need a directory (a `unit_dir` that is a file):

@@ -48,6 +48,14 @@ pub enum Via {
 
 /// One request `line` of `identity` (`None`: a login with no command).
 pub fn serve(config: &Path, identity: &str, line: Option<String>, via: Via) -> Result<i32> {
+    // Who acts, for what this process records (a release's pusher on `deploy`), as the
+    // hooks of a push have it.
+    std::env::set_var(IDENTITY_ENV, identity);
+    if via == Via::Peer {
+        std::env::set_var(crate::core::package::FORWARDED_ENV, "1");
+    } else {
+        std::env::remove_var(crate::core::package::FORWARDED_ENV);
+    }
     let loaded = load::load(config)?;
     let model = &loaded.model;
     if !model.access.is_admin(identity) && !model.access.identities.contains_key(identity) {
@@ -391,6 +399,9 @@ fn git(model: &Model, identity: &str, service: &str, repo: &Repo) -> Result<i32>
         }
     }
     cmd.env(IDENTITY_ENV, identity);
+    if std::env::var_os(crate::core::package::FORWARDED_ENV).is_some() {
+        cmd.env(crate::core::package::FORWARDED_ENV, "1");
+    }
     if service != "receive-pack" {
         let err = cmd.exec();
         return Err(err).context("running git");

@@ -83,7 +83,7 @@ pub fn forward(model: &Model, host: &crate::core::model::hosts::HostSpec, identi
     if code == 255 {
         eprintln!(
             "error: host {} ({}) cannot be reached, so nothing was done there; it keeps running what it runs.\n  \
-             hint: `hhlctl hosts` on the primary shows which hosts answer; your own host also takes `ssh {}@{} …` directly",
+             hint: your own host also takes `ssh {}@{} …` directly, while the primary cannot reach it",
             host.name, host.address, model.access.entry, host.address
         );
     }

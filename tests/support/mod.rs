@@ -127,20 +127,28 @@ pub fn redis_cli(port: u16, args: &str) -> String {
 }
 
 /// The fenced blocks of `page` (a path in the repository) whose info string is `info`
-/// (e.g. `sh tested`), in order: what the page tells its reader to run.
+/// (e.g. `sh tested`), in order, indented ones (in a list item) included: what the
+/// page tells its reader to run.
 pub fn blocks(page: &str, info: &str) -> Vec<String> {
     let text = fs::read_to_string(repo().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
     let mut out = Vec::new();
     let mut current: Option<String> = None;
+    // A block inside a list item is indented: its lines lose the fence's indentation.
+    let mut indent = 0;
     for line in text.lines() {
-        match (&mut current, line.strip_prefix("```")) {
-            (None, Some(rest)) if rest.trim() == info => current = Some(String::new()),
+        let fence = line.trim_start().strip_prefix("```");
+        match (&mut current, fence) {
+            (None, Some(rest)) if rest.trim() == info => {
+                indent = line.len() - line.trim_start().len();
+                current = Some(String::new());
+            }
             (Some(body), Some("")) => {
                 out.push(std::mem::take(body));
                 current = None;
             }
             (Some(body), _) => {
-                body.push_str(line);
+                let cut = line.len() - line.trim_start().len();
+                body.push_str(&line[cut.min(indent)..]);
                 body.push('\n');
             }
             _ => {}
