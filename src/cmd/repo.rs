@@ -262,7 +262,15 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
                 root.push(format!("040000 tree {tree}\t{dir}\n"));
             }
             let tree = feed(&["mktree"], root.concat())?;
-            let commit = feed(
+            // A fixed date: every host's `repo init` makes the same commit, so master
+            // is one history across hosts (several hosts: see ops::forward).
+            let mut cmd = users::as_user(entry, "git");
+            cmd.arg("--git-dir")
+                .arg(&repo.path)
+                .env("GIT_AUTHOR_DATE", example::DATE)
+                .env("GIT_COMMITTER_DATE", example::DATE);
+            let commit = crate::host::git::feed(
+                cmd,
                 &[
                     "-c",
                     "user.name=hhlctl",
@@ -271,8 +279,9 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
                     "commit-tree",
                     &tree,
                 ],
-                example::MESSAGE.to_string(),
+                Some(example::MESSAGE.to_string().into_bytes()),
             )?;
+            let commit = String::from_utf8_lossy(&commit).trim().to_string();
             // Only if master is still missing (the zero old value).
             git_as(
                 entry,

@@ -38,3 +38,7 @@ mod tests {
         assert_eq!(on_disk, built_in);
     }
 }
+
+/// The seed commit's author and committer date (git's format): fixed, so the seed is
+/// the same commit wherever `repo init` makes it.
+pub const DATE: &str = "1735689600 +0000";

@@ -130,3 +130,11 @@ pub struct Pong {
     pub applied: Option<String>,
     pub version: String,
 }
+
+/// Why a host's rows are what it said last: it did not answer since `since`
+/// (seconds since the epoch), with `error`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Unreachable {
+    pub since: u64,
+    pub error: String,
+}

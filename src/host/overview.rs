@@ -40,6 +40,12 @@ pub struct View {
     pub last_exit: Option<Exit>,
     /// An OpenResty instance's code: its branch head against its live release.
     pub code: Option<crate::host::release_info::Deployment>,
+    /// With several hosts, the one it runs on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Its host did not answer: the rest is what it last said (no CPU, no exit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<crate::core::peers::Unreachable>,
 }
 
 /// The last time the instance's main process ended other than by a clean stop.
@@ -124,6 +130,8 @@ pub fn read(instances: &[&Instance], exits: &HashMap<String, Exit>) -> Result<Ve
                 active_state: s.active_state,
                 sub_state: s.sub_state,
                 last_exit: exits.get(&i.unit()).cloned(),
+                host: None,
+                unreachable: None,
             }
         })
         .collect())

@@ -27,6 +27,13 @@ pub const ACT: Deadline = Deadline {
     hint: "the host did not finish in time; `hhlctl hosts` and `ssh <entry>@<host> status` there show where it is",
 };
 
+/// `logs -f` forwarded: it follows until the developer stops it; a dead link ends it
+/// by the keep-alive (`core::peers`), so this bound only caps a forgotten terminal.
+pub const FOLLOW: Deadline = Deadline {
+    limit: Duration::from_secs(24 * 3600),
+    hint: "a followed log ends after a day; run it again",
+};
+
 /// The host's own apply: below its hhl-apply.service's TimeoutStartSec (15 min, when
 /// it ends itself), and the primary's own unit (30 min) leaves room for both.
 pub const APPLY: Deadline = Deadline {

@@ -1,10 +1,16 @@
-//! Several hosts: a push to the primary for an owner placed on another host. The
-//! primary's pre-receive hands the same update to that host first (`-o no-deploy`, as
-//! the pusher, whose access that host checks again), so its checks speak at push time
-//! and an unreachable host refuses the push before any ref moves. The primary's
-//! post-receive then asks that host to deploy (`as <pusher> deploy <instance>`), its
-//! lines streamed back; a link that dies there leaves the deploy queued, done once
-//! by the retry (`deploy` makes a release only where the branch head is not live).
+//! Several hosts: what the primary passes on to the host an owner runs on.
+//!
+//! - A request about another host's instances (`ssh <entry>@<primary> restart …`, the
+//!   console's actions): `request` sends it as `as <identity> <request>`, after the
+//!   primary's own `access::may`; that host asks `access::may` again against its own
+//!   hhl.yaml. ssh streams the answer, the console shows it whole.
+//! - A push for an owner placed on another host: the primary's pre-receive hands the
+//!   same update to that host first (`-o no-deploy`, as the pusher, whose access that
+//!   host checks again), so its checks speak at push time and an unreachable host
+//!   refuses the push before any ref moves. The primary's post-receive then asks that
+//!   host to deploy (`as <pusher> deploy <instance>`), its lines streamed back; a link
+//!   that dies there leaves the deploy queued, done once by the retry (`deploy` makes
+//!   a release only where the branch head is not live).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +22,80 @@ use crate::core::model::hosts::HostSpec;
 use crate::core::model::Model;
 use crate::core::repos::{PushOptions, RefUpdate, Repo};
 use crate::host::peer;
+
+/// Where a forwarded request's answer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// To this process's stdout and stderr as it comes (ssh).
+    Streamed,
+    /// Kept, to be shown whole (the console).
+    Captured,
+}
+
+/// What the other host answered to a forwarded request.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    pub host: String,
+    /// Its exit code; 255 is ssh's own failure (`unreachable` says what).
+    pub code: i32,
+    /// What it printed (captured only).
+    pub stdout: String,
+    pub stderr: String,
+    /// The host was not reached, or the link died: what to tell, naming the host.
+    pub unreachable: Option<String>,
+}
+
+impl Forwarded {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// Send `line`, a request of `identity`'s that the caller has authorized with
+/// `access::may`, to `host`, which runs it as `as <identity> <line>` and authorizes it
+/// again; within `peer::ACT` (a restart waits for systemd there). Streamed, an
+/// unreachable host is told on stderr here.
+pub fn request(model: &Model, host: &HostSpec, identity: &str, line: &str, answer: Answer) -> Result<Forwarded> {
+    let verb = format!("as {identity} {line}");
+    // `logs -f` follows until the developer stops it: only the keep-alive ends it.
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let follows = words.first() == Some(&"logs") && words.iter().any(|w| *w == "-f" || *w == "--follow");
+    let streamed = if follows { peer::FOLLOW } else { peer::ACT };
+    let (code, stdout, stderr) = match answer {
+        Answer::Streamed => (peer::run(model, host, &verb, streamed)?, String::new(), String::new()),
+        Answer::Captured => {
+            let a = peer::ask(model, host, &verb, peer::ACT)?;
+            let code = a.output.status.code().unwrap_or(1);
+            (code, a.stdout(), String::from_utf8_lossy(&a.output.stderr).into_owned())
+        }
+    };
+    let unreachable = (code == 255).then(|| {
+        let why = stderr.trim();
+        format!(
+            "host {} ({}) cannot be reached{}, so nothing was done there; it keeps running what it runs.\n  \
+             hint: your own host also takes `ssh {}@{} …` directly, while the primary cannot reach it",
+            host.name,
+            host.address,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            },
+            model.access.entry,
+            host.address
+        )
+    });
+    if let (Answer::Streamed, Some(u)) = (answer, &unreachable) {
+        eprintln!("error: {u}");
+    }
+    Ok(Forwarded {
+        host: host.name.clone(),
+        code,
+        stdout,
+        stderr,
+        unreachable,
+    })
+}
 
 /// pre-receive: pass `u` (a branch of `repo` whose owner runs on `host`) on to it.
 /// `Err` text: why the push is refused (said to the pusher).

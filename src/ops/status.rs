@@ -7,35 +7,37 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::core::access::{self, Action};
 use crate::core::model::hosts::HostSpec;
 use crate::core::model::Model;
+use crate::core::peers::Unreachable;
 use crate::host::load;
 use crate::host::release_info::{self, Deployment};
 use crate::host::systemd::UnitState;
 use crate::ops::select::Selection;
 
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Row {
     /// With several hosts, the one it runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    host: Option<String>,
+    pub host: Option<String>,
     /// Its host did not answer: since when (seconds since the epoch), and why; the
     /// rest of the row is what it last said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    unreachable: Option<Unreachable>,
-    instance: String,
-    unit: String,
-    developer: String,
-    server: String,
-    port: u16,
+    pub unreachable: Option<Unreachable>,
+    pub instance: String,
+    pub unit: String,
+    pub developer: String,
+    pub server: String,
+    pub port: u16,
     #[serde(flatten)]
-    state: UnitState,
-    uptime_secs: Option<u64>,
-    port_answers: bool,
-    healthy: bool,
+    pub state: UnitState,
+    pub uptime_secs: Option<u64>,
+    pub port_answers: bool,
+    pub healthy: bool,
     /// An OpenResty instance's code: its branch's head against its live release.
     #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<Deployment>,
+    pub code: Option<Deployment>,
 }
 
 fn short(commit: &str) -> &str {
@@ -102,13 +104,6 @@ pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
     show(&rows, json)
 }
 
-/// Why a host's rows are old.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Unreachable {
-    pub since: u64,
-    pub error: String,
-}
-
 /// This host's rows for `selection`.
 fn local_rows(config: &Path, selection: &Selection) -> Result<Vec<Row>> {
     let t0 = Instant::now();
@@ -168,10 +163,7 @@ fn show(rows: &[Row], json: bool) -> Result<i32> {
                     None => format!("{}/{}", r.state.active_state, r.state.sub_state),
                 };
                 let host = match (&r.host, &r.unreachable) {
-                    (Some(h), Some(u)) => format!(
-                        "{h} UNREACHABLE {}",
-                        human_secs(Some(now_secs().saturating_sub(u.since)))
-                    ),
+                    (Some(h), Some(u)) => format!("{h} UNREACHABLE {}", ago(u)),
                     (Some(h), None) => h.clone(),
                     (None, _) => "-".into(),
                 };
@@ -227,12 +219,19 @@ fn show(rows: &[Row], json: bool) -> Result<i32> {
                     .map(|o| o.instance.as_str())
                     .unwrap_or("")
             {
-                println!(
-                    "host {} did not answer ({}); its rows are what it said {} ago; it keeps running what it runs",
-                    r.host.as_deref().unwrap_or("-"),
-                    u.error,
-                    human_secs(Some(now_secs().saturating_sub(u.since)))
-                );
+                let host = r.host.as_deref().unwrap_or("-");
+                if u.since == 0 {
+                    println!(
+                        "host {host} did not answer ({}), and never has to this host; it keeps running what it runs",
+                        u.error
+                    );
+                } else {
+                    println!(
+                        "host {host} did not answer ({}); its rows are what it said {} ago; it keeps running what it runs",
+                        u.error,
+                        ago(u)
+                    );
+                }
             }
         }
         if unhealthy > 0 {
@@ -253,6 +252,15 @@ fn show(rows: &[Row], json: bool) -> Result<i32> {
     Ok(if unhealthy > 0 { 1 } else { 0 })
 }
 
+/// How long ago a host last answered (`never`: not once).
+fn ago(u: &Unreachable) -> String {
+    if u.since == 0 {
+        "never seen".into()
+    } else {
+        human_secs(Some(now_secs().saturating_sub(u.since)))
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -261,9 +269,8 @@ fn now_secs() -> u64 {
 }
 
 /// Status across hosts, on the primary: this host's rows and every other host's
-/// (`as <identity> status --json`, asked in parallel, each within `peer::ASK`), in one
-/// table with a HOST column. A host that does not answer is shown with what it last
-/// said and since when, and makes the exit 1.
+/// (`of_host`, asked in parallel), in one table with a HOST column. A host that does
+/// not answer is shown with what it last said and since when, and makes the exit 1.
 pub fn across(config: &Path, model: &Model, identity: &str, names: &[String], json: bool) -> Result<i32> {
     let (Some(hosts), Some(here)) = (&model.hosts, model.here.as_deref()) else {
         let sel = crate::ops::act::selection(model, identity, names).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -288,19 +295,7 @@ pub fn across(config: &Path, model: &Model, identity: &str, names: &[String], js
         .filter_map(|h| share(&h.name).map(|n| (h, n)))
         .collect();
     let remote = crate::host::parallel::map(&asked, asked.len().max(1), |(h, names)| {
-        let line = format!("as {identity} status --json {}", names.join(" "));
-        let answer = crate::host::peer::ask(model, h, line.trim_end(), crate::host::peer::ASK);
-        let rows = match &answer {
-            Ok(a) if a.unreachable().is_none() => serde_json::from_slice::<Vec<Row>>(&a.output.stdout).map_err(|e| {
-                format!(
-                    "unreadable answer ({e}): {}",
-                    String::from_utf8_lossy(&a.output.stderr).trim()
-                )
-            }),
-            Ok(a) => Err(crate::ops::hosts::failure(a)),
-            Err(e) => Err(format!("{e:#}")),
-        };
-        (h.name.clone(), rows)
+        of_host(model, h, identity, names)
     });
     let mut rows = match share(here) {
         Some(n) => {
@@ -309,60 +304,138 @@ pub fn across(config: &Path, model: &Model, identity: &str, names: &[String], js
         }
         None => Vec::new(),
     };
-    for (host, got) in remote {
-        let cache = cache_path(model, &host);
-        match got {
-            Ok(mut r) => {
-                for row in &mut r {
-                    row.host = Some(host.clone());
-                }
-                if let Ok(text) = serde_json::to_vec(&r) {
-                    let _ = crate::host::fsapply::write_file(&cache, &text, 0o600);
-                }
-                rows.extend(r);
-            }
-            Err(error) => {
-                let since = std::fs::metadata(&cache)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                let mut last: Vec<Row> = std::fs::read(&cache)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                if last.is_empty() {
-                    // Never seen: one row that says so.
-                    last.push(Row {
-                        host: Some(host.clone()),
-                        unreachable: None,
-                        instance: "-".into(),
-                        unit: "-".into(),
-                        developer: "-".into(),
-                        server: "-".into(),
-                        port: 0,
-                        state: Default::default(),
-                        uptime_secs: None,
-                        port_answers: false,
-                        healthy: false,
-                        code: None,
-                    });
-                }
-                for row in &mut last {
-                    row.host = Some(host.clone());
-                    row.healthy = false;
-                    row.unreachable = Some(Unreachable {
-                        since,
-                        error: error.clone(),
-                    });
-                }
-                rows.extend(last);
-            }
+    for got in remote {
+        match (got.rows.is_empty(), got.unreachable) {
+            // Never seen: one row that says so.
+            (true, Some(u)) => rows.push(Row {
+                host: Some(got.host),
+                unreachable: Some(u),
+                instance: "-".into(),
+                unit: "-".into(),
+                developer: "-".into(),
+                server: "-".into(),
+                port: 0,
+                state: Default::default(),
+                uptime_secs: None,
+                port_answers: false,
+                healthy: false,
+                code: None,
+            }),
+            _ => rows.extend(got.rows),
         }
     }
     let code = show(&rows, json)?;
     let down = rows.iter().any(|r| r.unreachable.is_some());
     Ok(if down { 1 } else { code })
+}
+
+/// Another host's rows, as `of_host` got them.
+#[derive(Debug, Clone)]
+pub struct HostRows {
+    pub host: String,
+    /// As it answered now; or, when it did not (`unreachable`), as it last answered,
+    /// each row marked (empty: it never answered).
+    pub rows: Vec<Row>,
+    pub unreachable: Option<Unreachable>,
+}
+
+/// What `identity` asks of other host `host` (`names` as `status` takes them: none,
+/// `--all`, or instances): the one reading of another host's instances, which
+/// `status` across hosts and the console share. `as <identity> status --json …`
+/// within `peer::ASK`, over the kept connection. Each answer is kept; a host that
+/// does not answer gives the rows it last gave (of those asked, and `identity`'s to
+/// see), unhealthy, marked unreachable since that answer.
+pub fn of_host(model: &Model, host: &HostSpec, identity: &str, names: &[String]) -> HostRows {
+    let line = format!("as {identity} status --json {}", names.join(" "));
+    let answer = crate::host::peer::ask(model, host, line.trim_end(), crate::host::peer::ASK);
+    let got = match &answer {
+        Ok(a) if a.unreachable().is_none() => serde_json::from_slice::<Vec<Row>>(&a.output.stdout).map_err(|e| {
+            format!(
+                "unreadable answer ({e}): {}",
+                String::from_utf8_lossy(&a.output.stderr).trim()
+            )
+        }),
+        Ok(a) => Err(crate::ops::hosts::failure(a)),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    let cache = cache_path(model, &host.name);
+    match got {
+        Ok(mut rows) => {
+            for row in &mut rows {
+                row.host = Some(host.name.clone());
+            }
+            keep(model, &host.name, &cache, &rows);
+            HostRows {
+                host: host.name.clone(),
+                rows,
+                unreachable: None,
+            }
+        }
+        Err(error) => {
+            let since = std::fs::metadata(&cache)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let unreachable = Unreachable { since, error };
+            let mut rows: Vec<Row> = read_kept(&cache)
+                .into_iter()
+                .filter(|r| asked(model, identity, names, r))
+                .collect();
+            for row in &mut rows {
+                row.host = Some(host.name.clone());
+                row.healthy = false;
+                row.unreachable = Some(unreachable.clone());
+            }
+            HostRows {
+                host: host.name.clone(),
+                rows,
+                unreachable: Some(unreachable),
+            }
+        }
+    }
+}
+
+/// Whether `row` is one `identity` asked for with `names`, and may see: the kept rows
+/// are everyone's who asked (an admin's, the console's), shown to this identity only.
+fn asked(model: &Model, identity: &str, names: &[String], row: &Row) -> bool {
+    let named: Vec<&String> = names.iter().filter(|n| *n != "--all").collect();
+    (named.is_empty() || named.iter().any(|n| **n == row.instance))
+        && access::may(model, identity, Action::Control { owner: &row.developer }).is_ok()
+}
+
+fn read_kept(cache: &Path) -> Vec<Row> {
+    std::fs::read(cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Keep `fresh` as `host`'s last answer, over the rows kept before (a developer's
+/// status asks for their own rows only): those of instances it did not name stay, if
+/// hhl.yaml still places them there; in hhl.yaml's order.
+fn keep(model: &Model, host: &str, cache: &Path, fresh: &[Row]) {
+    let placed = |r: &Row| {
+        model.hosts.as_ref().is_some_and(|h| {
+            h.host_of(&r.developer) == host && model.owner_of(&r.instance) == Some(r.developer.as_str())
+        })
+    };
+    let mut rows: Vec<Row> = read_kept(cache)
+        .into_iter()
+        .filter(|r| placed(r) && !fresh.iter().any(|f| f.instance == r.instance))
+        .collect();
+    rows.extend(fresh.iter().cloned());
+    let order = |r: &Row| {
+        model
+            .everywhere
+            .iter()
+            .position(|(n, _)| *n == r.instance)
+            .unwrap_or(usize::MAX)
+    };
+    rows.sort_by_key(order);
+    if let Ok(text) = serde_json::to_vec(&rows) {
+        let _ = crate::host::fsapply::write_file(cache, &text, 0o600);
+    }
 }
 
 /// What `host` last said (status rows), kept by whoever asked (root or the entry

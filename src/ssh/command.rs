@@ -28,7 +28,8 @@ pub enum Request {
     },
     /// The branch head of each instance, when it is not live.
     Deploy(Vec<String>),
-    Releases(Option<String>),
+    /// `releases [--json] [INSTANCE]`.
+    Releases(Option<String>, bool),
     /// The instance, and the kept release to make live (default: the one before).
     Rollback(String, Option<String>),
     Web,
@@ -58,7 +59,7 @@ commands (ssh <entry>@server <command>):
                                 notice, info, debug (and more severe); T: 15m, 1h,
                                 6h, 1d, 7d (the console's filters)
   deploy [INSTANCE…]            deploy your branch's head where it is not live (after a failed push)
-  releases [INSTANCE]           the kept releases of an OpenResty instance
+  releases [--json] [INSTANCE]  the kept releases of an OpenResty instance
   rollback INSTANCE [RELEASE]   back to the release before the current one (or RELEASE)
   web                           a one-time sign-in link for the console (it opens
                                 through your forward: ssh -N -L 8080:127.0.0.1:8080 <entry>@server)
@@ -154,11 +155,15 @@ pub fn parse(model: &Model, line: &str) -> Result<Request, String> {
                 since,
             })
         }
-        "releases" => match args {
-            [] => Ok(Request::Releases(None)),
-            [one] if !one.starts_with('-') => Ok(Request::Releases(Some(one.to_string()))),
-            _ => Err("releases takes at most one instance".into()),
-        },
+        "releases" => {
+            let json = args.contains(&"--json");
+            let rest: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+            match rest.as_slice() {
+                [] => Ok(Request::Releases(None, json)),
+                [one] if !one.starts_with('-') => Ok(Request::Releases(Some(one.to_string()), json)),
+                _ => Err("releases takes at most one instance (and --json)".into()),
+            }
+        }
         "rollback" => match args {
             [one] if !one.starts_with('-') => Ok(Request::Rollback(one.to_string(), None)),
             [one, to] if !one.starts_with('-') && !to.starts_with('-') => {

@@ -126,7 +126,7 @@ fn handle(config: &Path, model: &Model, identity: &str, line: &str, via: Via) ->
             }
             crate::ops::logs::print(config, &sel, lines, follow)
         }
-        Request::Releases(name) => releases(model, identity, name.as_deref()),
+        Request::Releases(name, json) => releases(model, identity, name.as_deref(), json),
         Request::Rollback(name, to) => match act::rollback(model, identity, &name, to.as_deref()) {
             Ok(r) => {
                 println!("{}", r.summary(&name));
@@ -327,7 +327,7 @@ fn refuse_or_fail(e: act::Refused) -> Result<i32> {
     }
 }
 
-fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
+fn releases(model: &Model, identity: &str, name: Option<&str>, json: bool) -> Result<i32> {
     let inst = match act::openresty(model, identity, name) {
         Ok(i) => i,
         Err(e) => return refuse(&e.to_string()),
@@ -337,10 +337,13 @@ fn releases(model: &Model, identity: &str, name: Option<&str>) -> Result<i32> {
         .into_iter()
         .find(|r| r.kind == RepoKind::Server(inst.server.clone()))
         .map(|r| r.path);
-    for r in crate::host::release_info::releases(&inst.app_dir(), git_dir.as_deref())?
-        .iter()
-        .rev()
-    {
+    let list = crate::host::release_info::releases(&inst.app_dir(), git_dir.as_deref())?;
+    if json {
+        // Newest first, as the console's deploys view takes them.
+        println!("{}", serde_json::to_string(&list)?);
+        return Ok(0);
+    }
+    for r in list.iter().rev() {
         let mark = if r.live { "*" } else { " " };
         let commit = r.commit.as_deref().map(|c| &c[..c.len().min(10)]).unwrap_or("-");
         let pusher = r

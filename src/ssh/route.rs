@@ -1,6 +1,7 @@
 //! Several hosts: where a request runs. On the primary, a request about instances
 //! placed on another host is sent there as `as <identity> <request>` through the peer
-//! key (`host::peer`) and its output streamed back; that host asks `access::may`
+//! key (`ops::forward::request`, which the console's actions take too) and its output
+//! streamed back; that host asks `access::may`
 //! again against its own hhl.yaml. On the other hosts, what only the primary does
 //! (pushes, fetches, plan, apply) is refused with where to go instead; a developer's
 //! own requests are served there directly, so they still work while the primary is
@@ -14,7 +15,6 @@ use anyhow::Result;
 use super::command::Request;
 use super::dispatch::{refuse, Via};
 use crate::core::model::Model;
-use crate::host::peer;
 
 /// `Some(exit code)` when the request was answered here (refused) or elsewhere;
 /// `None` when it runs here as on one host.
@@ -70,24 +70,11 @@ pub fn elsewhere(
             m.hosts = None;
             super::dispatch::serve_model(config, &m, identity, line)?
         } else {
-            forward(model, h, identity, line)?
+            crate::ops::forward::request(model, h, identity, line, crate::ops::forward::Answer::Streamed)?.code
         };
         worst = worst.max(code);
     }
     Ok(Some(worst))
-}
-
-/// Send `line` to `host` as `identity`'s; its output streamed, its exit code kept.
-pub fn forward(model: &Model, host: &crate::core::model::hosts::HostSpec, identity: &str, line: &str) -> Result<i32> {
-    let code = peer::run(model, host, &format!("as {identity} {line}"), peer::ACT)?;
-    if code == 255 {
-        eprintln!(
-            "error: host {} ({}) cannot be reached, so nothing was done there; it keeps running what it runs.\n  \
-             hint: your own host also takes `ssh {}@{} …` directly, while the primary cannot reach it",
-            host.name, host.address, model.access.entry, host.address
-        );
-    }
-    Ok(code)
 }
 
 /// The owners a request is about; `None`: not about instances (help, web, git, apply).
@@ -118,7 +105,7 @@ fn owners(model: &Model, identity: &str, request: &Request) -> Option<Vec<String
         | Request::Start(names)
         | Request::Stop(names) => by_names(names),
         Request::Logs { names, .. } => by_names(names),
-        Request::Releases(name) => one(name.as_ref()),
+        Request::Releases(name, _) => one(name.as_ref()),
         Request::Rollback(name, _) => one(Some(name)),
         Request::RedisSecret(owner) | Request::Redis { owner, .. } => {
             vec![owner.clone().unwrap_or_else(|| identity.to_string())]

@@ -7,6 +7,7 @@ const ADMIN = document.body.dataset.role === "admin";
 let last = null;        // the previous snapshot (for CPU %)
 let receivedAt = 0;     // when the newest snapshot arrived (ms, this clock)
 let snapAt = 0;         // its reading time (µs, the server's clock)
+let here = null;        // with several hosts, the console's own
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -76,6 +77,8 @@ async function act(verb, target, button) {
     const { status, data } = await post("/api/act", { verb, ...target });
     if (status !== 200) {
       showResult(box, false, [data.error || "failed (" + status + ")"]);
+    } else if (data.host) {
+      answered(box, data);
     } else {
       showResult(box, data.ok, data.done.map((d) => (d.ok ? "✓ " : "✗ ") + d.message),
         data.done.filter((d) => d.journal).map((d) => d.journal));
@@ -88,18 +91,26 @@ async function act(verb, target, button) {
   }
 }
 
+// What another host answered to an action sent there: its own words.
+function answered(box, data) {
+  showResult(box, data.ok, ["host " + data.host + " answered:", ...(data.answer ? data.answer.split("\n") : ["(nothing)"])]);
+}
+
 // ---- the home page ----
 
 function card(v) {
   const id = "card-" + v.unit;
   let c = document.getElementById(id);
   if (!c) {
-    c = el("article", { class: "card", id, "data-instance": v.instance, "aria-label": v.label });
+    c = el("article", { class: "card", id, "data-instance": v.instance, "aria-label": v.label, "data-host": v.host });
+    // Another host's journal is not read here: the link would lead nowhere.
+    const remote = v.host && here && v.host !== here;
     const actions = el("div", { class: "actions" },
       el("button", { class: "act restart", text: "Restart", onclick: (e) => act("restart", { instances: [v.instance] }, e.target) }),
       v.kind === "openresty" ? el("button", { class: "act reload", text: "Reload", onclick: (e) => act("reload", { instances: [v.instance] }, e.target) }) : null,
       v.kind === "openresty" ? el("a", { class: "deploys", href: "#deploys/" + encodeURIComponent(v.instance), text: "Deploys" }) : null,
-      el("a", { class: "logs", href: "/logs?instance=" + encodeURIComponent(v.label), text: "Logs" }),
+      remote ? el("span", { class: "logs", title: "ssh … logs " + v.instance + " reads them", text: "Logs on " + v.host })
+        : el("a", { class: "logs", href: "/logs?instance=" + encodeURIComponent(v.label), text: "Logs" }),
     );
     c.append(
       el("h3", {}, el("span", { class: "name", text: v.label }), el("span", { class: "badge state" })),
@@ -111,11 +122,14 @@ function card(v) {
         el("dt", { text: "CPU" }), el("dd", { class: "cpu" }),
         el("dt", { text: "PID" }), el("dd", { class: "pid" }),
         el("dt", { text: "Unit" }), el("dd", { class: "unit", text: v.unit }),
+        v.host ? el("dt", { text: "Host" }) : null,
+        v.host ? el("dd", { class: "host", text: v.host }) : null,
         v.kind === "openresty" ? el("dt", { text: "Live" }) : null,
         v.kind === "openresty" ? el("dd", { class: "live" }) : null,
         v.kind === "openresty" ? el("dt", { text: "Pushed" }) : null,
         v.kind === "openresty" ? el("dd", { class: "pushed" }) : null,
       ),
+      el("div", { class: "away", hidden: true }),
       el("div", { class: "exit" }),
       actions,
     );
@@ -123,9 +137,14 @@ function card(v) {
   const q = (cls) => c.querySelector("." + cls);
   const up = v.active_state === "active";
   const badge = q("state");
-  badge.textContent = v.active_state === "active" ? (v.healthy ? "running" : "no answer") : v.active_state + (v.sub_state ? " · " + v.sub_state : "");
-  badge.className = "badge state " + (v.healthy ? "up" : v.active_state === "activating" || v.active_state === "reloading" ? "busy" : "down");
+  const gone = v.unreachable;
+  badge.textContent = gone ? "unreachable" : v.active_state === "active" ? (v.healthy ? "running" : "no answer") : v.active_state + (v.sub_state ? " · " + v.sub_state : "");
+  badge.className = "badge state " + (v.healthy ? "up" : !gone && (v.active_state === "activating" || v.active_state === "reloading") ? "busy" : "down");
   c.classList.toggle("unhealthy", !v.healthy);
+  c.classList.toggle("unreachable", !!gone);
+  const away = q("away");
+  away.hidden = !gone;
+  away.textContent = gone ? "Host " + v.host + " " + silence(gone) + ": as it last reported (" + v.active_state + "). It keeps running what it runs." : "";
   c.dataset.since = v.since_usec;
   c.dataset.pid = v.main_pid;
   c.dataset.restarts = v.restarts;
@@ -187,9 +206,25 @@ function exitBox(box, v) {
   box.append(details);
 }
 
+// How long another host has not answered, in words.
+function silence(u) {
+  return u.since ? "has not answered since " + when(u.since * 1e6) : "has never answered";
+}
+
+// Other hosts that do not answer (or are being asked): one line each.
+function hosts(o) {
+  const box = $("hosts");
+  const odd = (o.hosts || []).filter((h) => h.pending || h.unreachable);
+  box.hidden = odd.length === 0;
+  box.replaceChildren(...odd.map((h) => el("div", { class: "host-state", "data-host": h.name,
+    text: h.pending ? "Asking host " + h.name + "…" : "Host " + h.name + " " + silence(h.unreachable) + " (" + h.unreachable.error + "); its instances show as it last reported them." })));
+}
+
 function render(o) {
   receivedAt = Date.now();
   snapAt = o.at;
+  here = o.here || null;
+  hosts(o);
   const groups = $("groups");
   const seen = new Set();
   for (const g of o.groups) {
@@ -281,6 +316,8 @@ async function rollback(instance, to, button) {
     const { status, data } = await post("/api/rollback", { instance, to });
     if (status !== 200) {
       showResult(box, false, [data.error || "failed (" + status + ")"]);
+    } else if (data.host) {
+      answered(box, data);
     } else {
       const r = data.rollback;
       showResult(box, data.ok, [instance + ": release " + r.from + " → " + r.to, (r.reload.ok ? "✓ " : "✗ ") + r.reload.message],

@@ -3,6 +3,7 @@
 //! `actions`, the admin views in `admin`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -14,8 +15,8 @@ use futures_util::stream;
 use serde::Serialize;
 
 use super::session::SignedIn;
-use super::snapshot::Snapshot;
-use super::{error, sse, Shared};
+use super::snapshot::{HostState, Snapshot};
+use super::{error, snapshot, sse, Shared};
 use crate::core::access::{self, Action};
 use crate::core::model::Model;
 use crate::host::overview::View;
@@ -24,9 +25,18 @@ use crate::host::overview::View;
 #[derive(Debug, Serialize)]
 struct Visible<'a> {
     at: u64,
+    /// How long reading this host's instances took, ms.
+    took_ms: u64,
     me: &'a str,
     admin: bool,
     error: Option<&'a str>,
+    /// With several hosts: this one (each instance names its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    here: Option<&'a str>,
+    /// With several hosts: the others where anything of this identity's runs (an
+    /// admin: all), whether they answered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<&'a HostState>,
     groups: Vec<Group<'a>>,
 }
 
@@ -47,21 +57,38 @@ fn visible<'a>(model: &'a Model, identity: &'a str, snap: &'a Snapshot) -> Visib
             groups.push(Group { owner, instances });
         }
     }
+    let mine = |host: &str| {
+        model.owners().any(|owner| {
+            model.hosts.as_ref().is_some_and(|h| h.host_of(owner) == host)
+                && access::may(model, identity, Action::Control { owner }).is_ok()
+        })
+    };
     Visible {
         at: snap.at,
+        took_ms: snap.took_ms,
         me: identity,
         admin: model.access.is_admin(identity),
         error: snap.error.as_deref(),
+        here: model.here.as_deref(),
+        hosts: snap.hosts.iter().filter(|h| mine(&h.name)).collect(),
         groups,
     }
 }
 
-/// `GET /api/overview`: the newest reading (read now if nobody watched).
+/// `GET /api/overview`: the newest reading; read now (every host asked, within its
+/// deadline) if nobody watched.
 pub(super) async fn overview(State(app): State<Shared>, SignedIn(user): SignedIn) -> Response {
     let mut rx = app.watch.tx.subscribe();
-    if rx.borrow().at == 0 {
+    let fresh = |s: &Arc<Snapshot>| {
+        s.at != 0
+            && s.hosts.iter().all(|h| !h.pending)
+            && snapshot::now_usec().saturating_sub(s.at) < 2 * snapshot::EVERY.as_micros() as u64
+    };
+    if !fresh(&rx.borrow()) {
         app.watch.kick.notify_one();
-        let _ = tokio::time::timeout(Duration::from_secs(30), rx.changed()).await;
+        app.watch.kick_hosts.notify_waiters();
+        // Bounded: above `peer::ASK`, within which a host answers or is marked.
+        let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(fresh)).await;
     }
     let snap = rx.borrow().clone();
     Json(visible(&app.model, &user, &snap)).into_response()
@@ -141,12 +168,16 @@ mod tests {
                 healthy: true,
                 last_exit: None,
                 code: None,
+                host: None,
+                unreachable: None,
             })
             .collect();
         Snapshot {
             at: 1,
+            took_ms: 0,
             views,
             error: None,
+            hosts: Vec::new(),
         }
     }
 
@@ -169,5 +200,66 @@ mod tests {
         assert_eq!(owners("lead"), ["master", "dev1", "dev2"]);
         assert!(owners("mallory").is_empty());
         assert!(visible(&m, "lead", &snap).admin && !visible(&m, "dev1", &snap).admin);
+    }
+
+    #[test]
+    fn with_hosts_each_view_names_its_host_and_each_identity_sees_the_hosts_of_its_own() {
+        const KEY1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+        const KEY2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE3tAiQRWbVwJs7Ch/kZ3tC9NP1RZDG0R4flYXaHk9Nb";
+        let text = format!(
+            "developers: [dev1, dev2]\nservers:\n  socketserver:\n    template: builtin:socketserver\n    values:\n      master: {{port: 9000}}\n      dev1: {{port: 9001}}\n      dev2: {{port: 9002}}\n\
+             users: {{admins: [lead]}}\nhosts:\n  - name: hhl1\n    address: 10.0.0.1\n    host_key: {KEY1}\n    primary: true\n    peer_key: {KEY2}\n\
+             \x20 - name: hhl2\n    address: 10.0.0.2\n    host_key: {KEY2}\nplacement:\n  dev2: hhl2\n"
+        );
+        let path = PathBuf::from("/etc/hhl/hhl.yaml");
+        let raw = crate::core::config::parse(&path, &text).unwrap();
+        let src = crate::core::config::Source { path, text };
+        let full = crate::core::model::build(&raw, &src, crate::core::model::Flavor::Debian).unwrap();
+        let m = full.on_host("hhl1");
+        assert!(m.instances.iter().all(|i| i.developer != "dev2"));
+        // This host's views (as the reader names them), and hhl2's row as it last said it.
+        let mut snap = snapshot(&m);
+        for v in &mut snap.views {
+            v.host = Some("hhl1".into());
+        }
+        let gone = crate::core::peers::Unreachable {
+            since: 1_700_000_000,
+            error: "unreachable: ssh: connect to host 10.0.0.2 port 22: Connection timed out".into(),
+        };
+        let row: crate::ops::status::Row = serde_json::from_value(serde_json::json!({
+            "host": "hhl2", "unreachable": gone, "instance": "socketserver-dev2",
+            "unit": "openresty@socketserver-dev2.service", "developer": "dev2", "server": "socketserver",
+            "port": 9002, "load_state": "loaded", "active_state": "active", "sub_state": "running",
+            "main_pid": 42, "memory": null, "active_enter_usec": 7, "restarts": 0,
+            "uptime_secs": 3, "port_answers": true, "healthy": false
+        }))
+        .unwrap();
+        snap.views.push(super::snapshot::view_of(&row));
+        snap.hosts.push(HostState {
+            name: "hhl2".into(),
+            pending: false,
+            unreachable: Some(gone.clone()),
+            took_ms: Some(5000),
+        });
+        let lead = visible(&m, "lead", &snap);
+        assert_eq!(lead.here, Some("hhl1"));
+        assert_eq!(lead.hosts.len(), 1);
+        let dev2 = &lead.groups.iter().find(|g| g.owner == "dev2").unwrap().instances[0];
+        assert_eq!(dev2.host.as_deref(), Some("hhl2"));
+        assert_eq!(dev2.unreachable.as_ref(), Some(&gone));
+        assert_eq!(
+            (dev2.label.as_str(), dev2.kind, dev2.since_usec),
+            ("socketserver-dev2", "openresty", 7)
+        );
+        // dev1 sees neither dev2's instance nor the host it runs on; dev2 sees both.
+        let dev1 = visible(&m, "dev1", &snap);
+        assert!(dev1.hosts.is_empty());
+        assert_eq!(dev1.groups.iter().map(|g| g.owner).collect::<Vec<_>>(), ["dev1"]);
+        let own = visible(&m, "dev2", &snap);
+        assert_eq!(own.hosts.len(), 1);
+        assert_eq!(own.groups.iter().map(|g| g.owner).collect::<Vec<_>>(), ["dev2"]);
+        let json = serde_json::to_value(&own).unwrap();
+        assert_eq!(json["groups"][0]["instances"][0]["host"], "hhl2");
+        assert_eq!(json["hosts"][0]["unreachable"]["since"], 1_700_000_000);
     }
 }

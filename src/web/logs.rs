@@ -44,9 +44,37 @@ fn units_for(app: &App, user: &str, q: &LogQuery) -> Result<Vec<Visible>, (Statu
         None => Ok(visible),
         Some(i) => match visible.into_iter().find(|v| v.instance == i) {
             Some(v) => Ok(vec![v]),
-            None => Err((StatusCode::FORBIDDEN, format!("{i}: not one of your instances, {user}"))),
+            None => Err(match elsewhere(&app.model, user, i) {
+                Some(why) => (StatusCode::NOT_FOUND, why),
+                None => (StatusCode::FORBIDDEN, format!("{i}: not one of your instances, {user}")),
+            }),
         },
     }
+}
+
+/// With several hosts, an instance `label` of another host that `user` may read: its
+/// journal is there, which this page does not read; where to read it.
+fn elsewhere(model: &crate::core::model::Model, user: &str, label: &str) -> Option<String> {
+    // `socketserver-dev3` is its instance's name; a Redis one is `redis-<owner>`.
+    let owner = model
+        .owner_of(label)
+        .or_else(|| model.owners().find(|o| label.strip_prefix("redis-") == Some(*o)))?;
+    let host = model.elsewhere(owner)?;
+    access::may(model, user, Action::ReadLogs { owner }).ok()?;
+    let primary = model.hosts.as_ref()?.primary();
+    // ssh names a Redis instance by its port.
+    let name = match model.owner_of(label) {
+        Some(_) => label,
+        None => model
+            .everywhere
+            .iter()
+            .find(|(n, o)| o == owner && n.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(label, |(n, _)| n.as_str()),
+    };
+    Some(format!(
+        "{label} runs on host {}, whose journal this page does not read: `ssh {}@{} logs {name}` reads it there",
+        host.name, model.access.entry, primary.address
+    ))
 }
 
 fn filter(q: &LogQuery) -> Filter {

@@ -739,6 +739,64 @@ impl Hosts {
         me
     }
 
+    /// Day one of several hosts, as tests/hosts.rs sets it up: `n` hosts booted (the
+    /// watchdog's bound `bound`); on the laptop a key per identity of `ids`
+    /// (`/root/keys/<id>`, and `/root/known_hosts` pinning every host); the peer key of
+    /// the primary, hhl1; one hhl.yaml for all (the example, `admins`, the keys,
+    /// `hosts:` with hhl1 primary, `placement:` owner → host node), written to every
+    /// host and applied there with `repo init`, side by side. The hosts, and that
+    /// hhl.yaml.
+    pub fn with_config(
+        n: usize,
+        ids: &[&str],
+        admins: &[&str],
+        placement: &[(&str, usize)],
+        bound: Duration,
+    ) -> (Hosts, String) {
+        let hs = Hosts::boot_within(n, bound);
+        hs.laptop.ok(&format!(
+            "mkdir -p keys && for id in {}; do ssh-keygen -q -t ed25519 -N '' -C $id@pc -f keys/$id; done",
+            ids.join(" ")
+        ));
+        fs::write(hs.laptop.home.join("known_hosts"), hs.known_hosts()).unwrap();
+        let mut keys = String::from("keys:\n");
+        for id in ids {
+            let public = hs.laptop.ok(&format!("cat keys/{id}.pub"));
+            keys.push_str(&format!("  {id}: [\"{}\"]\n", public.trim()));
+        }
+        let primary = hs.host(1);
+        primary.write(super::container::CFG, "developers: []\nservers: {}\n");
+        let peer_key = primary.ok("hhlctl hosts key").trim().to_string();
+        assert!(peer_key.starts_with("ssh-ed25519 "), "{peer_key}");
+        let example = super::example_yaml();
+        assert!(example.contains("admins: []"), "the example changed: {example}");
+        let mut yaml = example.replace("admins: []", &format!("admins: [{}]", admins.join(", "))) + &keys + "hosts:\n";
+        for h in hs.hosts() {
+            yaml.push_str(&format!(
+                "  - name: {}\n    address: {}\n    host_key: {}\n",
+                h.name, h.addr, h.host_key
+            ));
+            if h.node == 1 {
+                yaml.push_str(&format!("    primary: true\n    peer_key: {peer_key}\n"));
+            }
+        }
+        yaml.push_str("placement:\n");
+        for (owner, node) in placement {
+            yaml.push_str(&format!("  {owner}: {}\n", node_name(*node)));
+        }
+        std::thread::scope(|s| {
+            for h in hs.hosts() {
+                let yaml = &yaml;
+                s.spawn(move || {
+                    h.write(super::container::CFG, yaml);
+                    let r = h.sh("hhlctl apply && hhlctl repo init");
+                    assert_eq!(r.code, 0, "{}: apply, repo init:\n{}\n{}", h.name, r.stdout, r.stderr);
+                });
+            }
+        });
+        (hs, yaml)
+    }
+
     /// Host `node` (1-based).
     #[track_caller]
     pub fn host(&self, node: usize) -> &Host {
