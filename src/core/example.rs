@@ -15,6 +15,10 @@ pub const MESSAGE: &str = "the example game, as shipped with hhlctl (`hhlctl rep
 A starting point: replace it with your own code and push to master (admins) or to\n\
 your own branch.\n";
 
+/// The seed commit's author and committer date (git's format): fixed, so the seed is
+/// the same commit wherever `repo init` makes it.
+pub const DATE: &str = "1735689600 +0000";
+
 #[cfg(test)]
 mod tests {
     /// Every file of examples/src is here: a new one added there must be added here.
@@ -38,7 +42,3 @@ mod tests {
         assert_eq!(on_disk, built_in);
     }
 }
-
-/// The seed commit's author and committer date (git's format): fixed, so the seed is
-/// the same commit wherever `repo init` makes it.
-pub const DATE: &str = "1735689600 +0000";
