@@ -237,7 +237,10 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             }
             let feed = |args: &[&str], input: String| -> Result<String> {
                 let mut cmd = users::as_user(entry, "git");
-                cmd.arg("--git-dir").arg(&repo.path);
+                cmd.arg("--git-dir")
+                    .arg(&repo.path)
+                    .env("GIT_AUTHOR_DATE", example::DATE)
+                    .env("GIT_COMMITTER_DATE", example::DATE);
                 let out = crate::host::git::feed(cmd, args, Some(input.into_bytes()))?;
                 Ok(String::from_utf8_lossy(&out).trim().to_string())
             };
