@@ -739,6 +739,52 @@ impl Hosts {
         me
     }
 
+    /// Day one of several hosts, as docs/ops/hosts.md lays it out: an ed25519 key per
+    /// identity of `ids` made on the laptop (`keys/<id>`, and `known_hosts` pinning
+    /// every host), the primary's peer key (`hhlctl hosts key` on host 1), and one
+    /// hhl.yaml for all: `base` with every key under `keys:`, every host under `hosts:`
+    /// (host 1 the primary) and `placement` (`placement:\n  dev2: hhl2\n`, or "")
+    /// appended; each host writes it and runs `hhlctl apply && hhlctl repo init`
+    /// itself, side by side. Returns that hhl.yaml.
+    pub fn day_one(&self, base: &str, ids: &[&str], placement: &str) -> String {
+        self.laptop.ok(&format!(
+            "mkdir -p keys && for id in {}; do ssh-keygen -q -t ed25519 -N '' -C $id@pc -f keys/$id; done",
+            ids.join(" ")
+        ));
+        fs::write(self.laptop.home.join("known_hosts"), self.known_hosts()).unwrap();
+        let mut keys = String::from("keys:\n");
+        for id in ids {
+            let public = self.laptop.ok(&format!("cat keys/{id}.pub"));
+            keys.push_str(&format!("  {id}: [\"{}\"]\n", public.trim()));
+        }
+        let primary = self.host(1);
+        primary.write(super::container::CFG, "developers: []\nservers: {}\n");
+        let peer_key = primary.ok("hhlctl hosts key").trim().to_string();
+        assert!(peer_key.starts_with("ssh-ed25519 "), "{peer_key}");
+        let mut yaml = format!("{base}{keys}hosts:\n");
+        for h in self.hosts() {
+            yaml.push_str(&format!(
+                "  - name: {}\n    address: {}\n    host_key: {}\n",
+                h.name, h.addr, h.host_key
+            ));
+            if h.node == 1 {
+                yaml.push_str(&format!("    primary: true\n    peer_key: {peer_key}\n"));
+            }
+        }
+        yaml.push_str(placement);
+        std::thread::scope(|s| {
+            for h in self.hosts() {
+                let yaml = &yaml;
+                s.spawn(move || {
+                    h.write(super::container::CFG, yaml);
+                    let r = h.sh("hhlctl apply && hhlctl repo init");
+                    assert_eq!(r.code, 0, "{}: apply, repo init:\n{}\n{}", h.name, r.stdout, r.stderr);
+                });
+            }
+        });
+        yaml
+    }
+
     /// Host `node` (1-based).
     #[track_caller]
     pub fn host(&self, node: usize) -> &Host {
