@@ -46,10 +46,16 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
     let (Some(hosts), Some(here)) = (&model.hosts, &model.here) else {
         return Vec::new();
     };
-    if hosts.primary().name != *here {
-        return Vec::new();
-    }
     let entry = crate::core::artifact::Owner::User(model.access.entry.clone());
+    if hosts.primary().name != *here {
+        // Where an owner's Redis data waits while it moves (`hhlctl move`): root's
+        // export and import, readable by the entry account; what it receives, its own.
+        let reads = crate::core::artifact::Owner::ReadBy(model.access.entry.clone());
+        return vec![
+            Artifact::dir(crate::core::redis_bundle::dir(model), 0o750).owned(reads),
+            Artifact::dir(crate::core::redis_bundle::incoming_dir(model), 0o700).owned(entry),
+        ];
+    }
     vec![
         Artifact::dir(model.paths.state_dir.join("peer"), 0o755),
         Artifact::file(known_hosts_path(model), known_hosts_text(model, source), 0o644),
