@@ -147,6 +147,32 @@ pub enum Command {
   hhlctl hosts sync --now   # push the owed apply to hosts that missed it")]
     Hosts(cmd::hosts::Args),
 
+    /// Move an owner (its instances, Redis data and secret) to another host.
+    ///
+    /// Runs as root on the primary of several hosts. The owner's instances stop on the
+    /// host it leaves (Redis saves its data); that host's root oneshot copies the
+    /// Redis data and secret out, the new host's puts them in place, checked against
+    /// one checksum; serverctrl gets a commit that changes `placement:` and is applied
+    /// everywhere, so the new host starts the owner's instances with the same ports and
+    /// the old host stops and disables them; the owner's branches are deployed on the
+    /// new host. Nothing is deleted on the old host: the report names what is left
+    /// there, with each step's time.
+    ///
+    /// Each step is recorded in <state_dir>/peer/move-OWNER.json as it ends: after a
+    /// crash or a host that did not answer, run the same command again and it resumes
+    /// (before the placement commit it takes the data again, since the old host may
+    /// have run the owner meanwhile). Until then `--abandon` starts the owner's
+    /// instances again where they were.
+    #[command(after_help = "Example:
+  hhlctl move dev2 --to hhl3      # on the primary; prints each step and a report
+  hhlctl move dev2 --to hhl3      # again after an error: resumes where it stopped
+  hhlctl move dev2 --abandon      # before the placement commit: back as it was")]
+    Move(cmd::moving::Args),
+
+    /// What the package's hhl-redis-export@ and hhl-redis-import@ units run as root; internal.
+    #[command(name = "redis-data", hide = true)]
+    RedisData(cmd::redis_data::Args),
+
     /// What the primary's peer key runs on the other hosts; internal.
     #[command(hide = true)]
     Peer(crate::ssh::peer::Args),
@@ -202,6 +228,8 @@ fn dispatch(args: Arguments) -> Result<i32> {
         Command::Ssh(a) => crate::ssh::dispatch::run(&args.config, a),
         Command::Hosts(a) => cmd::hosts::run(&args.config, a),
         Command::Peer(a) => crate::ssh::peer::run(&args.config, a),
+        Command::Move(a) => cmd::moving::run(&args.config, a),
+        Command::RedisData(a) => cmd::redis_data::run(&args.config, a),
         Command::Rollback(a) => cmd::rollback::run(&args.config, a),
         Command::Web(a) => cmd::web::run(&args.config, a),
     }

@@ -237,7 +237,10 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
             }
             let feed = |args: &[&str], input: String| -> Result<String> {
                 let mut cmd = users::as_user(entry, "git");
-                cmd.arg("--git-dir").arg(&repo.path);
+                cmd.arg("--git-dir")
+                    .arg(&repo.path)
+                    .env("GIT_AUTHOR_DATE", example::DATE)
+                    .env("GIT_COMMITTER_DATE", example::DATE);
                 let out = crate::host::git::feed(cmd, args, Some(input.into_bytes()))?;
                 Ok(String::from_utf8_lossy(&out).trim().to_string())
             };
@@ -262,15 +265,9 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
                 root.push(format!("040000 tree {tree}\t{dir}\n"));
             }
             let tree = feed(&["mktree"], root.concat())?;
-            // A fixed date: every host's `repo init` makes the same commit, so master
-            // is one history across hosts (several hosts: see ops::forward).
-            let mut cmd = users::as_user(entry, "git");
-            cmd.arg("--git-dir")
-                .arg(&repo.path)
-                .env("GIT_AUTHOR_DATE", example::DATE)
-                .env("GIT_COMMITTER_DATE", example::DATE);
-            let commit = crate::host::git::feed(
-                cmd,
+            // The fixed date (`feed` sets it): every host's `repo init` makes the same
+            // commit, so master is one history across hosts.
+            let commit = feed(
                 &[
                     "-c",
                     "user.name=hhlctl",
@@ -279,9 +276,8 @@ fn seed_example(loaded: &Loaded, repo: &Repo, server: &str, entry: &str, hhlctl:
                     "commit-tree",
                     &tree,
                 ],
-                Some(example::MESSAGE.to_string().into_bytes()),
+                example::MESSAGE.to_string(),
             )?;
-            let commit = String::from_utf8_lossy(&commit).trim().to_string();
             // Only if master is still missing (the zero old value).
             git_as(
                 entry,

@@ -15,9 +15,11 @@ pub const MESSAGE: &str = "the example game, as shipped with hhlctl (`hhlctl rep
 A starting point: replace it with your own code and push to master (admins) or to\n\
 your own branch.\n";
 
-/// The seed commit's author and committer date (git's format): fixed, so the seed is
-/// the same commit wherever `repo init` makes it.
-pub const DATE: &str = "1735689600 +0000";
+/// The seed commit's author and committer date: fixed, so that every host of several
+/// seeds the very same commit, and a developer's branch made from the primary's master
+/// is one its own host already holds the history of (a push passed on to that host is
+/// otherwise refused there for naming objects of a master it never saw).
+pub const DATE: &str = "1767225600 +0000";
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use crate::core::units::DROPIN_NAME;
 /// Whether `path` is a file or link the layout `paths` could have generated: an
 /// instance's config or `src` link, a Redis config, a drop-in, slice or `.wants` link of
 /// an hhl unit, the shared library's link, the polkit and rsyslog rules, or the entry
-/// account's authorized_keys.
+/// account's authorized_keys, the primary's pinned host keys of the other hosts.
 pub fn generatable(paths: &RawPaths, path: &Path) -> bool {
     if !plain_absolute(path) {
         return false;
@@ -20,6 +20,7 @@ pub fn generatable(paths: &RawPaths, path: &Path) -> bool {
         .iter()
         .any(|p| path == p.as_path())
         || path == crate::core::authorized_keys::path_under(&paths.entry_home)
+        || path == crate::core::peers::known_hosts_under(&paths.state_dir)
     {
         return true;
     }
@@ -103,6 +104,7 @@ mod tests {
             "/etc/polkit-1/rules.d/50-hhl.rules",
             "/etc/rsyslog.d/40-hhl.conf",
             "/var/lib/hhl-entry/.ssh/authorized_keys",
+            "/var/lib/hhl/peer/known_hosts",
         ] {
             assert!(generatable(&p, Path::new(yes)), "{yes}");
         }

@@ -16,7 +16,12 @@ pub fn key_path(model: &Model) -> PathBuf {
 
 /// The pinned host keys, one line per other host, by host name (`HostKeyAlias`).
 pub fn known_hosts_path(model: &Model) -> PathBuf {
-    model.paths.state_dir.join("peer/known_hosts")
+    known_hosts_under(&model.paths.state_dir)
+}
+
+/// The same, under the state directory `state_dir`.
+pub fn known_hosts_under(state_dir: &Path) -> PathBuf {
+    state_dir.join("peer/known_hosts")
 }
 
 /// Where ssh keeps its kept connections (ControlMaster): the entry account's own
@@ -46,10 +51,16 @@ pub fn artifacts(model: &Model, source: &Path) -> Vec<Artifact> {
     let (Some(hosts), Some(here)) = (&model.hosts, &model.here) else {
         return Vec::new();
     };
-    if hosts.primary().name != *here {
-        return Vec::new();
-    }
     let entry = crate::core::artifact::Owner::User(model.access.entry.clone());
+    if hosts.primary().name != *here {
+        // Where an owner's Redis data waits while it moves (`hhlctl move`): root's
+        // export and import, readable by the entry account; what it receives, its own.
+        let reads = crate::core::artifact::Owner::ReadBy(model.access.entry.clone());
+        return vec![
+            Artifact::dir(crate::core::redis_bundle::dir(model), 0o750).owned(reads),
+            Artifact::dir(crate::core::redis_bundle::incoming_dir(model), 0o700).owned(entry),
+        ];
+    }
     vec![
         Artifact::dir(model.paths.state_dir.join("peer"), 0o755),
         Artifact::file(known_hosts_path(model), known_hosts_text(model, source), 0o644),

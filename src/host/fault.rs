@@ -31,6 +31,14 @@ pub const STEPS: &[&str] = &[
     "release:switched",
     // repo init
     "repo:created",
+    // hhlctl move, once each step is recorded in its journal
+    "move:stop",
+    "move:export",
+    "move:import",
+    "move:commit",
+    "move:apply",
+    "move:code",
+    "move:verify",
 ];
 
 /// Die here (SIGKILL, no clean-up, no destructors) when `HHL_FAULT` names `step`.

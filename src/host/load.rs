@@ -86,6 +86,24 @@ pub fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>> {
 }
 
 pub fn load_text(path: PathBuf, text: String) -> Result<Loaded> {
+    load_text_as(path, text, false)
+}
+
+/// `load`, keeping the instances of every host (`here` still set): the primary's view
+/// when it moves an owner between hosts, and a host's when it takes in or gives out an
+/// owner not placed on it.
+pub fn load_whole(path: &Path) -> Result<Loaded> {
+    let bytes = read_bounded(path, MAX_CONFIG_BYTES).with_context(|| format!("cannot use {}", path.display()))?;
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let text = config::text_of(&path, bytes).map_err(Diagnostics::from)?;
+    load_text_as(path, text, true)
+}
+
+fn load_text_as(path: PathBuf, text: String, whole: bool) -> Result<Loaded> {
     let source = Source { path, text };
     let mut raw = config::parse(&source.path, &source.text).map_err(Diagnostics::from)?;
     // A hhl.yaml written for 0.1.0: its changed keys mapped, each with a warning.
@@ -94,6 +112,12 @@ pub fn load_text(path: PathBuf, text: String) -> Result<Loaded> {
     }
     let model = model::build(&raw, &source, detect_flavor(raw.nginx.flavor))?;
     let model = match &model.hosts {
+        Some(h) if whole => {
+            let here = crate::host::here::name(h)?;
+            let mut m = model.on_host(&here);
+            m.instances = model.instances;
+            m
+        }
         Some(h) => model.on_host(&crate::host::here::name(h)?),
         None => model,
     };

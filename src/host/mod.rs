@@ -18,6 +18,7 @@ pub mod parallel;
 pub mod peer;
 pub mod portholder;
 pub mod redis_client;
+pub mod redis_data;
 pub mod release;
 pub mod release_info;
 pub mod reown;

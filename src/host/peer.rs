@@ -4,6 +4,7 @@
 //! Connections are kept (ssh's ControlMaster) so a status across hosts costs one
 //! round trip per host, not one handshake.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,14 @@ pub const FOLLOW: Deadline = Deadline {
 pub const APPLY: Deadline = Deadline {
     limit: Duration::from_secs(14 * 60),
     hint: "the host's apply did not end: `journalctl -u hhl-apply.service` on it shows where it is",
+};
+
+/// An owner's Redis data on its way (`hhlctl move`): the host's root oneshot (its
+/// unit ends itself at 20 min) and the bytes over the link, which keep-alive ends if
+/// it dies.
+pub const TRANSFER: Deadline = Deadline {
+    limit: Duration::from_secs(30 * 60),
+    hint: "the host did not finish the transfer in time: `journalctl -u 'hhl-redis-*'` on it shows where it was; run the move again to resume",
 };
 
 /// ssh to `host` as its entry account, ready for a command line.
@@ -110,6 +119,50 @@ pub fn run(model: &Model, host: &HostSpec, line: &str, deadline: Deadline) -> Re
     let status =
         child::status(&mut cmd, deadline).with_context(|| format!("on host {} ({})", host.name, host.address))?;
     Ok(status.code().unwrap_or(1))
+}
+
+/// Run `line` on `host` with its standard output written to `into` (a new file,
+/// 0600) and its standard error captured, within `deadline`.
+pub fn fetch(model: &Model, host: &HostSpec, line: &str, into: &std::path::Path, deadline: Deadline) -> Result<Answer> {
+    let t0 = Instant::now();
+    let _ = std::fs::remove_file(into);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(into)
+        .with_context(|| format!("creating {}", into.display()))?;
+    let mut cmd = ssh(model, host);
+    cmd.arg(line)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::piped());
+    let output = child::Bounded::spawn(&mut cmd, deadline)
+        .and_then(|b| b.wait_with_output(None))
+        .with_context(|| format!("asking host {} ({})", host.name, host.address))?;
+    Ok(Answer {
+        output,
+        took: t0.elapsed(),
+    })
+}
+
+/// Run `line` on `host` with `from` (a file) on its standard input, its output
+/// captured, within `deadline`.
+pub fn send(model: &Model, host: &HostSpec, line: &str, from: &std::path::Path, deadline: Deadline) -> Result<Answer> {
+    let t0 = Instant::now();
+    let file = std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?;
+    let mut cmd = ssh(model, host);
+    cmd.arg(line)
+        .stdin(Stdio::from(file))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = child::Bounded::spawn(&mut cmd, deadline)
+        .and_then(|b| b.wait_with_output(None))
+        .with_context(|| format!("sending to host {} ({})", host.name, host.address))?;
+    Ok(Answer {
+        output,
+        took: t0.elapsed(),
+    })
 }
 
 /// `ssh` for git (`core.sshCommand` / GIT_SSH_COMMAND): the same options, every

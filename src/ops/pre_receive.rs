@@ -104,6 +104,11 @@ pub fn run(loaded: &Loaded, repo: &Repo, updates: &[RefUpdate], me: &str) -> Res
     // Several hosts: the owner's host takes the update first, or nothing moves.
     if let RepoKind::Server(_) = repo.kind {
         for u in updates {
+            // An owner on the move: its code follows it once the move is done.
+            if let Some(why) = u.branch().and_then(|b| crate::ops::moving::under_way(model, b)) {
+                eprintln!("refused: {why}");
+                return Ok(1);
+            }
             let Some(host) = u.branch().and_then(|b| model.elsewhere(b)) else {
                 continue;
             };

@@ -29,7 +29,7 @@ pub struct Ran {
 /// is inactive again; one that failed is `failed`. The wait is bounded by the unit's
 /// own limits (as systemd has them, drop-ins included) and `WAIT_MARGIN`, so systemd
 /// ends a hung run first; that is then said with the unit's name and where to read.
-fn run_oneshot(systemd: &Systemd, unit: &str) -> Result<(bool, Option<String>)> {
+pub fn run_oneshot(systemd: &Systemd, unit: &str) -> Result<(bool, Option<String>)> {
     let bounds = systemd.oneshot_limits(unit)?;
     let wait = bounds.map_or(JOB_DEADLINE, |l| l.start + l.stop + WAIT_MARGIN);
     let outcome = systemd

@@ -104,6 +104,27 @@ pub fn print(config: &Path, selection: &Selection, json: bool) -> Result<i32> {
     show(&rows, json)
 }
 
+/// This host's instances `names`, each with whether it is healthy (running, its port
+/// answering).
+pub fn health_of(config: &Path, names: &[String]) -> Result<Vec<(String, bool)>> {
+    let sel = Selection {
+        names: names.to_vec(),
+        dev: None,
+        server: None,
+        all: false,
+    };
+    Ok(local_rows(config, &sel)?
+        .into_iter()
+        .map(|r| (r.instance, r.healthy))
+        .collect())
+}
+
+/// The same, from what `status --json` printed on another host.
+pub fn health_in_json(text: &str) -> Result<Vec<(String, bool)>> {
+    let rows: Vec<Row> = serde_json::from_str(text)?;
+    Ok(rows.into_iter().map(|r| (r.instance, r.healthy)).collect())
+}
+
 /// This host's rows for `selection`.
 fn local_rows(config: &Path, selection: &Selection) -> Result<Vec<Row>> {
     let t0 = Instant::now();

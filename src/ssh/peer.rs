@@ -6,7 +6,10 @@
 //!   authorization and asked again here (`dispatch::serve`) against this host's hhl.yaml;
 //! - `git-receive-pack 'serverctrl'`: the primary's serverctrl commit, which this host
 //!   validates in its own pre-receive hook and applies itself (its post-receive);
-//! - `apply`: this host's own apply of what it holds (a retry after a lost link).
+//! - `apply`: this host's own apply of what it holds (a retry after a lost link);
+//! - `redis-export OWNER`, `redis-import OWNER`: an owner's Redis data and secret out
+//!   of this host or into it, for `hhlctl move` (`ops::redis_data`): the package's
+//!   root oneshots do root's part, and the bytes pass on standard output or input.
 //!
 //! A developer's key never reaches this command, and the peer key never reaches any
 //! other.
@@ -62,6 +65,19 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             crate::ops::remote_apply::print(&ran);
             Ok(if ran.ok { 0 } else { 1 })
         }
+        // An owner's Redis data, for `hhlctl move` on the primary: root's part is done
+        // by the package's oneshots, which polkit lets this account start.
+        [verb @ ("redis-export" | "redis-import"), owner] => {
+            let whole = load::load_whole(config)?;
+            if let Err(e) = crate::ops::redis_data::known_owner(&whole.model, owner) {
+                return refuse(&e);
+            }
+            if *verb == "redis-export" {
+                crate::ops::redis_data::serve_export(&whole.model, owner)
+            } else {
+                crate::ops::redis_data::serve_import(&whole.model, owner)
+            }
+        }
         ["git-receive-pack", _] => match super::command::parse(model, &line) {
             // The primary's root pushes serverctrl; this host's hooks check and apply it.
             Ok(super::command::Request::Receive(repo)) if repo.kind == RepoKind::Serverctrl => {
@@ -81,7 +97,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             dispatch::serve(config, identity, Some(rest.to_string()), Via::Peer)
         }
         _ => refuse(&format!(
-            "unknown peer request `{}`; the verbs are ping, apply, as IDENTITY REQUEST, git-receive-pack 'serverctrl'",
+            "unknown peer request `{}`; the verbs are ping, apply, as IDENTITY REQUEST, git-receive-pack 'serverctrl', redis-export OWNER, redis-import OWNER",
             crate::core::error::excerpt(&line)
         )),
     }

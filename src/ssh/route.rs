@@ -52,6 +52,13 @@ pub fn elsewhere(
     let Some(owners) = owners(model, identity, request) else {
         return Ok(None);
     };
+    // An owner on the move: its instances are stopped on purpose and its Redis data is
+    // being copied; what would start them or change that data waits.
+    if acts(request) {
+        if let Some(why) = owners.iter().find_map(|o| crate::ops::moving::under_way(model, o)) {
+            return refuse(&why).map(Some);
+        }
+    }
     let targets: BTreeSet<&str> = owners.iter().map(|o| hosts.host_of(o)).collect();
     if targets.iter().all(|t| *t == here) {
         return Ok(None);
@@ -75,6 +82,20 @@ pub fn elsewhere(
         worst = worst.max(code);
     }
     Ok(Some(worst))
+}
+
+/// Whether a request may start, stop or change an owner's instances or Redis data.
+fn acts(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Restart(_)
+            | Request::Reload(_)
+            | Request::Start(_)
+            | Request::Stop(_)
+            | Request::Deploy(_)
+            | Request::Rollback(..)
+            | Request::Redis { .. }
+    )
 }
 
 /// The owners a request is about; `None`: not about instances (help, web, git, apply).

@@ -739,13 +739,9 @@ impl Hosts {
         me
     }
 
-    /// Day one of several hosts, as tests/hosts.rs sets it up: `n` hosts booted (the
-    /// watchdog's bound `bound`); on the laptop a key per identity of `ids`
-    /// (`/root/keys/<id>`, and `/root/known_hosts` pinning every host); the peer key of
-    /// the primary, hhl1; one hhl.yaml for all (the example, `admins`, the keys,
-    /// `hosts:` with hhl1 primary, `placement:` owner → host node), written to every
-    /// host and applied there with `repo init`, side by side. The hosts, and that
-    /// hhl.yaml.
+    /// `n` hosts booted (the watchdog's bound `bound`), then `day_one` with the example
+    /// (`admins` as its admins) and `placement` (owner → host node). The hosts, and
+    /// their hhl.yaml.
     pub fn with_config(
         n: usize,
         ids: &[&str],
@@ -754,24 +750,41 @@ impl Hosts {
         bound: Duration,
     ) -> (Hosts, String) {
         let hs = Hosts::boot_within(n, bound);
-        hs.laptop.ok(&format!(
+        let example = super::example_yaml();
+        assert!(example.contains("admins: []"), "the example changed: {example}");
+        let base = example.replace("admins: []", &format!("admins: [{}]", admins.join(", ")));
+        let mut placed = String::from("placement:\n");
+        for (owner, node) in placement {
+            placed.push_str(&format!("  {owner}: {}\n", node_name(*node)));
+        }
+        let yaml = hs.day_one(&base, ids, &placed);
+        (hs, yaml)
+    }
+
+    /// Day one of several hosts, as docs/ops/hosts.md lays it out: an ed25519 key per
+    /// identity of `ids` made on the laptop (`keys/<id>`, and `known_hosts` pinning
+    /// every host), the primary's peer key (`hhlctl hosts key` on host 1), and one
+    /// hhl.yaml for all: `base` with every key under `keys:`, every host under `hosts:`
+    /// (host 1 the primary) and `placement` (`placement:\n  dev2: hhl2\n`, or "")
+    /// appended; each host writes it and runs `hhlctl apply && hhlctl repo init`
+    /// itself, side by side. Returns that hhl.yaml.
+    pub fn day_one(&self, base: &str, ids: &[&str], placement: &str) -> String {
+        self.laptop.ok(&format!(
             "mkdir -p keys && for id in {}; do ssh-keygen -q -t ed25519 -N '' -C $id@pc -f keys/$id; done",
             ids.join(" ")
         ));
-        fs::write(hs.laptop.home.join("known_hosts"), hs.known_hosts()).unwrap();
+        fs::write(self.laptop.home.join("known_hosts"), self.known_hosts()).unwrap();
         let mut keys = String::from("keys:\n");
         for id in ids {
-            let public = hs.laptop.ok(&format!("cat keys/{id}.pub"));
+            let public = self.laptop.ok(&format!("cat keys/{id}.pub"));
             keys.push_str(&format!("  {id}: [\"{}\"]\n", public.trim()));
         }
-        let primary = hs.host(1);
+        let primary = self.host(1);
         primary.write(super::container::CFG, "developers: []\nservers: {}\n");
         let peer_key = primary.ok("hhlctl hosts key").trim().to_string();
         assert!(peer_key.starts_with("ssh-ed25519 "), "{peer_key}");
-        let example = super::example_yaml();
-        assert!(example.contains("admins: []"), "the example changed: {example}");
-        let mut yaml = example.replace("admins: []", &format!("admins: [{}]", admins.join(", "))) + &keys + "hosts:\n";
-        for h in hs.hosts() {
+        let mut yaml = format!("{base}{keys}hosts:\n");
+        for h in self.hosts() {
             yaml.push_str(&format!(
                 "  - name: {}\n    address: {}\n    host_key: {}\n",
                 h.name, h.addr, h.host_key
@@ -780,12 +793,9 @@ impl Hosts {
                 yaml.push_str(&format!("    primary: true\n    peer_key: {peer_key}\n"));
             }
         }
-        yaml.push_str("placement:\n");
-        for (owner, node) in placement {
-            yaml.push_str(&format!("  {owner}: {}\n", node_name(*node)));
-        }
+        yaml.push_str(placement);
         std::thread::scope(|s| {
-            for h in hs.hosts() {
+            for h in self.hosts() {
                 let yaml = &yaml;
                 s.spawn(move || {
                     h.write(super::container::CFG, yaml);
@@ -794,7 +804,7 @@ impl Hosts {
                 });
             }
         });
-        (hs, yaml)
+        yaml
     }
 
     /// Host `node` (1-based).
