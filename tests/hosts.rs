@@ -18,7 +18,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::container::CFG;
 use support::multihost::{Hosts, LAPTOP};
 use support::{example_yaml, Run};
 
@@ -53,60 +52,12 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// Day one, as docs/ops/hosts.md says (its `sh tested` blocks run as written): each
-/// host's key read on it, the primary's peer key, one hhl.yaml (dev2 on hhl2, dev3 on
-/// hhl3) applied by each host itself; the developers' keys on the laptop.
+/// Day one, as docs/ops/hosts.md says (`Hosts::day_one` runs its `sh tested` blocks):
+/// one hhl.yaml, dev2 on hhl2 and dev3 on hhl3, applied by each host itself; the
+/// developers' keys on the laptop.
 fn day_one(hs: &Hosts) {
-    let steps = support::blocks("docs/ops/hosts.md", "sh tested");
-    let [host_key_step, peer_key_step, apply_step] = &steps[..] else {
-        panic!(
-            "docs/ops/hosts.md: expected 3 `sh tested` blocks, found {}",
-            steps.len()
-        );
-    };
-    let h1 = hs.host(1);
-    hs.laptop.ok(&format!(
-        "mkdir -p keys && for id in {}; do ssh-keygen -q -t ed25519 -N '' -C $id@pc -f keys/$id; done",
-        IDS.join(" ")
-    ));
-    std::fs::write(hs.laptop.home.join("known_hosts"), hs.known_hosts()).unwrap();
-    let mut keys = String::from("keys:\n");
-    for id in IDS {
-        let public = hs.laptop.ok(&format!("cat keys/{id}.pub"));
-        keys.push_str(&format!("  {id}: [\"{}\"]\n", public.trim()));
-    }
-    for h in hs.hosts() {
-        assert_eq!(
-            h.ok(host_key_step).trim(),
-            h.host_key,
-            "{}: the page's host key step",
-            h.name
-        );
-    }
-    h1.write(CFG, "developers: []\nservers: {}\n");
-    let peer_key = h1.ok(peer_key_step).trim().to_string();
-    assert!(peer_key.starts_with("ssh-ed25519 "), "{peer_key}");
-    let mut yaml = example_yaml().replace("admins: []", "admins: [lead]") + &keys + "hosts:\n";
-    for h in hs.hosts() {
-        yaml.push_str(&format!(
-            "  - name: {}\n    address: {}\n    host_key: {}\n",
-            h.name, h.addr, h.host_key
-        ));
-        if h.node == 1 {
-            yaml.push_str(&format!("    primary: true\n    peer_key: {peer_key}\n"));
-        }
-    }
-    yaml.push_str("placement:\n  dev2: hhl2\n  dev3: hhl3\n");
-    std::thread::scope(|s| {
-        for h in hs.hosts() {
-            let yaml = &yaml;
-            s.spawn(move || {
-                h.write(CFG, yaml);
-                let r = h.sh(apply_step);
-                assert_eq!(r.code, 0, "{}: apply, repo init:\n{}\n{}", h.name, r.stdout, r.stderr);
-            });
-        }
-    });
+    let base = example_yaml().replace("admins: []", "admins: [lead]");
+    hs.day_one(&base, &IDS, "placement:\n  dev2: hhl2\n  dev3: hhl3\n");
 }
 
 #[test]

@@ -150,9 +150,15 @@ fn an_owner_moves_with_its_redis_and_a_killed_move_resumes() {
     assert_eq!(active(h2, "redis@6382.service"), "active");
     assert_eq!(commits(h1), before);
 
-    // The move.
+    // The move, as docs/ops/hosts.md says it.
+    let step = support::blocks("docs/ops/hosts.md", "sh tested-move");
+    assert_eq!(
+        step,
+        vec!["hhlctl move dev2 --to hhl3\n".to_string()],
+        "the page's move step"
+    );
     let t = Instant::now();
-    let r = h1.sh("hhlctl move dev2 --to hhl3");
+    let r = h1.sh(&step[0]);
     println!("{}", r.stdout);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     println!(

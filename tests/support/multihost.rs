@@ -769,6 +769,22 @@ impl Hosts {
     /// appended; each host writes it and runs `hhlctl apply && hhlctl repo init`
     /// itself, side by side. Returns that hhl.yaml.
     pub fn day_one(&self, base: &str, ids: &[&str], placement: &str) -> String {
+        // The page's own commands, as written (its `sh tested` blocks).
+        let steps = super::blocks("docs/ops/hosts.md", "sh tested");
+        let [host_key_step, peer_key_step, apply_step] = &steps[..] else {
+            panic!(
+                "docs/ops/hosts.md: expected 3 `sh tested` blocks, found {}",
+                steps.len()
+            );
+        };
+        for h in self.hosts() {
+            assert_eq!(
+                h.ok(host_key_step).trim(),
+                h.host_key,
+                "{}: the page's host key step",
+                h.name
+            );
+        }
         self.laptop.ok(&format!(
             "mkdir -p keys && for id in {}; do ssh-keygen -q -t ed25519 -N '' -C $id@pc -f keys/$id; done",
             ids.join(" ")
@@ -781,7 +797,7 @@ impl Hosts {
         }
         let primary = self.host(1);
         primary.write(super::container::CFG, "developers: []\nservers: {}\n");
-        let peer_key = primary.ok("hhlctl hosts key").trim().to_string();
+        let peer_key = primary.ok(peer_key_step).trim().to_string();
         assert!(peer_key.starts_with("ssh-ed25519 "), "{peer_key}");
         let mut yaml = format!("{base}{keys}hosts:\n");
         for h in self.hosts() {
@@ -799,7 +815,7 @@ impl Hosts {
                 let yaml = &yaml;
                 s.spawn(move || {
                     h.write(super::container::CFG, yaml);
-                    let r = h.sh("hhlctl apply && hhlctl repo init");
+                    let r = h.sh(apply_step);
                     assert_eq!(r.code, 0, "{}: apply, repo init:\n{}\n{}", h.name, r.stdout, r.stderr);
                 });
             }
