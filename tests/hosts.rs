@@ -23,29 +23,12 @@ use support::{example_yaml, Run};
 
 const IDS: [&str; 4] = ["dev1", "dev2", "dev3", "lead"];
 
-/// The laptop's ssh as `id`, host keys pinned (the harness's known_hosts).
-fn ssh(id: &str) -> String {
-    format!(
-        "ssh -i /root/keys/{id} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-         -o UserKnownHostsFile=/root/known_hosts -o ConnectTimeout=5 -o LogLevel=ERROR"
-    )
-}
-
 fn on_laptop(hs: &Hosts, id: &str, host: usize, command: &str) -> Run {
-    hs.laptop.sh(&format!("{} hhl@10.77.0.{host} {command}", ssh(id)))
+    hs.laptop.ssh(id, host, command)
 }
 
-/// In `id`'s clone of socketserver on the laptop (cloned from the primary): make
-/// main.lua say `text`, commit, push HEAD to `branch` on `host`.
 fn push(hs: &Hosts, id: &str, host: usize, branch: &str, text: &str) -> Run {
-    hs.laptop.sh(&format!(
-        "mkdir -p /root/{id} && cd /root/{id} && \
-         {{ [ -d socketserver ] || git clone -q --config core.sshCommand='{s}' hhl@10.77.0.1:socketserver 2>&1; }} && \
-         cd socketserver && git config user.name {id} && git config user.email {id}@pc && \
-         printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm '{text}' && \
-         git push hhl@10.77.0.{host}:socketserver HEAD:{branch} 2>&1",
-        s = ssh(id)
-    ))
+    hs.laptop.push_lua(id, host, branch, text)
 }
 
 fn secs(d: Duration) -> String {
@@ -357,7 +340,7 @@ fn three_hosts_one_config() {
         "cd /root && git clone -q --config core.sshCommand='{s}' hhl@10.77.0.1:serverctrl 2>&1 && cd serverctrl && \
          git config user.name lead && git config user.email lead@pc && printf '# touched\\n' >> hhl.yaml && \
          git commit -qam touched && git push origin HEAD:master 2>&1",
-        s = ssh("lead")
+        s = support::multihost::ssh_as("lead")
     ));
     assert!(r.stdout.contains("host hhl2: applied"), "{}", r.stdout);
     assert!(r.stdout.contains("host hhl3: NOT applied"), "{}", r.stdout);

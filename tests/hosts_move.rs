@@ -21,28 +21,13 @@ use support::{example_yaml, Run};
 
 const IDS: [&str; 4] = ["dev1", "dev2", "dev3", "lead"];
 
-/// The laptop's ssh as `id`, host keys pinned.
-fn ssh(id: &str) -> String {
-    format!(
-        "ssh -i /root/keys/{id} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-         -o UserKnownHostsFile=/root/known_hosts -o ConnectTimeout=5 -o LogLevel=ERROR"
-    )
-}
-
 fn on_laptop(hs: &Hosts, id: &str, host: usize, command: &str) -> Run {
-    hs.laptop.sh(&format!("{} hhl@10.77.0.{host} {command}", ssh(id)))
+    hs.laptop.ssh(id, host, command)
 }
 
 /// `id` pushes main.lua saying `text` to their branch through the primary.
 fn push(hs: &Hosts, id: &str, text: &str) -> Run {
-    hs.laptop.sh(&format!(
-        "mkdir -p /root/{id} && cd /root/{id} && \
-         {{ [ -d socketserver ] || git clone -q --config core.sshCommand='{s}' hhl@10.77.0.1:socketserver 2>&1; }} && \
-         cd socketserver && git config user.name {id} && git config user.email {id}@pc && \
-         printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm '{text}' && \
-         git push origin HEAD:{id} 2>&1",
-        s = ssh(id)
-    ))
+    hs.laptop.push_lua(id, 1, id, text)
 }
 
 /// `n` keys `key:1`..`key:n` with values `value-1`.. in the Redis on `port` of

@@ -564,7 +564,37 @@ pub struct Laptop {
     hosts_file: PathBuf,
 }
 
+/// The laptop's ssh command line as identity `id` (its key `keys/<id>`), every host's
+/// key pinned (`known_hosts`, written by `Hosts::day_one`).
+pub fn ssh_as(id: &str) -> String {
+    format!(
+        "ssh -i /root/keys/{id} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+         -o UserKnownHostsFile=/root/known_hosts -o ConnectTimeout=5 -o LogLevel=ERROR"
+    )
+}
+
 impl Laptop {
+    /// `ssh hhl@<host node> <command>` as identity `id`.
+    pub fn ssh(&self, id: &str, host: usize, command: &str) -> Run {
+        self.sh(&format!("{} hhl@{} {command}", ssh_as(id), addr(host)))
+    }
+
+    /// In `id`'s clone of socketserver (cloned from the primary on first use): make
+    /// main.lua say `text`, commit, push HEAD to `branch` on host `host`; git's lines
+    /// (its `remote:` ones) on stdout.
+    pub fn push_lua(&self, id: &str, host: usize, branch: &str, text: &str) -> Run {
+        self.sh(&format!(
+            "mkdir -p /root/{id} && cd /root/{id} && \
+             {{ [ -d socketserver ] || git clone -q --config core.sshCommand='{s}' hhl@{p}:socketserver 2>&1; }} && \
+             cd socketserver && git config user.name {id} && git config user.email {id}@pc && \
+             printf 'ngx.say(\"{text}\")\\n' > main.lua && git add -A && git commit -qm '{text}' && \
+             git push hhl@{h}:socketserver HEAD:{branch} 2>&1",
+            s = ssh_as(id),
+            p = addr(1),
+            h = addr(host)
+        ))
+    }
+
     /// A shell script on the laptop, as root in its home, with a plain environment.
     pub fn sh(&self, script: &str) -> Run {
         Command::new("ip")
