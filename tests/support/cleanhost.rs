@@ -131,20 +131,7 @@ impl Client {
     /// Wait (bounded) until `script` succeeds on the client.
     #[track_caller]
     pub fn eventually(&self, script: &str, what: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let r = self.sh(script);
-            if r.code == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "client: {what}: not after {secs} s\n{}\n{}",
-                r.stdout,
-                r.stderr
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::support::eventually(&format!("client: {what}"), secs, || self.sh(script));
     }
 }
 
@@ -416,21 +403,7 @@ impl Host {
     /// Wait (bounded) until `script` succeeds inside.
     #[track_caller]
     pub fn eventually(&self, script: &str, what: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let r = self.sh(script);
-            if r.code == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "[{}] {what}: not after {secs} s\n{}\n{}",
-                self.suite,
-                r.stdout,
-                r.stderr
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::support::eventually(&format!("[{}] {what}", self.suite), secs, || self.sh(script));
     }
 
     fn stop(&mut self) {

@@ -10,6 +10,7 @@ pub mod web;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hhlctl");
 
@@ -156,4 +157,26 @@ pub fn blocks(page: &str, info: &str) -> Vec<String> {
     }
     assert!(current.is_none(), "{page}: a `{info}` block is not closed");
     out
+}
+
+/// Retry `attempt` until it succeeds (exit 0), at most `secs` seconds; fail the test
+/// with `what` and the last attempt's output otherwise.
+#[track_caller]
+#[allow(dead_code)]
+pub fn eventually(what: &str, secs: u64, mut attempt: impl FnMut() -> Run) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = attempt();
+        if r.code == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not after {secs} s (exit {})\n{}\n{}",
+            r.code,
+            r.stdout,
+            r.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -74,26 +74,7 @@ fn must(script: &str, what: &str) {
     assert_eq!(r.code, 0, "{what}: `{script}` failed:\n{}\n{}", r.stdout, r.stderr);
 }
 
-/// Retry `attempt` until it succeeds (exit 0), at most `secs` seconds; fail the test
-/// with `what` and the last attempt's output otherwise.
-#[track_caller]
-pub fn eventually(what: &str, secs: u64, mut attempt: impl FnMut() -> Run) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let r = attempt();
-        if r.code == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not after {secs} s (exit {})\n{}\n{}",
-            r.code,
-            r.stdout,
-            r.stderr
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+pub use super::eventually;
 
 /// Wait until `ok()` holds, at most `secs` seconds; fail the test with `what`
 /// otherwise.
