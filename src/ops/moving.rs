@@ -58,7 +58,7 @@ pub fn under_way(model: &Model, owner: &str) -> Option<String> {
     crate::ops::redis_data::known_owner(model, owner).ok()?;
     let j = load_journal(model, owner).ok()??;
     Some(format!(
-        "{owner} is being moved from {} to {} by an admin (`hhlctl move`, steps done: {}); try again once it has finished",
+        "{owner} is being moved from {} to {} by an admin (steps done: {}); try again once it has finished",
         j.from,
         j.to,
         j.done_names()
