@@ -84,11 +84,19 @@ pub(super) async fn overview(State(app): State<Shared>, SignedIn(user): SignedIn
             && s.hosts.iter().all(|h| !h.pending)
             && snapshot::now_usec().saturating_sub(s.at) < 2 * snapshot::EVERY.as_micros() as u64
     };
-    if !fresh(&rx.borrow()) {
+    if !fresh(&rx.borrow_and_update()) {
         app.watch.kick.notify_one();
         app.watch.kick_hosts.notify_waiters();
-        // Bounded: above `peer::ASK`, within which a host answers or is marked.
-        let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(fresh)).await;
+        // The next reading will do (a failed one included: it says why), once every
+        // other host has answered or been marked. Bounded: above `peer::ASK`.
+        let next = async {
+            while rx.changed().await.is_ok() {
+                if rx.borrow_and_update().hosts.iter().all(|h| !h.pending) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(30), next).await;
     }
     let snap = rx.borrow().clone();
     Json(visible(&app.model, &user, &snap)).into_response()
