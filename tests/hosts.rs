@@ -231,7 +231,15 @@ fn three_hosts_one_config() {
     assert!(r.stdout.contains("host hhl2: applied"), "{}", r.stdout);
     assert!(r.stdout.contains("host hhl3: NOT applied"), "{}", r.stdout);
     assert_eq!(h1.sh("systemctl is-failed hhl-apply.service").stdout.trim(), "failed");
-    assert!(h1.ok("cat /var/lib/hhl/peer/owed.json").contains("hhl3"));
+    let list = h1.sh("hhlctl hosts");
+    assert_eq!(list.code, 1, "{}", list.stdout);
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with("hhl3") && l.contains("DOWN") && l.contains("(owed ")),
+        "{}",
+        list.stdout
+    );
 
     // Healing: status is whole again, and the retry applies hhl3.
     hs.heal(1, 3);
@@ -357,6 +365,19 @@ fn three_hosts_one_config() {
         h3.ok("systemctl is-active openresty@socketserver-dev3.service").trim(),
         "active"
     );
+
+    // The retry runs as the entry account, and takes from its queue only what names
+    // hhl.yaml's hosts, identities and instances: an entry planted there (by whoever
+    // could write as that account) runs nothing, as root or otherwise.
+    h1.ok(
+        "printf '%s' '{\"k\":{\"host\":\"hhl2\",\"identity\":\"x$(touch /tmp/planted)\",\"instance\":\"lualib\"}}' \
+           > /var/lib/hhl-entry/.peer/queued.json && chown hhl /var/lib/hhl-entry/.peer/queued.json",
+    );
+    let r = h1.sh("hhlctl hosts sync --now");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("dropped a queued deploy"), "{}", r.stderr);
+    assert_ne!(h1.sh("test -e /tmp/planted").code, 0, "the planted command ran");
+    assert_eq!(h1.ok("stat -c %U /var/lib/hhl-entry/.peer/queued.json").trim(), "hhl");
 
     let applied: Vec<String> = hs
         .hosts()

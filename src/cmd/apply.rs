@@ -71,7 +71,6 @@ fn to_other_hosts(config: &Path, commit: &str) -> Result<i32> {
     }
     let results = crate::ops::hosts::apply_all(model, commit, None);
     let failed = crate::ops::hosts::print_applied(&results);
-    crate::ops::hosts::store_owed(model, commit, &results)?;
     Ok(if failed > 0 { 1 } else { 0 })
 }
 

@@ -44,6 +44,18 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
             if loaded.model.hosts.is_none() {
                 return Ok(0);
             }
+            // The timer starts it as root; the retry is the entry account's work (its
+            // key, its repositories, its queue): root never acts on what it can write.
+            if rustix::process::geteuid().is_root() {
+                let exe = std::env::current_exe().context("finding hhlctl")?;
+                let mut cmd = crate::host::users::as_user(&loaded.model.access.entry, &exe.to_string_lossy());
+                cmd.arg("--config").arg(config).args(["hosts", "sync"]);
+                if now {
+                    cmd.arg("--now");
+                }
+                let status = crate::host::child::status(&mut cmd, crate::host::peer::SYNC)?;
+                return Ok(status.code().unwrap_or(1));
+            }
             Ok(if crate::ops::hosts::sync(&loaded.model, now)? > 0 {
                 1
             } else {
@@ -59,7 +71,7 @@ fn list(config: &Path, json: bool) -> Result<i32> {
         bail!("hhl.yaml has no `hosts:`: this host runs everything (see docs/ops/hosts.md to add one)");
     }
     let seen = crate::ops::hosts::ping_all(&loaded.model);
-    let owed = crate::ops::hosts::load_owed(&loaded.model);
+    let owed = crate::ops::hosts::applied_here(&loaded.model);
     let down = seen.iter().filter(|s| s.error.is_some()).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&seen)?);
@@ -81,13 +93,11 @@ fn list(config: &Path, json: bool) -> Result<i32> {
                         None => "answers".into(),
                         Some(e) => format!("DOWN: {e}"),
                     },
-                    match owed.get(&s.host) {
-                        Some(o) => format!(
-                            "{applied} (owed {}, {} tries)",
-                            &o.commit[..o.commit.len().min(10)],
-                            o.tries
-                        ),
-                        None => applied,
+                    match owed.as_deref() {
+                        Some(o) if !s.primary && s.pong.as_ref().and_then(|p| p.applied.as_deref()) != Some(o) => {
+                            format!("{applied} (owed {})", &o[..o.len().min(10)])
+                        }
+                        _ => applied,
                     },
                     format!("{} ms", s.took_ms),
                 ]

@@ -35,6 +35,12 @@ pub const FOLLOW: Deadline = Deadline {
     hint: "a followed log ends after a day; run it again",
 };
 
+/// `hhlctl hosts sync` as the entry account: every owed host's apply, side by side.
+pub const SYNC: Deadline = Deadline {
+    limit: Duration::from_secs(15 * 60),
+    hint: "the retry did not end: `journalctl -u hhl-hosts-sync.service` shows which host it waits on",
+};
+
 /// The host's own apply: below its hhl-apply.service's TimeoutStartSec (15 min, when
 /// it ends itself), and the primary's own unit (30 min) leaves room for both.
 pub const APPLY: Deadline = Deadline {
@@ -165,12 +171,20 @@ pub fn send(model: &Model, host: &HostSpec, line: &str, from: &std::path::Path, 
     })
 }
 
-/// `ssh` for git (`core.sshCommand` / GIT_SSH_COMMAND): the same options, every
-/// command git sends prefixed by `prefix` (the peer verb, e.g. `as dev1`).
+/// `ssh` for git run as the entry account (GIT_SSH_COMMAND), whoever asks: its kept
+/// connections.
+pub fn git_ssh_command_as_entry(model: &Model, host: &HostSpec) -> String {
+    ssh_command_with(model, host, &peers::control_dir(model, false))
+}
+
+/// `ssh` for git (`core.sshCommand` / GIT_SSH_COMMAND): the same options.
 pub fn git_ssh_command(model: &Model, host: &HostSpec) -> String {
     let root = rustix::process::geteuid().is_root();
-    let control = peers::control_dir(model, root);
-    let opts = peers::ssh_options(model, host, control.is_dir().then_some(control.as_path()));
+    ssh_command_with(model, host, &peers::control_dir(model, root))
+}
+
+fn ssh_command_with(model: &Model, host: &HostSpec, control: &std::path::Path) -> String {
+    let opts = peers::ssh_options(model, host, control.is_dir().then_some(control));
     let mut s = String::from("ssh");
     for o in opts {
         s.push(' ');

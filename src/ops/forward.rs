@@ -209,6 +209,7 @@ const LUALIB: &str = "lualib";
 /// git's ssh command whose remote command is prefixed with `as <me>`: git appends the
 /// destination and `git-receive-pack '<repo>'`; a shell function puts `as <me>` first.
 fn wrap_as(ssh: &str, me: &str) -> String {
+    let me = crate::core::peers::shell_word(me);
     format!("f() {{ d=$1; shift; exec {ssh} \"$d\" as {me} \"$@\"; }}; f")
 }
 
@@ -282,7 +283,14 @@ pub fn drain(model: &Model) -> Result<usize> {
         None => return Ok(0),
     };
     for (key, q) in queue.clone() {
-        let Some(h) = hosts.get(&q.host) else {
+        // Only what a hook of this host could have queued: a known host, an identity
+        // of hhl.yaml (or root), an instance of it (or the library).
+        let known_id = q.identity == "root"
+            || model.access.identities.contains_key(&q.identity)
+            || model.access.is_admin(&q.identity);
+        let known_instance = q.instance == LUALIB || model.owner_of(&q.instance).is_some();
+        let Some(h) = hosts.get(&q.host).filter(|_| known_id && known_instance) else {
+            eprintln!("dropped a queued deploy that names no host, identity or instance of hhl.yaml: {key}");
             queue.remove(&key);
             continue;
         };

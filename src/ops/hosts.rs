@@ -137,8 +137,11 @@ pub fn apply_all(model: &Model, commit: &str, only: Option<&[String]>) -> Vec<Ap
 
 fn apply_one(model: &Model, h: &HostSpec, commit: &str) -> Result<(bool, String)> {
     let repo = model.git.root.join(format!("{SERVERCTRL}.git"));
-    let mut cmd = crate::host::git::at(&repo);
-    cmd.env("GIT_SSH_COMMAND", peer::git_ssh_command(model, h))
+    // As the entry account, whose repository it is: root running git there would run
+    // the hooks and config that account may write.
+    let mut cmd = crate::host::users::as_user(&model.access.entry, "git");
+    cmd.arg("--git-dir").arg(&repo);
+    cmd.env("GIT_SSH_COMMAND", peer::git_ssh_command_as_entry(model, h))
         .env("GIT_SSH_VARIANT", "ssh")
         .args(["push", "--porcelain"])
         .arg(format!("{}:{SERVERCTRL}", crate::core::peers::destination(model, h)))
@@ -172,22 +175,29 @@ fn ping(model: &Model, h: &HostSpec) -> Result<Pong> {
     Ok(serde_json::from_str(a.stdout().trim())?)
 }
 
-/// Hosts still owed an apply, for the retry timer: the commit, how many tries, when
-/// the next may be, and the last error.
+/// The serverctrl commit this host (the primary) last applied: what every other host
+/// is owed.
+pub fn applied_here(model: &Model) -> Option<String> {
+    std::fs::read_to_string(model.paths.state_dir.join(crate::core::package::APPLIED_COMMIT))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// A host's retries, kept by the retry itself (the entry account, in its own
+/// directory): how many tries of which commit, and when the next may be.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Owed {
+pub struct Backoff {
     pub commit: String,
     pub tries: u32,
     pub next_at: u64,
-    pub last_error: String,
 }
 
-fn owed_path(model: &Model) -> PathBuf {
-    model.paths.state_dir.join("peer/owed.json")
+fn backoff_path(model: &Model) -> PathBuf {
+    crate::core::peers::control_dir(model, false).join("backoff.json")
 }
 
-pub fn load_owed(model: &Model) -> BTreeMap<String, Owed> {
-    std::fs::read_to_string(owed_path(model))
+fn load_backoff(model: &Model) -> BTreeMap<String, Backoff> {
+    std::fs::read_to_string(backoff_path(model))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
@@ -203,28 +213,6 @@ fn now() -> u64 {
 /// Back-off after `tries` failures: 30 s doubling, at most 15 min.
 pub fn backoff(tries: u32) -> u64 {
     (30u64 << tries.min(5)).min(15 * 60)
-}
-
-/// Record what `apply_all` left owed (and clear what it settled).
-pub fn store_owed(model: &Model, commit: &str, results: &[Applied]) -> Result<()> {
-    let mut owed = load_owed(model);
-    for r in results {
-        if r.ok {
-            owed.remove(&r.host);
-        } else {
-            let o = owed.entry(r.host.clone()).or_default();
-            if o.commit != commit {
-                o.tries = 0;
-            }
-            o.commit = commit.to_string();
-            o.tries += 1;
-            o.next_at = now() + backoff(o.tries - 1);
-            o.last_error = r.output.lines().last().unwrap_or("").to_string();
-        }
-    }
-    let path = owed_path(model);
-    crate::host::fsapply::write_file(&path, serde_json::to_string_pretty(&owed)?.as_bytes(), 0o644)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Print each host's apply, its lines marked with the host; the number that failed.
@@ -248,31 +236,46 @@ pub fn print_applied(results: &[Applied]) -> usize {
     failed
 }
 
-/// The retry: every owed host whose back-off is over (or all, `force`), then the
-/// deploys queued when a link died mid-push.
+/// The retry, as the entry account (`hhlctl hosts sync` drops to it): the deploys
+/// queued when a link died, then every host whose applied commit is not this host's
+/// and whose back-off is over (all of them: `force`). What is owed is asked of the
+/// hosts themselves, never read from a file another account could write.
 pub fn sync(model: &Model, force: bool) -> Result<usize> {
     let left = crate::ops::forward::drain(model)?;
     if left > 0 {
         println!("{left} queued deploy(s) still wait for their host");
     }
-    let owed = load_owed(model);
-    let due: Vec<String> = owed
-        .iter()
-        .filter(|(_, o)| force || o.next_at <= now())
-        .map(|(h, _)| h.clone())
+    let Some(commit) = applied_here(model) else {
+        return Ok(0);
+    };
+    let mut tries = load_backoff(model);
+    let owed: Vec<String> = ping_all(model)
+        .into_iter()
+        .filter(|s| !s.primary)
+        .filter(|s| s.pong.as_ref().and_then(|p| p.applied.as_deref()) != Some(commit.as_str()))
+        .map(|s| s.host)
+        .filter(|h| force || tries.get(h).is_none_or(|b| b.commit != commit || b.next_at <= now()))
         .collect();
-    let mut failed = 0;
-    // One commit per call: the newest owed (an older one is superseded).
-    let by_commit: BTreeMap<&str, Vec<String>> = due.iter().fold(BTreeMap::new(), |mut m, h| {
-        m.entry(owed[h].commit.as_str())
-            .or_insert_with(Vec::new)
-            .push(h.clone());
-        m
-    });
-    for (commit, hosts) in by_commit {
-        let results = apply_all(model, commit, Some(&hosts));
-        failed += print_applied(&results);
-        store_owed(model, commit, &results)?;
+    if owed.is_empty() {
+        return Ok(0);
     }
+    let results = apply_all(model, &commit, Some(&owed));
+    let failed = print_applied(&results);
+    for r in &results {
+        if r.ok {
+            tries.remove(&r.host);
+        } else {
+            let b = tries.entry(r.host.clone()).or_default();
+            if b.commit != commit {
+                *b = Backoff::default();
+                b.commit = commit.clone();
+            }
+            b.next_at = now() + backoff(b.tries);
+            b.tries += 1;
+        }
+    }
+    let path = backoff_path(model);
+    crate::host::fsapply::write_file(&path, serde_json::to_string_pretty(&tries)?.as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(failed)
 }

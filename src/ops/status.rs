@@ -382,6 +382,14 @@ pub fn of_host(model: &Model, host: &HostSpec, identity: &str, names: &[String])
     let cache = cache_path(model, &host.name);
     match got {
         Ok(mut rows) => {
+            // Only rows of instances hhl.yaml places on that host: another host's word
+            // is not taken for instances it does not run.
+            let placed = |r: &Row| {
+                model.owner_of(&r.instance).is_some_and(|o| {
+                    o == r.developer && model.hosts.as_ref().is_some_and(|h| h.host_of(o) == host.name)
+                })
+            };
+            rows.retain(placed);
             for row in &mut rows {
                 row.host = Some(host.name.clone());
             }

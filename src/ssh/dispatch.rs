@@ -28,6 +28,8 @@ pub struct Args {
 }
 
 pub fn run(config: &Path, args: Args) -> Result<i32> {
+    // Which host this is comes from its own host key here, never from the caller.
+    std::env::remove_var(crate::host::here::HOST_ENV);
     serve(
         config,
         &args.identity,
