@@ -5,6 +5,11 @@
 # With HHL_NETNS=NS in the environment the container joins the network namespace
 # /run/netns/NS (made by the caller: several hosts on one LAN) instead of a private
 # network of its own.
+# With HHL_UPPER=DIR the container is persistent instead of ephemeral: an overlayfs
+# of this machine's root (lowerdir=/) with its writes in DIR/upper (DIR/work its
+# work directory), on a real disk, mounted here and booted without --volatile. What
+# it wrote survives it: booting again on the same DIR (after a reboot inside, or a
+# kill) finds it. DIR is the caller's to remove.
 # Each container gets cgroup `hhl-NAME` under this process's own in every hierarchy:
 # without that, containers started side by side share the root's payload/ and
 # supervisor/ groups and their systemds trip over each other (status=219/CGROUP).
@@ -44,7 +49,14 @@ while IFS=: read -r _ ctrl path; do
 	mkdir -p "$dir$path/hhl-$name"
 	echo $$ > "$dir$path/hhl-$name/cgroup.procs"
 done < /proc/self/cgroup
-mount --bind / "$mnt"
-exec systemd-nspawn -q -D "$mnt" --volatile=overlay --register=no --keep-unit "$network" -b \
+volatile=--volatile=overlay
+if [ -n "${HHL_UPPER:-}" ]; then
+	mkdir -p "$HHL_UPPER/upper" "$HHL_UPPER/work"
+	mount -t overlay overlay -o "lowerdir=/,upperdir=$HHL_UPPER/upper,workdir=$HHL_UPPER/work" "$mnt"
+	volatile=--volatile=no
+else
+	mount --bind / "$mnt"
+fi
+exec systemd-nspawn -q -D "$mnt" "$volatile" --register=no --keep-unit "$network" -b \
 	--machine="hhl$name" --console=pipe "$@" \
 	-- systemd.mask=nginx.service systemd.mask=redis-server.service systemd.mask=postgresql.service

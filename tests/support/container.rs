@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +37,11 @@ pub struct Container {
     /// PID (on the host) of the container's systemd.
     pub leader: u32,
     mountpoint: PathBuf,
+    /// The network namespace it joined (`boot_in_netns`), if any.
+    netns: Option<String>,
+    /// A persistent container's directory (scripts/nspawn-boot.sh's `HHL_UPPER`): its
+    /// writes, which outlive it. The caller's to remove. `None`: ephemeral.
+    upper: Option<PathBuf>,
 }
 
 impl Container {
@@ -53,7 +58,17 @@ impl Container {
     /// told the nspawn process as soon as it runs, before the boot is waited for, so
     /// a watchdog can end a boot that hangs.
     pub fn boot_in_netns(netns: &str, spawned: impl FnOnce(&Spawned)) -> Container {
-        let c = Container::start(Some(netns), spawned);
+        let c = Container::start(Some(netns), None, spawned);
+        c.install();
+        c
+    }
+
+    /// `boot_in_netns`, but persistent: an overlay of this machine's root whose writes
+    /// go to `upper` (a directory on a real disk, not /tmp), which outlives the
+    /// container, so `power_cut` then `boot_again` finds what it had (see
+    /// scripts/nspawn-boot.sh, `HHL_UPPER`). Removing `upper` is the caller's job.
+    pub fn boot_persistent_in_netns(netns: &str, upper: &Path, spawned: impl FnOnce(&Spawned)) -> Container {
+        let c = Container::start(Some(netns), Some(upper), spawned);
         c.install();
         c
     }
@@ -70,10 +85,10 @@ impl Container {
 
     /// Boot and wait for `systemctl is-system-running --wait`; install nothing.
     pub fn boot_bare() -> Container {
-        Container::start(None, |_| {})
+        Container::start(None, None, |_| {})
     }
 
-    fn start(netns: Option<&str>, spawned: impl FnOnce(&Spawned)) -> Container {
+    fn start(netns: Option<&str>, upper: Option<&Path>, spawned: impl FnOnce(&Spawned)) -> Container {
         assert!(
             Command::new("id")
                 .arg("-u")
@@ -88,31 +103,60 @@ impl Container {
         );
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let mountpoint = PathBuf::from(format!("/var/tmp/hhlroot-{}-{n}", std::process::id()));
-        fs::create_dir_all(&mountpoint).unwrap();
+        let name = format!("{}x{n}", std::process::id());
+        let netns = netns.map(str::to_string);
+        let upper = upper.map(Path::to_path_buf);
+        let (nspawn, leader) = Container::launch(&name, &mountpoint, netns.as_deref(), upper.as_deref(), spawned);
+        let c = Container {
+            nspawn,
+            name,
+            leader,
+            mountpoint,
+            netns,
+            upper,
+        };
+        c.wait_booted();
+        c
+    }
+
+    /// Start scripts/nspawn-boot.sh for container `name` on `mountpoint`; tell
+    /// `spawned` its process; wait (bounded) for its systemd. Its nspawn process and
+    /// the PID of its systemd.
+    fn launch(
+        name: &str,
+        mountpoint: &Path,
+        netns: Option<&str>,
+        upper: Option<&Path>,
+        spawned: impl FnOnce(&Spawned),
+    ) -> (Child, u32) {
+        fs::create_dir_all(mountpoint).unwrap();
         // nspawn puts a tmpfs on /tmp: bind the source tree (and the built binary, if
         // it lives elsewhere) at their own paths so a checkout anywhere is seen inside.
         let bin_dir = PathBuf::from(BIN).parent().unwrap().to_path_buf();
-        let name = format!("{}x{n}", std::process::id());
         let mut cmd = Command::new("unshare");
         cmd.args(["-m", "--propagation", "private"])
             .arg(repo().join("scripts/nspawn-boot.sh"))
-            .arg(&name)
-            .arg(&mountpoint)
+            .arg(name)
+            .arg(mountpoint)
             .arg(format!("--bind-ro={r}:{r}", r = repo().display()))
             .arg(format!("--bind-ro={b}:{b}", b = bin_dir.display()))
             .env_remove("HHL_NETNS")
+            .env_remove("HHL_UPPER")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(ns) = netns {
             cmd.env("HHL_NETNS", ns);
         }
+        if let Some(dir) = upper {
+            cmd.env("HHL_UPPER", dir);
+        }
         let nspawn = cmd.spawn().expect("running unshare");
         let pid = nspawn.id();
         spawned(&Spawned {
             pid,
-            name: name.clone(),
-            mountpoint: mountpoint.clone(),
+            name: name.to_string(),
+            mountpoint: mountpoint.to_path_buf(),
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         // `sh` runs `mount`, then becomes systemd-nspawn, whose child is systemd:
@@ -133,13 +177,13 @@ impl Container {
             assert!(Instant::now() < deadline, "the container did not start");
             std::thread::sleep(Duration::from_millis(20));
         };
-        let c = Container {
-            nspawn,
-            name,
-            leader,
-            mountpoint,
-        };
-        let state = c.sh(
+        (nspawn, leader)
+    }
+
+    /// Wait for `systemctl is-system-running --wait`, then hand its systemd the
+    /// resource controllers (scripts/container-cgroups.sh). After every boot.
+    fn wait_booted(&self) {
+        let state = self.sh(
             "for i in $(seq 300); do [ -S /run/systemd/private ] && break; sleep 0.02; done; \
              timeout 60 systemctl is-system-running --wait",
         );
@@ -148,10 +192,72 @@ impl Container {
             "container boot: {} {}\n{}",
             state.stdout,
             state.stderr,
-            c.sh("systemctl --failed --no-legend").stdout
+            self.sh("systemctl --failed --no-legend").stdout
         );
-        c.ok(&repo().join("scripts/container-cgroups.sh").display().to_string());
-        c
+        self.ok(&repo().join("scripts/container-cgroups.sh").display().to_string());
+    }
+
+    /// A power cut: SIGKILL to the container's systemd (the kernel then kills every
+    /// process of its PID namespace at once) and to its nspawn, nothing shut down
+    /// cleanly; returns once both are dead (bounded). A persistent container
+    /// (`boot_persistent_in_netns`) keeps what it wrote, as a disk does, including
+    /// what was not synced (the page cache is this machine's); an ephemeral one loses
+    /// all. `boot_again` boots it again.
+    #[track_caller]
+    pub fn power_cut(&self) {
+        // Its systemd's PID is its own while nspawn (not reaped before `boot_again`,
+        // so its PID is not anyone else's) runs.
+        if alive(self.nspawn.id()) {
+            // SAFETY: kill(2) has no memory effects.
+            unsafe { libc::kill(self.leader as i32, libc::SIGKILL) };
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(self.nspawn.id() as i32, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while alive(self.leader) || alive(self.nspawn.id()) {
+            assert!(
+                Instant::now() < deadline,
+                "power cut of {}: still alive after 20 s",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// After `power_cut` (or a `systemctl reboot` inside: nspawn exits 133), boot the
+    /// same container again: same name, cgroups, network namespace and, if
+    /// persistent, the same writes; wait for `systemctl is-system-running --wait`.
+    /// Installs nothing: what it had, it has. `spawned` is told the new nspawn process.
+    #[track_caller]
+    pub fn boot_again(&mut self, spawned: impl FnOnce(&Spawned)) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(self.nspawn.try_wait(), Ok(Some(_))) {
+            assert!(
+                Instant::now() < deadline,
+                "boot_again: {}'s nspawn still runs after 60 s",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Its last processes leave its cgroups: empty ones are made again below.
+        let _ = Command::new(repo().join("scripts/nspawn-boot.sh"))
+            .args(["--cleanup", &self.name])
+            .status();
+        let (nspawn, leader) = Container::launch(
+            &self.name,
+            &self.mountpoint,
+            self.netns.as_deref(),
+            self.upper.as_deref(),
+            spawned,
+        );
+        self.nspawn = nspawn;
+        self.leader = leader;
+        self.wait_booted();
+    }
+
+    /// A persistent container's directory (its writes), if it is one.
+    pub fn upper(&self) -> Option<&Path> {
+        self.upper.as_deref()
     }
 
     /// Boot, write `yaml` as /etc/hhl/hhl.yaml, apply it, deploy the example Lua.
@@ -249,12 +355,23 @@ impl Container {
     }
 }
 
+/// Process `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()))
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
-        // A clean shutdown: SIGTERM to systemd-nspawn, bounded wait, then SIGKILL.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.nspawn.id().to_string()])
-            .status();
+        // A clean shutdown: SIGTERM to systemd-nspawn, bounded wait, then SIGKILL. Not
+        // to one already reaped (`boot_again` that failed): its PID may be another's.
+        if matches!(self.nspawn.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.nspawn.id().to_string()])
+                .status();
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline && !matches!(self.nspawn.try_wait(), Ok(Some(_))) {
             std::thread::sleep(Duration::from_millis(50));

@@ -8,9 +8,14 @@
 //! - `Hosts::boot(n)`: n `Container`s booted side by side, each into its host's
 //!   namespace, with hhlctl's units installed, its own ssh host keys and sshd running.
 //! - `Laptop`: the laptop's namespace, with a home of its own bound over /root.
+//! - `Hosts::boot_persistent(n, persistent, bound)`: the hosts named in `persistent`
+//!   keep what they write in a directory of the harness's on this machine's disk
+//!   (scripts/nspawn-boot.sh's `HHL_UPPER`), so they survive their container.
 //! - Faults, each with its inverse: `cut`/`heal` (two nodes stop hearing each other,
 //!   silently), `isolate`/`rejoin` (a node's cable pulled), `freeze`/`thaw` (every
-//!   process of a host stopped).
+//!   process of a host stopped), `slow`/`unslow` (a node's link rate-limited both ways
+//!   by tc's `tbf`), `power_cut`/`boot_again` (a host killed outright, no shutdown, and
+//!   booted again on what it had written, if persistent).
 //! - A watchdog: past the bound given when the hosts are made (default 5 min) it tears
 //!   everything down and aborts the test binary. Drop tears down too; teardown is
 //!   idempotent and leaves no namespace, nspawn process or cgroup (`Trace::leftovers`).
@@ -218,6 +223,35 @@ impl Net {
             &format!("ip -n {} link set p{node} up", self.switch()),
             &format!("rejoining {}", node_name(node)),
         );
+    }
+
+    /// `node`'s link rate-limited to `kbit` kbit/s both ways: tc's token bucket
+    /// (`tbf`, a queue of 1 s at that rate, what does not fit is dropped) on its own
+    /// `eth0` (what it sends) and on its switch port (what it is sent). The kernel has
+    /// no netem: a slow link, not a long one. Everyone else's links are untouched.
+    pub fn slow(&self, node: usize, kbit: u32) {
+        let _ = self.ns(node);
+        let tbf = format!("root tbf rate {kbit}kbit burst 1600 latency 1s");
+        must(
+            &format!(
+                "ip netns exec {ns} tc qdisc replace dev eth0 {tbf} && \
+                 ip netns exec {sw} tc qdisc replace dev p{node} {tbf}",
+                ns = self.ns(node),
+                sw = self.switch()
+            ),
+            &format!("slowing {}", node_name(node)),
+        );
+    }
+
+    /// Undo `slow`; idempotent.
+    pub fn unslow(&self, node: usize) {
+        let _ = self.ns(node);
+        // `qdisc del` of a root that has none fails: unslowing is idempotent.
+        sh(&format!(
+            "ip netns exec {ns} tc qdisc del dev eth0 root; ip netns exec {sw} tc qdisc del dev p{node} root",
+            ns = self.ns(node),
+            sw = self.switch()
+        ));
     }
 
     /// Delete every namespace (with their veth pairs and the bridge); idempotent.
@@ -457,6 +491,20 @@ impl Registry {
     }
 }
 
+/// Note a container's nspawn process, as soon as it runs, for teardown.
+fn register(reg: &Mutex<Registry>, sp: &Spawned) {
+    lock(reg).boots.push(Boot {
+        spawned: sp.clone(),
+        start: proc_stat(sp.pid).map(|(_, t)| t),
+        reaped: false,
+    })
+}
+
+/// Where persistent host `node` keeps its writes, in the harness's directory `dir`.
+fn upper_dir(dir: &Path, node: usize) -> PathBuf {
+    dir.join(format!("{}-root", node_name(node)))
+}
+
 fn lock(reg: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
     reg.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -643,12 +691,23 @@ impl Hosts {
         Hosts::boot_within(n, DEFAULT_BOUND)
     }
 
+    /// `boot_persistent(n, &[], bound)`: every host ephemeral.
+    pub fn boot_within(n: usize, bound: Duration) -> Hosts {
+        Hosts::boot_persistent(n, &[], bound)
+    }
+
     /// Make the net, boot n hosts side by side (one thread each) into it, each with
     /// hhlctl's units (as `Container::boot`), hostname `hhlN`, /etc/hosts naming every
     /// node, fresh ssh host keys and sshd running; make the laptop. The watchdog starts
     /// first: if the harness still exists `bound` from now, it tears everything down
     /// and aborts the test binary.
-    pub fn boot_within(n: usize, bound: Duration) -> Hosts {
+    ///
+    /// The hosts in `persistent` (node numbers) are persistent containers
+    /// (`Container::boot_persistent_in_netns`): their writes go to
+    /// `/var/tmp/<prefix>/hhlN-root` (removed at teardown), ssh.service is enabled, so
+    /// `power_cut` and `boot_again` bring them back as they were. The others are
+    /// ephemeral, as `boot_within`'s.
+    pub fn boot_persistent(n: usize, persistent: &[usize], bound: Duration) -> Hosts {
         assert!(
             Command::new("id")
                 .arg("-u")
@@ -682,6 +741,13 @@ impl Hosts {
         let home = dir.join("laptop");
         fs::create_dir_all(&home).unwrap();
         let hosts_file = dir.join("laptop-hosts");
+        for &node in persistent {
+            assert!(
+                (1..=n).contains(&node),
+                "no host {node} to make persistent: hosts are 1..={n}"
+            );
+            lock(&reg).dirs.push(upper_dir(&dir, node));
+        }
         fs::write(&hosts_file, format!("127.0.0.1 localhost\n::1 localhost\n{etc_hosts}")).unwrap();
         let laptop = Laptop {
             ns: net.ns(LAPTOP),
@@ -704,14 +770,13 @@ impl Hosts {
                     let ns = me.net.ns(node);
                     let reg = me.reg.clone();
                     let etc_hosts = etc_hosts.clone();
+                    let upper = persistent.contains(&node).then(|| upper_dir(&dir, node));
                     s.spawn(move || {
-                        let c = Container::boot_in_netns(&ns, |sp| {
-                            lock(&reg).boots.push(Boot {
-                                spawned: sp.clone(),
-                                start: proc_stat(sp.pid).map(|(_, t)| t),
-                                reaped: false,
-                            })
-                        });
+                        let registered = |sp: &Spawned| register(&reg, sp);
+                        let c = match &upper {
+                            Some(upper) => Container::boot_persistent_in_netns(&ns, upper, registered),
+                            None => Container::boot_in_netns(&ns, registered),
+                        };
                         let name = node_name(node);
                         // The machine's own host keys are in the image: each host
                         // makes its own, or they would all be one host to ssh.
@@ -720,6 +785,10 @@ impl Hosts {
                              printf '%s' '{etc_hosts}' >> /etc/hosts && rm -f /etc/ssh/ssh_host_*"
                         ));
                         entry::start_sshd(&c);
+                        if upper.is_some() {
+                            // Back by itself after a reboot, with the keys it made.
+                            c.ok("systemctl enable -q ssh.service");
+                        }
                         let host_key = c.ok("cat /etc/ssh/ssh_host_ed25519_key.pub").trim().to_string();
                         Host {
                             node,
@@ -935,6 +1004,47 @@ impl Hosts {
         if let Err(e) = set_frozen(h.name(), false) {
             panic!("thawing {}: {e}", h.name);
         }
+    }
+
+    /// Host `node` loses its power: its cable goes dark first (a dead machine sends
+    /// nothing: no FIN or RST of its connections, no ARP answer), then every process
+    /// of its container is killed at once (`Container::power_cut`), nothing shut down
+    /// cleanly. Those connected to it notice as they would a dead host: by their
+    /// keep-alive or deadline. Its `sh` fails until `boot_again`.
+    #[track_caller]
+    pub fn power_cut(&self, node: usize) {
+        let h = self.host(node);
+        let _ = set_frozen(h.name(), false);
+        self.net.isolate(node);
+        h.c.power_cut();
+    }
+
+    /// Power back on after `power_cut`: its cable back, the same container booted
+    /// again in its namespace (a persistent host on what it wrote, an ephemeral one
+    /// from nothing), `systemctl is-system-running --wait`, then its sshd greeting the
+    /// laptop by itself (bounded). How long from power on until sshd answered.
+    #[track_caller]
+    pub fn boot_again(&mut self, node: usize) -> Duration {
+        let t = Instant::now();
+        self.net.rejoin(node);
+        let reg = self.reg.clone();
+        let h = &mut self.hosts[node - 1];
+        assert_eq!(h.node, node);
+        h.c.boot_again(|sp| register(&reg, sp));
+        until(&format!("{}'s sshd back after its boot", node_name(node)), 30, || {
+            self.greets(LAPTOP, node)
+        });
+        t.elapsed()
+    }
+
+    /// See `Net::slow`: node `node`'s link limited to `kbit` kbit/s both ways.
+    pub fn slow(&self, node: usize, kbit: u32) {
+        self.net.slow(node, kbit);
+    }
+
+    /// See `Net::unslow`.
+    pub fn unslow(&self, node: usize) {
+        self.net.unslow(node);
     }
 
     /// The names in use, for `Trace::leftovers` after teardown.
