@@ -153,10 +153,6 @@ fn host_power_cut_mid_apply_converges_after_reboot() {
         .unwrap_or_else(|| panic!("no hhl3 in\n{}", hosts.stdout));
     assert!(line.contains("DOWN"), "{}", hosts.stdout);
     assert!(line.contains(&format!("owed {}", &commit[..10])), "{}", hosts.stdout);
-    assert!(
-        h1.ok("cat /var/lib/hhl/peer/owed.json").contains(&commit),
-        "owed.json names the commit"
-    );
 
     // While it is off, its disk is fixed: the real hhlctl back in place, in the
     // directory that holds what it wrote.
