@@ -71,7 +71,7 @@ fn list(config: &Path, json: bool) -> Result<i32> {
         bail!("hhl.yaml has no `hosts:`: this host runs everything (see docs/ops/hosts.md to add one)");
     }
     let seen = crate::ops::hosts::ping_all(&loaded.model);
-    let owed = crate::ops::hosts::applied_here(&loaded.model);
+    let owed = crate::ops::remote_apply::applied_commit(&loaded.model);
     let down = seen.iter().filter(|s| s.error.is_some()).count();
     if json {
         println!("{}", serde_json::to_string_pretty(&seen)?);

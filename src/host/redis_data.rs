@@ -21,6 +21,7 @@ use rustix::fs::{openat, statat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
 
 use crate::core::model::{Instance, Model};
 use crate::core::redis_bundle::{self as bundle, Entry, Hasher, Header, Receipt, MAGIC};
+use crate::host::reown::open_dir;
 use crate::host::{secrets, users};
 
 const CHUNK: usize = 64 * 1024;
@@ -36,16 +37,6 @@ pub fn redis_of<'m>(model: &'m Model, owner: &str) -> Result<(&'m Instance, (u32
         )
     })?;
     Ok((inst, ids))
-}
-
-/// `name` in directory `at`, as a directory, never through a link.
-fn open_dir<P: rustix::path::Arg>(at: impl std::os::fd::AsFd, name: P) -> io::Result<OwnedFd> {
-    Ok(openat(
-        at,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
 }
 
 /// The files a data directory holds that may move, by name (one directory deep), and

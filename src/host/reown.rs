@@ -123,7 +123,7 @@ fn tree(path: &Path, map: &Map, nested: &[PathBuf], top: (u32, u32)) -> Result<u
 }
 
 /// `name` in directory `at`, as a directory, never through a link.
-fn open_dir<P: rustix::path::Arg>(at: impl AsFd, name: P) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir<P: rustix::path::Arg>(at: impl AsFd, name: P) -> io::Result<OwnedFd> {
     Ok(openat(
         at,
         name,

@@ -18,6 +18,7 @@ use crate::core::model::Model;
 use crate::core::peers::Pong;
 use crate::core::repos::{MAIN_BRANCH, SERVERCTRL};
 use crate::host::peer::{self, Answer};
+use crate::ops::remote_apply::applied_commit;
 
 /// One host as last asked.
 #[derive(Debug, Clone, Serialize)]
@@ -45,19 +46,14 @@ pub fn ping_all(model: &Model) -> Vec<Seen> {
     let others: Vec<&HostSpec> = hosts.others(here).collect();
     let mut seen = crate::host::parallel::map(&others, others.len().max(1), |h| {
         let t0 = Instant::now();
-        let answer = peer::ask(model, h, "ping", peer::ASK);
-        let (pong, error) = match answer {
-            Ok(a) if a.ok() => match serde_json::from_str::<Pong>(a.stdout().trim()) {
-                Ok(p) => (
-                    Some(PongView {
-                        applied: p.applied,
-                        version: p.version,
-                    }),
-                    None,
-                ),
-                Err(e) => (None, Some(format!("unreadable answer: {e}"))),
-            },
-            Ok(a) => (None, Some(failure(&a))),
+        let (pong, error) = match ping(model, h) {
+            Ok(p) => (
+                Some(PongView {
+                    applied: p.applied,
+                    version: p.version,
+                }),
+                None,
+            ),
             Err(e) => (None, Some(format!("{e:#}"))),
         };
         Seen {
@@ -70,9 +66,7 @@ pub fn ping_all(model: &Model) -> Vec<Seen> {
         }
     });
     let me = hosts.get(here).expect("here is a host");
-    let applied = std::fs::read_to_string(model.paths.state_dir.join(crate::core::package::APPLIED_COMMIT))
-        .ok()
-        .map(|s| s.trim().to_string());
+    let applied = applied_commit(model);
     seen.insert(
         0,
         Seen {
@@ -172,15 +166,7 @@ fn ping(model: &Model, h: &HostSpec) -> Result<Pong> {
     if !a.ok() {
         anyhow::bail!("{}", failure(&a));
     }
-    Ok(serde_json::from_str(a.stdout().trim())?)
-}
-
-/// The serverctrl commit this host (the primary) last applied: what every other host
-/// is owed.
-pub fn applied_here(model: &Model) -> Option<String> {
-    std::fs::read_to_string(model.paths.state_dir.join(crate::core::package::APPLIED_COMMIT))
-        .ok()
-        .map(|s| s.trim().to_string())
+    serde_json::from_str(a.stdout().trim()).map_err(|e| anyhow::anyhow!("unreadable answer: {e}"))
 }
 
 /// A host's retries, kept by the retry itself (the entry account, in its own
@@ -245,7 +231,8 @@ pub fn sync(model: &Model, force: bool) -> Result<usize> {
     if left > 0 {
         println!("{left} queued deploy(s) still wait for their host");
     }
-    let Some(commit) = applied_here(model) else {
+    // What this host (the primary) last applied is what every other host is owed.
+    let Some(commit) = applied_commit(model) else {
         return Ok(0);
     };
     let mut tries = load_backoff(model);

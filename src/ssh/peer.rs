@@ -19,7 +19,6 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::dispatch::{self, refuse, Via};
-use crate::core::package::APPLIED_COMMIT;
 use crate::core::peers::Pong;
 use crate::core::repos::RepoKind;
 use crate::host::load;
@@ -51,9 +50,7 @@ pub fn run(config: &Path, args: Args) -> Result<i32> {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
         ["ping"] => {
-            let applied = std::fs::read_to_string(model.paths.state_dir.join(APPLIED_COMMIT))
-                .ok()
-                .map(|s| s.trim().to_string());
+            let applied = crate::ops::remote_apply::applied_commit(model);
             let pong = Pong {
                 host: here.to_string(),
                 applied,
